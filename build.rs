@@ -1,0 +1,27 @@
+//! Compiles the incident.v1 protos with the pure-Rust `protox` compiler, so a
+//! fresh machine needs no system `protoc`.
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos: Vec<PathBuf> = fs::read_dir("proto/incident/v1")?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    let mut protos: Vec<PathBuf> = protos
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "proto"))
+        .collect();
+    protos.sort();
+    let fds = protox::compile(&protos, ["proto"])?;
+    // Reflection needs the encoded descriptor set; compile_fds does not write it.
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out.join("incident_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .btree_map(".")
+        .compile_fds(fds)?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}
