@@ -1,0 +1,10 @@
+//! incidentd: incident coordination over gRPC.
+
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod page_token;
+pub mod proto;
+pub mod server;
+pub mod service;
+pub mod store;

@@ -1,0 +1,172 @@
+//! The timeline: append-only events, each carrying the incident snapshot that
+//! subscription filters look at and a payload a bot can render on its own.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::incident::{ImpactChange, StatusChange};
+use super::status::coded_enum;
+use super::{
+    Component, ComponentId, Incident, IncidentId, IncidentKind, IncidentStatus, Severity,
+    StatusUpdate, StatusUpdateId, Time,
+};
+
+coded_enum!(
+    /// What a timeline event records.
+    EventKind {
+        IncidentCreated = 1,
+        IncidentUpdated = 2,
+        StatusChanged = 3,
+        StatusUpdatePosted = 4,
+        NoteAdded = 5,
+        ComponentImpactChanged = 6,
+        ActionItemCreated = 7,
+        ActionItemUpdated = 8,
+        ActionItemDeleted = 9,
+        PostmortemUpdated = 10,
+        PostmortemPublished = 11,
+        IncidentDeleted = 12,
+        IncidentUndeleted = 13,
+        ComponentCreated = 14,
+        ComponentUpdated = 15,
+        ComponentDeleted = 16,
+    }
+);
+
+/// One field that changed; large text fields carry the path only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub path: String,
+    pub old_value: Option<Value>,
+    pub new_value: Option<Value>,
+}
+
+impl FieldChange {
+    /// A change with its before and after values.
+    pub fn values(path: &str, old: Value, new: Value) -> Self {
+        FieldChange {
+            path: path.to_owned(),
+            old_value: Some(old),
+            new_value: Some(new),
+        }
+    }
+
+    /// A change of a large text field: the path alone.
+    pub fn path_only(path: &str) -> Self {
+        FieldChange {
+            path: path.to_owned(),
+            old_value: None,
+            new_value: None,
+        }
+    }
+}
+
+/// The incident as of one event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentSnapshot {
+    pub id: IncidentId,
+    pub number: i64,
+    pub title: String,
+    pub severity: Option<Severity>,
+    pub status: IncidentStatus,
+    pub kind: IncidentKind,
+    pub component_ids: Vec<ComponentId>,
+}
+
+impl From<&Incident> for IncidentSnapshot {
+    fn from(i: &Incident) -> Self {
+        IncidentSnapshot {
+            id: i.id,
+            number: i.number,
+            title: i.title.clone(),
+            severity: i.severity,
+            status: i.status,
+            kind: i.kind,
+            component_ids: i.component_ids(),
+        }
+    }
+}
+
+/// What happened, in detail. Stored as JSON: variants and fields may be added,
+/// never renamed, because events are never rewritten.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventPayload {
+    IncidentCreated {
+        incident: Box<Incident>,
+    },
+    IncidentUpdated {
+        changes: Vec<FieldChange>,
+    },
+    StatusChanged {
+        change: StatusChange,
+        status_update_id: StatusUpdateId,
+    },
+    StatusUpdatePosted {
+        status_update: Box<StatusUpdate>,
+    },
+    NoteAdded {
+        text: String,
+    },
+    ComponentImpactChanged {
+        changes: Vec<ImpactChange>,
+        status_update_id: Option<StatusUpdateId>,
+    },
+    IncidentDeleted {
+        delete_time: Time,
+    },
+    IncidentUndeleted {
+        incident: Box<Incident>,
+    },
+    ComponentCreated {
+        component: Box<Component>,
+    },
+    ComponentUpdated {
+        component: Box<Component>,
+        changes: Vec<FieldChange>,
+    },
+    ComponentDeleted {
+        component: Box<Component>,
+    },
+}
+
+impl EventPayload {
+    /// The kind of event this payload belongs to.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::IncidentCreated { .. } => EventKind::IncidentCreated,
+            Self::IncidentUpdated { .. } => EventKind::IncidentUpdated,
+            Self::StatusChanged { .. } => EventKind::StatusChanged,
+            Self::StatusUpdatePosted { .. } => EventKind::StatusUpdatePosted,
+            Self::NoteAdded { .. } => EventKind::NoteAdded,
+            Self::ComponentImpactChanged { .. } => EventKind::ComponentImpactChanged,
+            Self::IncidentDeleted { .. } => EventKind::IncidentDeleted,
+            Self::IncidentUndeleted { .. } => EventKind::IncidentUndeleted,
+            Self::ComponentCreated { .. } => EventKind::ComponentCreated,
+            Self::ComponentUpdated { .. } => EventKind::ComponentUpdated,
+            Self::ComponentDeleted { .. } => EventKind::ComponentDeleted,
+        }
+    }
+}
+
+/// An event about to be appended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// The incident as of this event; `None` for component events.
+    pub incident: Option<IncidentSnapshot>,
+    pub occur_time: Time,
+    pub actor: String,
+    pub payload: EventPayload,
+}
+
+/// An event as committed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub sequence: u64,
+    pub kind: EventKind,
+    pub incident: Option<IncidentSnapshot>,
+    pub event_time: Time,
+    pub occur_time: Time,
+    pub actor: String,
+    pub payload: EventPayload,
+}

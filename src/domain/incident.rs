@@ -1,0 +1,507 @@
+//! Incidents and status updates, and the rules that move them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::event::FieldChange;
+use super::{
+    ComponentId, ImpactLevel, IncidentId, IncidentKind, IncidentStatus, Severity, StatusUpdateId,
+    Time,
+};
+use crate::error::Error;
+
+/// The impact an incident has on one component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentImpact {
+    pub component_id: ComponentId,
+    pub impact: ImpactLevel,
+}
+
+/// A period during which components were affected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImpactWindow {
+    pub start_time: Time,
+    pub end_time: Option<Time>,
+    pub impact: ImpactLevel,
+    pub component_ids: Vec<ComponentId>,
+    pub description: String,
+    /// Total impact inside start..end when a report gives only a total.
+    pub duration: Option<chrono::TimeDelta>,
+}
+
+/// A person holding an incident role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleAssignment {
+    pub role: String,
+    pub assignee: String,
+}
+
+/// Who may see a status update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Visibility {
+    Public,
+    Internal,
+}
+
+/// The derived times of an incident that a user may also set by hand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Milestone {
+    Identify,
+    Mitigate,
+    Resolve,
+}
+
+/// An incident or a maintenance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: IncidentId,
+    /// The N of "INC-N".
+    pub number: i64,
+    pub title: String,
+    pub summary: String,
+    pub kind: IncidentKind,
+    pub severity: Option<Severity>,
+    pub status: IncidentStatus,
+    pub component_impacts: Vec<ComponentImpact>,
+    pub impact_windows: Vec<ImpactWindow>,
+    pub scheduled_start_time: Option<Time>,
+    pub scheduled_end_time: Option<Time>,
+    pub roles: Vec<RoleAssignment>,
+    pub labels: BTreeMap<String, String>,
+    pub next_update_time: Option<Time>,
+    pub declare_time: Time,
+    pub identify_time: Option<Time>,
+    pub mitigate_time: Option<Time>,
+    pub resolve_time: Option<Time>,
+    /// Milestones set by hand, which status updates no longer derive.
+    #[serde(default)]
+    pub explicit_milestones: BTreeSet<Milestone>,
+    pub postmortem_publish_time: Option<Time>,
+    /// Filled from the action-item table when read, never stored in the document.
+    #[serde(skip)]
+    pub action_item_count: i64,
+    #[serde(skip)]
+    pub open_action_item_count: i64,
+    pub create_time: Time,
+    pub update_time: Time,
+    pub delete_time: Option<Time>,
+    /// Bumped on every write; the etag is derived from it.
+    pub version: u64,
+}
+
+/// What a client supplies to declare an incident, already validated field by field.
+#[derive(Clone, Debug, Default)]
+pub struct NewIncident {
+    pub title: String,
+    pub summary: String,
+    pub kind: Option<IncidentKind>,
+    pub severity: Option<Severity>,
+    pub status: Option<IncidentStatus>,
+    pub component_impacts: Vec<ComponentImpact>,
+    pub impact_windows: Vec<ImpactWindow>,
+    pub scheduled_start_time: Option<Time>,
+    pub scheduled_end_time: Option<Time>,
+    pub roles: Vec<RoleAssignment>,
+    pub labels: BTreeMap<String, String>,
+    pub next_update_time: Option<Time>,
+}
+
+/// A change to the fields UpdateIncident may touch; `None` leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct IncidentPatch {
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    pub severity: Option<Option<Severity>>,
+    pub impact_windows: Option<Vec<ImpactWindow>>,
+    pub scheduled_start_time: Option<Option<Time>>,
+    pub scheduled_end_time: Option<Option<Time>>,
+    pub roles: Option<Vec<RoleAssignment>>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub next_update_time: Option<Option<Time>>,
+    pub declare_time: Option<Time>,
+    pub identify_time: Option<Option<Time>>,
+    pub mitigate_time: Option<Option<Time>>,
+    pub resolve_time: Option<Option<Time>>,
+}
+
+/// A status update as recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    pub id: StatusUpdateId,
+    pub incident_id: IncidentId,
+    pub status: IncidentStatus,
+    pub message: String,
+    pub component_impacts: Vec<ComponentImpact>,
+    pub next_update_time: Option<Time>,
+    pub visibility: Visibility,
+    pub author: String,
+    pub post_time: Time,
+    pub create_time: Time,
+}
+
+/// A status update as a client posts it, already validated field by field.
+#[derive(Clone, Debug)]
+pub struct NewStatusUpdate {
+    pub status: Option<IncidentStatus>,
+    pub message: String,
+    pub component_impacts: Vec<ComponentImpact>,
+    pub next_update_time: Option<Time>,
+    pub visibility: Visibility,
+}
+
+/// What posting a status update did to the incident.
+#[derive(Clone, Debug)]
+pub struct StatusOutcome {
+    pub update: StatusUpdate,
+    /// Old and new status, when the status moved.
+    pub status_change: Option<StatusChange>,
+    pub impact_changes: Vec<ImpactChange>,
+}
+
+/// A move from one status to another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub old: IncidentStatus,
+    pub new: IncidentStatus,
+    /// A closed record was opened again.
+    pub reopened: bool,
+}
+
+/// How one component's impact moved; `old` is `None` when it was not affected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImpactChange {
+    pub component_id: ComponentId,
+    pub component_name: String,
+    pub old: Option<ImpactLevel>,
+    pub new: ImpactLevel,
+}
+
+impl Incident {
+    /// Human reference, "INC-42".
+    pub fn reference(&self) -> String {
+        format!("INC-{}", self.number)
+    }
+
+    /// Open = neither resolved nor completed.
+    pub fn is_open(&self) -> bool {
+        !self.status.is_closed()
+    }
+
+    /// Opaque version tag; changes on every write.
+    pub fn etag(&self) -> String {
+        super::etag(&self.id.0, self.version)
+    }
+
+    /// Declares a new incident from validated input.
+    pub fn declare(
+        new: NewIncident,
+        id: IncidentId,
+        number: i64,
+        declare_time: Time,
+        now: Time,
+    ) -> Result<Incident, Error> {
+        let kind = new
+            .kind
+            .ok_or_else(|| Error::invalid("incident.kind", "kind is required"))?;
+        let status = new.status.unwrap_or(kind.initial_status());
+        check_status_kind(kind, status, "incident.status")?;
+        let mut incident = Incident {
+            id,
+            number,
+            title: new.title,
+            summary: new.summary,
+            kind,
+            severity: new.severity,
+            status,
+            component_impacts: Vec::new(),
+            impact_windows: new.impact_windows,
+            scheduled_start_time: new.scheduled_start_time,
+            scheduled_end_time: new.scheduled_end_time,
+            roles: new.roles,
+            labels: new.labels,
+            next_update_time: new.next_update_time,
+            declare_time,
+            identify_time: None,
+            mitigate_time: None,
+            resolve_time: None,
+            explicit_milestones: BTreeSet::new(),
+            postmortem_publish_time: None,
+            action_item_count: 0,
+            open_action_item_count: 0,
+            create_time: now,
+            update_time: now,
+            delete_time: None,
+            version: 1,
+        };
+        merge_impacts(&mut incident.component_impacts, &new.component_impacts);
+        if status.is_closed() {
+            incident.settle_impacts();
+        }
+        incident.derive_milestone(status, declare_time);
+        Ok(incident)
+    }
+
+    /// Posts a status update: keeps or moves the status, merges impacts, restates
+    /// the next-update promise, derives milestones, reopens a closed record.
+    pub fn post_status_update(
+        &mut self,
+        new: NewStatusUpdate,
+        id: StatusUpdateId,
+        author: String,
+        post_time: Time,
+        now: Time,
+        component_name: impl Fn(ComponentId) -> String,
+    ) -> Result<StatusOutcome, Error> {
+        self.ensure_live()?;
+        let old_status = self.status;
+        let new_status = new.status.unwrap_or(old_status);
+        check_status_kind(self.kind, new_status, "status")?;
+        if let Some(next) = new.next_update_time
+            && next <= post_time
+        {
+            return Err(Error::invalid(
+                "next_update_time",
+                "must be after the update's post time",
+            ));
+        }
+
+        let before: BTreeMap<ComponentId, ImpactLevel> = self
+            .component_impacts
+            .iter()
+            .map(|c| (c.component_id, c.impact))
+            .collect();
+        merge_impacts(&mut self.component_impacts, &new.component_impacts);
+
+        let status_change = (new_status != old_status).then(|| StatusChange {
+            old: old_status,
+            new: new_status,
+            reopened: old_status.is_closed() && !new_status.is_closed(),
+        });
+        self.status = new_status;
+        if let Some(change) = status_change {
+            if change.reopened {
+                self.resolve_time = None;
+                self.explicit_milestones.remove(&Milestone::Resolve);
+            }
+            self.derive_milestone(new_status, post_time);
+        }
+        if new_status.is_closed() {
+            self.settle_impacts();
+        }
+        self.next_update_time = new.next_update_time;
+
+        let impact_changes = self
+            .component_impacts
+            .iter()
+            .filter(|c| before.get(&c.component_id) != Some(&c.impact))
+            .map(|c| ImpactChange {
+                component_id: c.component_id,
+                component_name: component_name(c.component_id),
+                old: before.get(&c.component_id).copied(),
+                new: c.impact,
+            })
+            .collect();
+
+        self.touch(now);
+        let update = StatusUpdate {
+            id,
+            incident_id: self.id,
+            status: new_status,
+            message: new.message,
+            component_impacts: new.component_impacts,
+            next_update_time: new.next_update_time,
+            visibility: new.visibility,
+            author,
+            post_time,
+            create_time: now,
+        };
+        Ok(StatusOutcome {
+            update,
+            status_change,
+            impact_changes,
+        })
+    }
+
+    /// Applies a field patch and returns what changed (empty: nothing did, and
+    /// the incident is left untouched).
+    pub fn apply_patch(&mut self, patch: IncidentPatch, now: Time) -> Result<Vec<FieldChange>, Error> {
+        self.ensure_live()?;
+        let mut changes = Vec::new();
+        let mut set = |path: &str, changed: bool, old: Option<Value>, new: Option<Value>| {
+            if changed {
+                changes.push(FieldChange {
+                    path: path.to_owned(),
+                    old_value: old,
+                    new_value: new,
+                });
+            }
+        };
+        if let Some(title) = patch.title {
+            set("title", title != self.title, Some(json!(self.title)), Some(json!(title)));
+            self.title = title;
+        }
+        if let Some(summary) = patch.summary {
+            // Large text: the path alone says it changed.
+            set("summary", summary != self.summary, None, None);
+            self.summary = summary;
+        }
+        if let Some(severity) = patch.severity {
+            set("severity", severity != self.severity, Some(json!(self.severity)), Some(json!(severity)));
+            self.severity = severity;
+        }
+        if let Some(windows) = patch.impact_windows {
+            set(
+                "impact_windows",
+                windows != self.impact_windows,
+                Some(json!(self.impact_windows)),
+                Some(json!(windows)),
+            );
+            self.impact_windows = windows;
+        }
+        if let Some(t) = patch.scheduled_start_time {
+            set("scheduled_start_time", t != self.scheduled_start_time, Some(json!(self.scheduled_start_time)), Some(json!(t)));
+            self.scheduled_start_time = t;
+        }
+        if let Some(t) = patch.scheduled_end_time {
+            set("scheduled_end_time", t != self.scheduled_end_time, Some(json!(self.scheduled_end_time)), Some(json!(t)));
+            self.scheduled_end_time = t;
+        }
+        if let Some(roles) = patch.roles {
+            set("roles", roles != self.roles, Some(json!(self.roles)), Some(json!(roles)));
+            self.roles = roles;
+        }
+        if let Some(labels) = patch.labels {
+            set("labels", labels != self.labels, Some(json!(self.labels)), Some(json!(labels)));
+            self.labels = labels;
+        }
+        if let Some(t) = patch.next_update_time {
+            set("next_update_time", t != self.next_update_time, Some(json!(self.next_update_time)), Some(json!(t)));
+            self.next_update_time = t;
+        }
+        if let Some(t) = patch.declare_time {
+            set("declare_time", t != self.declare_time, Some(json!(self.declare_time)), Some(json!(t)));
+            self.declare_time = t;
+        }
+        for (milestone, value) in [
+            (Milestone::Identify, patch.identify_time),
+            (Milestone::Mitigate, patch.mitigate_time),
+            (Milestone::Resolve, patch.resolve_time),
+        ] {
+            let Some(value) = value else { continue };
+            let (path, slot) = match milestone {
+                Milestone::Identify => ("identify_time", &mut self.identify_time),
+                Milestone::Mitigate => ("mitigate_time", &mut self.mitigate_time),
+                Milestone::Resolve => ("resolve_time", &mut self.resolve_time),
+            };
+            set(path, value != *slot, Some(json!(*slot)), Some(json!(value)));
+            *slot = value;
+            // Set by hand: later status updates no longer derive it. Cleared by
+            // hand: derivation takes over again.
+            if value.is_some() {
+                self.explicit_milestones.insert(milestone);
+            } else {
+                self.explicit_milestones.remove(&milestone);
+            }
+        }
+        if !changes.is_empty() {
+            self.touch(now);
+        }
+        Ok(changes)
+    }
+
+    /// Marks the incident deleted.
+    pub fn delete(&mut self, now: Time) -> Result<(), Error> {
+        if self.delete_time.is_some() {
+            return Err(Error::NotFound {
+                resource: "incident",
+                id: self.id.to_string(),
+            });
+        }
+        self.delete_time = Some(now);
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Restores a deleted incident.
+    pub fn undelete(&mut self, now: Time) -> Result<(), Error> {
+        if self.delete_time.is_none() {
+            return Err(Error::AlreadyExists {
+                resource: "incident",
+                id: self.id.to_string(),
+                meta: ("incident_id", self.id.to_string()),
+                message: "incident is not deleted".into(),
+            });
+        }
+        self.delete_time = None;
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Writes to a deleted incident are refused until it is undeleted.
+    pub fn ensure_live(&self) -> Result<(), Error> {
+        match self.delete_time {
+            Some(_) => Err(Error::IncidentDeleted(self.id)),
+            None => Ok(()),
+        }
+    }
+
+    /// Component ids the incident currently has an impact on.
+    pub fn component_ids(&self) -> Vec<ComponentId> {
+        self.component_impacts.iter().map(|c| c.component_id).collect()
+    }
+
+    fn touch(&mut self, now: Time) {
+        self.update_time = now;
+        self.version += 1;
+    }
+
+    /// On resolution every remaining impact returns to operational.
+    fn settle_impacts(&mut self) {
+        for c in &mut self.component_impacts {
+            c.impact = ImpactLevel::Operational;
+        }
+    }
+
+    /// Derives the milestone that entering `status` at `at` marks, unless it is
+    /// already known (the first one counts) or was set by hand.
+    fn derive_milestone(&mut self, status: IncidentStatus, at: Time) {
+        let (milestone, slot) = match status {
+            IncidentStatus::Identified => (Milestone::Identify, &mut self.identify_time),
+            IncidentStatus::Monitoring => (Milestone::Mitigate, &mut self.mitigate_time),
+            IncidentStatus::Resolved | IncidentStatus::Completed => {
+                (Milestone::Resolve, &mut self.resolve_time)
+            }
+            _ => return,
+        };
+        if slot.is_none() && !self.explicit_milestones.contains(&milestone) {
+            *slot = Some(at);
+        }
+    }
+}
+
+/// Sets the listed impacts, keeps unlisted ones; new components are appended.
+fn merge_impacts(current: &mut Vec<ComponentImpact>, listed: &[ComponentImpact]) {
+    for l in listed {
+        match current.iter_mut().find(|c| c.component_id == l.component_id) {
+            Some(c) => c.impact = l.impact,
+            None => current.push(*l),
+        }
+    }
+}
+
+fn check_status_kind(kind: IncidentKind, status: IncidentStatus, field: &str) -> Result<(), Error> {
+    if status.kind() == kind {
+        return Ok(());
+    }
+    Err(Error::InvalidTransition {
+        subject: field.to_owned(),
+        description: format!(
+            "status {status:?} belongs to {:?} records, this one is {kind:?}",
+            status.kind()
+        ),
+    })
+}

@@ -1,0 +1,30 @@
+//! Plain domain types and the rules that govern them. No I/O, no proto, no SQL.
+
+pub mod component;
+pub mod event;
+pub mod ids;
+pub mod incident;
+pub mod limits;
+pub mod status;
+
+pub use component::Component;
+pub use event::{Event, EventKind, EventPayload, FieldChange, IncidentSnapshot, NewEvent};
+pub use ids::{ComponentId, IncidentId, StatusUpdateId};
+pub use incident::{
+    ComponentImpact, Incident, ImpactWindow, Milestone, RoleAssignment, StatusUpdate, Visibility,
+};
+pub use status::{ImpactLevel, IncidentKind, IncidentStatus, Severity};
+
+/// Instants are UTC with nanosecond precision, like `google.protobuf.Timestamp`.
+pub type Time = chrono::DateTime<chrono::Utc>;
+
+/// Opaque etag of a resource version: a short hash, so clients cannot guess or
+/// do arithmetic on it.
+pub fn etag(id: &uuid::Uuid, version: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(id.as_bytes());
+    h.update(version.to_be_bytes());
+    let digest = h.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}

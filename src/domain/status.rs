@@ -1,0 +1,168 @@
+//! The closed vocabularies: severity, kind, status, impact.
+//!
+//! Each enum carries a stable integer code, used as the storage code and equal
+//! to the proto enum number, so neither can drift without a test noticing.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! coded_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant = $code),+
+        }
+
+        impl $name {
+            /// Every value, in code order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stable integer code (storage and proto number).
+            pub fn code(self) -> i32 {
+                self as i32
+            }
+
+            /// The value with this code, if any.
+            pub fn from_code(code: i32) -> Option<Self> {
+                match code {
+                    $($code => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use coded_enum;
+
+coded_enum!(
+    /// How badly an incident hurts; P0 is the worst.
+    Severity { P0 = 1, P1 = 2, P2 = 3, P3 = 4, P4 = 5 }
+);
+
+coded_enum!(
+    /// Unplanned incident or planned maintenance.
+    IncidentKind { Incident = 1, Maintenance = 2 }
+);
+
+coded_enum!(
+    /// Lifecycle status; the first four belong to incidents, the rest to maintenance.
+    IncidentStatus {
+        Investigating = 1,
+        Identified = 2,
+        Monitoring = 3,
+        Resolved = 4,
+        Scheduled = 5,
+        InProgress = 6,
+        Verifying = 7,
+        Completed = 8,
+    }
+);
+
+coded_enum!(
+    /// How badly a component is affected.
+    ImpactLevel {
+        Operational = 1,
+        DegradedPerformance = 2,
+        PartialOutage = 3,
+        MajorOutage = 4,
+        UnderMaintenance = 5,
+    }
+);
+
+impl IncidentStatus {
+    /// The kind of record this status belongs to.
+    pub fn kind(self) -> IncidentKind {
+        match self {
+            Self::Investigating | Self::Identified | Self::Monitoring | Self::Resolved => {
+                IncidentKind::Incident
+            }
+            Self::Scheduled | Self::InProgress | Self::Verifying | Self::Completed => {
+                IncidentKind::Maintenance
+            }
+        }
+    }
+
+    /// Resolved and completed records are closed; every other status is open.
+    pub fn is_closed(self) -> bool {
+        matches!(self, Self::Resolved | Self::Completed)
+    }
+}
+
+impl IncidentKind {
+    /// The status a new record of this kind starts in.
+    pub fn initial_status(self) -> IncidentStatus {
+        match self {
+            Self::Incident => IncidentStatus::Investigating,
+            Self::Maintenance => IncidentStatus::Scheduled,
+        }
+    }
+}
+
+impl ImpactLevel {
+    /// Badness rank for "worst impact" folds: a planned maintenance ranks
+    /// above operational but below any unplanned degradation.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Operational => 0,
+            Self::UnderMaintenance => 1,
+            Self::DegradedPerformance => 2,
+            Self::PartialOutage => 3,
+            Self::MajorOutage => 4,
+        }
+    }
+
+    /// The worse of two impacts.
+    pub fn worst(self, other: Self) -> Self {
+        if other.rank() > self.rank() { other } else { self }
+    }
+}
+
+impl Severity {
+    /// True when `self` is at least as severe as `floor` (P0 is the most severe).
+    pub fn at_least(self, floor: Severity) -> bool {
+        self.code() <= floor.code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for s in IncidentStatus::ALL {
+            assert_eq!(IncidentStatus::from_code(s.code()), Some(*s));
+        }
+        assert_eq!(IncidentStatus::from_code(0), None);
+        assert_eq!(IncidentStatus::from_code(9), None);
+    }
+
+    #[test]
+    fn statuses_belong_to_one_kind_and_only_terminal_ones_close() {
+        let closed: Vec<_> = IncidentStatus::ALL.iter().filter(|s| s.is_closed()).collect();
+        assert_eq!(closed, [&IncidentStatus::Resolved, &IncidentStatus::Completed]);
+        assert_eq!(IncidentStatus::Verifying.kind(), IncidentKind::Maintenance);
+        assert_eq!(IncidentStatus::Monitoring.kind(), IncidentKind::Incident);
+    }
+
+    #[test]
+    fn major_outage_is_the_worst_impact() {
+        let worst = ImpactLevel::ALL
+            .iter()
+            .copied()
+            .fold(ImpactLevel::Operational, ImpactLevel::worst);
+        assert_eq!(worst, ImpactLevel::MajorOutage);
+        assert_eq!(
+            ImpactLevel::UnderMaintenance.worst(ImpactLevel::DegradedPerformance),
+            ImpactLevel::DegradedPerformance
+        );
+    }
+
+    #[test]
+    fn severity_floor_includes_more_severe() {
+        assert!(Severity::P0.at_least(Severity::P1));
+        assert!(Severity::P1.at_least(Severity::P1));
+        assert!(!Severity::P2.at_least(Severity::P1));
+    }
+}

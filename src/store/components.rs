@@ -1,0 +1,233 @@
+//! Components, their tree, and their derived status.
+
+use std::collections::HashMap;
+
+use sqlx::{Row, SqliteConnection};
+
+use super::incidents::Cursor;
+use super::{from_nanos, to_nanos};
+use crate::domain::{Component, ComponentId, ImpactLevel};
+use crate::error::{Error, Result};
+
+const COLUMNS: &str = "id, parent_id, name, description, create_time, update_time, delete_time, version";
+
+/// Inserts a component; a name taken by a live sibling is ALREADY_EXISTS.
+pub async fn insert(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
+    let r = sqlx::query(
+        "INSERT INTO components (id, parent_id, name, description, create_time, update_time, delete_time, version)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(c.id.to_string())
+    .bind(c.parent_id.map(|p| p.to_string()))
+    .bind(&c.name)
+    .bind(&c.description)
+    .bind(to_nanos(c.create_time))
+    .bind(to_nanos(c.update_time))
+    .bind(c.delete_time.map(to_nanos))
+    .bind(c.version as i64)
+    .execute(&mut *conn)
+    .await;
+    unique_name(r, c)
+}
+
+/// Saves a changed component; a name taken by a live sibling is ALREADY_EXISTS.
+pub async fn save(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
+    let r = sqlx::query(
+        "UPDATE components SET parent_id = ?, name = ?, description = ?, update_time = ?,
+         delete_time = ?, version = ? WHERE id = ?",
+    )
+    .bind(c.parent_id.map(|p| p.to_string()))
+    .bind(&c.name)
+    .bind(&c.description)
+    .bind(to_nanos(c.update_time))
+    .bind(c.delete_time.map(to_nanos))
+    .bind(c.version as i64)
+    .bind(c.id.to_string())
+    .execute(&mut *conn)
+    .await;
+    unique_name(r, c)
+}
+
+fn unique_name(
+    r: std::result::Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
+    c: &Component,
+) -> Result<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+            Err(Error::AlreadyExists {
+                resource: "component",
+                id: c.id.to_string(),
+                meta: (
+                    "component_id",
+                    c.parent_id.map(|p| p.to_string()).unwrap_or_default(),
+                ),
+                message: format!("a sibling component is already named {:?}", c.name),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Loads one component (deleted or not), with its derived status.
+pub async fn load(conn: &mut SqliteConnection, id: ComponentId) -> Result<Option<Component>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM components WHERE id = ?")))
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut c = decode(&row)?;
+    fill_statuses(conn, std::slice::from_mut(&mut c)).await?;
+    Ok(Some(c))
+}
+
+/// One page of components, newest first.
+pub async fn list(
+    conn: &mut SqliteConnection,
+    parent_id: Option<ComponentId>,
+    show_deleted: bool,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> Result<Vec<Component>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM components
+         WHERE (?1 IS NULL OR parent_id = ?1) AND (?2 OR delete_time IS NULL)
+           AND (?3 IS NULL OR (create_time, id) < (?3, ?4))
+         ORDER BY create_time DESC, id DESC LIMIT ?5"
+    )))
+    .bind(parent_id.map(|p| p.to_string()))
+    .bind(show_deleted)
+    .bind(after.map(|c| c.create_time))
+    .bind(after.map(|c| c.id.as_str()))
+    .bind(limit as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = rows.iter().map(decode).collect::<Result<Vec<_>>>()?;
+    fill_statuses(conn, &mut out).await?;
+    Ok(out)
+}
+
+/// The cursor positioned after `c`.
+pub fn cursor_after(c: &Component) -> Cursor {
+    Cursor {
+        create_time: to_nanos(c.create_time),
+        id: c.id.to_string(),
+    }
+}
+
+/// Sets each component's derived status: the worst impact of open, live
+/// incidents on it or on any of its descendants.
+async fn fill_statuses(conn: &mut SqliteConnection, components: &mut [Component]) -> Result<()> {
+    if components.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = components.iter().map(|c| c.id.to_string()).collect();
+    // Walk every open impact up to the roots, then keep the rows of the asked ids.
+    let rows: Vec<(String, i32)> = sqlx::query_as(
+        "WITH RECURSIVE hit(component_id, impact) AS (
+             SELECT ic.component_id, ic.impact FROM incident_components ic
+             JOIN incidents i ON i.id = ic.incident_id
+             WHERE i.is_open = 1 AND i.delete_time IS NULL
+             UNION ALL
+             SELECT c.parent_id, hit.impact FROM hit JOIN components c ON c.id = hit.component_id
+             WHERE c.parent_id IS NOT NULL)
+         SELECT component_id, impact FROM hit
+         WHERE component_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(serde_json::to_string(&ids)?)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut worst: HashMap<String, ImpactLevel> = HashMap::new();
+    for (id, code) in rows {
+        if let Some(level) = ImpactLevel::from_code(code) {
+            let e = worst.entry(id).or_insert(ImpactLevel::Operational);
+            *e = e.worst(level);
+        }
+    }
+    for c in components {
+        c.status = worst
+            .get(&c.id.to_string())
+            .copied()
+            .unwrap_or(ImpactLevel::Operational);
+    }
+    Ok(())
+}
+
+/// Names of the given components, for rendering events; unknown ids are absent.
+pub async fn names(conn: &mut SqliteConnection, ids: &[ComponentId]) -> Result<HashMap<ComponentId, String>> {
+    let ids: Vec<String> = ids.iter().map(|c| c.to_string()).collect();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, name FROM components WHERE id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(serde_json::to_string(&ids)?)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, name)| Some((id.parse().ok()?, name)))
+        .collect())
+}
+
+/// Which of `ids` are live components.
+pub async fn live(conn: &mut SqliteConnection, ids: &[ComponentId]) -> Result<Vec<ComponentId>> {
+    let ids: Vec<String> = ids.iter().map(|c| c.to_string()).collect();
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM components WHERE delete_time IS NULL AND id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(serde_json::to_string(&ids)?)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().filter_map(|id| id.parse().ok()).collect())
+}
+
+/// Whether `ancestor` is `id` or above it in the tree (to refuse cycles).
+pub async fn is_ancestor_or_self(
+    conn: &mut SqliteConnection,
+    ancestor: ComponentId,
+    id: ComponentId,
+) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "WITH RECURSIVE up(id) AS (
+             SELECT ?1 UNION SELECT c.parent_id FROM components c JOIN up ON c.id = up.id
+             WHERE c.parent_id IS NOT NULL)
+         SELECT 1 FROM up WHERE id = ?2",
+    )
+    .bind(id.to_string())
+    .bind(ancestor.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// What still refers to a component: live children and open, live incidents.
+pub async fn dependents(conn: &mut SqliteConnection, id: ComponentId) -> Result<(i64, i64)> {
+    let row = sqlx::query(
+        "SELECT
+           (SELECT count(*) FROM components WHERE parent_id = ?1 AND delete_time IS NULL) AS children,
+           (SELECT count(*) FROM incident_components ic JOIN incidents i ON i.id = ic.incident_id
+            WHERE ic.component_id = ?1 AND i.is_open = 1 AND i.delete_time IS NULL) AS incidents",
+    )
+    .bind(id.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((row.try_get("children")?, row.try_get("incidents")?))
+}
+
+fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<Component> {
+    let id: String = row.try_get("id")?;
+    let parent: Option<String> = row.try_get("parent_id")?;
+    let bad = |what: &str| Error::Internal(format!("stored component has a bad {what}"));
+    Ok(Component {
+        id: id.parse().map_err(|_| bad("id"))?,
+        parent_id: parent
+            .map(|p| p.parse().map_err(|_| bad("parent_id")))
+            .transpose()?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        status: ImpactLevel::Operational,
+        create_time: from_nanos(row.try_get("create_time")?),
+        update_time: from_nanos(row.try_get("update_time")?),
+        delete_time: row.try_get::<Option<i64>, _>("delete_time")?.map(from_nanos),
+        version: row.try_get::<i64, _>("version")? as u64,
+    })
+}

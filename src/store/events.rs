@@ -1,0 +1,81 @@
+//! The append-only event log.
+
+use sqlx::{Row, SqliteConnection};
+
+use super::{from_nanos, to_nanos};
+use crate::domain::{Event, EventKind, NewEvent, Time};
+use crate::error::{Error, Result};
+
+/// Appends one event; its sequence is the row id, strictly increasing because
+/// only the writer appends.
+pub async fn append(conn: &mut SqliteConnection, event_time: Time, e: NewEvent) -> Result<Event> {
+    let kind = e.payload.kind();
+    let snapshot = e.incident.as_ref().map(serde_json::to_string).transpose()?;
+    let payload = serde_json::to_string(&e.payload)?;
+    let sequence: i64 = sqlx::query_scalar(
+        "INSERT INTO events (kind, incident_id, event_time, occur_time, actor, snapshot, payload)
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING sequence",
+    )
+    .bind(kind.code())
+    .bind(e.incident.as_ref().map(|s| s.id.to_string()))
+    .bind(to_nanos(event_time))
+    .bind(to_nanos(e.occur_time))
+    .bind(&e.actor)
+    .bind(snapshot)
+    .bind(payload)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Event {
+        sequence: sequence as u64,
+        kind,
+        incident: e.incident,
+        event_time,
+        occur_time: e.occur_time,
+        actor: e.actor,
+        payload: e.payload,
+    })
+}
+
+/// Sequence of the last event, 0 for an empty log.
+pub async fn head(conn: &mut SqliteConnection) -> Result<u64> {
+    let head: Option<i64> = sqlx::query_scalar("SELECT max(sequence) FROM events")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(head.unwrap_or(0) as u64)
+}
+
+/// Events after `after`, oldest first, optionally of one incident.
+pub async fn list(
+    conn: &mut SqliteConnection,
+    incident_id: Option<&str>,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Event>> {
+    let rows = sqlx::query(
+        "SELECT sequence, kind, event_time, occur_time, actor, snapshot, payload FROM events
+         WHERE sequence > ?1 AND (?2 IS NULL OR incident_id = ?2)
+         ORDER BY sequence LIMIT ?3",
+    )
+    .bind(after as i64)
+    .bind(incident_id)
+    .bind(limit as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(decode).collect()
+}
+
+fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
+    let kind_code: i32 = row.try_get("kind")?;
+    let snapshot: Option<String> = row.try_get("snapshot")?;
+    let payload: String = row.try_get("payload")?;
+    Ok(Event {
+        sequence: row.try_get::<i64, _>("sequence")? as u64,
+        kind: EventKind::from_code(kind_code)
+            .ok_or_else(|| Error::Internal(format!("unknown event kind {kind_code}")))?,
+        incident: snapshot.as_deref().map(serde_json::from_str).transpose()?,
+        event_time: from_nanos(row.try_get("event_time")?),
+        occur_time: from_nanos(row.try_get("occur_time")?),
+        actor: row.try_get("actor")?,
+        payload: serde_json::from_str(&payload)?,
+    })
+}

@@ -1,0 +1,170 @@
+//! Storage: SQLite through sqlx. One writer task owns the only write
+//! connection and commits requests in groups; reads use a pool.
+
+pub mod components;
+pub mod events;
+pub mod incidents;
+pub mod request_ids;
+mod writer;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rand::RngCore;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use tokio::sync::watch;
+
+pub use writer::{WriteCtx, WriteFuture};
+use writer::Writer;
+
+use crate::domain::Time;
+use crate::error::{Error, Result};
+
+/// Tuning of the store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Most write requests committed in one transaction.
+    pub max_batch: usize,
+    /// Read connections in the pool.
+    pub read_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_batch: 512,
+            read_connections: 8,
+        }
+    }
+}
+
+/// The database: a writer for changes, a pool for reads.
+#[derive(Clone)]
+pub struct Store {
+    read: SqlitePool,
+    writer: Writer,
+    page_token_key: [u8; 32],
+    head: watch::Receiver<u64>,
+}
+
+/// Turns `--database` (a path or a `sqlite:` URL) into connect options.
+fn connect_options(database: &str) -> Result<SqliteConnectOptions> {
+    let base = if database.starts_with("sqlite:") {
+        SqliteConnectOptions::from_str(database)
+            .map_err(|e| Error::Internal(format!("bad database URL: {e}")))?
+    } else {
+        SqliteConnectOptions::new().filename(Path::new(database))
+    };
+    Ok(base
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Every acknowledged commit is on disk: the WAL is fsynced at commit.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5))
+        .pragma("cache_size", "-65536")
+        .log_statements(tracing::log::LevelFilter::Trace))
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database, then starts the writer.
+    pub async fn open(database: &str, options: StoreOptions) -> Result<Store> {
+        let opts = connect_options(database)?;
+        let mut conn = SqliteConnection::connect_with(&opts).await?;
+        sqlx::migrate!("./migrations")
+            .run(&mut conn)
+            .await
+            .map_err(|e| Error::Internal(format!("migration failed: {e}")))?;
+        let page_token_key = load_or_create_key(&mut conn).await?;
+        let head = events::head(&mut conn).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(options.read_connections)
+            .min_connections(1)
+            .connect_with(opts.read_only(true))
+            .await?;
+        let (head_tx, head_rx) = watch::channel(head);
+        let writer = Writer::spawn(conn, options.max_batch, head_tx);
+        Ok(Store {
+            read,
+            writer,
+            page_token_key,
+            head: head_rx,
+        })
+    }
+
+    /// Applies migrations only (the `migrate` command).
+    pub async fn migrate(database: &str) -> Result<()> {
+        let opts = connect_options(database)?;
+        let mut conn = SqliteConnection::connect_with(&opts).await?;
+        sqlx::migrate!("./migrations")
+            .run(&mut conn)
+            .await
+            .map_err(|e| Error::Internal(format!("migration failed: {e}")))?;
+        conn.close().await?;
+        Ok(())
+    }
+
+    /// Runs `job` inside the next group commit and returns its result once the
+    /// group is durably committed. A job that fails is rolled back alone.
+    pub async fn write<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut WriteCtx) -> WriteFuture<'c, T> + Send + 'static,
+    {
+        self.writer.submit(job).await
+    }
+
+    /// A read connection from the pool.
+    pub async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        Ok(self.read.acquire().await?)
+    }
+
+    /// Key that signs page tokens; kept in the database so tokens outlive restarts.
+    pub fn page_token_key(&self) -> &[u8; 32] {
+        &self.page_token_key
+    }
+
+    /// Sequence of the last committed event.
+    pub fn head_sequence(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    /// Stops accepting writes, finishes those queued, and closes the database.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.read.close().await;
+    }
+}
+
+async fn load_or_create_key(conn: &mut SqliteConnection) -> Result<[u8; 32]> {
+    let existing: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'page_token_key'")
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(v) = existing
+        && let Ok(key) = <[u8; 32]>::try_from(v.as_slice())
+    {
+        return Ok(key);
+    }
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES ('page_token_key', ?)")
+        .bind(key.to_vec())
+        .execute(&mut *conn)
+        .await?;
+    Ok(key)
+}
+
+/// Stored form of a time: nanoseconds since the epoch.
+pub(crate) fn to_nanos(t: Time) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// A time from its stored form.
+pub(crate) fn from_nanos(n: i64) -> Time {
+    chrono::DateTime::from_timestamp_nanos(n)
+}
