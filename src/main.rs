@@ -1,1 +1,108 @@
-fn main(){}
+//! The `incidentd` command line.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use incidentd::server::{Config, Server};
+use incidentd::store::{Store, StoreOptions};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "incidentd", version, about = "Incident coordination over gRPC")]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "INCIDENTD_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gRPC API.
+    Serve(ServeArgs),
+    /// Create the database if needed and apply migrations, then exit.
+    Migrate {
+        /// Database file path or sqlite: URL.
+        #[arg(long, env = "INCIDENTD_DATABASE", default_value = "./incidentd.db")]
+        database: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "INCIDENTD_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    /// Database file path or sqlite: URL; created and migrated if missing.
+    #[arg(long, env = "INCIDENTD_DATABASE", default_value = "./incidentd.db")]
+    database: String,
+    /// Most write requests committed together in one transaction (1 disables group commit).
+    #[arg(long, env = "INCIDENTD_MAX_BATCH", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_batch: u32,
+    /// Read connections in the pool.
+    #[arg(long, env = "INCIDENTD_READ_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    read_connections: u32,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_env("INCIDENTD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    match cli.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(true)
+            .init(),
+    }
+    match cli.command {
+        Command::Migrate { database } => {
+            Store::migrate(&database).await?;
+            tracing::info!(%database, "database migrated");
+        }
+        Command::Serve(args) => {
+            let server = Server::start(Config {
+                listen: args.listen,
+                database: args.database.clone(),
+                store: StoreOptions {
+                    max_batch: args.max_batch as usize,
+                    read_connections: args.read_connections,
+                },
+            })
+            .await?;
+            tracing::info!(addr = %server.addr(), database = %args.database, "incidentd serving");
+            shutdown_signal().await;
+            server.stop().await?;
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,1 +1,166 @@
+//! Assembles the tonic server: the four incident.v1 services, health,
+//! reflection (v1 and v1alpha), a tracing span per RPC, graceful shutdown.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server as TonicServer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::api::components::Components;
+use crate::api::incidents::Incidents;
+use crate::api::pending::{PendingActionItems, PendingTimeline};
+use crate::domain::limits::REQUEST_MAX_BYTES;
+use crate::proto::action_item_service_server::ActionItemServiceServer;
+use crate::proto::component_service_server::ComponentServiceServer;
+use crate::proto::incident_service_server::IncidentServiceServer;
+use crate::proto::timeline_service_server::TimelineServiceServer;
+use crate::store::{Store, StoreOptions};
+
+/// What `serve` needs to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database: String,
+    pub store: StoreOptions,
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Opens the database and starts serving; returns once the socket listens.
+    pub async fn start(config: Config) -> anyhow::Result<Server> {
+        if !config.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve without authentication on non-loopback address {}: \
+                 listen on 127.0.0.1 or ::1",
+                config.listen
+            );
+        }
+        let store = Store::open(&config.database, config.store.clone())
+            .await
+            .with_context(|| format!("opening database {}", config.database))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::warn!(%addr, "serving without authentication (open mode, loopback only); the actor is the x-actor metadata value");
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<IncidentServiceServer<Incidents>>().await;
+        health.set_serving::<ComponentServiceServer<Components>>().await;
+        health.set_serving::<TimelineServiceServer<PendingTimeline>>().await;
+        health.set_serving::<ActionItemServiceServer<PendingActionItems>>().await;
+
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let svc_store = store.clone();
+        let task = tokio::spawn(async move {
+            let incidents = IncidentServiceServer::new(Incidents::new(svc_store.clone()))
+                .max_decoding_message_size(REQUEST_MAX_BYTES);
+            let components = ComponentServiceServer::new(Components::new(svc_store.clone()))
+                .max_decoding_message_size(REQUEST_MAX_BYTES);
+            let timeline = TimelineServiceServer::new(PendingTimeline)
+                .max_decoding_message_size(REQUEST_MAX_BYTES);
+            let action_items = ActionItemServiceServer::new(PendingActionItems)
+                .max_decoding_message_size(REQUEST_MAX_BYTES);
+            let health_on_stop = health.clone();
+            TonicServer::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+                .layer(
+                    TraceLayer::new_for_grpc()
+                        .make_span_with(rpc_span)
+                        .on_request(())
+                        .on_response(on_response)
+                        .on_body_chunk(())
+                        .on_eos(on_eos)
+                        .on_failure(()),
+                )
+                .add_service(health_service)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha)
+                .add_service(incidents)
+                .add_service(components)
+                .add_service(timeline)
+                .add_service(action_items)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    let _ = shutdown_rx.await;
+                    tracing::info!("shutting down: draining in-flight requests");
+                    health_on_stop
+                        .set_not_serving::<IncidentServiceServer<Incidents>>()
+                        .await;
+                    health_on_stop
+                        .set_not_serving::<ComponentServiceServer<Components>>()
+                        .await;
+                })
+                .await?;
+            svc_store.close().await;
+            tracing::info!("stopped");
+            Ok(())
+        });
+        Ok(Server {
+            addr,
+            shutdown: Some(shutdown_tx),
+            task,
+        })
+    }
+
+    /// The address the server listens on (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting calls, lets those in flight finish, closes the database.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await?
+    }
+}
+
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// One span per RPC with its method; the code and latency are logged when the
+/// call ends (in the headers for errors, in the trailers otherwise).
+fn rpc_span(req: &http::Request<tonic::body::Body>) -> Span {
+    tracing::info_span!("rpc", method = %req.uri().path())
+}
+
+fn grpc_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32)
+}
+
+fn on_response<B>(res: &http::Response<B>, latency: Duration, _: &Span) {
+    if let Some(code) = grpc_code(res.headers()) {
+        tracing::info!(code = ?code, latency_us = latency.as_micros() as u64, "rpc finished");
+    }
+}
+
+fn on_eos(trailers: Option<&http::HeaderMap>, latency: Duration, _: &Span) {
+    let code = trailers.and_then(grpc_code).unwrap_or(tonic::Code::Ok);
+    tracing::info!(code = ?code, latency_us = latency.as_micros() as u64, "rpc finished");
+}

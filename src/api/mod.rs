@@ -1,1 +1,65 @@
+//! The gRPC edge: decode and validate proto requests, call the use cases,
+//! encode the answers. Proto types stop here.
 
+pub mod components;
+pub mod convert;
+pub mod incidents;
+pub mod parse;
+pub mod pending;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::domain::limits::PAGE_MAX_BYTES;
+use crate::error::Result;
+use crate::page_token;
+use crate::store::Store;
+
+/// Reads the position of a page token, if one is given, checking it belongs to
+/// this list and these filters.
+pub(crate) fn page_start<C: DeserializeOwned>(
+    store: &Store,
+    scope: &str,
+    filters: &impl Serialize,
+    token: &str,
+) -> Result<Option<C>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    page_token::decode(store.page_token_key(), scope, filters, token).map(Some)
+}
+
+/// Cuts a fetched run (`limit + 1` items were asked for) into one page of at
+/// most `limit` items and 4 MiB, and issues the token of the next page.
+pub(crate) fn paginate<D, P: prost::Message, C: Serialize>(
+    store: &Store,
+    scope: &str,
+    filters: &impl Serialize,
+    items: Vec<D>,
+    limit: usize,
+    convert: impl Fn(&D) -> P,
+    cursor: impl Fn(&D) -> C,
+) -> Result<(Vec<P>, String)> {
+    let mut out = Vec::with_capacity(items.len().min(limit));
+    let mut bytes = 0usize;
+    let mut last: Option<&D> = None;
+    let mut more = false;
+    for item in &items {
+        if out.len() == limit {
+            more = true;
+            break;
+        }
+        let p = convert(item);
+        bytes += p.encoded_len();
+        if bytes > PAGE_MAX_BYTES && !out.is_empty() {
+            more = true;
+            break;
+        }
+        out.push(p);
+        last = Some(item);
+    }
+    let token = match (more, last) {
+        (true, Some(last)) => page_token::encode(store.page_token_key(), scope, filters, &cursor(last))?,
+        _ => String::new(),
+    };
+    Ok((out, token))
+}

@@ -1,0 +1,193 @@
+//! ComponentService.
+
+use serde::Serialize;
+use tonic::{Request, Response, Status};
+
+use super::parse::{self, Violations};
+use super::{convert, page_start, paginate};
+use crate::domain::ComponentId;
+use crate::domain::component::ComponentPatch;
+use crate::domain::limits::TEXT_MAX_BYTES;
+use crate::error::Error;
+use crate::proto as pb;
+use crate::proto::component_service_server::ComponentService;
+use crate::service::components as svc;
+use crate::store::Store;
+use crate::store::components::cursor_after;
+use crate::store::incidents::Cursor;
+
+/// The ComponentService handlers.
+#[derive(Clone)]
+pub struct Components {
+    store: Store,
+}
+
+impl Components {
+    pub fn new(store: Store) -> Self {
+        Components { store }
+    }
+}
+
+const UPDATABLE: &[&str] = &["name", "description", "parent_id"];
+const OUTPUT_ONLY: &[&str] = &["id", "status", "create_time", "update_time", "delete_time", "etag"];
+
+#[derive(Serialize)]
+struct ListFilters {
+    parent_id: Option<ComponentId>,
+    show_deleted: bool,
+}
+
+fn component_id(v: &mut Violations, field: &str, s: &str) -> Option<ComponentId> {
+    v.check(field, parse::uuid(s))
+}
+
+#[tonic::async_trait]
+impl ComponentService for Components {
+    async fn create_component(
+        &self,
+        req: Request<pb::CreateComponentRequest>,
+    ) -> Result<Response<pb::CreateComponentResponse>, Status> {
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(&mut v, &caller, "CreateComponent", &r, &r.request_id, |m| {
+            m.request_id.clear()
+        });
+        let Some(c) = r.component.as_ref() else {
+            return Err(Error::invalid("component", "is required").into());
+        };
+        let name = v.check("component.name", parse::title(&c.name));
+        let description = v.check(
+            "component.description",
+            parse::text(&c.description, TEXT_MAX_BYTES, false),
+        );
+        let parent = v
+            .check("component.parent_id", parse::optional_uuid(&c.parent_id))
+            .flatten();
+        v.finish()?;
+        let (Some(name), Some(description)) = (name, description) else {
+            return Err(Error::Internal("validated fields missing".into()).into());
+        };
+        let c = svc::create(&self.store, caller, key, name, description, parent).await?;
+        Ok(Response::new(pb::CreateComponentResponse {
+            component: Some(convert::component(&c)),
+        }))
+    }
+
+    async fn get_component(
+        &self,
+        req: Request<pb::GetComponentRequest>,
+    ) -> Result<Response<pb::GetComponentResponse>, Status> {
+        let mut v = Violations::new();
+        let id = component_id(&mut v, "id", &req.get_ref().id);
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
+        let c = svc::get(&self.store, id).await?;
+        Ok(Response::new(pb::GetComponentResponse {
+            component: Some(convert::component(&c)),
+        }))
+    }
+
+    async fn list_components(
+        &self,
+        req: Request<pb::ListComponentsRequest>,
+    ) -> Result<Response<pb::ListComponentsResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let limit = parse::page_size(&mut v, r.page_size);
+        let parent_id = v.check("parent_id", parse::optional_uuid(&r.parent_id)).flatten();
+        v.finish()?;
+        let filters = ListFilters {
+            parent_id,
+            show_deleted: r.show_deleted,
+        };
+        let start: Option<Cursor> = page_start(&self.store, "components", &filters, &r.page_token)?;
+        let items = svc::list(&self.store, parent_id, r.show_deleted, start.as_ref(), limit + 1).await?;
+        let (components, next_page_token) = paginate(
+            &self.store,
+            "components",
+            &filters,
+            items,
+            limit,
+            convert::component,
+            cursor_after,
+        )?;
+        Ok(Response::new(pb::ListComponentsResponse {
+            components,
+            next_page_token,
+        }))
+    }
+
+    async fn update_component(
+        &self,
+        req: Request<pb::UpdateComponentRequest>,
+    ) -> Result<Response<pb::UpdateComponentResponse>, Status> {
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(&mut v, &caller, "UpdateComponent", &r, &r.request_id, |m| {
+            m.request_id.clear()
+        });
+        let Some(c) = r.component.as_ref() else {
+            return Err(Error::invalid("component", "is required").into());
+        };
+        let id = component_id(&mut v, "component.id", &c.id);
+        let mut paths: Vec<String> = r.update_mask.as_ref().map(|m| m.paths.clone()).unwrap_or_default();
+        if paths.is_empty() {
+            for (name, set) in [
+                ("name", !c.name.is_empty()),
+                ("description", !c.description.is_empty()),
+                ("parent_id", !c.parent_id.is_empty()),
+            ] {
+                if set {
+                    paths.push(name.to_owned());
+                }
+            }
+        }
+        let mut patch = ComponentPatch::default();
+        for path in &paths {
+            match path.as_str() {
+                "name" => patch.name = v.check("component.name", parse::title(&c.name)),
+                "description" => {
+                    patch.description = v.check(
+                        "component.description",
+                        parse::text(&c.description, TEXT_MAX_BYTES, false),
+                    )
+                }
+                "parent_id" => patch.parent_id = v.check("component.parent_id", parse::optional_uuid(&c.parent_id)),
+                p if OUTPUT_ONLY.contains(&p) => {}
+                p => {
+                    debug_assert!(!UPDATABLE.contains(&p));
+                    v.add("update_mask", format!("unknown field path {p:?}"));
+                }
+            }
+        }
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("component.id", "is required"))?;
+        let etag = (!c.etag.is_empty()).then(|| c.etag.clone());
+        let c = svc::update(&self.store, caller, key, id, etag, patch).await?;
+        Ok(Response::new(pb::UpdateComponentResponse {
+            component: Some(convert::component(&c)),
+        }))
+    }
+
+    async fn delete_component(
+        &self,
+        req: Request<pb::DeleteComponentRequest>,
+    ) -> Result<Response<pb::DeleteComponentResponse>, Status> {
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(&mut v, &caller, "DeleteComponent", &r, &r.request_id, |m| {
+            m.request_id.clear()
+        });
+        let id = component_id(&mut v, "id", &r.id);
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
+        let etag = (!r.etag.is_empty()).then(|| r.etag.clone());
+        let c = svc::delete(&self.store, caller, key, id, etag).await?;
+        Ok(Response::new(pb::DeleteComponentResponse {
+            component: Some(convert::component(&c)),
+        }))
+    }
+}

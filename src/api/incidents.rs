@@ -1,0 +1,475 @@
+//! IncidentService.
+
+use tonic::{Request, Response, Status};
+
+use super::parse::{self, Violations};
+use super::{convert, page_start, paginate};
+use crate::domain::incident::{IncidentPatch, NewIncident, NewStatusUpdate};
+use crate::domain::limits::{TEXT_MAX_BYTES, TITLE_MAX_CHARS};
+use crate::domain::{IncidentId, IncidentKind, IncidentStatus, Severity, Visibility};
+use crate::error::{Error, Result};
+use crate::proto as pb;
+use crate::proto::incident_service_server::IncidentService;
+use crate::service::incidents::{self as svc, IncidentRef};
+use crate::store::Store;
+use crate::store::incidents::{Cursor, IncidentFilter, cursor_after, status_update_cursor};
+
+/// The IncidentService handlers.
+#[derive(Clone)]
+pub struct Incidents {
+    store: Store,
+}
+
+impl Incidents {
+    pub fn new(store: Store) -> Self {
+        Incidents { store }
+    }
+}
+
+/// Paths UpdateIncident may change.
+const UPDATABLE: &[&str] = &[
+    "title",
+    "summary",
+    "severity",
+    "impact_windows",
+    "scheduled_start_time",
+    "scheduled_end_time",
+    "roles",
+    "labels",
+    "next_update_time",
+    "declare_time",
+    "identify_time",
+    "mitigate_time",
+    "resolve_time",
+];
+/// Paths that move only through PostStatusUpdate.
+const STATUS_ONLY: &[&str] = &["kind", "status", "component_impacts"];
+/// Output-only paths: ignored in input (AIP-203).
+const OUTPUT_ONLY: &[&str] = &[
+    "id",
+    "reference",
+    "postmortem_publish_time",
+    "action_item_count",
+    "open_action_item_count",
+    "create_time",
+    "update_time",
+    "delete_time",
+    "etag",
+];
+
+fn incident_id(v: &mut Violations, field: &str, s: &str) -> Option<IncidentId> {
+    v.check(field, parse::uuid(s))
+}
+
+/// "INC-42" (any case) or a UUID.
+fn incident_ref(s: &str) -> Result<IncidentRef> {
+    let t = s.trim();
+    if let Some(n) = t
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("INC-"))
+        .and_then(|_| t[4..].parse::<i64>().ok())
+        .filter(|n| *n > 0)
+    {
+        return Ok(IncidentRef::Number(n));
+    }
+    parse::uuid(t)
+        .map(IncidentRef::Id)
+        .map_err(|_| Error::invalid("id", format!("{s:?} is neither an incident id nor a reference like INC-42")))
+}
+
+fn new_incident(v: &mut Violations, p: &pb::Incident, refs: &mut svc::ComponentRefs) -> NewIncident {
+    let f = |name: &str| format!("incident.{name}");
+    NewIncident {
+        title: v.check(&f("title"), parse::title(&p.title)).unwrap_or_default(),
+        summary: v
+            .check(&f("summary"), parse::text(&p.summary, TEXT_MAX_BYTES, false))
+            .unwrap_or_default(),
+        kind: v
+            .check(&f("kind"), parse::required_enum(p.kind, IncidentKind::from_code))
+            .map(Some)
+            .unwrap_or_default(),
+        severity: v
+            .check(&f("severity"), parse::optional_enum(p.severity, Severity::from_code))
+            .flatten(),
+        status: v
+            .check(&f("status"), parse::optional_enum(p.status, IncidentStatus::from_code))
+            .flatten(),
+        component_impacts: parse::component_impacts(v, &f("component_impacts"), &p.component_impacts, refs),
+        impact_windows: parse::impact_windows(v, &f("impact_windows"), &p.impact_windows, refs),
+        scheduled_start_time: v
+            .check(&f("scheduled_start_time"), parse::optional_time(&p.scheduled_start_time))
+            .flatten(),
+        scheduled_end_time: v
+            .check(&f("scheduled_end_time"), parse::optional_time(&p.scheduled_end_time))
+            .flatten(),
+        roles: parse::roles(v, &f("roles"), &p.roles),
+        labels: parse::labels(v, &f("labels"), &p.labels),
+        next_update_time: v
+            .check(&f("next_update_time"), parse::optional_time(&p.next_update_time))
+            .flatten(),
+    }
+}
+
+fn check_schedule(v: &mut Violations, start: Option<crate::domain::Time>, end: Option<crate::domain::Time>) {
+    if let (Some(s), Some(e)) = (start, end)
+        && e < s
+    {
+        v.add("incident.scheduled_end_time", "must not be before scheduled_start_time");
+    }
+}
+
+/// The paths an update names: the mask, or every field the request sets.
+fn update_paths(v: &mut Violations, req: &pb::UpdateIncidentRequest, p: &pb::Incident) -> Vec<String> {
+    let mask: Vec<String> = req.update_mask.as_ref().map(|m| m.paths.clone()).unwrap_or_default();
+    let paths = if mask.is_empty() {
+        let set = [
+            ("title", !p.title.is_empty()),
+            ("summary", !p.summary.is_empty()),
+            ("severity", p.severity != 0),
+            ("impact_windows", !p.impact_windows.is_empty()),
+            ("scheduled_start_time", p.scheduled_start_time.is_some()),
+            ("scheduled_end_time", p.scheduled_end_time.is_some()),
+            ("roles", !p.roles.is_empty()),
+            ("labels", !p.labels.is_empty()),
+            ("next_update_time", p.next_update_time.is_some()),
+            ("declare_time", p.declare_time.is_some()),
+            ("identify_time", p.identify_time.is_some()),
+            ("mitigate_time", p.mitigate_time.is_some()),
+            ("resolve_time", p.resolve_time.is_some()),
+            ("kind", p.kind != 0),
+            ("status", p.status != 0),
+            ("component_impacts", !p.component_impacts.is_empty()),
+        ];
+        set.iter().filter(|(_, on)| *on).map(|(n, _)| (*n).to_owned()).collect()
+    } else {
+        mask
+    };
+    let mut out = Vec::new();
+    for path in paths {
+        if STATUS_ONLY.contains(&path.as_str()) {
+            v.add(
+                "update_mask",
+                format!("{path:?} cannot be changed by UpdateIncident: post a status update instead"),
+            );
+        } else if UPDATABLE.contains(&path.as_str()) {
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        } else if !OUTPUT_ONLY.contains(&path.as_str()) {
+            v.add("update_mask", format!("unknown field path {path:?}"));
+        }
+    }
+    out
+}
+
+fn patch(v: &mut Violations, paths: &[String], p: &pb::Incident, refs: &mut svc::ComponentRefs) -> IncidentPatch {
+    let mut patch = IncidentPatch::default();
+    let f = |name: &str| format!("incident.{name}");
+    for path in paths {
+        match path.as_str() {
+            "title" => patch.title = v.check(&f("title"), parse::title(&p.title)),
+            "summary" => patch.summary = v.check(&f("summary"), parse::text(&p.summary, TEXT_MAX_BYTES, false)),
+            "severity" => {
+                patch.severity = v.check(&f("severity"), parse::optional_enum(p.severity, Severity::from_code))
+            }
+            "impact_windows" => {
+                patch.impact_windows = Some(parse::impact_windows(v, &f("impact_windows"), &p.impact_windows, refs))
+            }
+            "scheduled_start_time" => {
+                patch.scheduled_start_time =
+                    v.check(&f("scheduled_start_time"), parse::optional_time(&p.scheduled_start_time))
+            }
+            "scheduled_end_time" => {
+                patch.scheduled_end_time =
+                    v.check(&f("scheduled_end_time"), parse::optional_time(&p.scheduled_end_time))
+            }
+            "roles" => patch.roles = Some(parse::roles(v, &f("roles"), &p.roles)),
+            "labels" => patch.labels = Some(parse::labels(v, &f("labels"), &p.labels)),
+            "next_update_time" => {
+                patch.next_update_time = v.check(&f("next_update_time"), parse::optional_time(&p.next_update_time))
+            }
+            "declare_time" => match v.check(&f("declare_time"), parse::past_time(&p.declare_time)) {
+                Some(Some(t)) => patch.declare_time = Some(t),
+                Some(None) => v.add(f("declare_time"), "cannot be cleared"),
+                None => {}
+            },
+            "identify_time" => patch.identify_time = v.check(&f("identify_time"), parse::past_time(&p.identify_time)),
+            "mitigate_time" => patch.mitigate_time = v.check(&f("mitigate_time"), parse::past_time(&p.mitigate_time)),
+            "resolve_time" => patch.resolve_time = v.check(&f("resolve_time"), parse::past_time(&p.resolve_time)),
+            _ => {}
+        }
+    }
+    patch
+}
+
+fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> IncidentFilter {
+    let mut statuses = Vec::new();
+    for (i, s) in r.statuses.iter().enumerate() {
+        if let Some(s) = v.check(&format!("statuses[{i}]"), parse::required_enum(*s, IncidentStatus::from_code)) {
+            statuses.push(s);
+        }
+    }
+    let mut severities = Vec::new();
+    for (i, s) in r.severities.iter().enumerate() {
+        if let Some(s) = v.check(&format!("severities[{i}]"), parse::required_enum(*s, Severity::from_code)) {
+            severities.push(s);
+        }
+    }
+    statuses.sort_by_key(|s| s.code());
+    statuses.dedup();
+    severities.sort_by_key(|s| s.code());
+    severities.dedup();
+    let query = r.query.trim();
+    if query.chars().count() > TITLE_MAX_CHARS {
+        v.add("query", format!("must be at most {TITLE_MAX_CHARS} characters"));
+    }
+    let label = if r.label.is_empty() {
+        None
+    } else {
+        let (k, val) = match r.label.split_once('=') {
+            Some((k, val)) => (k.trim(), Some(val.trim().to_owned())),
+            None => (r.label.trim(), None),
+        };
+        v.check("label", parse::label_key(k).map_err(|e| format!("{e} (use key or key=value)")));
+        Some((k.to_owned(), val))
+    };
+    let after = v.check("create_time_after", parse::optional_time(&r.create_time_after)).flatten();
+    let before = v.check("create_time_before", parse::optional_time(&r.create_time_before)).flatten();
+    IncidentFilter {
+        statuses,
+        severities,
+        kind: v.check("kind", parse::optional_enum(r.kind, IncidentKind::from_code)).flatten(),
+        component_id: v.check("component_id", parse::optional_uuid(&r.component_id)).flatten(),
+        open: r.open,
+        create_time_after: after,
+        create_time_before: before,
+        query: (!query.is_empty()).then(|| query.to_owned()),
+        label,
+        show_deleted: r.show_deleted,
+    }
+}
+
+#[tonic::async_trait]
+impl IncidentService for Incidents {
+    async fn create_incident(
+        &self,
+        req: Request<pb::CreateIncidentRequest>,
+    ) -> Result<Response<pb::CreateIncidentResponse>, Status> {
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(&mut v, &caller, "CreateIncident", &r, &r.request_id, |m| {
+            m.request_id.clear()
+        });
+        let Some(p) = r.incident.as_ref() else {
+            return Err(Error::invalid("incident", "is required").into());
+        };
+        let mut refs = Vec::new();
+        let new = new_incident(&mut v, p, &mut refs);
+        check_schedule(&mut v, new.scheduled_start_time, new.scheduled_end_time);
+        let occur_time = v.check("occur_time", parse::past_time(&r.occur_time)).flatten();
+        v.finish()?;
+        let incident = svc::create(&self.store, caller, key, new, refs, occur_time).await?;
+        Ok(Response::new(pb::CreateIncidentResponse {
+            incident: Some(convert::incident(&incident)),
+        }))
+    }
+
+    async fn get_incident(
+        &self,
+        req: Request<pb::GetIncidentRequest>,
+    ) -> Result<Response<pb::GetIncidentResponse>, Status> {
+        let r = incident_ref(&req.get_ref().id)?;
+        let incident = svc::get(&self.store, r).await?;
+        Ok(Response::new(pb::GetIncidentResponse {
+            incident: Some(convert::incident(&incident)),
+        }))
+    }
+
+    async fn list_incidents(
+        &self,
+        req: Request<pb::ListIncidentsRequest>,
+    ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let limit = parse::page_size(&mut v, r.page_size);
+        let filter = list_filter(&mut v, &r);
+        v.finish()?;
+        let start: Option<Cursor> = page_start(&self.store, "incidents", &filter, &r.page_token)?;
+        let items = svc::list(&self.store, &filter, start.as_ref(), limit + 1).await?;
+        let (incidents, next_page_token) =
+            paginate(&self.store, "incidents", &filter, items, limit, convert::incident, cursor_after)?;
+        Ok(Response::new(pb::ListIncidentsResponse {
+            incidents,
+            next_page_token,
+        }))
+    }
+
+    async fn update_incident(
+        &self,
+        req: Request<pb::UpdateIncidentRequest>,
+    ) -> Result<Response<pb::UpdateIncidentResponse>, Status> {
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(&mut v, &caller, "UpdateIncident", &r, &r.request_id, |m| {
+            m.request_id.clear()
+        });
+        let Some(p) = r.incident.as_ref() else {
+            return Err(Error::invalid("incident", "is required").into());
+        };
+        let id = incident_id(&mut v, "incident.id", &p.id);
+        let paths = update_paths(&mut v, &r, p);
+        let mut refs = Vec::new();
+        let patch = patch(&mut v, &paths, p, &mut refs);
+        check_schedule(
+            &mut v,
+            patch.scheduled_start_time.flatten(),
+            patch.scheduled_end_time.flatten(),
+        );
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("incident.id", "is required"))?;
+        let etag = (!p.etag.is_empty()).then(|| p.etag.clone());
+        let incident = svc::update(&self.store, caller, key, id, etag, patch, refs).await?;
+        Ok(Response::new(pb::UpdateIncidentResponse {
+            incident: Some(convert::incident(&incident)),
+        }))
+    }
+
+    async fn delete_incident(
+        &self,
+        req: Request<pb::DeleteIncidentRequest>,
+    ) -> Result<Response<pb::DeleteIncidentResponse>, Status> {
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(&mut v, &caller, "DeleteIncident", &r, &r.request_id, |m| {
+            m.request_id.clear()
+        });
+        let id = incident_id(&mut v, "id", &r.id);
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
+        let etag = (!r.etag.is_empty()).then(|| r.etag.clone());
+        let incident = svc::set_deleted(&self.store, caller, key, id, etag, true).await?;
+        Ok(Response::new(pb::DeleteIncidentResponse {
+            incident: Some(convert::incident(&incident)),
+        }))
+    }
+
+    async fn undelete_incident(
+        &self,
+        req: Request<pb::UndeleteIncidentRequest>,
+    ) -> Result<Response<pb::UndeleteIncidentResponse>, Status> {
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(&mut v, &caller, "UndeleteIncident", &r, &r.request_id, |m| {
+            m.request_id.clear()
+        });
+        let id = incident_id(&mut v, "id", &r.id);
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
+        let etag = (!r.etag.is_empty()).then(|| r.etag.clone());
+        let incident = svc::set_deleted(&self.store, caller, key, id, etag, false).await?;
+        Ok(Response::new(pb::UndeleteIncidentResponse {
+            incident: Some(convert::incident(&incident)),
+        }))
+    }
+
+    async fn post_status_update(
+        &self,
+        req: Request<pb::PostStatusUpdateRequest>,
+    ) -> Result<Response<pb::PostStatusUpdateResponse>, Status> {
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(&mut v, &caller, "PostStatusUpdate", &r, &r.request_id, |m| {
+            m.request_id.clear()
+        });
+        let id = incident_id(&mut v, "incident_id", &r.incident_id);
+        let status = v
+            .check("status", parse::optional_enum(r.status, IncidentStatus::from_code))
+            .flatten();
+        let message = v
+            .check("message", parse::text(&r.message, TEXT_MAX_BYTES, true))
+            .unwrap_or_default();
+        let mut refs = Vec::new();
+        let impacts = parse::component_impacts(&mut v, "component_impacts", &r.component_impacts, &mut refs);
+        let next_update_time = v
+            .check("next_update_time", parse::optional_time(&r.next_update_time))
+            .flatten();
+        let visibility = match r.visibility {
+            0 | 1 => Visibility::Public,
+            2 => Visibility::Internal,
+            other => {
+                v.add("visibility", format!("unknown enum value {other}"));
+                Visibility::Public
+            }
+        };
+        let occur_time = v.check("occur_time", parse::past_time(&r.occur_time)).flatten();
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("incident_id", "is required"))?;
+        let new = NewStatusUpdate {
+            status,
+            message,
+            component_impacts: impacts,
+            next_update_time,
+            visibility,
+        };
+        let (update, incident) =
+            svc::post_status_update(&self.store, caller, key, id, new, refs, occur_time).await?;
+        Ok(Response::new(pb::PostStatusUpdateResponse {
+            status_update: Some(convert::status_update(&update)),
+            incident: Some(convert::incident(&incident)),
+        }))
+    }
+
+    async fn list_status_updates(
+        &self,
+        req: Request<pb::ListStatusUpdatesRequest>,
+    ) -> Result<Response<pb::ListStatusUpdatesResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let limit = parse::page_size(&mut v, r.page_size);
+        let id = incident_id(&mut v, "incident_id", &r.incident_id);
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("incident_id", "is required"))?;
+        let scope_filters = id.to_string();
+        let start: Option<Cursor> = page_start(&self.store, "status_updates", &scope_filters, &r.page_token)?;
+        let items = svc::list_status_updates(&self.store, id, start.as_ref(), limit + 1).await?;
+        let (status_updates, next_page_token) = paginate(
+            &self.store,
+            "status_updates",
+            &scope_filters,
+            items,
+            limit,
+            convert::status_update,
+            status_update_cursor,
+        )?;
+        Ok(Response::new(pb::ListStatusUpdatesResponse {
+            status_updates,
+            next_page_token,
+        }))
+    }
+
+    async fn get_postmortem(
+        &self,
+        _: Request<pb::GetPostmortemRequest>,
+    ) -> Result<Response<pb::GetPostmortemResponse>, Status> {
+        Err(super::pending::later("GetPostmortem"))
+    }
+
+    async fn update_postmortem(
+        &self,
+        _: Request<pb::UpdatePostmortemRequest>,
+    ) -> Result<Response<pb::UpdatePostmortemResponse>, Status> {
+        Err(super::pending::later("UpdatePostmortem"))
+    }
+
+    async fn publish_postmortem(
+        &self,
+        _: Request<pb::PublishPostmortemRequest>,
+    ) -> Result<Response<pb::PublishPostmortemResponse>, Status> {
+        Err(super::pending::later("PublishPostmortem"))
+    }
+}
