@@ -38,7 +38,10 @@ pub enum Error {
     #[error("{resource} {id} was changed since it was read (etag mismatch)")]
     EtagMismatch { resource: &'static str, id: String },
     #[error("{description}")]
-    InvalidTransition { subject: String, description: String },
+    InvalidTransition {
+        subject: String,
+        description: String,
+    },
     #[error("incident {0} is deleted")]
     IncidentDeleted(IncidentId),
     #[error("incident {0} is still open")]
@@ -136,7 +139,9 @@ impl Error {
         match self {
             Error::NotFound { resource, id }
             | Error::EtagMismatch { resource, id }
-            | Error::HasDependents { resource, id, .. } => put(&format!("{resource}_id"), id.clone()),
+            | Error::HasDependents { resource, id, .. } => {
+                put(&format!("{resource}_id"), id.clone())
+            }
             Error::AlreadyExists { meta, .. } => put(meta.0, meta.1.clone()),
             Error::IncidentDeleted(id) | Error::IncidentOpen(id) | Error::AlreadyPublished(id) => {
                 put("incident_id", id.to_string())
@@ -155,9 +160,11 @@ impl Error {
             Error::InvalidTransition { subject, .. } => ("STATUS_KIND", subject.clone(), desc),
             Error::IncidentDeleted(id) => ("INCIDENT_DELETED", format!("incidents/{id}"), desc),
             Error::IncidentOpen(id) => ("INCIDENT_OPEN", format!("incidents/{id}"), desc),
-            Error::AlreadyPublished(id) => {
-                ("ALREADY_PUBLISHED", format!("incidents/{id}/postmortem"), desc)
-            }
+            Error::AlreadyPublished(id) => (
+                "ALREADY_PUBLISHED",
+                format!("incidents/{id}/postmortem"),
+                desc,
+            ),
             Error::HasDependents { resource, id, .. } => {
                 ("HAS_DEPENDENTS", format!("{resource}s/{id}"), desc)
             }

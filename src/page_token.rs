@@ -26,7 +26,10 @@ fn scope_fingerprint(scope: &str, filters: &impl Serialize) -> Result<String> {
     let mut h = Sha256::new();
     h.update(scope.as_bytes());
     h.update(serde_json::to_vec(filters)?);
-    Ok(h.finalize()[..12].iter().map(|b| format!("{b:02x}")).collect())
+    Ok(h.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn mac(key: &[u8; 32], body: &[u8]) -> Result<Vec<u8>> {

@@ -58,10 +58,18 @@ impl Server {
         tracing::warn!(%addr, "serving without authentication (open mode, loopback only); the actor is the x-actor metadata value");
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<IncidentServiceServer<Incidents>>().await;
-        health.set_serving::<ComponentServiceServer<Components>>().await;
-        health.set_serving::<TimelineServiceServer<PendingTimeline>>().await;
-        health.set_serving::<ActionItemServiceServer<PendingActionItems>>().await;
+        health
+            .set_serving::<IncidentServiceServer<Incidents>>()
+            .await;
+        health
+            .set_serving::<ComponentServiceServer<Components>>()
+            .await;
+        health
+            .set_serving::<TimelineServiceServer<PendingTimeline>>()
+            .await;
+        health
+            .set_serving::<ActionItemServiceServer<PendingActionItems>>()
+            .await;
 
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;

@@ -29,7 +29,14 @@ impl Components {
 }
 
 const UPDATABLE: &[&str] = &["name", "description", "parent_id"];
-const OUTPUT_ONLY: &[&str] = &["id", "status", "create_time", "update_time", "delete_time", "etag"];
+const OUTPUT_ONLY: &[&str] = &[
+    "id",
+    "status",
+    "create_time",
+    "update_time",
+    "delete_time",
+    "etag",
+];
 
 #[derive(Serialize)]
 struct ListFilters {
@@ -95,14 +102,23 @@ impl ComponentService for Components {
         let r = req.into_inner();
         let mut v = Violations::new();
         let limit = parse::page_size(&mut v, r.page_size);
-        let parent_id = v.check("parent_id", parse::optional_uuid(&r.parent_id)).flatten();
+        let parent_id = v
+            .check("parent_id", parse::optional_uuid(&r.parent_id))
+            .flatten();
         v.finish()?;
         let filters = ListFilters {
             parent_id,
             show_deleted: r.show_deleted,
         };
         let start: Option<Cursor> = page_start(&self.store, "components", &filters, &r.page_token)?;
-        let items = svc::list(&self.store, parent_id, r.show_deleted, start.as_ref(), limit + 1).await?;
+        let items = svc::list(
+            &self.store,
+            parent_id,
+            r.show_deleted,
+            start.as_ref(),
+            limit + 1,
+        )
+        .await?;
         let (components, next_page_token) = paginate(
             &self.store,
             "components",
@@ -132,7 +148,11 @@ impl ComponentService for Components {
             return Err(Error::invalid("component", "is required").into());
         };
         let id = component_id(&mut v, "component.id", &c.id);
-        let mut paths: Vec<String> = r.update_mask.as_ref().map(|m| m.paths.clone()).unwrap_or_default();
+        let mut paths: Vec<String> = r
+            .update_mask
+            .as_ref()
+            .map(|m| m.paths.clone())
+            .unwrap_or_default();
         if paths.is_empty() {
             for (name, set) in [
                 ("name", !c.name.is_empty()),
@@ -154,7 +174,10 @@ impl ComponentService for Components {
                         parse::text(&c.description, TEXT_MAX_BYTES, false),
                     )
                 }
-                "parent_id" => patch.parent_id = v.check("component.parent_id", parse::optional_uuid(&c.parent_id)),
+                "parent_id" => {
+                    patch.parent_id =
+                        v.check("component.parent_id", parse::optional_uuid(&c.parent_id))
+                }
                 p if OUTPUT_ONLY.contains(&p) => {}
                 p => {
                     debug_assert!(!UPDATABLE.contains(&p));

@@ -120,14 +120,31 @@ mod tests {
     #[test]
     fn domain_codes_equal_proto_numbers() {
         for s in IncidentStatus::ALL {
-            let name = pb::IncidentStatus::try_from(s.code()).unwrap().as_str_name();
-            assert!(name.ends_with(&format!("{s:?}").to_uppercase().replace("INPROGRESS", "IN_PROGRESS")));
+            let name = pb::IncidentStatus::try_from(s.code())
+                .unwrap()
+                .as_str_name();
+            assert!(
+                name.ends_with(
+                    &format!("{s:?}")
+                        .to_uppercase()
+                        .replace("INPROGRESS", "IN_PROGRESS")
+                )
+            );
         }
         assert_eq!(pb::Severity::P0 as i32, Severity::P0.code());
         assert_eq!(pb::Severity::P4 as i32, Severity::P4.code());
-        assert_eq!(pb::IncidentKind::Maintenance as i32, IncidentKind::Maintenance.code());
-        assert_eq!(pb::ImpactLevel::UnderMaintenance as i32, ImpactLevel::UnderMaintenance.code());
-        assert_eq!(pb::ImpactLevel::MajorOutage as i32, ImpactLevel::MajorOutage.code());
+        assert_eq!(
+            pb::IncidentKind::Maintenance as i32,
+            IncidentKind::Maintenance.code()
+        );
+        assert_eq!(
+            pb::ImpactLevel::UnderMaintenance as i32,
+            ImpactLevel::UnderMaintenance.code()
+        );
+        assert_eq!(
+            pb::ImpactLevel::MajorOutage as i32,
+            ImpactLevel::MajorOutage.code()
+        );
         for k in crate::domain::EventKind::ALL {
             assert!(pb::TimelineEventKind::try_from(k.code()).is_ok());
         }

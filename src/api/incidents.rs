@@ -72,55 +72,105 @@ fn incident_ref(s: &str) -> Result<IncidentRef> {
     {
         return Ok(IncidentRef::Number(n));
     }
-    parse::uuid(t)
-        .map(IncidentRef::Id)
-        .map_err(|_| Error::invalid("id", format!("{s:?} is neither an incident id nor a reference like INC-42")))
+    parse::uuid(t).map(IncidentRef::Id).map_err(|_| {
+        Error::invalid(
+            "id",
+            format!("{s:?} is neither an incident id nor a reference like INC-42"),
+        )
+    })
 }
 
-fn new_incident(v: &mut Violations, p: &pb::Incident, refs: &mut svc::ComponentRefs) -> NewIncident {
+fn new_incident(
+    v: &mut Violations,
+    p: &pb::Incident,
+    refs: &mut svc::ComponentRefs,
+) -> NewIncident {
     let f = |name: &str| format!("incident.{name}");
     NewIncident {
-        title: v.check(&f("title"), parse::title(&p.title)).unwrap_or_default(),
+        title: v
+            .check(&f("title"), parse::title(&p.title))
+            .unwrap_or_default(),
         summary: v
-            .check(&f("summary"), parse::text(&p.summary, TEXT_MAX_BYTES, false))
+            .check(
+                &f("summary"),
+                parse::text(&p.summary, TEXT_MAX_BYTES, false),
+            )
             .unwrap_or_default(),
         kind: v
-            .check(&f("kind"), parse::required_enum(p.kind, IncidentKind::from_code))
+            .check(
+                &f("kind"),
+                parse::required_enum(p.kind, IncidentKind::from_code),
+            )
             .map(Some)
             .unwrap_or_default(),
         severity: v
-            .check(&f("severity"), parse::optional_enum(p.severity, Severity::from_code))
+            .check(
+                &f("severity"),
+                parse::optional_enum(p.severity, Severity::from_code),
+            )
             .flatten(),
         status: v
-            .check(&f("status"), parse::optional_enum(p.status, IncidentStatus::from_code))
+            .check(
+                &f("status"),
+                parse::optional_enum(p.status, IncidentStatus::from_code),
+            )
             .flatten(),
-        component_impacts: parse::component_impacts(v, &f("component_impacts"), &p.component_impacts, refs),
+        component_impacts: parse::component_impacts(
+            v,
+            &f("component_impacts"),
+            &p.component_impacts,
+            refs,
+        ),
         impact_windows: parse::impact_windows(v, &f("impact_windows"), &p.impact_windows, refs),
         scheduled_start_time: v
-            .check(&f("scheduled_start_time"), parse::optional_time(&p.scheduled_start_time))
+            .check(
+                &f("scheduled_start_time"),
+                parse::optional_time(&p.scheduled_start_time),
+            )
             .flatten(),
         scheduled_end_time: v
-            .check(&f("scheduled_end_time"), parse::optional_time(&p.scheduled_end_time))
+            .check(
+                &f("scheduled_end_time"),
+                parse::optional_time(&p.scheduled_end_time),
+            )
             .flatten(),
         roles: parse::roles(v, &f("roles"), &p.roles),
         labels: parse::labels(v, &f("labels"), &p.labels),
         next_update_time: v
-            .check(&f("next_update_time"), parse::optional_time(&p.next_update_time))
+            .check(
+                &f("next_update_time"),
+                parse::optional_time(&p.next_update_time),
+            )
             .flatten(),
     }
 }
 
-fn check_schedule(v: &mut Violations, start: Option<crate::domain::Time>, end: Option<crate::domain::Time>) {
+fn check_schedule(
+    v: &mut Violations,
+    start: Option<crate::domain::Time>,
+    end: Option<crate::domain::Time>,
+) {
     if let (Some(s), Some(e)) = (start, end)
         && e < s
     {
-        v.add("incident.scheduled_end_time", "must not be before scheduled_start_time");
+        v.add(
+            "incident.scheduled_end_time",
+            "must not be before scheduled_start_time",
+        );
     }
 }
 
 /// The paths an update names: the mask, or every field the request sets.
-fn update_paths(v: &mut Violations, req: &pb::UpdateIncidentRequest, p: &pb::Incident) -> Vec<String> {
-    let mask: Vec<String> = req.update_mask.as_ref().map(|m| m.paths.clone()).unwrap_or_default();
+fn update_paths(
+    v: &mut Violations,
+    req: &pb::UpdateIncidentRequest,
+    p: &pb::Incident,
+) -> Vec<String> {
+    let mask: Vec<String> = req
+        .update_mask
+        .as_ref()
+        .map(|m| m.paths.clone())
+        .unwrap_or_default();
     let paths = if mask.is_empty() {
         let set = [
             ("title", !p.title.is_empty()),
@@ -140,7 +190,10 @@ fn update_paths(v: &mut Violations, req: &pb::UpdateIncidentRequest, p: &pb::Inc
             ("status", p.status != 0),
             ("component_impacts", !p.component_impacts.is_empty()),
         ];
-        set.iter().filter(|(_, on)| *on).map(|(n, _)| (*n).to_owned()).collect()
+        set.iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| (*n).to_owned())
+            .collect()
     } else {
         mask
     };
@@ -149,7 +202,9 @@ fn update_paths(v: &mut Violations, req: &pb::UpdateIncidentRequest, p: &pb::Inc
         if STATUS_ONLY.contains(&path.as_str()) {
             v.add(
                 "update_mask",
-                format!("{path:?} cannot be changed by UpdateIncident: post a status update instead"),
+                format!(
+                    "{path:?} cannot be changed by UpdateIncident: post a status update instead"
+                ),
             );
         } else if UPDATABLE.contains(&path.as_str()) {
             if !out.contains(&path) {
@@ -162,40 +217,75 @@ fn update_paths(v: &mut Violations, req: &pb::UpdateIncidentRequest, p: &pb::Inc
     out
 }
 
-fn patch(v: &mut Violations, paths: &[String], p: &pb::Incident, refs: &mut svc::ComponentRefs) -> IncidentPatch {
+fn patch(
+    v: &mut Violations,
+    paths: &[String],
+    p: &pb::Incident,
+    refs: &mut svc::ComponentRefs,
+) -> IncidentPatch {
     let mut patch = IncidentPatch::default();
     let f = |name: &str| format!("incident.{name}");
     for path in paths {
         match path.as_str() {
             "title" => patch.title = v.check(&f("title"), parse::title(&p.title)),
-            "summary" => patch.summary = v.check(&f("summary"), parse::text(&p.summary, TEXT_MAX_BYTES, false)),
+            "summary" => {
+                patch.summary = v.check(
+                    &f("summary"),
+                    parse::text(&p.summary, TEXT_MAX_BYTES, false),
+                )
+            }
             "severity" => {
-                patch.severity = v.check(&f("severity"), parse::optional_enum(p.severity, Severity::from_code))
+                patch.severity = v.check(
+                    &f("severity"),
+                    parse::optional_enum(p.severity, Severity::from_code),
+                )
             }
             "impact_windows" => {
-                patch.impact_windows = Some(parse::impact_windows(v, &f("impact_windows"), &p.impact_windows, refs))
+                patch.impact_windows = Some(parse::impact_windows(
+                    v,
+                    &f("impact_windows"),
+                    &p.impact_windows,
+                    refs,
+                ))
             }
             "scheduled_start_time" => {
-                patch.scheduled_start_time =
-                    v.check(&f("scheduled_start_time"), parse::optional_time(&p.scheduled_start_time))
+                patch.scheduled_start_time = v.check(
+                    &f("scheduled_start_time"),
+                    parse::optional_time(&p.scheduled_start_time),
+                )
             }
             "scheduled_end_time" => {
-                patch.scheduled_end_time =
-                    v.check(&f("scheduled_end_time"), parse::optional_time(&p.scheduled_end_time))
+                patch.scheduled_end_time = v.check(
+                    &f("scheduled_end_time"),
+                    parse::optional_time(&p.scheduled_end_time),
+                )
             }
             "roles" => patch.roles = Some(parse::roles(v, &f("roles"), &p.roles)),
             "labels" => patch.labels = Some(parse::labels(v, &f("labels"), &p.labels)),
             "next_update_time" => {
-                patch.next_update_time = v.check(&f("next_update_time"), parse::optional_time(&p.next_update_time))
+                patch.next_update_time = v.check(
+                    &f("next_update_time"),
+                    parse::optional_time(&p.next_update_time),
+                )
             }
-            "declare_time" => match v.check(&f("declare_time"), parse::past_time(&p.declare_time)) {
-                Some(Some(t)) => patch.declare_time = Some(t),
-                Some(None) => v.add(f("declare_time"), "cannot be cleared"),
-                None => {}
-            },
-            "identify_time" => patch.identify_time = v.check(&f("identify_time"), parse::past_time(&p.identify_time)),
-            "mitigate_time" => patch.mitigate_time = v.check(&f("mitigate_time"), parse::past_time(&p.mitigate_time)),
-            "resolve_time" => patch.resolve_time = v.check(&f("resolve_time"), parse::past_time(&p.resolve_time)),
+            "declare_time" => {
+                match v.check(&f("declare_time"), parse::past_time(&p.declare_time)) {
+                    Some(Some(t)) => patch.declare_time = Some(t),
+                    Some(None) => v.add(f("declare_time"), "cannot be cleared"),
+                    None => {}
+                }
+            }
+            "identify_time" => {
+                patch.identify_time =
+                    v.check(&f("identify_time"), parse::past_time(&p.identify_time))
+            }
+            "mitigate_time" => {
+                patch.mitigate_time =
+                    v.check(&f("mitigate_time"), parse::past_time(&p.mitigate_time))
+            }
+            "resolve_time" => {
+                patch.resolve_time = v.check(&f("resolve_time"), parse::past_time(&p.resolve_time))
+            }
             _ => {}
         }
     }
@@ -205,13 +295,19 @@ fn patch(v: &mut Violations, paths: &[String], p: &pb::Incident, refs: &mut svc:
 fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> IncidentFilter {
     let mut statuses = Vec::new();
     for (i, s) in r.statuses.iter().enumerate() {
-        if let Some(s) = v.check(&format!("statuses[{i}]"), parse::required_enum(*s, IncidentStatus::from_code)) {
+        if let Some(s) = v.check(
+            &format!("statuses[{i}]"),
+            parse::required_enum(*s, IncidentStatus::from_code),
+        ) {
             statuses.push(s);
         }
     }
     let mut severities = Vec::new();
     for (i, s) in r.severities.iter().enumerate() {
-        if let Some(s) = v.check(&format!("severities[{i}]"), parse::required_enum(*s, Severity::from_code)) {
+        if let Some(s) = v.check(
+            &format!("severities[{i}]"),
+            parse::required_enum(*s, Severity::from_code),
+        ) {
             severities.push(s);
         }
     }
@@ -221,7 +317,10 @@ fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> IncidentFilt
     severities.dedup();
     let query = r.query.trim();
     if query.chars().count() > TITLE_MAX_CHARS {
-        v.add("query", format!("must be at most {TITLE_MAX_CHARS} characters"));
+        v.add(
+            "query",
+            format!("must be at most {TITLE_MAX_CHARS} characters"),
+        );
     }
     let label = if r.label.is_empty() {
         None
@@ -230,16 +329,36 @@ fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> IncidentFilt
             Some((k, val)) => (k.trim(), Some(val.trim().to_owned())),
             None => (r.label.trim(), None),
         };
-        v.check("label", parse::label_key(k).map_err(|e| format!("{e} (use key or key=value)")));
+        v.check(
+            "label",
+            parse::label_key(k).map_err(|e| format!("{e} (use key or key=value)")),
+        );
         Some((k.to_owned(), val))
     };
-    let after = v.check("create_time_after", parse::optional_time(&r.create_time_after)).flatten();
-    let before = v.check("create_time_before", parse::optional_time(&r.create_time_before)).flatten();
+    let after = v
+        .check(
+            "create_time_after",
+            parse::optional_time(&r.create_time_after),
+        )
+        .flatten();
+    let before = v
+        .check(
+            "create_time_before",
+            parse::optional_time(&r.create_time_before),
+        )
+        .flatten();
     IncidentFilter {
         statuses,
         severities,
-        kind: v.check("kind", parse::optional_enum(r.kind, IncidentKind::from_code)).flatten(),
-        component_id: v.check("component_id", parse::optional_uuid(&r.component_id)).flatten(),
+        kind: v
+            .check(
+                "kind",
+                parse::optional_enum(r.kind, IncidentKind::from_code),
+            )
+            .flatten(),
+        component_id: v
+            .check("component_id", parse::optional_uuid(&r.component_id))
+            .flatten(),
         open: r.open,
         create_time_after: after,
         create_time_before: before,
@@ -267,7 +386,9 @@ impl IncidentService for Incidents {
         let mut refs = Vec::new();
         let new = new_incident(&mut v, p, &mut refs);
         check_schedule(&mut v, new.scheduled_start_time, new.scheduled_end_time);
-        let occur_time = v.check("occur_time", parse::past_time(&r.occur_time)).flatten();
+        let occur_time = v
+            .check("occur_time", parse::past_time(&r.occur_time))
+            .flatten();
         v.finish()?;
         let incident = svc::create(&self.store, caller, key, new, refs, occur_time).await?;
         Ok(Response::new(pb::CreateIncidentResponse {
@@ -297,8 +418,15 @@ impl IncidentService for Incidents {
         v.finish()?;
         let start: Option<Cursor> = page_start(&self.store, "incidents", &filter, &r.page_token)?;
         let items = svc::list(&self.store, &filter, start.as_ref(), limit + 1).await?;
-        let (incidents, next_page_token) =
-            paginate(&self.store, "incidents", &filter, items, limit, convert::incident, cursor_after)?;
+        let (incidents, next_page_token) = paginate(
+            &self.store,
+            "incidents",
+            &filter,
+            items,
+            limit,
+            convert::incident,
+            cursor_after,
+        )?;
         Ok(Response::new(pb::ListIncidentsResponse {
             incidents,
             next_page_token,
@@ -363,9 +491,14 @@ impl IncidentService for Incidents {
         let caller = parse::caller(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
-        let key = parse::request_key(&mut v, &caller, "UndeleteIncident", &r, &r.request_id, |m| {
-            m.request_id.clear()
-        });
+        let key = parse::request_key(
+            &mut v,
+            &caller,
+            "UndeleteIncident",
+            &r,
+            &r.request_id,
+            |m| m.request_id.clear(),
+        );
         let id = incident_id(&mut v, "id", &r.id);
         v.finish()?;
         let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
@@ -383,20 +516,32 @@ impl IncidentService for Incidents {
         let caller = parse::caller(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
-        let key = parse::request_key(&mut v, &caller, "PostStatusUpdate", &r, &r.request_id, |m| {
-            m.request_id.clear()
-        });
+        let key = parse::request_key(
+            &mut v,
+            &caller,
+            "PostStatusUpdate",
+            &r,
+            &r.request_id,
+            |m| m.request_id.clear(),
+        );
         let id = incident_id(&mut v, "incident_id", &r.incident_id);
         let status = v
-            .check("status", parse::optional_enum(r.status, IncidentStatus::from_code))
+            .check(
+                "status",
+                parse::optional_enum(r.status, IncidentStatus::from_code),
+            )
             .flatten();
         let message = v
             .check("message", parse::text(&r.message, TEXT_MAX_BYTES, true))
             .unwrap_or_default();
         let mut refs = Vec::new();
-        let impacts = parse::component_impacts(&mut v, "component_impacts", &r.component_impacts, &mut refs);
+        let impacts =
+            parse::component_impacts(&mut v, "component_impacts", &r.component_impacts, &mut refs);
         let next_update_time = v
-            .check("next_update_time", parse::optional_time(&r.next_update_time))
+            .check(
+                "next_update_time",
+                parse::optional_time(&r.next_update_time),
+            )
             .flatten();
         let visibility = match r.visibility {
             0 | 1 => Visibility::Public,
@@ -406,7 +551,9 @@ impl IncidentService for Incidents {
                 Visibility::Public
             }
         };
-        let occur_time = v.check("occur_time", parse::past_time(&r.occur_time)).flatten();
+        let occur_time = v
+            .check("occur_time", parse::past_time(&r.occur_time))
+            .flatten();
         v.finish()?;
         let id = id.ok_or_else(|| Error::invalid("incident_id", "is required"))?;
         let new = NewStatusUpdate {
@@ -435,7 +582,8 @@ impl IncidentService for Incidents {
         v.finish()?;
         let id = id.ok_or_else(|| Error::invalid("incident_id", "is required"))?;
         let scope_filters = id.to_string();
-        let start: Option<Cursor> = page_start(&self.store, "status_updates", &scope_filters, &r.page_token)?;
+        let start: Option<Cursor> =
+            page_start(&self.store, "status_updates", &scope_filters, &r.page_token)?;
         let items = svc::list_status_updates(&self.store, id, start.as_ref(), limit + 1).await?;
         let (status_updates, next_page_token) = paginate(
             &self.store,

@@ -58,7 +58,9 @@ pub(crate) fn paginate<D, P: prost::Message, C: Serialize>(
         last = Some(item);
     }
     let token = match (more, last) {
-        (true, Some(last)) => page_token::encode(store.page_token_key(), scope, filters, &cursor(last))?,
+        (true, Some(last)) => {
+            page_token::encode(store.page_token_key(), scope, filters, &cursor(last))?
+        }
         _ => String::new(),
     };
     Ok((out, token))

@@ -94,7 +94,10 @@ pub fn short(s: &str, required: bool) -> std::result::Result<String, String> {
 }
 
 /// A proto enum value that must be known; `0` (unspecified) yields `None`.
-pub fn optional_enum<T>(code: i32, from_code: fn(i32) -> Option<T>) -> std::result::Result<Option<T>, String> {
+pub fn optional_enum<T>(
+    code: i32,
+    from_code: fn(i32) -> Option<T>,
+) -> std::result::Result<Option<T>, String> {
     if code == 0 {
         return Ok(None);
     }
@@ -104,18 +107,27 @@ pub fn optional_enum<T>(code: i32, from_code: fn(i32) -> Option<T>) -> std::resu
 }
 
 /// A proto enum value that must be set and known.
-pub fn required_enum<T>(code: i32, from_code: fn(i32) -> Option<T>) -> std::result::Result<T, String> {
+pub fn required_enum<T>(
+    code: i32,
+    from_code: fn(i32) -> Option<T>,
+) -> std::result::Result<T, String> {
     optional_enum(code, from_code)?.ok_or_else(|| "is required".to_owned())
 }
 
 /// A UUID.
 pub fn uuid<T: std::str::FromStr>(s: &str) -> std::result::Result<T, String> {
-    s.trim().parse().map_err(|_| format!("{s:?} is not a valid UUID"))
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a valid UUID"))
 }
 
 /// An optional UUID: empty means none.
 pub fn optional_uuid<T: std::str::FromStr>(s: &str) -> std::result::Result<Option<T>, String> {
-    if s.is_empty() { Ok(None) } else { uuid(s).map(Some) }
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        uuid(s).map(Some)
+    }
 }
 
 /// A timestamp within the range a Timestamp may hold.
@@ -132,7 +144,9 @@ pub fn time(ts: &prost_types::Timestamp) -> std::result::Result<Time, String> {
 }
 
 /// An optional timestamp.
-pub fn optional_time(ts: &Option<prost_types::Timestamp>) -> std::result::Result<Option<Time>, String> {
+pub fn optional_time(
+    ts: &Option<prost_types::Timestamp>,
+) -> std::result::Result<Option<Time>, String> {
     ts.as_ref().map(time).transpose()
 }
 
@@ -156,7 +170,11 @@ pub fn duration(d: &prost_types::Duration) -> std::result::Result<chrono::TimeDe
 }
 
 /// Labels: at most 64; keys 1 to 63 characters of letters, digits, `_.-/`.
-pub fn labels(v: &mut Violations, field: &str, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub fn labels(
+    v: &mut Violations,
+    field: &str,
+    labels: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     if labels.len() > LABELS_MAX {
         v.add(field, format!("at most {LABELS_MAX} labels"));
     }
@@ -176,7 +194,9 @@ pub fn labels(v: &mut Violations, field: &str, labels: &BTreeMap<String, String>
 /// A label key.
 pub fn label_key(k: &str) -> std::result::Result<(), String> {
     if k.is_empty() || k.chars().count() > LABEL_KEY_MAX_CHARS {
-        return Err(format!("label key must be 1 to {LABEL_KEY_MAX_CHARS} characters"));
+        return Err(format!(
+            "label key must be 1 to {LABEL_KEY_MAX_CHARS} characters"
+        ));
     }
     if !k
         .chars()
@@ -200,15 +220,24 @@ pub fn component_impacts(
     let mut out: Vec<ComponentImpact> = Vec::new();
     for (i, c) in list.iter().enumerate() {
         let f = format!("{field}[{i}]");
-        let id = v.check(&format!("{f}.component_id"), uuid::<ComponentId>(&c.component_id));
-        let impact = v.check(&format!("{f}.impact"), required_enum(c.impact, ImpactLevel::from_code));
+        let id = v.check(
+            &format!("{f}.component_id"),
+            uuid::<ComponentId>(&c.component_id),
+        );
+        let impact = v.check(
+            &format!("{f}.impact"),
+            required_enum(c.impact, ImpactLevel::from_code),
+        );
         if let (Some(component_id), Some(impact)) = (id, impact) {
             if out.iter().any(|o| o.component_id == component_id) {
                 v.add(format!("{f}.component_id"), "component listed twice");
                 continue;
             }
             refs.push((format!("{f}.component_id"), component_id));
-            out.push(ComponentImpact { component_id, impact });
+            out.push(ComponentImpact {
+                component_id,
+                impact,
+            });
         }
     }
     out
@@ -234,13 +263,21 @@ pub fn impact_windows(
             }
             Some(t) => v.check(&format!("{f}.start_time"), time(t)),
         };
-        let end = v.check(&format!("{f}.end_time"), optional_time(&w.end_time)).flatten();
-        let impact = v.check(&format!("{f}.impact"), required_enum(w.impact, ImpactLevel::from_code));
+        let end = v
+            .check(&format!("{f}.end_time"), optional_time(&w.end_time))
+            .flatten();
+        let impact = v.check(
+            &format!("{f}.impact"),
+            required_enum(w.impact, ImpactLevel::from_code),
+        );
         let dur = w
             .duration
             .as_ref()
             .and_then(|d| v.check(&format!("{f}.duration"), duration(d)));
-        let description = v.check(&format!("{f}.description"), text(&w.description, TEXT_MAX_BYTES, false));
+        let description = v.check(
+            &format!("{f}.description"),
+            text(&w.description, TEXT_MAX_BYTES, false),
+        );
         let mut ids = Vec::new();
         for (j, id) in w.component_ids.iter().enumerate() {
             let cf = format!("{f}.component_ids[{j}]");
@@ -257,7 +294,10 @@ pub fn impact_windows(
         if let (Some(s), Some(e), Some(d)) = (start, end, dur)
             && d > e - s
         {
-            v.add(format!("{f}.duration"), "must fit between start_time and end_time");
+            v.add(
+                format!("{f}.duration"),
+                "must fit between start_time and end_time",
+            );
         }
         if let (Some(start_time), Some(impact), Some(description)) = (start, impact, description) {
             out.push(ImpactWindow {
@@ -355,7 +395,10 @@ mod tests {
         assert!(title("").is_err());
         assert!(title("   ").is_err());
         assert!(title(&"x".repeat(200)).is_ok());
-        assert!(title(&"é".repeat(200)).is_ok(), "the limit counts characters, not bytes");
+        assert!(
+            title(&"é".repeat(200)).is_ok(),
+            "the limit counts characters, not bytes"
+        );
         assert!(title(&"x".repeat(201)).is_err());
         assert!(title("a\u{7}b").is_err());
         assert_eq!(title("  Outage ").unwrap(), "Outage");
@@ -363,8 +406,20 @@ mod tests {
 
     #[test]
     fn times_reject_bad_nanos_and_the_future() {
-        assert!(time(&prost_types::Timestamp { seconds: 0, nanos: -1 }).is_err());
-        assert!(time(&prost_types::Timestamp { seconds: 0, nanos: 1_000_000_000 }).is_err());
+        assert!(
+            time(&prost_types::Timestamp {
+                seconds: 0,
+                nanos: -1
+            })
+            .is_err()
+        );
+        assert!(
+            time(&prost_types::Timestamp {
+                seconds: 0,
+                nanos: 1_000_000_000
+            })
+            .is_err()
+        );
         let future = Utc::now() + chrono::TimeDelta::hours(1);
         let ts = prost_types::Timestamp {
             seconds: future.timestamp(),

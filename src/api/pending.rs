@@ -11,7 +11,9 @@ use crate::proto::action_item_service_server::ActionItemService;
 pub struct PendingActionItems;
 
 pub(crate) fn later(what: &str) -> Status {
-    Status::unimplemented(format!("{what} is not available yet in this version of incidentd"))
+    Status::unimplemented(format!(
+        "{what} is not available yet in this version of incidentd"
+    ))
 }
 
 #[tonic::async_trait]
@@ -47,7 +49,6 @@ impl ActionItemService for PendingActionItems {
         Err(later("DeleteActionItem"))
     }
 }
-
 
 /// The timeline (issue: timeline, AddNote and SubscribeTimeline).
 #[derive(Clone, Default)]

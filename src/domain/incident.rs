@@ -328,7 +328,11 @@ impl Incident {
 
     /// Applies a field patch and returns what changed (empty: nothing did, and
     /// the incident is left untouched).
-    pub fn apply_patch(&mut self, patch: IncidentPatch, now: Time) -> Result<Vec<FieldChange>, Error> {
+    pub fn apply_patch(
+        &mut self,
+        patch: IncidentPatch,
+        now: Time,
+    ) -> Result<Vec<FieldChange>, Error> {
         self.ensure_live()?;
         let mut changes = Vec::new();
         let mut set = |path: &str, changed: bool, old: Option<Value>, new: Option<Value>| {
@@ -341,7 +345,12 @@ impl Incident {
             }
         };
         if let Some(title) = patch.title {
-            set("title", title != self.title, Some(json!(self.title)), Some(json!(title)));
+            set(
+                "title",
+                title != self.title,
+                Some(json!(self.title)),
+                Some(json!(title)),
+            );
             self.title = title;
         }
         if let Some(summary) = patch.summary {
@@ -350,7 +359,12 @@ impl Incident {
             self.summary = summary;
         }
         if let Some(severity) = patch.severity {
-            set("severity", severity != self.severity, Some(json!(self.severity)), Some(json!(severity)));
+            set(
+                "severity",
+                severity != self.severity,
+                Some(json!(self.severity)),
+                Some(json!(severity)),
+            );
             self.severity = severity;
         }
         if let Some(windows) = patch.impact_windows {
@@ -363,27 +377,57 @@ impl Incident {
             self.impact_windows = windows;
         }
         if let Some(t) = patch.scheduled_start_time {
-            set("scheduled_start_time", t != self.scheduled_start_time, Some(json!(self.scheduled_start_time)), Some(json!(t)));
+            set(
+                "scheduled_start_time",
+                t != self.scheduled_start_time,
+                Some(json!(self.scheduled_start_time)),
+                Some(json!(t)),
+            );
             self.scheduled_start_time = t;
         }
         if let Some(t) = patch.scheduled_end_time {
-            set("scheduled_end_time", t != self.scheduled_end_time, Some(json!(self.scheduled_end_time)), Some(json!(t)));
+            set(
+                "scheduled_end_time",
+                t != self.scheduled_end_time,
+                Some(json!(self.scheduled_end_time)),
+                Some(json!(t)),
+            );
             self.scheduled_end_time = t;
         }
         if let Some(roles) = patch.roles {
-            set("roles", roles != self.roles, Some(json!(self.roles)), Some(json!(roles)));
+            set(
+                "roles",
+                roles != self.roles,
+                Some(json!(self.roles)),
+                Some(json!(roles)),
+            );
             self.roles = roles;
         }
         if let Some(labels) = patch.labels {
-            set("labels", labels != self.labels, Some(json!(self.labels)), Some(json!(labels)));
+            set(
+                "labels",
+                labels != self.labels,
+                Some(json!(self.labels)),
+                Some(json!(labels)),
+            );
             self.labels = labels;
         }
         if let Some(t) = patch.next_update_time {
-            set("next_update_time", t != self.next_update_time, Some(json!(self.next_update_time)), Some(json!(t)));
+            set(
+                "next_update_time",
+                t != self.next_update_time,
+                Some(json!(self.next_update_time)),
+                Some(json!(t)),
+            );
             self.next_update_time = t;
         }
         if let Some(t) = patch.declare_time {
-            set("declare_time", t != self.declare_time, Some(json!(self.declare_time)), Some(json!(t)));
+            set(
+                "declare_time",
+                t != self.declare_time,
+                Some(json!(self.declare_time)),
+                Some(json!(t)),
+            );
             self.declare_time = t;
         }
         for (milestone, value) in [
@@ -451,7 +495,10 @@ impl Incident {
 
     /// Component ids the incident currently has an impact on.
     pub fn component_ids(&self) -> Vec<ComponentId> {
-        self.component_impacts.iter().map(|c| c.component_id).collect()
+        self.component_impacts
+            .iter()
+            .map(|c| c.component_id)
+            .collect()
     }
 
     fn touch(&mut self, now: Time) {
@@ -486,7 +533,10 @@ impl Incident {
 /// Sets the listed impacts, keeps unlisted ones; new components are appended.
 fn merge_impacts(current: &mut Vec<ComponentImpact>, listed: &[ComponentImpact]) {
     for l in listed {
-        match current.iter_mut().find(|c| c.component_id == l.component_id) {
+        match current
+            .iter_mut()
+            .find(|c| c.component_id == l.component_id)
+        {
             Some(c) => c.impact = l.impact,
             None => current.push(*l),
         }

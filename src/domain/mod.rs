@@ -11,7 +11,7 @@ pub use component::Component;
 pub use event::{Event, EventKind, EventPayload, FieldChange, IncidentSnapshot, NewEvent};
 pub use ids::{ComponentId, IncidentId, StatusUpdateId};
 pub use incident::{
-    ComponentImpact, Incident, ImpactWindow, Milestone, RoleAssignment, StatusUpdate, Visibility,
+    ComponentImpact, ImpactWindow, Incident, Milestone, RoleAssignment, StatusUpdate, Visibility,
 };
 pub use status::{ImpactLevel, IncidentKind, IncidentStatus, Severity};
 

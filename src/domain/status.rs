@@ -114,7 +114,11 @@ impl ImpactLevel {
 
     /// The worse of two impacts.
     pub fn worst(self, other: Self) -> Self {
-        if other.rank() > self.rank() { other } else { self }
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
     }
 }
 
@@ -140,8 +144,14 @@ mod tests {
 
     #[test]
     fn statuses_belong_to_one_kind_and_only_terminal_ones_close() {
-        let closed: Vec<_> = IncidentStatus::ALL.iter().filter(|s| s.is_closed()).collect();
-        assert_eq!(closed, [&IncidentStatus::Resolved, &IncidentStatus::Completed]);
+        let closed: Vec<_> = IncidentStatus::ALL
+            .iter()
+            .filter(|s| s.is_closed())
+            .collect();
+        assert_eq!(
+            closed,
+            [&IncidentStatus::Resolved, &IncidentStatus::Completed]
+        );
         assert_eq!(IncidentStatus::Verifying.kind(), IncidentKind::Maintenance);
         assert_eq!(IncidentStatus::Monitoring.kind(), IncidentKind::Incident);
     }

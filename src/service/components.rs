@@ -17,7 +17,11 @@ async fn load_for_write(ctx: &mut WriteCtx, id: ComponentId) -> Result<Component
     })
 }
 
-async fn require_live_parent(ctx: &mut WriteCtx, field: &str, parent: Option<ComponentId>) -> Result<()> {
+async fn require_live_parent(
+    ctx: &mut WriteCtx,
+    field: &str,
+    parent: Option<ComponentId>,
+) -> Result<()> {
     if let Some(p) = parent
         && db::live(ctx.conn(), &[p]).await?.is_empty()
     {
@@ -53,9 +57,22 @@ pub async fn create(
     write_once(store, key, move |ctx| {
         Box::pin(async move {
             require_live_parent(ctx, "component.parent_id", parent_id).await?;
-            let c = Component::new(ComponentId::generate(), name, description, parent_id, ctx.now());
+            let c = Component::new(
+                ComponentId::generate(),
+                name,
+                description,
+                parent_id,
+                ctx.now(),
+            );
             db::insert(ctx.conn(), &c).await?;
-            append(ctx, &caller, EventPayload::ComponentCreated { component: Box::new(c.clone()) }).await?;
+            append(
+                ctx,
+                &caller,
+                EventPayload::ComponentCreated {
+                    component: Box::new(c.clone()),
+                },
+            )
+            .await?;
             Ok(c)
         })
     })
@@ -97,7 +114,10 @@ pub async fn update(
             let mut c = load_for_write(ctx, id).await?;
             check_etag(etag.as_deref(), &c.etag(), "component", id.to_string())?;
             if c.delete_time.is_some() {
-                return Err(Error::NotFound { resource: "component", id: id.to_string() });
+                return Err(Error::NotFound {
+                    resource: "component",
+                    id: id.to_string(),
+                });
             }
             if let Some(Some(parent)) = patch.parent_id {
                 require_live_parent(ctx, "component.parent_id", Some(parent)).await?;
@@ -111,8 +131,15 @@ pub async fn update(
             let changes = c.apply_patch(patch, ctx.now());
             if !changes.is_empty() {
                 db::save(ctx.conn(), &c).await?;
-                append(ctx, &caller, EventPayload::ComponentUpdated { component: Box::new(c.clone()), changes })
-                    .await?;
+                append(
+                    ctx,
+                    &caller,
+                    EventPayload::ComponentUpdated {
+                        component: Box::new(c.clone()),
+                        changes,
+                    },
+                )
+                .await?;
             }
             Ok(c)
         })

@@ -24,7 +24,10 @@ pub enum IncidentRef {
 /// Components a write refers to, each with the request field that names it.
 pub type ComponentRefs = Vec<(String, ComponentId)>;
 
-async fn require_live_components(conn: &mut sqlx::SqliteConnection, refs: &ComponentRefs) -> Result<()> {
+async fn require_live_components(
+    conn: &mut sqlx::SqliteConnection,
+    refs: &ComponentRefs,
+) -> Result<()> {
     if refs.is_empty() {
         return Ok(());
     }
@@ -52,7 +55,12 @@ async fn load_for_write(conn: &mut sqlx::SqliteConnection, id: IncidentId) -> Re
     })
 }
 
-fn event(incident: &Incident, occur_time: Time, caller: &Caller, payload: EventPayload) -> NewEvent {
+fn event(
+    incident: &Incident,
+    occur_time: Time,
+    caller: &Caller,
+    payload: EventPayload,
+) -> NewEvent {
     NewEvent {
         incident: Some(IncidentSnapshot::from(incident)),
         occur_time,
@@ -76,7 +84,8 @@ pub async fn create(
             let now = ctx.now();
             let number = db::next_number(ctx.conn()).await?;
             let declare_time = occur_time.unwrap_or(now);
-            let incident = Incident::declare(new, IncidentId::generate(), number, declare_time, now)?;
+            let incident =
+                Incident::declare(new, IncidentId::generate(), number, declare_time, now)?;
             db::insert(ctx.conn(), &incident).await?;
             ctx.append(event(
                 &incident,
@@ -133,15 +142,25 @@ pub async fn update(
     write_once(store, key, move |ctx| {
         Box::pin(async move {
             let mut incident = load_for_write(ctx.conn(), id).await?;
-            check_etag(etag.as_deref(), &incident.etag(), "incident", id.to_string())?;
+            check_etag(
+                etag.as_deref(),
+                &incident.etag(),
+                "incident",
+                id.to_string(),
+            )?;
             incident.ensure_live()?;
             require_live_components(ctx.conn(), &refs).await?;
             let now = ctx.now();
             let changes = incident.apply_patch(patch, now)?;
             if !changes.is_empty() {
                 db::save(ctx.conn(), &incident).await?;
-                ctx.append(event(&incident, now, &caller, EventPayload::IncidentUpdated { changes }))
-                    .await?;
+                ctx.append(event(
+                    &incident,
+                    now,
+                    &caller,
+                    EventPayload::IncidentUpdated { changes },
+                ))
+                .await?;
             }
             Ok(incident)
         })
@@ -161,7 +180,12 @@ pub async fn set_deleted(
     write_once(store, key, move |ctx| {
         Box::pin(async move {
             let mut incident = load_for_write(ctx.conn(), id).await?;
-            check_etag(etag.as_deref(), &incident.etag(), "incident", id.to_string())?;
+            check_etag(
+                etag.as_deref(),
+                &incident.etag(),
+                "incident",
+                id.to_string(),
+            )?;
             let now = ctx.now();
             let payload = if deleted {
                 incident.delete(now)?;

@@ -28,7 +28,8 @@ where
         .write(move |ctx| {
             Box::pin(async move {
                 if let Some(key) = &key
-                    && let Some((fingerprint, response)) = request_ids::find(ctx.conn(), key).await?
+                    && let Some((fingerprint, response)) =
+                        request_ids::find(ctx.conn(), key).await?
                 {
                     if fingerprint != key.fingerprint {
                         return Err(Error::RequestIdReused(key.request_id.clone()));
@@ -38,7 +39,8 @@ where
                 let out = job(&mut *ctx).await?;
                 if let Some(key) = &key {
                     let now = ctx.now();
-                    request_ids::record(ctx.conn(), key, &serde_json::to_string(&out)?, now).await?;
+                    request_ids::record(ctx.conn(), key, &serde_json::to_string(&out)?, now)
+                        .await?;
                 }
                 Ok(out)
             })
@@ -47,7 +49,12 @@ where
 }
 
 /// Refuses a write whose etag is set and stale.
-pub fn check_etag(given: Option<&str>, current: &str, resource: &'static str, id: String) -> Result<()> {
+pub fn check_etag(
+    given: Option<&str>,
+    current: &str,
+    resource: &'static str,
+    id: String,
+) -> Result<()> {
     match given {
         Some(etag) if etag != current => Err(Error::EtagMismatch { resource, id }),
         _ => Ok(()),

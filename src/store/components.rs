@@ -9,7 +9,8 @@ use super::{from_nanos, to_nanos};
 use crate::domain::{Component, ComponentId, ImpactLevel};
 use crate::error::{Error, Result};
 
-const COLUMNS: &str = "id, parent_id, name, description, create_time, update_time, delete_time, version";
+const COLUMNS: &str =
+    "id, parent_id, name, description, create_time, update_time, delete_time, version";
 
 /// Inserts a component; a name taken by a live sibling is ALREADY_EXISTS.
 pub async fn insert(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
@@ -71,10 +72,12 @@ fn unique_name(
 
 /// Loads one component (deleted or not), with its derived status.
 pub async fn load(conn: &mut SqliteConnection, id: ComponentId) -> Result<Option<Component>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM components WHERE id = ?")))
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM components WHERE id = ?"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let mut c = decode(&row)?;
     fill_statuses(conn, std::slice::from_mut(&mut c)).await?;
@@ -154,7 +157,10 @@ async fn fill_statuses(conn: &mut SqliteConnection, components: &mut [Component]
 }
 
 /// Names of the given components, for rendering events; unknown ids are absent.
-pub async fn names(conn: &mut SqliteConnection, ids: &[ComponentId]) -> Result<HashMap<ComponentId, String>> {
+pub async fn names(
+    conn: &mut SqliteConnection,
+    ids: &[ComponentId],
+) -> Result<HashMap<ComponentId, String>> {
     let ids: Vec<String> = ids.iter().map(|c| c.to_string()).collect();
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT id, name FROM components WHERE id IN (SELECT value FROM json_each(?))",
@@ -227,7 +233,9 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<Component> {
         status: ImpactLevel::Operational,
         create_time: from_nanos(row.try_get("create_time")?),
         update_time: from_nanos(row.try_get("update_time")?),
-        delete_time: row.try_get::<Option<i64>, _>("delete_time")?.map(from_nanos),
+        delete_time: row
+            .try_get::<Option<i64>, _>("delete_time")?
+            .map(from_nanos),
         version: row.try_get::<i64, _>("version")? as u64,
     })
 }

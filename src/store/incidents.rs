@@ -89,12 +89,14 @@ pub async fn save(conn: &mut SqliteConnection, i: &Incident) -> Result<()> {
 
 async fn write_side_tables(conn: &mut SqliteConnection, i: &Incident) -> Result<()> {
     for c in &i.component_impacts {
-        sqlx::query("INSERT INTO incident_components (incident_id, component_id, impact) VALUES (?, ?, ?)")
-            .bind(i.id.to_string())
-            .bind(c.component_id.to_string())
-            .bind(c.impact.code())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO incident_components (incident_id, component_id, impact) VALUES (?, ?, ?)",
+        )
+        .bind(i.id.to_string())
+        .bind(c.component_id.to_string())
+        .bind(c.impact.code())
+        .execute(&mut *conn)
+        .await?;
     }
     for (k, v) in &i.labels {
         sqlx::query("INSERT INTO incident_labels (incident_id, key, value) VALUES (?, ?, ?)")
@@ -200,13 +202,15 @@ pub fn cursor_after(i: &Incident) -> Cursor {
 
 /// Records a status update.
 pub async fn insert_status_update(conn: &mut SqliteConnection, u: &StatusUpdate) -> Result<()> {
-    sqlx::query("INSERT INTO status_updates (id, incident_id, create_time, doc) VALUES (?, ?, ?, ?)")
-        .bind(u.id.to_string())
-        .bind(u.incident_id.to_string())
-        .bind(to_nanos(u.create_time))
-        .bind(serde_json::to_string(u)?)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO status_updates (id, incident_id, create_time, doc) VALUES (?, ?, ?, ?)",
+    )
+    .bind(u.id.to_string())
+    .bind(u.incident_id.to_string())
+    .bind(to_nanos(u.create_time))
+    .bind(serde_json::to_string(u)?)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -228,9 +232,7 @@ pub async fn list_status_updates(
     .bind(limit as i64)
     .fetch_all(&mut *conn)
     .await?;
-    docs.iter()
-        .map(|d| Ok(serde_json::from_str(d)?))
-        .collect()
+    docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
 }
 
 /// The cursor positioned after status update `u`.

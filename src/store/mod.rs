@@ -18,8 +18,8 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokio::sync::watch;
 
-pub use writer::{WriteCtx, WriteFuture};
 use writer::Writer;
+pub use writer::{WriteCtx, WriteFuture};
 
 use crate::domain::Time;
 use crate::error::{Error, Result};

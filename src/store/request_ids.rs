@@ -17,7 +17,10 @@ pub struct RequestKey {
 }
 
 /// The stored fingerprint and response of an earlier request with this key.
-pub async fn find(conn: &mut SqliteConnection, key: &RequestKey) -> Result<Option<(Vec<u8>, String)>> {
+pub async fn find(
+    conn: &mut SqliteConnection,
+    key: &RequestKey,
+) -> Result<Option<(Vec<u8>, String)>> {
     Ok(sqlx::query_as(
         "SELECT fingerprint, response FROM request_ids
          WHERE caller = ? AND method = ? AND request_id = ?",
@@ -30,7 +33,12 @@ pub async fn find(conn: &mut SqliteConnection, key: &RequestKey) -> Result<Optio
 }
 
 /// Records the response of a request, in the transaction of its change.
-pub async fn record(conn: &mut SqliteConnection, key: &RequestKey, response: &str, now: Time) -> Result<()> {
+pub async fn record(
+    conn: &mut SqliteConnection,
+    key: &RequestKey,
+    response: &str,
+    now: Time,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO request_ids (caller, method, request_id, fingerprint, response, create_time)
          VALUES (?, ?, ?, ?, ?, ?)",

@@ -57,7 +57,11 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn spawn(conn: SqliteConnection, max_batch: usize, head: watch::Sender<u64>) -> Self {
+    pub(super) fn spawn(
+        conn: SqliteConnection,
+        max_batch: usize,
+        head: watch::Sender<u64>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
         tokio::spawn(run(conn, rx, max_batch.max(1), head));
         Writer { tx }

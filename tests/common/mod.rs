@@ -1,0 +1,172 @@
+//! Test harness: a real server on 127.0.0.1:0 over a temporary SQLite file,
+//! driven through `incident-client`.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use incident_client::tonic::transport::Channel;
+use incident_client::tonic::{Code, Status};
+use incident_client::{ComponentServiceClient, IncidentServiceClient};
+use incidentd::server::{Config, Server};
+use incidentd::store::StoreOptions;
+use sqlx::{Connection, Row};
+use tempfile::TempDir;
+
+/// A running server with its database file.
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub dir: TempDir,
+    pub db: PathBuf,
+    pub url: String,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh database.
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("incidentd.db");
+        let server = start_on(&db).await;
+        let url = format!("http://{}", server.addr());
+        TestServer {
+            server: Some(server),
+            dir,
+            db,
+            url,
+        }
+    }
+
+    /// Stops the server (draining it) and starts a new one on the same file.
+    pub async fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await.expect("stop");
+        }
+        let server = start_on(&self.db).await;
+        self.url = format!("http://{}", server.addr());
+        self.server = Some(server);
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    pub async fn incidents(&self) -> IncidentServiceClient<Channel> {
+        IncidentServiceClient::new(self.channel().await)
+    }
+
+    pub async fn components(&self) -> ComponentServiceClient<Channel> {
+        ComponentServiceClient::new(self.channel().await)
+    }
+
+    /// A digest of every row of every table: equal digests mean nothing changed.
+    pub async fn db_state(&self) -> String {
+        let url = format!("sqlite://{}?mode=ro", self.db.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("open db");
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+             AND name NOT LIKE '_sqlx%' ORDER BY name",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("tables");
+        let mut out = String::new();
+        for t in tables {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {t} ORDER BY 1")))
+                .fetch_all(&mut conn)
+                .await
+                .expect("rows");
+            out.push_str(&format!("{t}:{}\n", rows.len()));
+            for r in rows {
+                for i in 0..r.len() {
+                    let v: Option<Vec<u8>> = r.try_get_unchecked(i).ok();
+                    out.push_str(&format!("{v:?}|"));
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Number of rows of one table.
+    pub async fn count(&self, table: &str) -> i64 {
+        let url = format!("sqlite://{}?mode=ro", self.db.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("open db");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&mut conn)
+            .await
+            .expect("count")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Servers stop with the test runtime; the temp dir goes with `dir`.
+    }
+}
+
+async fn start_on(db: &std::path::Path) -> Server {
+    Server::start(Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database: db.display().to_string(),
+        store: StoreOptions::default(),
+    })
+    .await
+    .expect("server starts")
+}
+
+/// The decoded AIP-193 details of an error status.
+pub struct ErrorDetails {
+    pub code: Code,
+    pub reason: String,
+    pub metadata: std::collections::HashMap<String, String>,
+    pub bad_fields: Vec<String>,
+    pub preconditions: Vec<(String, String)>,
+}
+
+/// Decodes the rich error details of a status.
+pub fn details(status: &Status) -> ErrorDetails {
+    use tonic_types::StatusExt;
+    let d = status.get_error_details();
+    let info = d.error_info().cloned();
+    ErrorDetails {
+        code: status.code(),
+        reason: info.as_ref().map(|i| i.reason.clone()).unwrap_or_default(),
+        metadata: info.map(|i| i.metadata).unwrap_or_default(),
+        bad_fields: d
+            .bad_request()
+            .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+            .unwrap_or_default(),
+        preconditions: d
+            .precondition_failure()
+            .map(|p| {
+                p.violations
+                    .iter()
+                    .map(|v| (v.r#type.clone(), v.subject.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Asserts an error's code, reason and (if given) the bad field it names.
+#[track_caller]
+pub fn assert_error(status: &Status, code: Code, reason: &str, field: Option<&str>) {
+    let d = details(status);
+    assert_eq!(d.code, code, "code of {status:?}");
+    assert_eq!(d.reason, reason, "reason of {status:?}");
+    if let Some(field) = field {
+        assert!(
+            d.bad_fields.iter().any(|f| f == field),
+            "expected bad field {field:?}, got {:?} in {status:?}",
+            d.bad_fields
+        );
+    }
+}
