@@ -14,6 +14,7 @@ const COLUMNS: &str =
 
 /// Inserts a component; a name taken by a live sibling is ALREADY_EXISTS.
 pub async fn insert(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
+    check_sibling_name(conn, c).await?;
     let r = sqlx::query(
         "INSERT INTO components (id, parent_id, name, description, create_time, update_time, delete_time, version)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -33,6 +34,9 @@ pub async fn insert(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
 
 /// Saves a changed component; a name taken by a live sibling is ALREADY_EXISTS.
 pub async fn save(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
+    if c.delete_time.is_none() {
+        check_sibling_name(conn, c).await?;
+    }
     let r = sqlx::query(
         "UPDATE components SET parent_id = ?, name = ?, description = ?, update_time = ?,
          delete_time = ?, version = ? WHERE id = ?",
@@ -49,6 +53,34 @@ pub async fn save(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
     unique_name(r, c)
 }
 
+/// ALREADY_EXISTS naming the live sibling that holds `c`'s name, if any.
+async fn check_sibling_name(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
+    let taken: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM components
+         WHERE coalesce(parent_id, '') = coalesce(?1, '') AND name = ?2 AND id != ?3
+           AND delete_time IS NULL",
+    )
+    .bind(c.parent_id.map(|p| p.to_string()))
+    .bind(&c.name)
+    .bind(c.id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    match taken {
+        Some(sibling) => Err(name_taken(c, sibling)),
+        None => Ok(()),
+    }
+}
+
+fn name_taken(c: &Component, sibling: String) -> Error {
+    Error::AlreadyExists {
+        resource: "component",
+        id: c.id.to_string(),
+        meta: ("component_id", sibling),
+        message: format!("a sibling component is already named {:?}", c.name),
+    }
+}
+
+/// The unique index backs the check above; its violation means the same.
 fn unique_name(
     r: std::result::Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
     c: &Component,
@@ -56,15 +88,7 @@ fn unique_name(
     match r {
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(e)) if e.kind() == sqlx::error::ErrorKind::UniqueViolation => {
-            Err(Error::AlreadyExists {
-                resource: "component",
-                id: c.id.to_string(),
-                meta: (
-                    "component_id",
-                    c.parent_id.map(|p| p.to_string()).unwrap_or_default(),
-                ),
-                message: format!("a sibling component is already named {:?}", c.name),
-            })
+            Err(name_taken(c, String::new()))
         }
         Err(e) => Err(e.into()),
     }

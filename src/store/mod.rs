@@ -24,6 +24,11 @@ pub use writer::{WriteCtx, WriteFuture};
 use crate::domain::Time;
 use crate::error::{Error, Result};
 
+/// How long a request_id record is kept: a retry within this window gets the
+/// first response back (AIP-155 asks for at least a day).
+pub const REQUEST_ID_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+const REQUEST_ID_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
 /// Tuning of the store.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -88,12 +93,39 @@ impl Store {
             .await?;
         let (head_tx, head_rx) = watch::channel(head);
         let writer = Writer::spawn(conn, options.max_batch, head_tx);
-        Ok(Store {
+        let store = Store {
             read,
             writer,
             page_token_key,
             head: head_rx,
-        })
+        };
+        store.spawn_request_id_pruner();
+        Ok(store)
+    }
+
+    /// Deletes request_id records past their retention, in the background,
+    /// through the writer like any other write. Ends when the store closes.
+    fn spawn_request_id_pruner(&self) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REQUEST_ID_PRUNE_INTERVAL);
+            loop {
+                tick.tick().await;
+                let pruned = store
+                    .write(|ctx| {
+                        Box::pin(async move {
+                            let before = ctx.now() - REQUEST_ID_RETENTION;
+                            request_ids::prune(ctx.conn(), before).await
+                        })
+                    })
+                    .await;
+                match pruned {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(pruned = n, "pruned expired request_id records"),
+                    Err(_) => break,
+                }
+            }
+        });
     }
 
     /// Applies migrations only (the `migrate` command).

@@ -62,3 +62,44 @@ pub async fn prune(conn: &mut SqliteConnection, before: Time) -> Result<u64> {
         .await?;
     Ok(r.rows_affected())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{REQUEST_ID_RETENTION, Store, StoreOptions};
+
+    fn key(id: &str) -> RequestKey {
+        RequestKey {
+            caller: "alice".into(),
+            method: "CreateIncident",
+            request_id: id.into(),
+            fingerprint: vec![1, 2, 3],
+        }
+    }
+
+    #[tokio::test]
+    async fn records_older_than_the_retention_are_pruned_and_newer_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db").display().to_string(), StoreOptions::default())
+            .await
+            .unwrap();
+        let pruned = store
+            .write(|ctx| {
+                Box::pin(async move {
+                    let now = ctx.now();
+                    let old = now - REQUEST_ID_RETENTION - chrono::TimeDelta::minutes(1);
+                    let recent = now - REQUEST_ID_RETENTION + chrono::TimeDelta::minutes(1);
+                    record(ctx.conn(), &key("old"), "{}", old).await?;
+                    record(ctx.conn(), &key("recent"), "{}", recent).await?;
+                    let n = prune(ctx.conn(), now - REQUEST_ID_RETENTION).await?;
+                    let old_left = find(ctx.conn(), &key("old")).await?.is_some();
+                    let recent_left = find(ctx.conn(), &key("recent")).await?.is_some();
+                    Ok((n, old_left, recent_left))
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(pruned, (1, false, true));
+        store.close().await;
+    }
+}
