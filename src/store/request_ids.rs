@@ -80,9 +80,12 @@ mod tests {
     #[tokio::test]
     async fn records_older_than_the_retention_are_pruned_and_newer_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db").display().to_string(), StoreOptions::default())
-            .await
-            .unwrap();
+        let store = Store::open(
+            &dir.path().join("t.db").display().to_string(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
         let pruned = store
             .write(|ctx| {
                 Box::pin(async move {
