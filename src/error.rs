@@ -66,6 +66,9 @@ pub enum Error {
     Overloaded,
     #[error("too many subscribers")]
     SubscriberLimit,
+    /// The server is draining: resume from the last sequence received.
+    #[error("server is shutting down; resume from the last sequence received")]
+    ShuttingDown,
     /// Never shown to clients: the detail goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -104,7 +107,9 @@ impl Error {
             Error::SequenceAheadOfLog { .. } => "SEQUENCE_AHEAD_OF_LOG",
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
-            Error::Overloaded => "OVERLOADED",
+            // The closed list has no reason of its own for a drain; the client
+            // does what it does on overload: back off and retry elsewhere.
+            Error::Overloaded | Error::ShuttingDown => "OVERLOADED",
             Error::SubscriberLimit => "SUBSCRIBER_LIMIT",
             Error::Internal(_) => "INTERNAL",
         }
@@ -127,6 +132,7 @@ impl Error {
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Overloaded | Error::SubscriberLimit => Code::ResourceExhausted,
+            Error::ShuttingDown => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }
     }

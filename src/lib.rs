@@ -3,6 +3,7 @@
 pub mod api;
 pub mod domain;
 pub mod error;
+pub mod hub;
 pub mod page_token;
 pub mod proto;
 pub mod server;

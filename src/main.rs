@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
 use incidentd::server::{Config, Server};
 use incidentd::store::{Store, StoreOptions};
@@ -55,6 +56,13 @@ struct ServeArgs {
     /// Read connections in the pool.
     #[arg(long, env = "INCIDENTD_READ_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     read_connections: u32,
+    /// Committed events kept in memory for live subscribers; a subscriber further
+    /// behind reads from the database until it catches up.
+    #[arg(long, env = "INCIDENTD_LIVE_BUFFER", default_value_t = incidentd::hub::LIVE_BUFFER, value_parser = clap::value_parser!(u64).range(16..=1_000_000).map(|v| v as usize))]
+    live_buffer: usize,
+    /// Most SubscribeTimeline streams open at once; more are RESOURCE_EXHAUSTED.
+    #[arg(long, env = "INCIDENTD_MAX_SUBSCRIBERS", default_value_t = 10_000)]
+    max_subscribers: usize,
 }
 
 #[tokio::main]
@@ -82,7 +90,9 @@ async fn main() -> anyhow::Result<()> {
                 store: StoreOptions {
                     max_batch: args.max_batch as usize,
                     read_connections: args.read_connections,
+                    live_buffer: args.live_buffer,
                 },
+                max_subscribers: args.max_subscribers,
             })
             .await?;
             tracing::info!(addr = %server.addr(), database = %args.database, "incidentd serving");

@@ -15,7 +15,8 @@ use tracing::Span;
 
 use crate::api::components::Components;
 use crate::api::incidents::Incidents;
-use crate::api::pending::{PendingActionItems, PendingTimeline};
+use crate::api::pending::PendingActionItems;
+use crate::api::timeline::Timeline;
 use crate::domain::limits::REQUEST_MAX_BYTES;
 use crate::proto::action_item_service_server::ActionItemServiceServer;
 use crate::proto::component_service_server::ComponentServiceServer;
@@ -29,6 +30,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database: String,
     pub store: StoreOptions,
+    /// Most SubscribeTimeline streams open at once.
+    pub max_subscribers: usize,
 }
 
 /// A running server.
@@ -65,7 +68,7 @@ impl Server {
             .set_serving::<ComponentServiceServer<Components>>()
             .await;
         health
-            .set_serving::<TimelineServiceServer<PendingTimeline>>()
+            .set_serving::<TimelineServiceServer<Timeline>>()
             .await;
         health
             .set_serving::<ActionItemServiceServer<PendingActionItems>>()
@@ -76,16 +79,18 @@ impl Server {
 
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let svc_store = store.clone();
+        let max_subscribers = config.max_subscribers;
         let task = tokio::spawn(async move {
             let incidents = IncidentServiceServer::new(Incidents::new(svc_store.clone()))
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
             let components = ComponentServiceServer::new(Components::new(svc_store.clone()))
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
-            let timeline = TimelineServiceServer::new(PendingTimeline)
+            let timeline = TimelineServiceServer::new(Timeline::new(svc_store.clone(), max_subscribers))
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
             let action_items = ActionItemServiceServer::new(PendingActionItems)
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
             let health_on_stop = health.clone();
+            let hub = svc_store.hub().clone();
             TonicServer::builder()
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
                 .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -114,6 +119,12 @@ impl Server {
                     health_on_stop
                         .set_not_serving::<ComponentServiceServer<Components>>()
                         .await;
+                    health_on_stop
+                        .set_not_serving::<TimelineServiceServer<Timeline>>()
+                        .await;
+                    // tonic waits for open streams: end them, each after it has
+                    // delivered everything committed so far.
+                    hub.shut_down();
                 })
                 .await?;
             svc_store.close().await;

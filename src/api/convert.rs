@@ -1,8 +1,12 @@
 //! Domain values to proto messages.
 
-use crate::domain::incident::{ImpactWindow, RoleAssignment};
-use crate::domain::{Component, ComponentImpact, Incident, StatusUpdate, Time, Visibility};
+use crate::domain::incident::{ImpactChange, ImpactWindow, RoleAssignment};
+use crate::domain::{
+    Component, ComponentImpact, Event, EventPayload, FieldChange, Incident, IncidentSnapshot,
+    StatusUpdate, Time, Visibility,
+};
 use crate::proto as pb;
+use crate::proto::timeline_event::Payload;
 
 /// A time as a Timestamp.
 pub fn ts(t: Time) -> prost_types::Timestamp {
@@ -108,6 +112,121 @@ pub fn component(c: &Component) -> pb::Component {
         update_time: Some(ts(c.update_time)),
         delete_time: opt_ts(c.delete_time),
         etag: c.etag(),
+    }
+}
+
+/// The incident as of an event.
+pub fn snapshot(s: &IncidentSnapshot) -> pb::IncidentSnapshot {
+    pb::IncidentSnapshot {
+        id: s.id.to_string(),
+        reference: format!("INC-{}", s.number),
+        title: s.title.clone(),
+        severity: s.severity.map_or(0, |s| s.code()),
+        status: s.status.code(),
+        kind: s.kind.code(),
+        component_ids: s.component_ids.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// A JSON value as a `google.protobuf.Value`.
+pub fn value(v: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match v {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.iter().map(value).collect(),
+        }),
+        serde_json::Value::Object(o) => Kind::StructValue(prost_types::Struct {
+            fields: o.iter().map(|(k, v)| (k.clone(), value(v))).collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+fn changes(list: &[FieldChange]) -> Vec<pb::FieldChange> {
+    list.iter()
+        .map(|c| pb::FieldChange {
+            path: c.path.clone(),
+            old_value: c.old_value.as_ref().map(value),
+            new_value: c.new_value.as_ref().map(value),
+        })
+        .collect()
+}
+
+fn impact_change(c: &ImpactChange) -> pb::ComponentImpactChange {
+    pb::ComponentImpactChange {
+        component_id: c.component_id.to_string(),
+        component_name: c.component_name.clone(),
+        old_impact: c.old.map_or(0, |i| i.code()),
+        new_impact: c.new.code(),
+    }
+}
+
+/// A timeline event.
+pub fn event(e: &Event) -> pb::TimelineEvent {
+    let payload = match &e.payload {
+        EventPayload::IncidentCreated { incident: i } => Payload::IncidentCreated(pb::IncidentCreated {
+            incident: Some(incident(i)),
+        }),
+        EventPayload::IncidentUpdated { changes: c } => Payload::IncidentUpdated(pb::IncidentUpdated {
+            changes: changes(c),
+        }),
+        EventPayload::StatusChanged {
+            change,
+            status_update_id,
+        } => Payload::StatusChanged(pb::StatusChanged {
+            old_status: change.old.code(),
+            new_status: change.new.code(),
+            status_update_id: status_update_id.to_string(),
+            reopened: change.reopened,
+        }),
+        EventPayload::StatusUpdatePosted { status_update: u } => {
+            Payload::StatusUpdatePosted(pb::StatusUpdatePosted {
+                status_update: Some(status_update(u)),
+            })
+        }
+        EventPayload::NoteAdded { text } => Payload::NoteAdded(pb::NoteAdded { text: text.clone() }),
+        EventPayload::ComponentImpactChanged {
+            changes: c,
+            status_update_id,
+        } => Payload::ComponentImpactChanged(pb::ComponentImpactChanged {
+            changes: c.iter().map(impact_change).collect(),
+            status_update_id: status_update_id.map(|u| u.to_string()).unwrap_or_default(),
+        }),
+        EventPayload::IncidentDeleted { delete_time } => Payload::IncidentDeleted(pb::IncidentDeleted {
+            delete_time: Some(ts(*delete_time)),
+        }),
+        EventPayload::IncidentUndeleted { incident: i } => {
+            Payload::IncidentUndeleted(pb::IncidentUndeleted {
+                incident: Some(incident(i)),
+            })
+        }
+        EventPayload::ComponentCreated { component: c } => Payload::ComponentCreated(pb::ComponentCreated {
+            component: Some(component(c)),
+        }),
+        EventPayload::ComponentUpdated {
+            component: c,
+            changes: ch,
+        } => Payload::ComponentUpdated(pb::ComponentUpdated {
+            component: Some(component(c)),
+            changes: changes(ch),
+        }),
+        EventPayload::ComponentDeleted { component: c } => Payload::ComponentDeleted(pb::ComponentDeleted {
+            component: Some(component(c)),
+        }),
+    };
+    pb::TimelineEvent {
+        sequence: e.sequence,
+        kind: e.kind.code(),
+        incident_id: e.incident.as_ref().map(|s| s.id.to_string()).unwrap_or_default(),
+        incident: e.incident.as_ref().map(snapshot),
+        event_time: Some(ts(e.event_time)),
+        occur_time: Some(ts(e.occur_time)),
+        actor: e.actor.clone(),
+        payload: Some(payload),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod incidents;
 pub mod parse;
 pub mod pending;
+pub mod timeline;
 
 use serde::{Serialize, de::DeserializeOwned};
 

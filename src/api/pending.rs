@@ -50,31 +50,3 @@ impl ActionItemService for PendingActionItems {
     }
 }
 
-/// The timeline (issue: timeline, AddNote and SubscribeTimeline).
-#[derive(Clone, Default)]
-pub struct PendingTimeline;
-
-#[tonic::async_trait]
-impl pb::timeline_service_server::TimelineService for PendingTimeline {
-    type SubscribeTimelineStream =
-        tokio_stream::Empty<Result<pb::SubscribeTimelineResponse, Status>>;
-
-    async fn list_timeline_events(
-        &self,
-        _: Request<pb::ListTimelineEventsRequest>,
-    ) -> Result<Response<pb::ListTimelineEventsResponse>, Status> {
-        Err(later("ListTimelineEvents"))
-    }
-    async fn subscribe_timeline(
-        &self,
-        _: Request<pb::SubscribeTimelineRequest>,
-    ) -> Result<Response<Self::SubscribeTimelineStream>, Status> {
-        Err(later("SubscribeTimeline"))
-    }
-    async fn add_note(
-        &self,
-        _: Request<pb::AddNoteRequest>,
-    ) -> Result<Response<pb::AddNoteResponse>, Status> {
-        Err(later("AddNote"))
-    }
-}

@@ -160,7 +160,7 @@ pub struct NewEvent {
 }
 
 /// An event as committed.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub sequence: u64,
     pub kind: EventKind,

@@ -2,6 +2,7 @@
 
 pub mod component;
 pub mod event;
+pub mod filter;
 pub mod ids;
 pub mod incident;
 pub mod limits;

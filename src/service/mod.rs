@@ -3,6 +3,7 @@
 
 pub mod components;
 pub mod incidents;
+pub mod timeline;
 
 use serde::{Serialize, de::DeserializeOwned};
 

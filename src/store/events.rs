@@ -3,7 +3,7 @@
 use sqlx::{Row, SqliteConnection};
 
 use super::{from_nanos, to_nanos};
-use crate::domain::{Event, EventKind, NewEvent, Time};
+use crate::domain::{Event, EventKind, IncidentId, NewEvent, Time};
 use crate::error::{Error, Result};
 
 /// Appends one event; its sequence is the row id, strictly increasing because
@@ -44,20 +44,31 @@ pub async fn head(conn: &mut SqliteConnection) -> Result<u64> {
     Ok(head.unwrap_or(0) as u64)
 }
 
-/// Events after `after`, oldest first, optionally of one incident.
+/// Events after `after`, oldest first, of the given incidents and kinds (empty:
+/// any). Other conditions of a filter are applied by the caller on the snapshot.
 pub async fn list(
     conn: &mut SqliteConnection,
-    incident_id: Option<&str>,
+    incident_ids: &[IncidentId],
+    kinds: &[EventKind],
     after: u64,
     limit: usize,
 ) -> Result<Vec<Event>> {
+    let ids = (!incident_ids.is_empty())
+        .then(|| serde_json::to_string(&incident_ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()))
+        .transpose()?;
+    let kinds = (!kinds.is_empty())
+        .then(|| serde_json::to_string(&kinds.iter().map(|k| k.code()).collect::<Vec<_>>()))
+        .transpose()?;
     let rows = sqlx::query(
         "SELECT sequence, kind, event_time, occur_time, actor, snapshot, payload FROM events
-         WHERE sequence > ?1 AND (?2 IS NULL OR incident_id = ?2)
-         ORDER BY sequence LIMIT ?3",
+         WHERE sequence > ?1
+           AND (?2 IS NULL OR incident_id IN (SELECT value FROM json_each(?2)))
+           AND (?3 IS NULL OR kind IN (SELECT value FROM json_each(?3)))
+         ORDER BY sequence LIMIT ?4",
     )
     .bind(after as i64)
-    .bind(incident_id)
+    .bind(ids)
+    .bind(kinds)
     .bind(limit as i64)
     .fetch_all(&mut *conn)
     .await?;

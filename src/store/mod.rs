@@ -22,6 +22,7 @@ use writer::Writer;
 pub use writer::{WriteCtx, WriteFuture};
 
 use crate::domain::Time;
+use crate::hub::Hub;
 use crate::error::{Error, Result};
 
 /// How long a request_id record is kept: a retry within this window gets the
@@ -36,6 +37,8 @@ pub struct StoreOptions {
     pub max_batch: usize,
     /// Read connections in the pool.
     pub read_connections: u32,
+    /// Events kept in memory for live subscribers.
+    pub live_buffer: usize,
 }
 
 impl Default for StoreOptions {
@@ -43,6 +46,7 @@ impl Default for StoreOptions {
         StoreOptions {
             max_batch: 512,
             read_connections: 8,
+            live_buffer: crate::hub::LIVE_BUFFER,
         }
     }
 }
@@ -54,6 +58,7 @@ pub struct Store {
     writer: Writer,
     page_token_key: [u8; 32],
     head: watch::Receiver<u64>,
+    hub: Hub,
 }
 
 /// Turns `--database` (a path or a `sqlite:` URL) into connect options.
@@ -92,12 +97,14 @@ impl Store {
             .connect_with(opts.read_only(true))
             .await?;
         let (head_tx, head_rx) = watch::channel(head);
-        let writer = Writer::spawn(conn, options.max_batch, head_tx);
+        let hub = Hub::new(options.live_buffer);
+        let writer = Writer::spawn(conn, options.max_batch, head_tx, hub.clone());
         let store = Store {
             read,
             writer,
             page_token_key,
             head: head_rx,
+            hub,
         };
         store.spawn_request_id_pruner();
         Ok(store)
@@ -158,6 +165,11 @@ impl Store {
     /// Key that signs page tokens; kept in the database so tokens outlive restarts.
     pub fn page_token_key(&self) -> &[u8; 32] {
         &self.page_token_key
+    }
+
+    /// The fan-out of committed events.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     /// Sequence of the last committed event.

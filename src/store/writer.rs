@@ -9,6 +9,7 @@ use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::domain::{Event, NewEvent, Time};
+use crate::hub::Hub;
 use crate::error::{Error, Result};
 
 /// The future a write job returns.
@@ -61,9 +62,10 @@ impl Writer {
         conn: SqliteConnection,
         max_batch: usize,
         head: watch::Sender<u64>,
+        hub: Hub,
     ) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
-        tokio::spawn(run(conn, rx, max_batch.max(1), head));
+        tokio::spawn(run(conn, rx, max_batch.max(1), head, hub));
         Writer { tx }
     }
 
@@ -104,6 +106,7 @@ async fn run(
     mut rx: mpsc::Receiver<Msg>,
     max_batch: usize,
     head: watch::Sender<u64>,
+    hub: Hub,
 ) {
     let mut ctx = WriteCtx {
         conn,
@@ -130,7 +133,7 @@ async fn run(
         if batch.is_empty() {
             continue;
         }
-        run_batch(&mut ctx, batch, &head).await;
+        run_batch(&mut ctx, batch, &head, &hub).await;
     }
     rx.close();
     let _ = ctx.conn.close().await;
@@ -139,7 +142,7 @@ async fn run(
     }
 }
 
-async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Job>, head: &watch::Sender<u64>) {
+async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Job>, head: &watch::Sender<u64>, hub: &Hub) {
     ctx.now = chrono::Utc::now();
     ctx.events.clear();
     let mut done = Vec::with_capacity(batch.len());
@@ -181,8 +184,12 @@ async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Job>, head: &watch::Sender<u64
     };
     match commit {
         Ok(()) => {
+            // Publish before answering: a client that sees its write acknowledged
+            // and then subscribes from now must not see the write again, and one
+            // subscribed before must see it.
             if let Some(last) = ctx.events.last() {
                 head.send_replace(last.sequence);
+                hub.publish(&ctx.events);
             }
             for (_, finish) in done {
                 finish(Ok(()));

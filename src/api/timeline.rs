@@ -1,0 +1,175 @@
+//! TimelineService.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::Semaphore;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::parse::{self, Violations};
+use super::{convert, page_start, paginate};
+use crate::domain::filter::EventFilter;
+use crate::domain::limits::TEXT_MAX_BYTES;
+use crate::domain::{Event, EventKind, IncidentId, Severity};
+use crate::error::Error;
+use crate::proto as pb;
+use crate::proto::subscribe_timeline_request::Start as PbStart;
+use crate::proto::timeline_service_server::TimelineService;
+use crate::service::timeline::{self as svc, Item, Start};
+use crate::store::Store;
+
+const HEARTBEAT_DEFAULT: Duration = Duration::from_secs(15);
+const HEARTBEAT_MIN: Duration = Duration::from_secs(1);
+const HEARTBEAT_MAX: Duration = Duration::from_secs(3600);
+
+/// The TimelineService handlers.
+#[derive(Clone)]
+pub struct Timeline {
+    store: Store,
+    subscribers: Arc<Semaphore>,
+}
+
+impl Timeline {
+    /// `max_subscribers` bounds the streams open at once.
+    pub fn new(store: Store, max_subscribers: usize) -> Self {
+        Timeline {
+            store,
+            subscribers: Arc::new(Semaphore::new(max_subscribers)),
+        }
+    }
+}
+
+fn kinds(v: &mut Violations, list: &[i32]) -> Vec<EventKind> {
+    let mut out = Vec::new();
+    for (i, k) in list.iter().enumerate() {
+        if let Some(k) = v.check(&format!("kinds[{i}]"), parse::required_enum(*k, EventKind::from_code))
+            && !out.contains(&k)
+        {
+            out.push(k);
+        }
+    }
+    out.sort_by_key(|k| k.code());
+    out
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeTimelineResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl TimelineService for Timeline {
+    type SubscribeTimelineStream = EventStream;
+
+    async fn list_timeline_events(
+        &self,
+        req: Request<pb::ListTimelineEventsRequest>,
+    ) -> Result<Response<pb::ListTimelineEventsResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let limit = parse::page_size(&mut v, r.page_size);
+        let incident: Option<IncidentId> = v.check("incident_id", parse::optional_uuid(&r.incident_id)).flatten();
+        let filter = EventFilter {
+            incident_ids: incident.into_iter().collect(),
+            kinds: kinds(&mut v, &r.kinds),
+            ..Default::default()
+        };
+        v.finish()?;
+        // A page token carries its position and supersedes after_sequence.
+        let after = page_start::<u64>(&self.store, "timeline", &filter, &r.page_token)?.unwrap_or(r.after_sequence);
+        let items = svc::list(&self.store, &filter, after, limit + 1).await?;
+        let (events, next_page_token) = paginate(
+            &self.store,
+            "timeline",
+            &filter,
+            items,
+            limit,
+            convert::event,
+            |e: &Event| e.sequence,
+        )?;
+        Ok(Response::new(pb::ListTimelineEventsResponse {
+            events,
+            next_page_token,
+        }))
+    }
+
+    async fn subscribe_timeline(
+        &self,
+        req: Request<pb::SubscribeTimelineRequest>,
+    ) -> Result<Response<Self::SubscribeTimelineStream>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let start = match r.start {
+            Some(PbStart::AfterSequence(after)) => Some(Start::After(after)),
+            Some(PbStart::FromNow(_)) => Some(Start::Now),
+            None => {
+                v.add("start", "name a start: after_sequence (0 = from the beginning) or from_now");
+                None
+            }
+        };
+        let mut incident_ids = Vec::new();
+        for (i, id) in r.incident_ids.iter().enumerate() {
+            if let Some(id) = v.check(&format!("incident_ids[{i}]"), parse::uuid::<IncidentId>(id)) {
+                incident_ids.push(id);
+            }
+        }
+        let filter = EventFilter {
+            incident_ids,
+            kinds: kinds(&mut v, &r.kinds),
+            severity_at_least: v
+                .check("severity_at_least", parse::optional_enum(r.severity_at_least, Severity::from_code))
+                .flatten(),
+            component_id: v.check("component_id", parse::optional_uuid(&r.component_id)).flatten(),
+        };
+        let heartbeat = match &r.heartbeat_interval {
+            None => HEARTBEAT_DEFAULT,
+            Some(d) => match parse::duration(d).ok().and_then(|d| d.to_std().ok()) {
+                Some(d) if (HEARTBEAT_MIN..=HEARTBEAT_MAX).contains(&d) => d,
+                _ => {
+                    v.add("heartbeat_interval", "must be between 1 s and 1 h");
+                    HEARTBEAT_DEFAULT
+                }
+            },
+        };
+        v.finish()?;
+        let Some(start) = start else {
+            return Err(Error::invalid("start", "is required").into());
+        };
+        let permit = self
+            .subscribers
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::SubscriberLimit)?;
+        let rx = svc::subscribe(self.store.clone(), start, filter, heartbeat, permit)?;
+        let stream = ReceiverStream::new(rx).map(|item| {
+            item.map(|item| pb::SubscribeTimelineResponse {
+                kind: Some(match item {
+                    Item::Event(e) => pb::subscribe_timeline_response::Kind::Event(convert::event(&e)),
+                    Item::Heartbeat(sequence) => {
+                        pb::subscribe_timeline_response::Kind::Heartbeat(pb::Heartbeat { sequence })
+                    }
+                }),
+            })
+            .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn add_note(&self, req: Request<pb::AddNoteRequest>) -> Result<Response<pb::AddNoteResponse>, Status> {
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(&mut v, &caller, "AddNote", &r, &r.request_id, |m| m.request_id.clear());
+        let id: Option<IncidentId> = v.check("incident_id", parse::uuid(&r.incident_id));
+        let text = v.check("text", parse::text(&r.text, TEXT_MAX_BYTES, true));
+        let occur_time = v.check("occur_time", parse::past_time(&r.occur_time)).flatten();
+        v.finish()?;
+        let (Some(id), Some(text)) = (id, text) else {
+            return Err(Error::invalid("incident_id", "is required").into());
+        };
+        let event = svc::add_note(&self.store, caller, key, id, text, occur_time).await?;
+        Ok(Response::new(pb::AddNoteResponse {
+            event: Some(convert::event(&event)),
+        }))
+    }
+}

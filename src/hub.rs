@@ -1,0 +1,60 @@
+//! The in-process fan-out of committed events to live subscribers.
+//!
+//! The writer publishes each committed group in sequence order. Subscribers
+//! read a shared ring buffer (one copy of each event, whatever the number of
+//! subscribers); one that falls behind the ring is told it lagged and goes back
+//! to the database, so memory stays bounded and nothing is lost.
+
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, watch};
+
+use crate::domain::Event;
+
+/// Events kept in the ring for live subscribers.
+pub const LIVE_BUFFER: usize = 4096;
+
+/// Publishes committed events and the shutdown signal.
+#[derive(Clone)]
+pub struct Hub {
+    events: broadcast::Sender<Arc<Event>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new(LIVE_BUFFER)
+    }
+}
+
+impl Hub {
+    /// A hub whose ring holds `capacity` events.
+    pub fn new(capacity: usize) -> Self {
+        let (events, _) = broadcast::channel(capacity.max(1));
+        let (shutdown, _) = watch::channel(false);
+        Hub { events, shutdown }
+    }
+
+    /// Publishes committed events, in sequence order.
+    pub fn publish(&self, events: &[crate::domain::Event]) {
+        for e in events {
+            // No receiver is fine: nobody is listening live.
+            let _ = self.events.send(Arc::new(e.clone()));
+        }
+    }
+
+    /// Receives every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// Tells every subscription to finish: deliver what is committed, then end.
+    pub fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves when the hub is shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}

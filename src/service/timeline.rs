@@ -1,0 +1,229 @@
+//! The timeline: notes, listing, and subscriptions that never lose an event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use crate::domain::filter::EventFilter;
+use crate::domain::{Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Time};
+use crate::error::{Error, Result};
+use crate::store::request_ids::RequestKey;
+use crate::store::{Store, events, incidents};
+
+use super::{Caller, write_once};
+
+/// Events read from the database per round trip while catching up.
+const CATCH_UP_BATCH: usize = 1000;
+/// Items queued towards one subscriber's connection; beyond this the
+/// subscriber waits, and falls back to the database if the live ring moves on.
+const STREAM_QUEUE: usize = 64;
+
+/// Appends a note to an incident's timeline.
+pub async fn add_note(
+    store: &Store,
+    caller: Caller,
+    key: Option<RequestKey>,
+    incident_id: IncidentId,
+    text: String,
+    occur_time: Option<Time>,
+) -> Result<Event> {
+    write_once(store, key, move |ctx| {
+        Box::pin(async move {
+            let incident = incidents::load(ctx.conn(), incident_id)
+                .await?
+                .ok_or(Error::NotFound {
+                    resource: "incident",
+                    id: incident_id.to_string(),
+                })?;
+            incident.ensure_live()?;
+            let occur_time = occur_time.unwrap_or(ctx.now());
+            ctx.append(NewEvent {
+                incident: Some(IncidentSnapshot::from(&incident)),
+                occur_time,
+                actor: caller.actor,
+                payload: EventPayload::NoteAdded { text },
+            })
+            .await
+        })
+    })
+    .await
+}
+
+/// One page of the log after `after`, oldest first.
+pub async fn list(store: &Store, filter: &EventFilter, after: u64, limit: usize) -> Result<Vec<Event>> {
+    let mut conn = store.reader().await?;
+    if let [id] = filter.incident_ids.as_slice()
+        && incidents::load(&mut conn, *id).await?.is_none()
+    {
+        return Err(Error::NotFound {
+            resource: "incident",
+            id: id.to_string(),
+        });
+    }
+    events::list(&mut conn, &filter.incident_ids, &filter.kinds, after, limit).await
+}
+
+/// Where a subscription starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Every matching event with a greater sequence.
+    After(u64),
+    /// Events committed from now on.
+    Now,
+}
+
+/// What a subscription delivers.
+#[derive(Clone, Debug)]
+pub enum Item {
+    Event(Arc<Event>),
+    /// Every matching event up to this sequence has been delivered.
+    Heartbeat(u64),
+}
+
+/// Starts a subscription: catch-up from the database, then live from the hub,
+/// with no gap, no duplicate and strictly increasing sequences. The stream
+/// ends with an error only on shutdown (after everything committed by then
+/// was delivered). `permit` is held for the life of the stream.
+pub fn subscribe(
+    store: Store,
+    start: Start,
+    filter: EventFilter,
+    heartbeat: Duration,
+    permit: OwnedSemaphorePermit,
+) -> Result<mpsc::Receiver<Result<Item>>> {
+    let head = store.head_sequence();
+    let cursor = match start {
+        Start::After(after) if after > head => return Err(Error::SequenceAheadOfLog { head }),
+        Start::After(after) => after,
+        Start::Now => head,
+    };
+    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+    tokio::spawn(async move {
+        let _permit = permit;
+        Subscription {
+            store,
+            filter,
+            cursor,
+            tx,
+        }
+        .run(heartbeat)
+        .await;
+    });
+    Ok(rx)
+}
+
+struct Subscription {
+    store: Store,
+    filter: EventFilter,
+    /// Every event up to here has been looked at (and sent if it matched).
+    cursor: u64,
+    tx: mpsc::Sender<Result<Item>>,
+}
+
+/// The client went away: stop.
+struct Gone;
+
+impl Subscription {
+    async fn run(mut self, heartbeat: Duration) {
+        let mut shutdown = self.store.hub().shutdown_signal();
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // Subscribe before reading the database: whatever commits after
+            // this point is in the ring, whatever committed before is on disk.
+            let mut live = self.store.hub().subscribe();
+            if self.catch_up(&mut beat).await.is_err() {
+                return;
+            }
+            if *shutdown.borrow() {
+                let _ = self.tx.send(Err(Error::ShuttingDown)).await;
+                return;
+            }
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = self.tx.closed() => return,
+                    _ = shutdown.changed() => break,
+                    r = live.recv() => match r {
+                        Ok(e) => {
+                            if self.deliver(e).await.is_err() {
+                                return;
+                            }
+                        }
+                        // Fell behind the ring: back to the database.
+                        Err(RecvError::Lagged(_)) => break,
+                        Err(RecvError::Closed) => break,
+                    },
+                    _ = beat.tick() => {
+                        if self.send(Item::Heartbeat(self.cursor)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the log from the cursor until it is caught up with the head.
+    async fn catch_up(&mut self, beat: &mut tokio::time::Interval) -> std::result::Result<(), Gone> {
+        loop {
+            let head_before = self.store.head_sequence();
+            let batch = match self.read_batch().await {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = self.tx.send(Err(e)).await;
+                    return Err(Gone);
+                }
+            };
+            let short = batch.len() < CATCH_UP_BATCH;
+            for e in batch {
+                self.deliver(Arc::new(e)).await?;
+            }
+            if short {
+                // Everything committed before the read (≤ head_before) was in it.
+                self.cursor = self.cursor.max(head_before);
+                return Ok(());
+            }
+            if beat_is_due(beat) {
+                self.send(Item::Heartbeat(self.cursor)).await?;
+            }
+        }
+    }
+
+    async fn read_batch(&self) -> Result<Vec<Event>> {
+        let mut conn = self.store.reader().await?;
+        events::list(
+            &mut conn,
+            &self.filter.incident_ids,
+            &self.filter.kinds,
+            self.cursor,
+            CATCH_UP_BATCH,
+        )
+        .await
+    }
+
+    /// Sends an event if it is new and matches; advances the cursor either way.
+    async fn deliver(&mut self, e: Arc<Event>) -> std::result::Result<(), Gone> {
+        if e.sequence <= self.cursor {
+            return Ok(());
+        }
+        let sequence = e.sequence;
+        if self.filter.matches(&e) {
+            self.send(Item::Event(e)).await?;
+        }
+        self.cursor = sequence;
+        Ok(())
+    }
+
+    async fn send(&self, item: Item) -> std::result::Result<(), Gone> {
+        self.tx.send(Ok(item)).await.map_err(|_| Gone)
+    }
+}
+
+fn beat_is_due(beat: &mut tokio::time::Interval) -> bool {
+    use std::task::{Context, Poll};
+    let waker = futures::task::noop_waker();
+    matches!(beat.poll_tick(&mut Context::from_waker(&waker)), Poll::Ready(_))
+}
