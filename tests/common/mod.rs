@@ -117,6 +117,7 @@ async fn start_on(db: &std::path::Path) -> Server {
         listen: "127.0.0.1:0".parse().expect("addr"),
         database: db.display().to_string(),
         store: StoreOptions::default(),
+        max_subscribers: 64,
     })
     .await
     .expect("server starts")
