@@ -85,8 +85,9 @@ impl Server {
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
             let components = ComponentServiceServer::new(Components::new(svc_store.clone()))
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
-            let timeline = TimelineServiceServer::new(Timeline::new(svc_store.clone(), max_subscribers))
-                .max_decoding_message_size(REQUEST_MAX_BYTES);
+            let timeline =
+                TimelineServiceServer::new(Timeline::new(svc_store.clone(), max_subscribers))
+                    .max_decoding_message_size(REQUEST_MAX_BYTES);
             let action_items = ActionItemServiceServer::new(PendingActionItems)
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
             let health_on_stop = health.clone();

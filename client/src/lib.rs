@@ -12,6 +12,9 @@ pub mod pb {
 
 pub use pb::*;
 
+mod subscription;
+pub use subscription::Subscription;
+
 pub use pb::action_item_service_client::ActionItemServiceClient;
 pub use pb::component_service_client::ComponentServiceClient;
 pub use pb::incident_service_client::IncidentServiceClient;

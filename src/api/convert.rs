@@ -168,12 +168,16 @@ fn impact_change(c: &ImpactChange) -> pb::ComponentImpactChange {
 /// A timeline event.
 pub fn event(e: &Event) -> pb::TimelineEvent {
     let payload = match &e.payload {
-        EventPayload::IncidentCreated { incident: i } => Payload::IncidentCreated(pb::IncidentCreated {
-            incident: Some(incident(i)),
-        }),
-        EventPayload::IncidentUpdated { changes: c } => Payload::IncidentUpdated(pb::IncidentUpdated {
-            changes: changes(c),
-        }),
+        EventPayload::IncidentCreated { incident: i } => {
+            Payload::IncidentCreated(pb::IncidentCreated {
+                incident: Some(incident(i)),
+            })
+        }
+        EventPayload::IncidentUpdated { changes: c } => {
+            Payload::IncidentUpdated(pb::IncidentUpdated {
+                changes: changes(c),
+            })
+        }
         EventPayload::StatusChanged {
             change,
             status_update_id,
@@ -188,7 +192,9 @@ pub fn event(e: &Event) -> pb::TimelineEvent {
                 status_update: Some(status_update(u)),
             })
         }
-        EventPayload::NoteAdded { text } => Payload::NoteAdded(pb::NoteAdded { text: text.clone() }),
+        EventPayload::NoteAdded { text } => {
+            Payload::NoteAdded(pb::NoteAdded { text: text.clone() })
+        }
         EventPayload::ComponentImpactChanged {
             changes: c,
             status_update_id,
@@ -196,17 +202,21 @@ pub fn event(e: &Event) -> pb::TimelineEvent {
             changes: c.iter().map(impact_change).collect(),
             status_update_id: status_update_id.map(|u| u.to_string()).unwrap_or_default(),
         }),
-        EventPayload::IncidentDeleted { delete_time } => Payload::IncidentDeleted(pb::IncidentDeleted {
-            delete_time: Some(ts(*delete_time)),
-        }),
+        EventPayload::IncidentDeleted { delete_time } => {
+            Payload::IncidentDeleted(pb::IncidentDeleted {
+                delete_time: Some(ts(*delete_time)),
+            })
+        }
         EventPayload::IncidentUndeleted { incident: i } => {
             Payload::IncidentUndeleted(pb::IncidentUndeleted {
                 incident: Some(incident(i)),
             })
         }
-        EventPayload::ComponentCreated { component: c } => Payload::ComponentCreated(pb::ComponentCreated {
-            component: Some(component(c)),
-        }),
+        EventPayload::ComponentCreated { component: c } => {
+            Payload::ComponentCreated(pb::ComponentCreated {
+                component: Some(component(c)),
+            })
+        }
         EventPayload::ComponentUpdated {
             component: c,
             changes: ch,
@@ -214,14 +224,20 @@ pub fn event(e: &Event) -> pb::TimelineEvent {
             component: Some(component(c)),
             changes: changes(ch),
         }),
-        EventPayload::ComponentDeleted { component: c } => Payload::ComponentDeleted(pb::ComponentDeleted {
-            component: Some(component(c)),
-        }),
+        EventPayload::ComponentDeleted { component: c } => {
+            Payload::ComponentDeleted(pb::ComponentDeleted {
+                component: Some(component(c)),
+            })
+        }
     };
     pb::TimelineEvent {
         sequence: e.sequence,
         kind: e.kind.code(),
-        incident_id: e.incident.as_ref().map(|s| s.id.to_string()).unwrap_or_default(),
+        incident_id: e
+            .incident
+            .as_ref()
+            .map(|s| s.id.to_string())
+            .unwrap_or_default(),
         incident: e.incident.as_ref().map(snapshot),
         event_time: Some(ts(e.event_time)),
         occur_time: Some(ts(e.occur_time)),

@@ -49,4 +49,3 @@ impl ActionItemService for PendingActionItems {
         Err(later("DeleteActionItem"))
     }
 }
-

@@ -45,8 +45,10 @@ impl Timeline {
 fn kinds(v: &mut Violations, list: &[i32]) -> Vec<EventKind> {
     let mut out = Vec::new();
     for (i, k) in list.iter().enumerate() {
-        if let Some(k) = v.check(&format!("kinds[{i}]"), parse::required_enum(*k, EventKind::from_code))
-            && !out.contains(&k)
+        if let Some(k) = v.check(
+            &format!("kinds[{i}]"),
+            parse::required_enum(*k, EventKind::from_code),
+        ) && !out.contains(&k)
         {
             out.push(k);
         }
@@ -55,7 +57,8 @@ fn kinds(v: &mut Violations, list: &[i32]) -> Vec<EventKind> {
     out
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeTimelineResponse, Status>> + Send>>;
+type EventStream =
+    Pin<Box<dyn Stream<Item = Result<pb::SubscribeTimelineResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl TimelineService for Timeline {
@@ -68,7 +71,9 @@ impl TimelineService for Timeline {
         let r = req.into_inner();
         let mut v = Violations::new();
         let limit = parse::page_size(&mut v, r.page_size);
-        let incident: Option<IncidentId> = v.check("incident_id", parse::optional_uuid(&r.incident_id)).flatten();
+        let incident: Option<IncidentId> = v
+            .check("incident_id", parse::optional_uuid(&r.incident_id))
+            .flatten();
         let filter = EventFilter {
             incident_ids: incident.into_iter().collect(),
             kinds: kinds(&mut v, &r.kinds),
@@ -76,7 +81,8 @@ impl TimelineService for Timeline {
         };
         v.finish()?;
         // A page token carries its position and supersedes after_sequence.
-        let after = page_start::<u64>(&self.store, "timeline", &filter, &r.page_token)?.unwrap_or(r.after_sequence);
+        let after = page_start::<u64>(&self.store, "timeline", &filter, &r.page_token)?
+            .unwrap_or(r.after_sequence);
         let items = svc::list(&self.store, &filter, after, limit + 1).await?;
         let (events, next_page_token) = paginate(
             &self.store,
@@ -103,13 +109,17 @@ impl TimelineService for Timeline {
             Some(PbStart::AfterSequence(after)) => Some(Start::After(after)),
             Some(PbStart::FromNow(_)) => Some(Start::Now),
             None => {
-                v.add("start", "name a start: after_sequence (0 = from the beginning) or from_now");
+                v.add(
+                    "start",
+                    "name a start: after_sequence (0 = from the beginning) or from_now",
+                );
                 None
             }
         };
         let mut incident_ids = Vec::new();
         for (i, id) in r.incident_ids.iter().enumerate() {
-            if let Some(id) = v.check(&format!("incident_ids[{i}]"), parse::uuid::<IncidentId>(id)) {
+            if let Some(id) = v.check(&format!("incident_ids[{i}]"), parse::uuid::<IncidentId>(id))
+            {
                 incident_ids.push(id);
             }
         }
@@ -117,9 +127,14 @@ impl TimelineService for Timeline {
             incident_ids,
             kinds: kinds(&mut v, &r.kinds),
             severity_at_least: v
-                .check("severity_at_least", parse::optional_enum(r.severity_at_least, Severity::from_code))
+                .check(
+                    "severity_at_least",
+                    parse::optional_enum(r.severity_at_least, Severity::from_code),
+                )
                 .flatten(),
-            component_id: v.check("component_id", parse::optional_uuid(&r.component_id)).flatten(),
+            component_id: v
+                .check("component_id", parse::optional_uuid(&r.component_id))
+                .flatten(),
         };
         let heartbeat = match &r.heartbeat_interval {
             None => HEARTBEAT_DEFAULT,
@@ -144,7 +159,9 @@ impl TimelineService for Timeline {
         let stream = ReceiverStream::new(rx).map(|item| {
             item.map(|item| pb::SubscribeTimelineResponse {
                 kind: Some(match item {
-                    Item::Event(e) => pb::subscribe_timeline_response::Kind::Event(convert::event(&e)),
+                    Item::Event(e) => {
+                        pb::subscribe_timeline_response::Kind::Event(convert::event(&e))
+                    }
                     Item::Heartbeat(sequence) => {
                         pb::subscribe_timeline_response::Kind::Heartbeat(pb::Heartbeat { sequence })
                     }
@@ -155,14 +172,21 @@ impl TimelineService for Timeline {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn add_note(&self, req: Request<pb::AddNoteRequest>) -> Result<Response<pb::AddNoteResponse>, Status> {
+    async fn add_note(
+        &self,
+        req: Request<pb::AddNoteRequest>,
+    ) -> Result<Response<pb::AddNoteResponse>, Status> {
         let caller = parse::caller(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
-        let key = parse::request_key(&mut v, &caller, "AddNote", &r, &r.request_id, |m| m.request_id.clear());
+        let key = parse::request_key(&mut v, &caller, "AddNote", &r, &r.request_id, |m| {
+            m.request_id.clear()
+        });
         let id: Option<IncidentId> = v.check("incident_id", parse::uuid(&r.incident_id));
         let text = v.check("text", parse::text(&r.text, TEXT_MAX_BYTES, true));
-        let occur_time = v.check("occur_time", parse::past_time(&r.occur_time)).flatten();
+        let occur_time = v
+            .check("occur_time", parse::past_time(&r.occur_time))
+            .flatten();
         v.finish()?;
         let (Some(id), Some(text)) = (id, text) else {
             return Err(Error::invalid("incident_id", "is required").into());

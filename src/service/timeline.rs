@@ -31,12 +31,13 @@ pub async fn add_note(
 ) -> Result<Event> {
     write_once(store, key, move |ctx| {
         Box::pin(async move {
-            let incident = incidents::load(ctx.conn(), incident_id)
-                .await?
-                .ok_or(Error::NotFound {
-                    resource: "incident",
-                    id: incident_id.to_string(),
-                })?;
+            let incident =
+                incidents::load(ctx.conn(), incident_id)
+                    .await?
+                    .ok_or(Error::NotFound {
+                        resource: "incident",
+                        id: incident_id.to_string(),
+                    })?;
             incident.ensure_live()?;
             let occur_time = occur_time.unwrap_or(ctx.now());
             ctx.append(NewEvent {
@@ -52,7 +53,12 @@ pub async fn add_note(
 }
 
 /// One page of the log after `after`, oldest first.
-pub async fn list(store: &Store, filter: &EventFilter, after: u64, limit: usize) -> Result<Vec<Event>> {
+pub async fn list(
+    store: &Store,
+    filter: &EventFilter,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Event>> {
     let mut conn = store.reader().await?;
     if let [id] = filter.incident_ids.as_slice()
         && incidents::load(&mut conn, *id).await?.is_none()
@@ -130,6 +136,11 @@ impl Subscription {
         let mut shutdown = self.store.hub().shutdown_signal();
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first message states the position, so a client that started
+        // "from now" can resume from a sequence if the stream breaks early.
+        if self.send(Item::Heartbeat(self.cursor)).await.is_err() {
+            return;
+        }
         loop {
             // Subscribe before reading the database: whatever commits after
             // this point is in the ring, whatever committed before is on disk.
@@ -167,7 +178,10 @@ impl Subscription {
     }
 
     /// Reads the log from the cursor until it is caught up with the head.
-    async fn catch_up(&mut self, beat: &mut tokio::time::Interval) -> std::result::Result<(), Gone> {
+    async fn catch_up(
+        &mut self,
+        beat: &mut tokio::time::Interval,
+    ) -> std::result::Result<(), Gone> {
         loop {
             let head_before = self.store.head_sequence();
             let batch = match self.read_batch().await {
@@ -225,5 +239,8 @@ impl Subscription {
 fn beat_is_due(beat: &mut tokio::time::Interval) -> bool {
     use std::task::{Context, Poll};
     let waker = futures::task::noop_waker();
-    matches!(beat.poll_tick(&mut Context::from_waker(&waker)), Poll::Ready(_))
+    matches!(
+        beat.poll_tick(&mut Context::from_waker(&waker)),
+        Poll::Ready(_)
+    )
 }

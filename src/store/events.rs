@@ -54,7 +54,14 @@ pub async fn list(
     limit: usize,
 ) -> Result<Vec<Event>> {
     let ids = (!incident_ids.is_empty())
-        .then(|| serde_json::to_string(&incident_ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()))
+        .then(|| {
+            serde_json::to_string(
+                &incident_ids
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>(),
+            )
+        })
         .transpose()?;
     let kinds = (!kinds.is_empty())
         .then(|| serde_json::to_string(&kinds.iter().map(|k| k.code()).collect::<Vec<_>>()))

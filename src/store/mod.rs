@@ -22,8 +22,8 @@ use writer::Writer;
 pub use writer::{WriteCtx, WriteFuture};
 
 use crate::domain::Time;
-use crate::hub::Hub;
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 
 /// How long a request_id record is kept: a retry within this window gets the
 /// first response back (AIP-155 asks for at least a day).

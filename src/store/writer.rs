@@ -9,8 +9,8 @@ use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::domain::{Event, NewEvent, Time};
-use crate::hub::Hub;
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 
 /// The future a write job returns.
 pub type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;

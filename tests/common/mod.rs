@@ -19,29 +19,64 @@ pub struct TestServer {
     pub dir: TempDir,
     pub db: PathBuf,
     pub url: String,
+    pub options: Options,
+}
+
+/// Tuning of a test server.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub live_buffer: usize,
+    pub max_subscribers: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            live_buffer: 4096,
+            max_subscribers: 64,
+        }
+    }
 }
 
 impl TestServer {
     /// Starts a server on a fresh database.
     pub async fn start() -> TestServer {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts a server on a fresh database with non-default tuning.
+    pub async fn start_with(options: Options) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("incidentd.db");
-        let server = start_on(&db).await;
+        let server = start_on(&db, "127.0.0.1:0", &options).await;
         let url = format!("http://{}", server.addr());
         TestServer {
             server: Some(server),
             dir,
             db,
             url,
+            options,
         }
     }
 
-    /// Stops the server (draining it) and starts a new one on the same file.
+    /// Stops the server (draining it) and starts a new one on the same file
+    /// and the same address, so open channels reconnect to it.
     pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start_again().await;
+    }
+
+    /// Stops the server (draining it).
+    pub async fn stop(&mut self) {
         if let Some(s) = self.server.take() {
             s.stop().await.expect("stop");
         }
-        let server = start_on(&self.db).await;
+    }
+
+    /// Starts the server again on the same file and address.
+    pub async fn start_again(&mut self) {
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        let server = start_on(&self.db, &addr, &self.options).await;
         self.url = format!("http://{}", server.addr());
         self.server = Some(server);
     }
@@ -60,6 +95,17 @@ impl TestServer {
 
     pub async fn components(&self) -> ComponentServiceClient<Channel> {
         ComponentServiceClient::new(self.channel().await)
+    }
+
+    pub async fn timeline(&self) -> incident_client::TimelineServiceClient<Channel> {
+        incident_client::TimelineServiceClient::new(self.channel().await)
+    }
+
+    /// A lazily connecting channel: it reconnects after a restart.
+    pub fn lazy_channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone())
+            .expect("url")
+            .connect_lazy()
     }
 
     /// A digest of every row of every table: equal digests mean nothing changed.
@@ -112,12 +158,15 @@ impl Drop for TestServer {
     }
 }
 
-async fn start_on(db: &std::path::Path) -> Server {
+async fn start_on(db: &std::path::Path, addr: &str, options: &Options) -> Server {
     Server::start(Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
+        listen: addr.parse().expect("addr"),
         database: db.display().to_string(),
-        store: StoreOptions::default(),
-        max_subscribers: 64,
+        store: StoreOptions {
+            live_buffer: options.live_buffer,
+            ..StoreOptions::default()
+        },
+        max_subscribers: options.max_subscribers,
     })
     .await
     .expect("server starts")
