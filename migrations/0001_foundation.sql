@@ -11,6 +11,9 @@ CREATE TABLE incidents (
     id          TEXT PRIMARY KEY,
     number      INTEGER NOT NULL UNIQUE,
     title       TEXT NOT NULL,
+    -- Lower-cased title for the case-insensitive query; SQLite's own case
+    -- folding stops at ASCII and the seed reports are in French.
+    title_key   TEXT NOT NULL,
     kind        INTEGER NOT NULL,
     severity    INTEGER,
     status      INTEGER NOT NULL,

@@ -39,6 +39,8 @@ pub enum Error {
     EtagMismatch { resource: &'static str, id: String },
     #[error("{description}")]
     InvalidTransition {
+        /// The incident concerned; `None` while it is being created.
+        incident_id: Option<IncidentId>,
         subject: String,
         description: String,
     },
@@ -153,6 +155,10 @@ impl Error {
                 put("incident_id", id.to_string())
             }
             Error::RequestIdReused(r) => put("request_id", r.clone()),
+            Error::InvalidTransition {
+                incident_id: Some(id),
+                ..
+            } => put("incident_id", id.to_string()),
             Error::SequenceAheadOfLog { head } => put("head_sequence", head.to_string()),
             _ => {}
         }

@@ -61,7 +61,7 @@ impl ComponentService for Components {
             m.request_id.clear()
         });
         let Some(c) = r.component.as_ref() else {
-            return Err(Error::invalid("component", "is required").into());
+            return Err(v.fail("component", "is required").into());
         };
         let name = v.check("component.name", parse::title(&c.name));
         let description = v.check(
@@ -145,7 +145,7 @@ impl ComponentService for Components {
             m.request_id.clear()
         });
         let Some(c) = r.component.as_ref() else {
-            return Err(Error::invalid("component", "is required").into());
+            return Err(v.fail("component", "is required").into());
         };
         let id = component_id(&mut v, "component.id", &c.id);
         let mut paths: Vec<String> = r

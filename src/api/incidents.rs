@@ -381,7 +381,7 @@ impl IncidentService for Incidents {
             m.request_id.clear()
         });
         let Some(p) = r.incident.as_ref() else {
-            return Err(Error::invalid("incident", "is required").into());
+            return Err(v.fail("incident", "is required").into());
         };
         let mut refs = Vec::new();
         let new = new_incident(&mut v, p, &mut refs);
@@ -444,7 +444,7 @@ impl IncidentService for Incidents {
             m.request_id.clear()
         });
         let Some(p) = r.incident.as_ref() else {
-            return Err(Error::invalid("incident", "is required").into());
+            return Err(v.fail("incident", "is required").into());
         };
         let id = incident_id(&mut v, "incident.id", &p.id);
         let paths = update_paths(&mut v, &r, p);

@@ -43,6 +43,13 @@ impl Violations {
         }
     }
 
+    /// INVALID_ARGUMENT naming this field and every one recorded before, for a
+    /// request too broken to validate further.
+    pub fn fail(mut self, field: &str, description: &str) -> Error {
+        self.add(field, description);
+        Error::InvalidArgument(self.0)
+    }
+
     /// INVALID_ARGUMENT naming every bad field, or Ok.
     pub fn finish(self) -> Result<()> {
         if self.0.is_empty() {

@@ -80,6 +80,10 @@ pub struct Incident {
     /// Milestones set by hand, which status updates no longer derive.
     #[serde(default)]
     pub explicit_milestones: BTreeSet<Milestone>,
+    /// Milestones as the status updates derive them, kept even while a hand-set
+    /// value hides them, so clearing the hand-set value brings them back.
+    #[serde(default)]
+    pub derived_milestones: BTreeMap<Milestone, Time>,
     pub postmortem_publish_time: Option<Time>,
     /// Filled from the action-item table when read, never stored in the document.
     #[serde(skip)]
@@ -208,7 +212,7 @@ impl Incident {
             .kind
             .ok_or_else(|| Error::invalid("incident.kind", "kind is required"))?;
         let status = new.status.unwrap_or(kind.initial_status());
-        check_status_kind(kind, status, "incident.status")?;
+        check_status_kind(None, kind, status, "incident.status")?;
         let mut incident = Incident {
             id,
             number,
@@ -229,6 +233,7 @@ impl Incident {
             mitigate_time: None,
             resolve_time: None,
             explicit_milestones: BTreeSet::new(),
+            derived_milestones: BTreeMap::new(),
             postmortem_publish_time: None,
             action_item_count: 0,
             open_action_item_count: 0,
@@ -259,7 +264,7 @@ impl Incident {
         self.ensure_live()?;
         let old_status = self.status;
         let new_status = new.status.unwrap_or(old_status);
-        check_status_kind(self.kind, new_status, "status")?;
+        check_status_kind(Some(self.id), self.kind, new_status, "status")?;
         if let Some(next) = new.next_update_time
             && next <= post_time
         {
@@ -286,6 +291,7 @@ impl Incident {
             if change.reopened {
                 self.resolve_time = None;
                 self.explicit_milestones.remove(&Milestone::Resolve);
+                self.derived_milestones.remove(&Milestone::Resolve);
             }
             self.derive_milestone(new_status, post_time);
         }
@@ -436,20 +442,30 @@ impl Incident {
             (Milestone::Resolve, patch.resolve_time),
         ] {
             let Some(value) = value else { continue };
+            // Set by hand: later status updates no longer derive it. Cleared by
+            // hand: the derived value, if any, takes over again.
+            let effective = match value {
+                Some(_) => {
+                    self.explicit_milestones.insert(milestone);
+                    value
+                }
+                None => {
+                    self.explicit_milestones.remove(&milestone);
+                    self.derived_milestones.get(&milestone).copied()
+                }
+            };
             let (path, slot) = match milestone {
                 Milestone::Identify => ("identify_time", &mut self.identify_time),
                 Milestone::Mitigate => ("mitigate_time", &mut self.mitigate_time),
                 Milestone::Resolve => ("resolve_time", &mut self.resolve_time),
             };
-            set(path, value != *slot, Some(json!(*slot)), Some(json!(value)));
-            *slot = value;
-            // Set by hand: later status updates no longer derive it. Cleared by
-            // hand: derivation takes over again.
-            if value.is_some() {
-                self.explicit_milestones.insert(milestone);
-            } else {
-                self.explicit_milestones.remove(&milestone);
-            }
+            set(
+                path,
+                effective != *slot,
+                Some(json!(*slot)),
+                Some(json!(effective)),
+            );
+            *slot = effective;
         }
         if !changes.is_empty() {
             self.touch(now);
@@ -513,8 +529,8 @@ impl Incident {
         }
     }
 
-    /// Derives the milestone that entering `status` at `at` marks, unless it is
-    /// already known (the first one counts) or was set by hand.
+    /// Derives the milestone that entering `status` at `at` marks (the first
+    /// one counts); it shows unless a hand-set value hides it.
     fn derive_milestone(&mut self, status: IncidentStatus, at: Time) {
         let (milestone, slot) = match status {
             IncidentStatus::Identified => (Milestone::Identify, &mut self.identify_time),
@@ -524,8 +540,9 @@ impl Incident {
             }
             _ => return,
         };
-        if slot.is_none() && !self.explicit_milestones.contains(&milestone) {
-            *slot = Some(at);
+        let derived = *self.derived_milestones.entry(milestone).or_insert(at);
+        if !self.explicit_milestones.contains(&milestone) {
+            *slot = Some(derived);
         }
     }
 }
@@ -543,11 +560,17 @@ fn merge_impacts(current: &mut Vec<ComponentImpact>, listed: &[ComponentImpact])
     }
 }
 
-fn check_status_kind(kind: IncidentKind, status: IncidentStatus, field: &str) -> Result<(), Error> {
+fn check_status_kind(
+    incident_id: Option<IncidentId>,
+    kind: IncidentKind,
+    status: IncidentStatus,
+    field: &str,
+) -> Result<(), Error> {
     if status.kind() == kind {
         return Ok(());
     }
     Err(Error::InvalidTransition {
+        incident_id,
         subject: field.to_owned(),
         description: format!(
             "status {status:?} belongs to {:?} records, this one is {kind:?}",

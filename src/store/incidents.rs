@@ -43,12 +43,13 @@ pub async fn next_number(conn: &mut SqliteConnection) -> Result<i64> {
 /// Inserts a new incident.
 pub async fn insert(conn: &mut SqliteConnection, i: &Incident) -> Result<()> {
     sqlx::query(
-        "INSERT INTO incidents (id, number, title, kind, severity, status, is_open, create_time, delete_time, doc)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO incidents (id, number, title, title_key, kind, severity, status, is_open, create_time, delete_time, doc)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(i.id.to_string())
     .bind(i.number)
     .bind(&i.title)
+    .bind(i.title.to_lowercase())
     .bind(i.kind.code())
     .bind(i.severity.map(Severity::code))
     .bind(i.status.code())
@@ -64,10 +65,11 @@ pub async fn insert(conn: &mut SqliteConnection, i: &Incident) -> Result<()> {
 /// Saves a changed incident.
 pub async fn save(conn: &mut SqliteConnection, i: &Incident) -> Result<()> {
     sqlx::query(
-        "UPDATE incidents SET title = ?, severity = ?, status = ?, is_open = ?, delete_time = ?, doc = ?
-         WHERE id = ?",
+        "UPDATE incidents SET title = ?, title_key = ?, severity = ?, status = ?, is_open = ?,
+         delete_time = ?, doc = ? WHERE id = ?",
     )
     .bind(&i.title)
+    .bind(i.title.to_lowercase())
     .bind(i.severity.map(Severity::code))
     .bind(i.status.code())
     .bind(i.is_open())
@@ -141,11 +143,7 @@ pub async fn list(
     let codes = |v: Vec<i32>| (!v.is_empty()).then(|| serde_json::json!(v).to_string());
     let statuses = codes(f.statuses.iter().map(|s| s.code()).collect());
     let severities = codes(f.severities.iter().map(|s| s.code()).collect());
-    let query = f.query.as_ref().map(|q| {
-        q.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    });
+    let query = f.query.as_ref().map(|q| q.to_lowercase());
     let (label_key, label_value) = match &f.label {
         Some((k, v)) => (Some(k.as_str()), v.as_deref()),
         None => (None, None),
@@ -164,7 +162,7 @@ pub async fn list(
           AND (?5 IS NULL OR i.is_open = ?5)
           AND (?6 IS NULL OR i.create_time >= ?6)
           AND (?7 IS NULL OR i.create_time < ?7)
-          AND (?8 IS NULL OR i.title LIKE '%' || ?8 || '%' ESCAPE '\')
+          AND (?8 IS NULL OR instr(i.title_key, ?8) > 0)
           AND (?9 IS NULL OR EXISTS (
                 SELECT 1 FROM incident_labels l
                 WHERE l.incident_id = i.id AND l.key = ?9 AND (?10 IS NULL OR l.value = ?10)))
