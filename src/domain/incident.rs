@@ -578,3 +578,132 @@ fn check_status_kind(
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn at(minutes: i64) -> Time {
+        chrono::DateTime::from_timestamp(1_700_000_000 + minutes * 60, 0).unwrap_or_default()
+    }
+
+    fn component(n: u128) -> ComponentId {
+        ComponentId(uuid::Uuid::from_u128(n))
+    }
+
+    fn declared(kind: IncidentKind) -> Incident {
+        let new = NewIncident {
+            title: "t".into(),
+            kind: Some(kind),
+            component_impacts: vec![ComponentImpact {
+                component_id: component(1),
+                impact: ImpactLevel::MajorOutage,
+            }],
+            ..Default::default()
+        };
+        Incident::declare(new, IncidentId(uuid::Uuid::from_u128(9)), 1, at(0), at(0)).unwrap()
+    }
+
+    fn update(status: Option<IncidentStatus>, impacts: Vec<ComponentImpact>) -> NewStatusUpdate {
+        NewStatusUpdate {
+            status,
+            message: "m".into(),
+            component_impacts: impacts,
+            next_update_time: None,
+            visibility: Visibility::Public,
+        }
+    }
+
+    fn post(i: &mut Incident, minute: i64, u: NewStatusUpdate) -> Result<StatusOutcome, Error> {
+        i.post_status_update(
+            u,
+            StatusUpdateId::generate(),
+            "a".into(),
+            at(minute),
+            at(minute),
+            |_| String::new(),
+        )
+    }
+
+    proptest! {
+        /// Whatever order statuses are posted in, the derived times follow the
+        /// first entry into each status, resolution tracks closure, and closed
+        /// incidents have no remaining impact.
+        #[test]
+        fn derived_milestones_follow_the_posted_statuses(
+            kind_is_incident: bool,
+            steps in proptest::collection::vec((0usize..4, proptest::option::of(1i32..=5), any::<bool>()), 1..30),
+        ) {
+            let kind = if kind_is_incident { IncidentKind::Incident } else { IncidentKind::Maintenance };
+            let statuses: Vec<IncidentStatus> =
+                IncidentStatus::ALL.iter().copied().filter(|s| s.kind() == kind).collect();
+            let mut i = declared(kind);
+            let mut first_entry: std::collections::HashMap<IncidentStatus, Time> = Default::default();
+            let mut closed_since: Option<Time> = None;
+            for (minute, (idx, impact, keep)) in steps.into_iter().enumerate() {
+                let minute = minute as i64 + 1;
+                let target = if keep { None } else { Some(statuses[idx]) };
+                let impacts = impact
+                    .and_then(ImpactLevel::from_code)
+                    .map(|impact| vec![ComponentImpact { component_id: component(2), impact }])
+                    .unwrap_or_default();
+                let before = i.status;
+                let out = post(&mut i, minute, update(target, impacts)).unwrap();
+                let after = i.status;
+                prop_assert_eq!(after, target.unwrap_or(before));
+                prop_assert_eq!(out.status_change.is_some(), after != before);
+                if after != before {
+                    first_entry.entry(after).or_insert(at(minute));
+                    if after.is_closed() {
+                        closed_since = Some(at(minute));
+                    }
+                }
+                if !after.is_closed() {
+                    closed_since = None;
+                }
+                prop_assert_eq!(i.resolve_time, closed_since);
+                if after.is_closed() {
+                    prop_assert!(i.component_impacts.iter().all(|c| c.impact == ImpactLevel::Operational));
+                }
+            }
+            if kind == IncidentKind::Incident {
+                prop_assert_eq!(i.identify_time, first_entry.get(&IncidentStatus::Identified).copied());
+                prop_assert_eq!(i.mitigate_time, first_entry.get(&IncidentStatus::Monitoring).copied());
+            }
+        }
+
+        /// A status of the other kind is refused and changes nothing.
+        #[test]
+        fn wrong_kind_status_is_refused_without_change(kind_is_incident: bool, idx in 0usize..4) {
+            let kind = if kind_is_incident { IncidentKind::Incident } else { IncidentKind::Maintenance };
+            let wrong: Vec<IncidentStatus> =
+                IncidentStatus::ALL.iter().copied().filter(|s| s.kind() != kind).collect();
+            let mut i = declared(kind);
+            let before = i.clone();
+            let r = post(&mut i, 1, update(Some(wrong[idx]), vec![]));
+            let refused = matches!(r, Err(Error::InvalidTransition { .. }));
+            prop_assert!(refused);
+            prop_assert_eq!(i, before);
+        }
+    }
+
+    #[test]
+    fn a_hand_set_milestone_hides_the_derived_one_until_cleared() {
+        let mut i = declared(IncidentKind::Incident);
+        let patch = IncidentPatch {
+            mitigate_time: Some(Some(at(5))),
+            ..Default::default()
+        };
+        i.apply_patch(patch, at(6)).unwrap();
+        post(&mut i, 10, update(Some(IncidentStatus::Monitoring), vec![])).unwrap();
+        assert_eq!(i.mitigate_time, Some(at(5)));
+        let clear = IncidentPatch {
+            mitigate_time: Some(None),
+            ..Default::default()
+        };
+        let changes = i.apply_patch(clear, at(11)).unwrap();
+        assert_eq!(i.mitigate_time, Some(at(10)));
+        assert_eq!(changes[0].path, "mitigate_time");
+    }
+}
