@@ -12,6 +12,7 @@ pub mod pb {
 
 pub use pb::*;
 
+pub mod render;
 mod subscription;
 pub use subscription::Subscription;
 
