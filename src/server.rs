@@ -13,9 +13,9 @@ use tonic::transport::Server as TonicServer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+use crate::api::action_items::ActionItems;
 use crate::api::components::Components;
 use crate::api::incidents::Incidents;
-use crate::api::pending::PendingActionItems;
 use crate::api::timeline::Timeline;
 use crate::domain::limits::REQUEST_MAX_BYTES;
 use crate::proto::action_item_service_server::ActionItemServiceServer;
@@ -71,7 +71,7 @@ impl Server {
             .set_serving::<TimelineServiceServer<Timeline>>()
             .await;
         health
-            .set_serving::<ActionItemServiceServer<PendingActionItems>>()
+            .set_serving::<ActionItemServiceServer<ActionItems>>()
             .await;
 
         let reflection_v1 = reflection().build_v1()?;
@@ -88,7 +88,7 @@ impl Server {
             let timeline =
                 TimelineServiceServer::new(Timeline::new(svc_store.clone(), max_subscribers))
                     .max_decoding_message_size(REQUEST_MAX_BYTES);
-            let action_items = ActionItemServiceServer::new(PendingActionItems)
+            let action_items = ActionItemServiceServer::new(ActionItems::new(svc_store.clone()))
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
             let health_on_stop = health.clone();
             let hub = svc_store.hub().clone();
@@ -158,6 +158,11 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        // Both reflection versions are described by both services, so
+        // `grpcurl list` (which speaks v1alpha) shows v1 as well.
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .include_reflection_service(false)
 }
 
 /// One span per RPC with its method; the code and latency are logged when the

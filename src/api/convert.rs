@@ -2,8 +2,8 @@
 
 use crate::domain::incident::{ImpactChange, ImpactWindow, RoleAssignment};
 use crate::domain::{
-    Component, ComponentImpact, Event, EventPayload, FieldChange, Incident, IncidentSnapshot,
-    StatusUpdate, Time, Visibility,
+    ActionItem, Component, ComponentImpact, Event, EventPayload, FieldChange, Incident,
+    IncidentSnapshot, Postmortem, StatusUpdate, Time, Visibility,
 };
 use crate::proto as pb;
 use crate::proto::timeline_event::Payload;
@@ -112,6 +112,46 @@ pub fn component(c: &Component) -> pb::Component {
         update_time: Some(ts(c.update_time)),
         delete_time: opt_ts(c.delete_time),
         etag: c.etag(),
+    }
+}
+
+/// An action item.
+pub fn action_item(a: &ActionItem) -> pb::ActionItem {
+    pb::ActionItem {
+        id: a.id.to_string(),
+        incident_id: a.incident_id.to_string(),
+        title: a.title.clone(),
+        description: a.description.clone(),
+        owner: a.owner.clone(),
+        status: a.status.code(),
+        priority: a.priority.map_or(0, |p| p.code()),
+        due_time: opt_ts(a.due_time),
+        complete_time: opt_ts(a.complete_time),
+        labels: a.labels.clone(),
+        create_time: Some(ts(a.create_time)),
+        update_time: Some(ts(a.update_time)),
+        delete_time: opt_ts(a.delete_time),
+        etag: a.etag(),
+    }
+}
+
+/// A postmortem.
+pub fn postmortem(p: &Postmortem) -> pb::Postmortem {
+    pb::Postmortem {
+        incident_id: p.incident_id.to_string(),
+        body: p.body.clone(),
+        sections: p
+            .sections
+            .iter()
+            .map(|s| pb::PostmortemSection {
+                title: s.title.clone(),
+                body: s.body.clone(),
+            })
+            .collect(),
+        author: p.author.clone(),
+        publish_time: opt_ts(p.publish_time),
+        update_time: opt_ts(p.update_time),
+        etag: p.etag(),
     }
 }
 
@@ -229,6 +269,39 @@ pub fn event(e: &Event) -> pb::TimelineEvent {
                 component: Some(component(c)),
             })
         }
+        EventPayload::ActionItemCreated { action_item: a } => {
+            Payload::ActionItemCreated(pb::ActionItemCreated {
+                action_item: Some(action_item(a)),
+            })
+        }
+        EventPayload::ActionItemUpdated {
+            action_item: a,
+            changes: ch,
+        } => Payload::ActionItemUpdated(pb::ActionItemUpdated {
+            action_item: Some(action_item(a)),
+            changes: changes(ch),
+        }),
+        EventPayload::ActionItemDeleted { action_item: a } => {
+            Payload::ActionItemDeleted(pb::ActionItemDeleted {
+                action_item: Some(action_item(a)),
+            })
+        }
+        EventPayload::PostmortemUpdated {
+            changes: ch,
+            section_titles,
+        } => Payload::PostmortemUpdated(pb::PostmortemUpdated {
+            changes: changes(ch),
+            section_titles: section_titles.clone(),
+        }),
+        EventPayload::PostmortemPublished {
+            publish_time,
+            author,
+            section_titles,
+        } => Payload::PostmortemPublished(pb::PostmortemPublished {
+            publish_time: Some(ts(*publish_time)),
+            author: author.clone(),
+            section_titles: section_titles.clone(),
+        }),
     };
     pb::TimelineEvent {
         sequence: e.sequence,

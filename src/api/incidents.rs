@@ -5,11 +5,13 @@ use tonic::{Request, Response, Status};
 use super::parse::{self, Violations};
 use super::{convert, page_start, paginate};
 use crate::domain::incident::{IncidentPatch, NewIncident, NewStatusUpdate};
-use crate::domain::limits::{TEXT_MAX_BYTES, TITLE_MAX_CHARS};
+use crate::domain::limits::{POSTMORTEM_MAX_BYTES, TEXT_MAX_BYTES, TITLE_MAX_CHARS};
+use crate::domain::postmortem::{PostmortemPatch, Section};
 use crate::domain::{IncidentId, IncidentKind, IncidentStatus, Severity, Visibility};
 use crate::error::{Error, Result};
 use crate::proto as pb;
 use crate::proto::incident_service_server::IncidentService;
+use crate::service::action_items;
 use crate::service::incidents::{self as svc, IncidentRef};
 use crate::store::Store;
 use crate::store::incidents::{Cursor, IncidentFilter, cursor_after, status_update_cursor};
@@ -602,22 +604,130 @@ impl IncidentService for Incidents {
 
     async fn get_postmortem(
         &self,
-        _: Request<pb::GetPostmortemRequest>,
+        req: Request<pb::GetPostmortemRequest>,
     ) -> Result<Response<pb::GetPostmortemResponse>, Status> {
-        Err(super::pending::later("GetPostmortem"))
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "incident_id", &req.get_ref().incident_id);
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("incident_id", "is required"))?;
+        let pm = action_items::get_postmortem(&self.store, id).await?;
+        Ok(Response::new(pb::GetPostmortemResponse {
+            postmortem: Some(convert::postmortem(&pm)),
+        }))
     }
 
     async fn update_postmortem(
         &self,
-        _: Request<pb::UpdatePostmortemRequest>,
+        req: Request<pb::UpdatePostmortemRequest>,
     ) -> Result<Response<pb::UpdatePostmortemResponse>, Status> {
-        Err(super::pending::later("UpdatePostmortem"))
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(
+            &mut v,
+            &caller,
+            "UpdatePostmortem",
+            &r,
+            &r.request_id,
+            |m| m.request_id.clear(),
+        );
+        let Some(p) = r.postmortem.as_ref() else {
+            return Err(v.fail("postmortem", "is required").into());
+        };
+        let id = incident_id(&mut v, "postmortem.incident_id", &p.incident_id);
+        let mut paths: Vec<String> = r
+            .update_mask
+            .as_ref()
+            .map(|m| m.paths.clone())
+            .unwrap_or_default();
+        if paths.is_empty() {
+            for (name, set) in [
+                ("body", !p.body.is_empty()),
+                ("sections", !p.sections.is_empty()),
+                ("author", !p.author.is_empty()),
+            ] {
+                if set {
+                    paths.push(name.to_owned());
+                }
+            }
+        }
+        let mut patch = PostmortemPatch::default();
+        for path in &paths {
+            match path.as_str() {
+                "body" => {
+                    patch.body = v.check(
+                        "postmortem.body",
+                        parse::text(&p.body, POSTMORTEM_MAX_BYTES, false),
+                    )
+                }
+                "sections" => {
+                    let mut sections = Vec::new();
+                    for (i, s) in p.sections.iter().enumerate() {
+                        let title = v.check(
+                            &format!("postmortem.sections[{i}].title"),
+                            parse::title(&s.title),
+                        );
+                        let body = v.check(
+                            &format!("postmortem.sections[{i}].body"),
+                            parse::text(&s.body, POSTMORTEM_MAX_BYTES, false),
+                        );
+                        if let (Some(title), Some(body)) = (title, body) {
+                            sections.push(Section { title, body });
+                        }
+                    }
+                    patch.sections = Some(sections);
+                }
+                "author" => {
+                    patch.author = v.check("postmortem.author", parse::short(&p.author, false))
+                }
+                "incident_id" | "publish_time" | "update_time" | "etag" => {}
+                other => v.add("update_mask", format!("unknown field path {other:?}")),
+            }
+        }
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("postmortem.incident_id", "is required"))?;
+        let etag = (!p.etag.is_empty()).then(|| p.etag.clone());
+        let pm = action_items::update_postmortem(
+            &self.store,
+            caller,
+            key,
+            id,
+            etag,
+            patch,
+            POSTMORTEM_MAX_BYTES,
+        )
+        .await?;
+        Ok(Response::new(pb::UpdatePostmortemResponse {
+            postmortem: Some(convert::postmortem(&pm)),
+        }))
     }
 
     async fn publish_postmortem(
         &self,
-        _: Request<pb::PublishPostmortemRequest>,
+        req: Request<pb::PublishPostmortemRequest>,
     ) -> Result<Response<pb::PublishPostmortemResponse>, Status> {
-        Err(super::pending::later("PublishPostmortem"))
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(
+            &mut v,
+            &caller,
+            "PublishPostmortem",
+            &r,
+            &r.request_id,
+            |m| m.request_id.clear(),
+        );
+        let id = incident_id(&mut v, "incident_id", &r.incident_id);
+        let occur_time = v
+            .check("occur_time", parse::past_time(&r.occur_time))
+            .flatten();
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("incident_id", "is required"))?;
+        let etag = (!r.etag.is_empty()).then(|| r.etag.clone());
+        let pm = action_items::publish_postmortem(&self.store, caller, key, id, etag, occur_time)
+            .await?;
+        Ok(Response::new(pb::PublishPostmortemResponse {
+            postmortem: Some(convert::postmortem(&pm)),
+        }))
     }
 }

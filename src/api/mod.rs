@@ -1,11 +1,11 @@
 //! The gRPC edge: decode and validate proto requests, call the use cases,
 //! encode the answers. Proto types stop here.
 
+pub mod action_items;
 pub mod components;
 pub mod convert;
 pub mod incidents;
 pub mod parse;
-pub mod pending;
 pub mod timeline;
 
 use serde::{Serialize, de::DeserializeOwned};

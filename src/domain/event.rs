@@ -7,8 +7,8 @@ use serde_json::Value;
 use super::incident::{ImpactChange, StatusChange};
 use super::status::coded_enum;
 use super::{
-    Component, ComponentId, Incident, IncidentId, IncidentKind, IncidentStatus, Severity,
-    StatusUpdate, StatusUpdateId, Time,
+    ActionItem, Component, ComponentId, Incident, IncidentId, IncidentKind, IncidentStatus,
+    Severity, StatusUpdate, StatusUpdateId, Time,
 };
 
 coded_enum!(
@@ -128,6 +128,25 @@ pub enum EventPayload {
     ComponentDeleted {
         component: Box<Component>,
     },
+    ActionItemCreated {
+        action_item: Box<ActionItem>,
+    },
+    ActionItemUpdated {
+        action_item: Box<ActionItem>,
+        changes: Vec<FieldChange>,
+    },
+    ActionItemDeleted {
+        action_item: Box<ActionItem>,
+    },
+    PostmortemUpdated {
+        changes: Vec<FieldChange>,
+        section_titles: Vec<String>,
+    },
+    PostmortemPublished {
+        publish_time: Time,
+        author: String,
+        section_titles: Vec<String>,
+    },
 }
 
 impl EventPayload {
@@ -145,6 +164,11 @@ impl EventPayload {
             Self::ComponentCreated { .. } => EventKind::ComponentCreated,
             Self::ComponentUpdated { .. } => EventKind::ComponentUpdated,
             Self::ComponentDeleted { .. } => EventKind::ComponentDeleted,
+            Self::ActionItemCreated { .. } => EventKind::ActionItemCreated,
+            Self::ActionItemUpdated { .. } => EventKind::ActionItemUpdated,
+            Self::ActionItemDeleted { .. } => EventKind::ActionItemDeleted,
+            Self::PostmortemUpdated { .. } => EventKind::PostmortemUpdated,
+            Self::PostmortemPublished { .. } => EventKind::PostmortemPublished,
         }
     }
 }

@@ -47,3 +47,7 @@ id_type!(
     /// Identifies a status update.
     StatusUpdateId
 );
+id_type!(
+    /// Identifies an action item.
+    ActionItemId
+);

@@ -501,6 +501,12 @@ impl Incident {
         Ok(())
     }
 
+    /// Stamps the publication of the postmortem.
+    pub fn record_postmortem_published(&mut self, at: Time, now: Time) {
+        self.postmortem_publish_time = Some(at);
+        self.touch(now);
+    }
+
     /// Writes to a deleted incident are refused until it is undeleted.
     pub fn ensure_live(&self) -> Result<(), Error> {
         match self.delete_time {
@@ -573,8 +579,10 @@ fn check_status_kind(
         incident_id,
         subject: field.to_owned(),
         description: format!(
-            "status {status:?} belongs to {:?} records, this one is {kind:?}",
-            status.kind()
+            "status {} belongs to {} records; this one is {}",
+            status.name(),
+            status.kind().name(),
+            kind.name()
         ),
     })
 }

@@ -1,20 +1,24 @@
 //! Plain domain types and the rules that govern them. No I/O, no proto, no SQL.
 
+pub mod action_item;
 pub mod component;
 pub mod event;
 pub mod filter;
 pub mod ids;
 pub mod incident;
 pub mod limits;
+pub mod postmortem;
 pub mod status;
 
+pub use action_item::ActionItem;
 pub use component::Component;
 pub use event::{Event, EventKind, EventPayload, FieldChange, IncidentSnapshot, NewEvent};
-pub use ids::{ComponentId, IncidentId, StatusUpdateId};
+pub use ids::{ActionItemId, ComponentId, IncidentId, StatusUpdateId};
 pub use incident::{
     ComponentImpact, ImpactWindow, Incident, Milestone, RoleAssignment, StatusUpdate, Visibility,
 };
-pub use status::{ImpactLevel, IncidentKind, IncidentStatus, Severity};
+pub use postmortem::Postmortem;
+pub use status::{ActionItemStatus, ImpactLevel, IncidentKind, IncidentStatus, Priority, Severity};
 
 /// Instants are UTC with nanosecond precision, like `google.protobuf.Timestamp`.
 pub type Time = chrono::DateTime<chrono::Utc>;

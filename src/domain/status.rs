@@ -23,6 +23,14 @@ macro_rules! coded_enum {
                 self as i32
             }
 
+            /// The API name of the value, e.g. `IN_PROGRESS`.
+            pub fn name(self) -> String {
+                serde_json::to_value(self)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            }
+
             /// The value with this code, if any.
             pub fn from_code(code: i32) -> Option<Self> {
                 match code {
@@ -69,6 +77,23 @@ coded_enum!(
         UnderMaintenance = 5,
     }
 );
+
+coded_enum!(
+    /// Where a follow-up action stands.
+    ActionItemStatus { Open = 1, InProgress = 2, Done = 3, WontDo = 4 }
+);
+
+coded_enum!(
+    /// How urgent a follow-up action is.
+    Priority { Low = 1, Medium = 2, High = 3 }
+);
+
+impl ActionItemStatus {
+    /// Done and won't-do items are closed; they carry a complete_time.
+    pub fn is_closed(self) -> bool {
+        matches!(self, Self::Done | Self::WontDo)
+    }
+}
 
 impl IncidentStatus {
     /// The kind of record this status belongs to.

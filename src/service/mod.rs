@@ -1,6 +1,7 @@
 //! The use cases: each runs the domain rules against stored state inside one
 //! writer transaction (or reads through the pool), and appends its events.
 
+pub mod action_items;
 pub mod components;
 pub mod incidents;
 pub mod timeline;

@@ -117,7 +117,7 @@ pub async fn load(conn: &mut SqliteConnection, id: IncidentId) -> Result<Option<
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
         .await?;
-    doc.map(|d| decode(&d)).transpose()
+    with_counts(conn, doc).await
 }
 
 /// Loads one incident by its reference number.
@@ -126,11 +126,19 @@ pub async fn load_by_number(conn: &mut SqliteConnection, number: i64) -> Result<
         .bind(number)
         .fetch_optional(&mut *conn)
         .await?;
-    doc.map(|d| decode(&d)).transpose()
+    with_counts(conn, doc).await
 }
 
 fn decode(doc: &str) -> Result<Incident> {
     Ok(serde_json::from_str(doc)?)
+}
+
+async fn with_counts(conn: &mut SqliteConnection, doc: Option<String>) -> Result<Option<Incident>> {
+    let Some(doc) = doc else { return Ok(None) };
+    let mut incident = [decode(&doc)?];
+    super::action_items::fill_counts(conn, &mut incident).await?;
+    let [incident] = incident;
+    Ok(Some(incident))
 }
 
 /// One page of incidents, newest first.
@@ -187,7 +195,9 @@ pub async fn list(
     .bind(limit as i64)
     .fetch_all(&mut *conn)
     .await?;
-    docs.iter().map(|d| decode(d)).collect()
+    let mut incidents = docs.iter().map(|d| decode(d)).collect::<Result<Vec<_>>>()?;
+    super::action_items::fill_counts(conn, &mut incidents).await?;
+    Ok(incidents)
 }
 
 /// The cursor positioned after `i`.

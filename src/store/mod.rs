@@ -1,6 +1,7 @@
 //! Storage: SQLite through sqlx. One writer task owns the only write
 //! connection and commits requests in groups; reads use a pool.
 
+pub mod action_items;
 pub mod components;
 pub mod events;
 pub mod incidents;

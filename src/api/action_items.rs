@@ -1,0 +1,315 @@
+//! ActionItemService.
+
+use tonic::{Request, Response, Status};
+
+use super::parse::{self, Violations};
+use super::{convert, page_start, paginate};
+use crate::domain::action_item::{ActionItemPatch, NewActionItem};
+use crate::domain::limits::TEXT_MAX_BYTES;
+use crate::domain::{ActionItemId, ActionItemStatus, Priority};
+use crate::error::Error;
+use crate::proto as pb;
+use crate::proto::action_item_service_server::ActionItemService;
+use crate::service::action_items as svc;
+use crate::store::Store;
+use crate::store::action_items::{ActionItemFilter, cursor_after};
+use crate::store::incidents::Cursor;
+
+/// The ActionItemService handlers.
+#[derive(Clone)]
+pub struct ActionItems {
+    store: Store,
+}
+
+impl ActionItems {
+    pub fn new(store: Store) -> Self {
+        ActionItems { store }
+    }
+}
+
+const OUTPUT_ONLY: &[&str] = &[
+    "id",
+    "incident_id",
+    "create_time",
+    "update_time",
+    "delete_time",
+    "etag",
+];
+
+fn owner(s: &str) -> Result<String, String> {
+    parse::short(s, false)
+}
+
+#[tonic::async_trait]
+impl ActionItemService for ActionItems {
+    async fn create_action_item(
+        &self,
+        req: Request<pb::CreateActionItemRequest>,
+    ) -> Result<Response<pb::CreateActionItemResponse>, Status> {
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(
+            &mut v,
+            &caller,
+            "CreateActionItem",
+            &r,
+            &r.request_id,
+            |m| m.request_id.clear(),
+        );
+        let Some(a) = r.action_item.as_ref() else {
+            return Err(v.fail("action_item", "is required").into());
+        };
+        let incident_id = v.check("action_item.incident_id", parse::uuid(&a.incident_id));
+        let title = v.check("action_item.title", parse::title(&a.title));
+        let description = v.check(
+            "action_item.description",
+            parse::text(&a.description, TEXT_MAX_BYTES, false),
+        );
+        let owner = v.check("action_item.owner", owner(&a.owner));
+        let status = v
+            .check(
+                "action_item.status",
+                parse::optional_enum(a.status, ActionItemStatus::from_code),
+            )
+            .flatten();
+        let priority = v
+            .check(
+                "action_item.priority",
+                parse::optional_enum(a.priority, Priority::from_code),
+            )
+            .flatten();
+        let due_time = v
+            .check("action_item.due_time", parse::optional_time(&a.due_time))
+            .flatten();
+        let complete_time = v
+            .check(
+                "action_item.complete_time",
+                parse::past_time(&a.complete_time),
+            )
+            .flatten();
+        let labels = parse::labels(&mut v, "action_item.labels", &a.labels);
+        v.finish()?;
+        let (Some(incident_id), Some(title), Some(description), Some(owner)) =
+            (incident_id, title, description, owner)
+        else {
+            return Err(Error::Internal("validated fields missing".into()).into());
+        };
+        let item = svc::create(
+            &self.store,
+            caller,
+            key,
+            NewActionItem {
+                incident_id,
+                title,
+                description,
+                owner,
+                status,
+                priority,
+                due_time,
+                complete_time,
+                labels,
+            },
+        )
+        .await?;
+        Ok(Response::new(pb::CreateActionItemResponse {
+            action_item: Some(convert::action_item(&item)),
+        }))
+    }
+
+    async fn get_action_item(
+        &self,
+        req: Request<pb::GetActionItemRequest>,
+    ) -> Result<Response<pb::GetActionItemResponse>, Status> {
+        let mut v = Violations::new();
+        let id: Option<ActionItemId> = v.check("id", parse::uuid(&req.get_ref().id));
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
+        let item = svc::get(&self.store, id).await?;
+        Ok(Response::new(pb::GetActionItemResponse {
+            action_item: Some(convert::action_item(&item)),
+        }))
+    }
+
+    async fn list_action_items(
+        &self,
+        req: Request<pb::ListActionItemsRequest>,
+    ) -> Result<Response<pb::ListActionItemsResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let limit = parse::page_size(&mut v, r.page_size);
+        let mut statuses = Vec::new();
+        for (i, s) in r.statuses.iter().enumerate() {
+            if let Some(s) = v.check(
+                &format!("statuses[{i}]"),
+                parse::required_enum(*s, ActionItemStatus::from_code),
+            ) && !statuses.contains(&s)
+            {
+                statuses.push(s);
+            }
+        }
+        statuses.sort_by_key(|s| s.code());
+        let label = if r.label.is_empty() {
+            None
+        } else {
+            let (k, val) = match r.label.split_once('=') {
+                Some((k, val)) => (k.trim(), Some(val.trim().to_owned())),
+                None => (r.label.trim(), None),
+            };
+            v.check(
+                "label",
+                parse::label_key(k).map_err(|e| format!("{e} (use key or key=value)")),
+            );
+            Some((k.to_owned(), val))
+        };
+        let as_of = v
+            .check("as_of_time", parse::optional_time(&r.as_of_time))
+            .flatten();
+        let owner = v.check("owner", owner(&r.owner)).filter(|o| !o.is_empty());
+        let filter = ActionItemFilter {
+            incident_id: v
+                .check("incident_id", parse::optional_uuid(&r.incident_id))
+                .flatten(),
+            statuses,
+            owner,
+            label,
+            overdue_at: r.overdue.then(|| as_of.unwrap_or_else(chrono::Utc::now)),
+            show_deleted: r.show_deleted,
+        };
+        v.finish()?;
+        // The page token binds the filters, not the instant "overdue" was
+        // judged at: later pages judge at their own now unless as_of is given.
+        let mut bound = filter.clone();
+        bound.overdue_at = as_of.filter(|_| r.overdue);
+        let bound = (bound, r.overdue);
+        let start: Option<Cursor> = page_start(&self.store, "action_items", &bound, &r.page_token)?;
+        let items = svc::list(&self.store, &filter, start.as_ref(), limit + 1).await?;
+        let (action_items, next_page_token) = paginate(
+            &self.store,
+            "action_items",
+            &bound,
+            items,
+            limit,
+            convert::action_item,
+            cursor_after,
+        )?;
+        Ok(Response::new(pb::ListActionItemsResponse {
+            action_items,
+            next_page_token,
+        }))
+    }
+
+    async fn update_action_item(
+        &self,
+        req: Request<pb::UpdateActionItemRequest>,
+    ) -> Result<Response<pb::UpdateActionItemResponse>, Status> {
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(
+            &mut v,
+            &caller,
+            "UpdateActionItem",
+            &r,
+            &r.request_id,
+            |m| m.request_id.clear(),
+        );
+        let Some(a) = r.action_item.as_ref() else {
+            return Err(v.fail("action_item", "is required").into());
+        };
+        let id: Option<ActionItemId> = v.check("action_item.id", parse::uuid(&a.id));
+        let mut paths: Vec<String> = r
+            .update_mask
+            .as_ref()
+            .map(|m| m.paths.clone())
+            .unwrap_or_default();
+        if paths.is_empty() {
+            for (name, set) in [
+                ("title", !a.title.is_empty()),
+                ("description", !a.description.is_empty()),
+                ("owner", !a.owner.is_empty()),
+                ("status", a.status != 0),
+                ("priority", a.priority != 0),
+                ("due_time", a.due_time.is_some()),
+                ("complete_time", a.complete_time.is_some()),
+                ("labels", !a.labels.is_empty()),
+            ] {
+                if set {
+                    paths.push(name.to_owned());
+                }
+            }
+        }
+        let mut patch = ActionItemPatch::default();
+        for path in &paths {
+            match path.as_str() {
+                "title" => patch.title = v.check("action_item.title", parse::title(&a.title)),
+                "description" => {
+                    patch.description = v.check(
+                        "action_item.description",
+                        parse::text(&a.description, TEXT_MAX_BYTES, false),
+                    )
+                }
+                "owner" => patch.owner = v.check("action_item.owner", owner(&a.owner)),
+                "status" => {
+                    patch.status = v.check(
+                        "action_item.status",
+                        parse::required_enum(a.status, ActionItemStatus::from_code),
+                    )
+                }
+                "priority" => {
+                    patch.priority = v.check(
+                        "action_item.priority",
+                        parse::optional_enum(a.priority, Priority::from_code),
+                    )
+                }
+                "due_time" => {
+                    patch.due_time =
+                        v.check("action_item.due_time", parse::optional_time(&a.due_time))
+                }
+                "complete_time" => {
+                    patch.complete_time = v.check(
+                        "action_item.complete_time",
+                        parse::past_time(&a.complete_time),
+                    )
+                }
+                "labels" => {
+                    patch.labels = Some(parse::labels(&mut v, "action_item.labels", &a.labels))
+                }
+                p if OUTPUT_ONLY.contains(&p) => {}
+                p => v.add("update_mask", format!("unknown field path {p:?}")),
+            }
+        }
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("action_item.id", "is required"))?;
+        let etag = (!a.etag.is_empty()).then(|| a.etag.clone());
+        let item = svc::update(&self.store, caller, key, id, etag, patch).await?;
+        Ok(Response::new(pb::UpdateActionItemResponse {
+            action_item: Some(convert::action_item(&item)),
+        }))
+    }
+
+    async fn delete_action_item(
+        &self,
+        req: Request<pb::DeleteActionItemRequest>,
+    ) -> Result<Response<pb::DeleteActionItemResponse>, Status> {
+        let caller = parse::caller(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let key = parse::request_key(
+            &mut v,
+            &caller,
+            "DeleteActionItem",
+            &r,
+            &r.request_id,
+            |m| m.request_id.clear(),
+        );
+        let id: Option<ActionItemId> = v.check("id", parse::uuid(&r.id));
+        v.finish()?;
+        let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
+        let etag = (!r.etag.is_empty()).then(|| r.etag.clone());
+        let item = svc::delete(&self.store, caller, key, id, etag).await?;
+        Ok(Response::new(pb::DeleteActionItemResponse {
+            action_item: Some(convert::action_item(&item)),
+        }))
+    }
+}

@@ -1,0 +1,105 @@
+//! The postmortem: a singleton draft under its incident, published once.
+
+use serde::{Deserialize, Serialize};
+
+use super::event::FieldChange;
+use super::{IncidentId, Time};
+use crate::error::Error;
+
+/// One titled section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    pub title: String,
+    pub body: String,
+}
+
+/// A postmortem; version 0 is the empty draft that exists before any write.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Postmortem {
+    pub incident_id: IncidentId,
+    pub body: String,
+    pub sections: Vec<Section>,
+    pub author: String,
+    pub publish_time: Option<Time>,
+    pub update_time: Option<Time>,
+    pub version: u64,
+}
+
+/// A change to the draft; `None` leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct PostmortemPatch {
+    pub body: Option<String>,
+    pub sections: Option<Vec<Section>>,
+    pub author: Option<String>,
+}
+
+impl Postmortem {
+    /// The empty draft of an incident.
+    pub fn empty(incident_id: IncidentId) -> Self {
+        Postmortem {
+            incident_id,
+            body: String::new(),
+            sections: Vec::new(),
+            author: String::new(),
+            publish_time: None,
+            update_time: None,
+            version: 0,
+        }
+    }
+
+    /// Opaque version tag of the postmortem alone.
+    pub fn etag(&self) -> String {
+        super::etag(&self.incident_id.0, self.version)
+    }
+
+    /// Section titles, in order.
+    pub fn section_titles(&self) -> Vec<String> {
+        self.sections.iter().map(|s| s.title.clone()).collect()
+    }
+
+    /// Edits the draft (also after publishing: typos get fixed).
+    pub fn apply_patch(&mut self, patch: PostmortemPatch, now: Time) -> Vec<FieldChange> {
+        let mut changes = Vec::new();
+        if let Some(body) = patch.body {
+            if body != self.body {
+                changes.push(FieldChange::path_only("body"));
+            }
+            self.body = body;
+        }
+        if let Some(sections) = patch.sections {
+            if sections != self.sections {
+                changes.push(FieldChange::path_only("sections"));
+            }
+            self.sections = sections;
+        }
+        if let Some(author) = patch.author {
+            if author != self.author {
+                changes.push(FieldChange::values(
+                    "author",
+                    serde_json::json!(self.author),
+                    serde_json::json!(author),
+                ));
+            }
+            self.author = author;
+        }
+        if !changes.is_empty() {
+            self.update_time = Some(now);
+            self.version += 1;
+        }
+        changes
+    }
+
+    /// Publishes it: only once, and only once the incident is closed.
+    pub fn publish(&mut self, incident_closed: bool, at: Time, now: Time) -> Result<(), Error> {
+        if self.publish_time.is_some() {
+            return Err(Error::AlreadyPublished(self.incident_id));
+        }
+        if !incident_closed {
+            return Err(Error::IncidentOpen(self.incident_id));
+        }
+        self.publish_time = Some(at);
+        self.update_time = Some(now);
+        self.version += 1;
+        Ok(())
+    }
+}

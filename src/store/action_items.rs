@@ -1,0 +1,204 @@
+//! Action items and the postmortem singleton.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use sqlx::SqliteConnection;
+
+use super::incidents::Cursor;
+use super::to_nanos;
+use crate::domain::{
+    ActionItem, ActionItemId, ActionItemStatus, Incident, IncidentId, Postmortem, Time,
+};
+use crate::error::Result;
+
+/// Filters of ListActionItems. Serialized into page tokens to bind them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ActionItemFilter {
+    pub incident_id: Option<IncidentId>,
+    pub statuses: Vec<ActionItemStatus>,
+    pub owner: Option<String>,
+    /// Key, and value if the label filter names one.
+    pub label: Option<(String, Option<String>)>,
+    /// Only items open or in progress and due at or before this instant.
+    pub overdue_at: Option<Time>,
+    pub show_deleted: bool,
+}
+
+/// Inserts a new item.
+pub async fn insert(conn: &mut SqliteConnection, a: &ActionItem) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO action_items (id, incident_id, status, owner, due_time, create_time, delete_time, doc)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(a.id.to_string())
+    .bind(a.incident_id.to_string())
+    .bind(a.status.code())
+    .bind(&a.owner)
+    .bind(a.due_time.map(to_nanos))
+    .bind(to_nanos(a.create_time))
+    .bind(a.delete_time.map(to_nanos))
+    .bind(serde_json::to_string(a)?)
+    .execute(&mut *conn)
+    .await?;
+    write_labels(conn, a).await
+}
+
+/// Saves a changed item.
+pub async fn save(conn: &mut SqliteConnection, a: &ActionItem) -> Result<()> {
+    sqlx::query(
+        "UPDATE action_items SET status = ?, owner = ?, due_time = ?, delete_time = ?, doc = ? WHERE id = ?",
+    )
+    .bind(a.status.code())
+    .bind(&a.owner)
+    .bind(a.due_time.map(to_nanos))
+    .bind(a.delete_time.map(to_nanos))
+    .bind(serde_json::to_string(a)?)
+    .bind(a.id.to_string())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM action_item_labels WHERE action_item_id = ?")
+        .bind(a.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    write_labels(conn, a).await
+}
+
+async fn write_labels(conn: &mut SqliteConnection, a: &ActionItem) -> Result<()> {
+    for (k, v) in &a.labels {
+        sqlx::query("INSERT INTO action_item_labels (action_item_id, key, value) VALUES (?, ?, ?)")
+            .bind(a.id.to_string())
+            .bind(k)
+            .bind(v)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Loads one item, deleted or not.
+pub async fn load(conn: &mut SqliteConnection, id: ActionItemId) -> Result<Option<ActionItem>> {
+    let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM action_items WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
+}
+
+/// One page of items, newest first.
+pub async fn list(
+    conn: &mut SqliteConnection,
+    f: &ActionItemFilter,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> Result<Vec<ActionItem>> {
+    let statuses = (!f.statuses.is_empty())
+        .then(|| serde_json::to_string(&f.statuses.iter().map(|s| s.code()).collect::<Vec<_>>()))
+        .transpose()?;
+    let (label_key, label_value) = match &f.label {
+        Some((k, v)) => (Some(k.as_str()), v.as_deref()),
+        None => (None, None),
+    };
+    let closed = serde_json::to_string(&[
+        ActionItemStatus::Done.code(),
+        ActionItemStatus::WontDo.code(),
+    ])?;
+    let docs: Vec<String> = sqlx::query_scalar(
+        "SELECT a.doc FROM action_items a
+         WHERE (?1 IS NULL OR a.incident_id = ?1)
+           AND (?2 IS NULL OR a.status IN (SELECT value FROM json_each(?2)))
+           AND (?3 IS NULL OR a.owner = ?3)
+           AND (?4 IS NULL OR EXISTS (
+                 SELECT 1 FROM action_item_labels l
+                 WHERE l.action_item_id = a.id AND l.key = ?4 AND (?5 IS NULL OR l.value = ?5)))
+           AND (?6 IS NULL OR (a.due_time <= ?6 AND a.status NOT IN (SELECT value FROM json_each(?7))))
+           AND (?8 OR a.delete_time IS NULL)
+           AND (?9 IS NULL OR (a.create_time, a.id) < (?9, ?10))
+         ORDER BY a.create_time DESC, a.id DESC
+         LIMIT ?11",
+    )
+    .bind(f.incident_id.map(|i| i.to_string()))
+    .bind(statuses)
+    .bind(f.owner.as_deref())
+    .bind(label_key)
+    .bind(label_value)
+    .bind(f.overdue_at.map(to_nanos))
+    .bind(closed)
+    .bind(f.show_deleted)
+    .bind(after.map(|c| c.create_time))
+    .bind(after.map(|c| c.id.as_str()))
+    .bind(limit as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+}
+
+/// The cursor positioned after `a`.
+pub fn cursor_after(a: &ActionItem) -> Cursor {
+    Cursor {
+        create_time: to_nanos(a.create_time),
+        id: a.id.to_string(),
+    }
+}
+
+/// Fills each incident's counts of live action items (all, and still open).
+pub async fn fill_counts(conn: &mut SqliteConnection, incidents: &mut [Incident]) -> Result<()> {
+    if incidents.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = incidents.iter().map(|i| i.id.to_string()).collect();
+    let closed = serde_json::to_string(&[
+        ActionItemStatus::Done.code(),
+        ActionItemStatus::WontDo.code(),
+    ])?;
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT incident_id, count(*),
+                sum(CASE WHEN status IN (SELECT value FROM json_each(?2)) THEN 0 ELSE 1 END)
+         FROM action_items
+         WHERE delete_time IS NULL AND incident_id IN (SELECT value FROM json_each(?1))
+         GROUP BY incident_id",
+    )
+    .bind(serde_json::to_string(&ids)?)
+    .bind(closed)
+    .fetch_all(&mut *conn)
+    .await?;
+    let counts: HashMap<String, (i64, i64)> = rows
+        .into_iter()
+        .map(|(id, all, open)| (id, (all, open)))
+        .collect();
+    for i in incidents {
+        let (all, open) = counts.get(&i.id.to_string()).copied().unwrap_or((0, 0));
+        i.action_item_count = all;
+        i.open_action_item_count = open;
+    }
+    Ok(())
+}
+
+/// The postmortem of an incident, or its empty draft.
+pub async fn load_postmortem(
+    conn: &mut SqliteConnection,
+    incident_id: IncidentId,
+) -> Result<Postmortem> {
+    let doc: Option<String> =
+        sqlx::query_scalar("SELECT doc FROM postmortems WHERE incident_id = ?")
+            .bind(incident_id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(match doc {
+        Some(d) => serde_json::from_str(&d)?,
+        None => Postmortem::empty(incident_id),
+    })
+}
+
+/// Saves the postmortem.
+pub async fn save_postmortem(conn: &mut SqliteConnection, p: &Postmortem) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO postmortems (incident_id, doc) VALUES (?1, ?2)
+         ON CONFLICT (incident_id) DO UPDATE SET doc = ?2",
+    )
+    .bind(p.incident_id.to_string())
+    .bind(serde_json::to_string(p)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
