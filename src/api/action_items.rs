@@ -40,6 +40,57 @@ fn owner(s: &str) -> Result<String, String> {
     parse::short(s, false)
 }
 
+/// Validates a CreateActionItem request (all but its request_id).
+pub(crate) fn parse_create(
+    r: &pb::CreateActionItemRequest,
+    v: &mut Violations,
+) -> Option<NewActionItem> {
+    let Some(a) = r.action_item.as_ref() else {
+        v.add("action_item", "is required");
+        return None;
+    };
+    let incident_id = v.check("action_item.incident_id", parse::uuid(&a.incident_id));
+    let title = v.check("action_item.title", parse::title(&a.title));
+    let description = v.check(
+        "action_item.description",
+        parse::text(&a.description, TEXT_MAX_BYTES, false),
+    );
+    let owner = v.check("action_item.owner", owner(&a.owner));
+    let status = v
+        .check(
+            "action_item.status",
+            parse::optional_enum(a.status, ActionItemStatus::from_code),
+        )
+        .flatten();
+    let priority = v
+        .check(
+            "action_item.priority",
+            parse::optional_enum(a.priority, Priority::from_code),
+        )
+        .flatten();
+    let due_time = v
+        .check("action_item.due_time", parse::optional_time(&a.due_time))
+        .flatten();
+    let complete_time = v
+        .check(
+            "action_item.complete_time",
+            parse::past_time(&a.complete_time),
+        )
+        .flatten();
+    let labels = parse::labels(v, "action_item.labels", &a.labels);
+    Some(NewActionItem {
+        incident_id: incident_id?,
+        title: title?,
+        description: description?,
+        owner: owner?,
+        status,
+        priority,
+        due_time,
+        complete_time,
+        labels,
+    })
+}
+
 #[tonic::async_trait]
 impl ActionItemService for ActionItems {
     async fn create_action_item(
@@ -57,61 +108,12 @@ impl ActionItemService for ActionItems {
             &r.request_id,
             |m| m.request_id.clear(),
         );
-        let Some(a) = r.action_item.as_ref() else {
-            return Err(v.fail("action_item", "is required").into());
-        };
-        let incident_id = v.check("action_item.incident_id", parse::uuid(&a.incident_id));
-        let title = v.check("action_item.title", parse::title(&a.title));
-        let description = v.check(
-            "action_item.description",
-            parse::text(&a.description, TEXT_MAX_BYTES, false),
-        );
-        let owner = v.check("action_item.owner", owner(&a.owner));
-        let status = v
-            .check(
-                "action_item.status",
-                parse::optional_enum(a.status, ActionItemStatus::from_code),
-            )
-            .flatten();
-        let priority = v
-            .check(
-                "action_item.priority",
-                parse::optional_enum(a.priority, Priority::from_code),
-            )
-            .flatten();
-        let due_time = v
-            .check("action_item.due_time", parse::optional_time(&a.due_time))
-            .flatten();
-        let complete_time = v
-            .check(
-                "action_item.complete_time",
-                parse::past_time(&a.complete_time),
-            )
-            .flatten();
-        let labels = parse::labels(&mut v, "action_item.labels", &a.labels);
+        let input = parse_create(&r, &mut v);
         v.finish()?;
-        let (Some(incident_id), Some(title), Some(description), Some(owner)) =
-            (incident_id, title, description, owner)
-        else {
-            return Err(Error::Internal("validated fields missing".into()).into());
+        let Some(new) = input else {
+            return Err(Error::invalid("action_item", "is required").into());
         };
-        let item = svc::create(
-            &self.store,
-            caller,
-            key,
-            NewActionItem {
-                incident_id,
-                title,
-                description,
-                owner,
-                status,
-                priority,
-                due_time,
-                complete_time,
-                labels,
-            },
-        )
-        .await?;
+        let item = svc::create(&self.store, caller, key, new).await?;
         Ok(Response::new(pb::CreateActionItemResponse {
             action_item: Some(convert::action_item(&item)),
         }))

@@ -48,6 +48,37 @@ fn component_id(v: &mut Violations, field: &str, s: &str) -> Option<ComponentId>
     v.check(field, parse::uuid(s))
 }
 
+/// A validated CreateComponent.
+pub(crate) struct CreateInput {
+    pub name: String,
+    pub description: String,
+    pub parent: Option<ComponentId>,
+}
+
+/// Validates a CreateComponent request (all but its request_id).
+pub(crate) fn parse_create(
+    r: &pb::CreateComponentRequest,
+    v: &mut Violations,
+) -> Option<CreateInput> {
+    let Some(c) = r.component.as_ref() else {
+        v.add("component", "is required");
+        return None;
+    };
+    let name = v.check("component.name", parse::title(&c.name));
+    let description = v.check(
+        "component.description",
+        parse::text(&c.description, TEXT_MAX_BYTES, false),
+    );
+    let parent = v
+        .check("component.parent_id", parse::optional_uuid(&c.parent_id))
+        .flatten();
+    Some(CreateInput {
+        name: name?,
+        description: description?,
+        parent,
+    })
+}
+
 #[tonic::async_trait]
 impl ComponentService for Components {
     async fn create_component(
@@ -60,20 +91,15 @@ impl ComponentService for Components {
         let key = parse::request_key(&mut v, &caller, "CreateComponent", &r, &r.request_id, |m| {
             m.request_id.clear()
         });
-        let Some(c) = r.component.as_ref() else {
-            return Err(v.fail("component", "is required").into());
-        };
-        let name = v.check("component.name", parse::title(&c.name));
-        let description = v.check(
-            "component.description",
-            parse::text(&c.description, TEXT_MAX_BYTES, false),
-        );
-        let parent = v
-            .check("component.parent_id", parse::optional_uuid(&c.parent_id))
-            .flatten();
+        let input = parse_create(&r, &mut v);
         v.finish()?;
-        let (Some(name), Some(description)) = (name, description) else {
-            return Err(Error::Internal("validated fields missing".into()).into());
+        let Some(CreateInput {
+            name,
+            description,
+            parent,
+        }) = input
+        else {
+            return Err(Error::invalid("component", "is required").into());
         };
         let c = svc::create(&self.store, caller, key, name, description, parent).await?;
         Ok(Response::new(pb::CreateComponentResponse {

@@ -7,7 +7,7 @@ use super::{convert, page_start, paginate};
 use crate::domain::incident::{IncidentPatch, NewIncident, NewStatusUpdate};
 use crate::domain::limits::{POSTMORTEM_MAX_BYTES, TEXT_MAX_BYTES, TITLE_MAX_CHARS};
 use crate::domain::postmortem::{PostmortemPatch, Section};
-use crate::domain::{IncidentId, IncidentKind, IncidentStatus, Severity, Visibility};
+use crate::domain::{IncidentId, IncidentKind, IncidentStatus, Severity, Time, Visibility};
 use crate::error::{Error, Result};
 use crate::proto as pb;
 use crate::proto::incident_service_server::IncidentService;
@@ -370,6 +370,217 @@ fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> IncidentFilt
     }
 }
 
+/// A validated CreateIncident.
+pub(crate) struct CreateInput {
+    pub new: NewIncident,
+    pub refs: svc::ComponentRefs,
+    pub occur_time: Option<Time>,
+}
+
+/// Validates a CreateIncident request (all but its request_id).
+pub(crate) fn parse_create(
+    r: &pb::CreateIncidentRequest,
+    v: &mut Violations,
+) -> Option<CreateInput> {
+    let occur_time = v
+        .check("occur_time", parse::past_time(&r.occur_time))
+        .flatten();
+    let Some(p) = r.incident.as_ref() else {
+        v.add("incident", "is required");
+        return None;
+    };
+    let mut refs = Vec::new();
+    let new = new_incident(v, p, &mut refs);
+    check_schedule(v, new.scheduled_start_time, new.scheduled_end_time);
+    Some(CreateInput {
+        new,
+        refs,
+        occur_time,
+    })
+}
+
+/// A validated PostStatusUpdate.
+pub(crate) struct PostInput {
+    pub id: IncidentId,
+    pub new: NewStatusUpdate,
+    pub refs: svc::ComponentRefs,
+    pub occur_time: Option<Time>,
+}
+
+/// Validates a PostStatusUpdate request (all but its request_id).
+pub(crate) fn parse_post(r: &pb::PostStatusUpdateRequest, v: &mut Violations) -> Option<PostInput> {
+    let id = incident_id(v, "incident_id", &r.incident_id);
+    let status = v
+        .check(
+            "status",
+            parse::optional_enum(r.status, IncidentStatus::from_code),
+        )
+        .flatten();
+    let message = v
+        .check("message", parse::text(&r.message, TEXT_MAX_BYTES, true))
+        .unwrap_or_default();
+    let mut refs = Vec::new();
+    let component_impacts =
+        parse::component_impacts(v, "component_impacts", &r.component_impacts, &mut refs);
+    let next_update_time = v
+        .check(
+            "next_update_time",
+            parse::optional_time(&r.next_update_time),
+        )
+        .flatten();
+    let visibility = match r.visibility {
+        0 | 1 => Visibility::Public,
+        2 => Visibility::Internal,
+        other => {
+            v.add("visibility", format!("unknown enum value {other}"));
+            Visibility::Public
+        }
+    };
+    let occur_time = v
+        .check("occur_time", parse::past_time(&r.occur_time))
+        .flatten();
+    Some(PostInput {
+        id: id?,
+        new: NewStatusUpdate {
+            status,
+            message,
+            component_impacts,
+            next_update_time,
+            visibility,
+        },
+        refs,
+        occur_time,
+    })
+}
+
+/// A validated UpdateIncident.
+pub(crate) struct UpdateInput {
+    pub id: IncidentId,
+    pub etag: Option<String>,
+    pub patch: IncidentPatch,
+    pub refs: svc::ComponentRefs,
+}
+
+/// Validates an UpdateIncident request (all but its request_id).
+pub(crate) fn parse_update(
+    r: &pb::UpdateIncidentRequest,
+    v: &mut Violations,
+) -> Option<UpdateInput> {
+    let Some(p) = r.incident.as_ref() else {
+        v.add("incident", "is required");
+        return None;
+    };
+    let id = incident_id(v, "incident.id", &p.id);
+    let paths = update_paths(v, r, p);
+    let mut refs = Vec::new();
+    let patch = patch(v, &paths, p, &mut refs);
+    check_schedule(
+        v,
+        patch.scheduled_start_time.flatten(),
+        patch.scheduled_end_time.flatten(),
+    );
+    Some(UpdateInput {
+        id: id?,
+        etag: (!p.etag.is_empty()).then(|| p.etag.clone()),
+        patch,
+        refs,
+    })
+}
+
+/// A validated UpdatePostmortem.
+pub(crate) struct PostmortemInput {
+    pub id: IncidentId,
+    pub etag: Option<String>,
+    pub patch: PostmortemPatch,
+}
+
+/// Validates an UpdatePostmortem request (all but its request_id).
+pub(crate) fn parse_update_postmortem(
+    r: &pb::UpdatePostmortemRequest,
+    v: &mut Violations,
+) -> Option<PostmortemInput> {
+    let Some(p) = r.postmortem.as_ref() else {
+        v.add("postmortem", "is required");
+        return None;
+    };
+    let id = incident_id(v, "postmortem.incident_id", &p.incident_id);
+    let mut paths: Vec<String> = r
+        .update_mask
+        .as_ref()
+        .map(|m| m.paths.clone())
+        .unwrap_or_default();
+    if paths.is_empty() {
+        for (name, set) in [
+            ("body", !p.body.is_empty()),
+            ("sections", !p.sections.is_empty()),
+            ("author", !p.author.is_empty()),
+        ] {
+            if set {
+                paths.push(name.to_owned());
+            }
+        }
+    }
+    let mut patch = PostmortemPatch::default();
+    for path in &paths {
+        match path.as_str() {
+            "body" => {
+                patch.body = v.check(
+                    "postmortem.body",
+                    parse::text(&p.body, POSTMORTEM_MAX_BYTES, false),
+                )
+            }
+            "sections" => {
+                let mut sections = Vec::new();
+                for (i, s) in p.sections.iter().enumerate() {
+                    let title = v.check(
+                        &format!("postmortem.sections[{i}].title"),
+                        parse::title(&s.title),
+                    );
+                    let body = v.check(
+                        &format!("postmortem.sections[{i}].body"),
+                        parse::text(&s.body, POSTMORTEM_MAX_BYTES, false),
+                    );
+                    if let (Some(title), Some(body)) = (title, body) {
+                        sections.push(Section { title, body });
+                    }
+                }
+                patch.sections = Some(sections);
+            }
+            "author" => patch.author = v.check("postmortem.author", parse::short(&p.author, false)),
+            "incident_id" | "publish_time" | "update_time" | "etag" => {}
+            other => v.add("update_mask", format!("unknown field path {other:?}")),
+        }
+    }
+    Some(PostmortemInput {
+        id: id?,
+        etag: (!p.etag.is_empty()).then(|| p.etag.clone()),
+        patch,
+    })
+}
+
+/// A validated PublishPostmortem.
+pub(crate) struct PublishInput {
+    pub id: IncidentId,
+    pub etag: Option<String>,
+    pub occur_time: Option<Time>,
+}
+
+/// Validates a PublishPostmortem request (all but its request_id).
+pub(crate) fn parse_publish(
+    r: &pb::PublishPostmortemRequest,
+    v: &mut Violations,
+) -> Option<PublishInput> {
+    let id = incident_id(v, "incident_id", &r.incident_id);
+    let occur_time = v
+        .check("occur_time", parse::past_time(&r.occur_time))
+        .flatten();
+    Some(PublishInput {
+        id: id?,
+        etag: (!r.etag.is_empty()).then(|| r.etag.clone()),
+        occur_time,
+    })
+}
+
 #[tonic::async_trait]
 impl IncidentService for Incidents {
     async fn create_incident(
@@ -382,16 +593,16 @@ impl IncidentService for Incidents {
         let key = parse::request_key(&mut v, &caller, "CreateIncident", &r, &r.request_id, |m| {
             m.request_id.clear()
         });
-        let Some(p) = r.incident.as_ref() else {
-            return Err(v.fail("incident", "is required").into());
-        };
-        let mut refs = Vec::new();
-        let new = new_incident(&mut v, p, &mut refs);
-        check_schedule(&mut v, new.scheduled_start_time, new.scheduled_end_time);
-        let occur_time = v
-            .check("occur_time", parse::past_time(&r.occur_time))
-            .flatten();
+        let input = parse_create(&r, &mut v);
         v.finish()?;
+        let Some(CreateInput {
+            new,
+            refs,
+            occur_time,
+        }) = input
+        else {
+            return Err(Error::invalid("incident", "is required").into());
+        };
         let incident = svc::create(&self.store, caller, key, new, refs, occur_time).await?;
         Ok(Response::new(pb::CreateIncidentResponse {
             incident: Some(convert::incident(&incident)),
@@ -445,21 +656,17 @@ impl IncidentService for Incidents {
         let key = parse::request_key(&mut v, &caller, "UpdateIncident", &r, &r.request_id, |m| {
             m.request_id.clear()
         });
-        let Some(p) = r.incident.as_ref() else {
-            return Err(v.fail("incident", "is required").into());
-        };
-        let id = incident_id(&mut v, "incident.id", &p.id);
-        let paths = update_paths(&mut v, &r, p);
-        let mut refs = Vec::new();
-        let patch = patch(&mut v, &paths, p, &mut refs);
-        check_schedule(
-            &mut v,
-            patch.scheduled_start_time.flatten(),
-            patch.scheduled_end_time.flatten(),
-        );
+        let input = parse_update(&r, &mut v);
         v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("incident.id", "is required"))?;
-        let etag = (!p.etag.is_empty()).then(|| p.etag.clone());
+        let Some(UpdateInput {
+            id,
+            etag,
+            patch,
+            refs,
+        }) = input
+        else {
+            return Err(Error::invalid("incident", "is required").into());
+        };
         let incident = svc::update(&self.store, caller, key, id, etag, patch, refs).await?;
         Ok(Response::new(pb::UpdateIncidentResponse {
             incident: Some(convert::incident(&incident)),
@@ -526,44 +733,16 @@ impl IncidentService for Incidents {
             &r.request_id,
             |m| m.request_id.clear(),
         );
-        let id = incident_id(&mut v, "incident_id", &r.incident_id);
-        let status = v
-            .check(
-                "status",
-                parse::optional_enum(r.status, IncidentStatus::from_code),
-            )
-            .flatten();
-        let message = v
-            .check("message", parse::text(&r.message, TEXT_MAX_BYTES, true))
-            .unwrap_or_default();
-        let mut refs = Vec::new();
-        let impacts =
-            parse::component_impacts(&mut v, "component_impacts", &r.component_impacts, &mut refs);
-        let next_update_time = v
-            .check(
-                "next_update_time",
-                parse::optional_time(&r.next_update_time),
-            )
-            .flatten();
-        let visibility = match r.visibility {
-            0 | 1 => Visibility::Public,
-            2 => Visibility::Internal,
-            other => {
-                v.add("visibility", format!("unknown enum value {other}"));
-                Visibility::Public
-            }
-        };
-        let occur_time = v
-            .check("occur_time", parse::past_time(&r.occur_time))
-            .flatten();
+        let input = parse_post(&r, &mut v);
         v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("incident_id", "is required"))?;
-        let new = NewStatusUpdate {
-            status,
-            message,
-            component_impacts: impacts,
-            next_update_time,
-            visibility,
+        let Some(PostInput {
+            id,
+            new,
+            refs,
+            occur_time,
+        }) = input
+        else {
+            return Err(Error::invalid("incident_id", "is required").into());
         };
         let (update, incident) =
             svc::post_status_update(&self.store, caller, key, id, new, refs, occur_time).await?;
@@ -631,62 +810,11 @@ impl IncidentService for Incidents {
             &r.request_id,
             |m| m.request_id.clear(),
         );
-        let Some(p) = r.postmortem.as_ref() else {
-            return Err(v.fail("postmortem", "is required").into());
-        };
-        let id = incident_id(&mut v, "postmortem.incident_id", &p.incident_id);
-        let mut paths: Vec<String> = r
-            .update_mask
-            .as_ref()
-            .map(|m| m.paths.clone())
-            .unwrap_or_default();
-        if paths.is_empty() {
-            for (name, set) in [
-                ("body", !p.body.is_empty()),
-                ("sections", !p.sections.is_empty()),
-                ("author", !p.author.is_empty()),
-            ] {
-                if set {
-                    paths.push(name.to_owned());
-                }
-            }
-        }
-        let mut patch = PostmortemPatch::default();
-        for path in &paths {
-            match path.as_str() {
-                "body" => {
-                    patch.body = v.check(
-                        "postmortem.body",
-                        parse::text(&p.body, POSTMORTEM_MAX_BYTES, false),
-                    )
-                }
-                "sections" => {
-                    let mut sections = Vec::new();
-                    for (i, s) in p.sections.iter().enumerate() {
-                        let title = v.check(
-                            &format!("postmortem.sections[{i}].title"),
-                            parse::title(&s.title),
-                        );
-                        let body = v.check(
-                            &format!("postmortem.sections[{i}].body"),
-                            parse::text(&s.body, POSTMORTEM_MAX_BYTES, false),
-                        );
-                        if let (Some(title), Some(body)) = (title, body) {
-                            sections.push(Section { title, body });
-                        }
-                    }
-                    patch.sections = Some(sections);
-                }
-                "author" => {
-                    patch.author = v.check("postmortem.author", parse::short(&p.author, false))
-                }
-                "incident_id" | "publish_time" | "update_time" | "etag" => {}
-                other => v.add("update_mask", format!("unknown field path {other:?}")),
-            }
-        }
+        let input = parse_update_postmortem(&r, &mut v);
         v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("postmortem.incident_id", "is required"))?;
-        let etag = (!p.etag.is_empty()).then(|| p.etag.clone());
+        let Some(PostmortemInput { id, etag, patch }) = input else {
+            return Err(Error::invalid("postmortem", "is required").into());
+        };
         let pm = action_items::update_postmortem(
             &self.store,
             caller,
@@ -717,13 +845,16 @@ impl IncidentService for Incidents {
             &r.request_id,
             |m| m.request_id.clear(),
         );
-        let id = incident_id(&mut v, "incident_id", &r.incident_id);
-        let occur_time = v
-            .check("occur_time", parse::past_time(&r.occur_time))
-            .flatten();
+        let input = parse_publish(&r, &mut v);
         v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("incident_id", "is required"))?;
-        let etag = (!r.etag.is_empty()).then(|| r.etag.clone());
+        let Some(PublishInput {
+            id,
+            etag,
+            occur_time,
+        }) = input
+        else {
+            return Err(Error::invalid("incident_id", "is required").into());
+        };
         let pm = action_items::publish_postmortem(&self.store, caller, key, id, etag, occur_time)
             .await?;
         Ok(Response::new(pb::PublishPostmortemResponse {

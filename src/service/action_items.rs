@@ -56,26 +56,30 @@ pub async fn create(
     key: Option<RequestKey>,
     new: NewActionItem,
 ) -> Result<ActionItem> {
-    write_once(store, key, move |ctx| {
-        Box::pin(async move {
-            let incident = live_incident(ctx, new.incident_id).await?;
-            let now = ctx.now();
-            let item = ActionItem::create(new, ActionItemId::generate(), now)?;
-            db::insert(ctx.conn(), &item).await?;
-            append(
-                ctx,
-                &incident,
-                now,
-                &caller,
-                EventPayload::ActionItemCreated {
-                    action_item: Box::new(item.clone()),
-                },
-            )
-            .await?;
-            Ok(item)
-        })
-    })
-    .await
+    write_once(store, key, move |ctx| Box::pin(create_in(ctx, caller, new))).await
+}
+
+/// Inside a write transaction: see [`create`].
+pub async fn create_in(
+    ctx: &mut WriteCtx,
+    caller: Caller,
+    new: NewActionItem,
+) -> Result<ActionItem> {
+    let incident = live_incident(ctx, new.incident_id).await?;
+    let now = ctx.now();
+    let item = ActionItem::create(new, ActionItemId::generate(), now)?;
+    db::insert(ctx.conn(), &item).await?;
+    append(
+        ctx,
+        &incident,
+        now,
+        &caller,
+        EventPayload::ActionItemCreated {
+            action_item: Box::new(item.clone()),
+        },
+    )
+    .await?;
+    Ok(item)
 }
 
 /// Gets an item, deleted or not.
@@ -189,51 +193,68 @@ pub async fn update_postmortem(
     max_bytes: usize,
 ) -> Result<Postmortem> {
     write_once(store, key, move |ctx| {
-        Box::pin(async move {
-            let incident = live_incident(ctx, incident_id).await?;
-            let mut pm = db::load_postmortem(ctx.conn(), incident_id).await?;
-            check_etag(
-                etag.as_deref(),
-                &pm.etag(),
-                "postmortem",
-                incident_id.to_string(),
-            )?;
-            let now = ctx.now();
-            let changes = pm.apply_patch(patch, now);
-            // The limit holds for the whole document, whichever part grew.
-            let size = pm.body.len()
-                + pm.sections
-                    .iter()
-                    .map(|s| s.title.len() + s.body.len())
-                    .sum::<usize>();
-            if size > max_bytes {
-                return Err(Error::invalid(
-                    "postmortem",
-                    format!(
-                        "body and sections together must be at most {} KiB",
-                        max_bytes / 1024
-                    ),
-                ));
-            }
-            if !changes.is_empty() {
-                db::save_postmortem(ctx.conn(), &pm).await?;
-                let section_titles = pm.section_titles();
-                append(
-                    ctx,
-                    &incident,
-                    now,
-                    &caller,
-                    EventPayload::PostmortemUpdated {
-                        changes,
-                        section_titles,
-                    },
-                )
-                .await?;
-            }
-            Ok(pm)
-        })
+        Box::pin(update_postmortem_in(
+            ctx,
+            caller,
+            incident_id,
+            etag,
+            patch,
+            max_bytes,
+        ))
     })
     .await
+}
+
+/// Inside a write transaction: see [`update_postmortem`].
+pub async fn update_postmortem_in(
+    ctx: &mut WriteCtx,
+    caller: Caller,
+    incident_id: IncidentId,
+    etag: Option<String>,
+    patch: PostmortemPatch,
+    max_bytes: usize,
+) -> Result<Postmortem> {
+    let incident = live_incident(ctx, incident_id).await?;
+    let mut pm = db::load_postmortem(ctx.conn(), incident_id).await?;
+    check_etag(
+        etag.as_deref(),
+        &pm.etag(),
+        "postmortem",
+        incident_id.to_string(),
+    )?;
+    let now = ctx.now();
+    let changes = pm.apply_patch(patch, now);
+    // The limit holds for the whole document, whichever part grew.
+    let size = pm.body.len()
+        + pm.sections
+            .iter()
+            .map(|s| s.title.len() + s.body.len())
+            .sum::<usize>();
+    if size > max_bytes {
+        return Err(Error::invalid(
+            "postmortem",
+            format!(
+                "body and sections together must be at most {} KiB",
+                max_bytes / 1024
+            ),
+        ));
+    }
+    if !changes.is_empty() {
+        db::save_postmortem(ctx.conn(), &pm).await?;
+        let section_titles = pm.section_titles();
+        append(
+            ctx,
+            &incident,
+            now,
+            &caller,
+            EventPayload::PostmortemUpdated {
+                changes,
+                section_titles,
+            },
+        )
+        .await?;
+    }
+    Ok(pm)
 }
 
 /// Publishes the postmortem of a resolved or completed incident.
@@ -246,35 +267,50 @@ pub async fn publish_postmortem(
     occur_time: Option<Time>,
 ) -> Result<Postmortem> {
     write_once(store, key, move |ctx| {
-        Box::pin(async move {
-            let mut incident = live_incident(ctx, incident_id).await?;
-            let mut pm = db::load_postmortem(ctx.conn(), incident_id).await?;
-            check_etag(
-                etag.as_deref(),
-                &pm.etag(),
-                "postmortem",
-                incident_id.to_string(),
-            )?;
-            let now = ctx.now();
-            let at = occur_time.unwrap_or(now);
-            pm.publish(!incident.is_open(), at, now)?;
-            incident.record_postmortem_published(at, now);
-            db::save_postmortem(ctx.conn(), &pm).await?;
-            incidents_db::save(ctx.conn(), &incident).await?;
-            append(
-                ctx,
-                &incident,
-                at,
-                &caller,
-                EventPayload::PostmortemPublished {
-                    publish_time: at,
-                    author: pm.author.clone(),
-                    section_titles: pm.section_titles(),
-                },
-            )
-            .await?;
-            Ok(pm)
-        })
+        Box::pin(publish_postmortem_in(
+            ctx,
+            caller,
+            incident_id,
+            etag,
+            occur_time,
+        ))
     })
     .await
+}
+
+/// Inside a write transaction: see [`publish_postmortem`].
+pub async fn publish_postmortem_in(
+    ctx: &mut WriteCtx,
+    caller: Caller,
+    incident_id: IncidentId,
+    etag: Option<String>,
+    occur_time: Option<Time>,
+) -> Result<Postmortem> {
+    let mut incident = live_incident(ctx, incident_id).await?;
+    let mut pm = db::load_postmortem(ctx.conn(), incident_id).await?;
+    check_etag(
+        etag.as_deref(),
+        &pm.etag(),
+        "postmortem",
+        incident_id.to_string(),
+    )?;
+    let now = ctx.now();
+    let at = occur_time.unwrap_or(now);
+    pm.publish(!incident.is_open(), at, now)?;
+    incident.record_postmortem_published(at, now);
+    db::save_postmortem(ctx.conn(), &pm).await?;
+    incidents_db::save(ctx.conn(), &incident).await?;
+    append(
+        ctx,
+        &incident,
+        at,
+        &caller,
+        EventPayload::PostmortemPublished {
+            publish_time: at,
+            author: pm.author.clone(),
+            section_titles: pm.section_titles(),
+        },
+    )
+    .await?;
+    Ok(pm)
 }

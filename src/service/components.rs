@@ -55,28 +55,37 @@ pub async fn create(
     parent_id: Option<ComponentId>,
 ) -> Result<Component> {
     write_once(store, key, move |ctx| {
-        Box::pin(async move {
-            require_live_parent(ctx, "component.parent_id", parent_id).await?;
-            let c = Component::new(
-                ComponentId::generate(),
-                name,
-                description,
-                parent_id,
-                ctx.now(),
-            );
-            db::insert(ctx.conn(), &c).await?;
-            append(
-                ctx,
-                &caller,
-                EventPayload::ComponentCreated {
-                    component: Box::new(c.clone()),
-                },
-            )
-            .await?;
-            Ok(c)
-        })
+        Box::pin(create_in(ctx, caller, name, description, parent_id))
     })
     .await
+}
+
+/// Inside a write transaction: see [`create`].
+pub async fn create_in(
+    ctx: &mut WriteCtx,
+    caller: Caller,
+    name: String,
+    description: String,
+    parent_id: Option<ComponentId>,
+) -> Result<Component> {
+    require_live_parent(ctx, "component.parent_id", parent_id).await?;
+    let c = Component::new(
+        ComponentId::generate(),
+        name,
+        description,
+        parent_id,
+        ctx.now(),
+    );
+    db::insert(ctx.conn(), &c).await?;
+    append(
+        ctx,
+        &caller,
+        EventPayload::ComponentCreated {
+            component: Box::new(c.clone()),
+        },
+    )
+    .await?;
+    Ok(c)
 }
 
 /// Gets a component, deleted or not.

@@ -10,7 +10,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::store::incidents::{self as db, Cursor, IncidentFilter};
 use crate::store::request_ids::RequestKey;
-use crate::store::{Store, components};
+use crate::store::{Store, WriteCtx, components};
 
 use super::{Caller, check_etag, write_once};
 
@@ -79,27 +79,35 @@ pub async fn create(
     occur_time: Option<Time>,
 ) -> Result<Incident> {
     write_once(store, key, move |ctx| {
-        Box::pin(async move {
-            require_live_components(ctx.conn(), &refs).await?;
-            let now = ctx.now();
-            let number = db::next_number(ctx.conn()).await?;
-            let declare_time = occur_time.unwrap_or(now);
-            let incident =
-                Incident::declare(new, IncidentId::generate(), number, declare_time, now)?;
-            db::insert(ctx.conn(), &incident).await?;
-            ctx.append(event(
-                &incident,
-                declare_time,
-                &caller,
-                EventPayload::IncidentCreated {
-                    incident: Box::new(incident.clone()),
-                },
-            ))
-            .await?;
-            Ok(incident)
-        })
+        Box::pin(create_in(ctx, caller, new, refs, occur_time))
     })
     .await
+}
+
+/// Inside a write transaction: see [`create`].
+pub async fn create_in(
+    ctx: &mut WriteCtx,
+    caller: Caller,
+    new: NewIncident,
+    refs: ComponentRefs,
+    occur_time: Option<Time>,
+) -> Result<Incident> {
+    require_live_components(ctx.conn(), &refs).await?;
+    let now = ctx.now();
+    let number = db::next_number(ctx.conn()).await?;
+    let declare_time = occur_time.unwrap_or(now);
+    let incident = Incident::declare(new, IncidentId::generate(), number, declare_time, now)?;
+    db::insert(ctx.conn(), &incident).await?;
+    ctx.append(event(
+        &incident,
+        declare_time,
+        &caller,
+        EventPayload::IncidentCreated {
+            incident: Box::new(incident.clone()),
+        },
+    ))
+    .await?;
+    Ok(incident)
 }
 
 /// Gets an incident by id or reference, deleted or not.
@@ -140,32 +148,42 @@ pub async fn update(
     refs: ComponentRefs,
 ) -> Result<Incident> {
     write_once(store, key, move |ctx| {
-        Box::pin(async move {
-            let mut incident = load_for_write(ctx.conn(), id).await?;
-            check_etag(
-                etag.as_deref(),
-                &incident.etag(),
-                "incident",
-                id.to_string(),
-            )?;
-            incident.ensure_live()?;
-            require_live_components(ctx.conn(), &refs).await?;
-            let now = ctx.now();
-            let changes = incident.apply_patch(patch, now)?;
-            if !changes.is_empty() {
-                db::save(ctx.conn(), &incident).await?;
-                ctx.append(event(
-                    &incident,
-                    now,
-                    &caller,
-                    EventPayload::IncidentUpdated { changes },
-                ))
-                .await?;
-            }
-            Ok(incident)
-        })
+        Box::pin(update_in(ctx, caller, id, etag, patch, refs))
     })
     .await
+}
+
+/// Inside a write transaction: see [`update`].
+pub async fn update_in(
+    ctx: &mut WriteCtx,
+    caller: Caller,
+    id: IncidentId,
+    etag: Option<String>,
+    patch: IncidentPatch,
+    refs: ComponentRefs,
+) -> Result<Incident> {
+    let mut incident = load_for_write(ctx.conn(), id).await?;
+    check_etag(
+        etag.as_deref(),
+        &incident.etag(),
+        "incident",
+        id.to_string(),
+    )?;
+    incident.ensure_live()?;
+    require_live_components(ctx.conn(), &refs).await?;
+    let now = ctx.now();
+    let changes = incident.apply_patch(patch, now)?;
+    if !changes.is_empty() {
+        db::save(ctx.conn(), &incident).await?;
+        ctx.append(event(
+            &incident,
+            now,
+            &caller,
+            EventPayload::IncidentUpdated { changes },
+        ))
+        .await?;
+    }
+    Ok(incident)
 }
 
 /// Soft-deletes (or, with `undelete`, restores) an incident.
@@ -215,65 +233,77 @@ pub async fn post_status_update(
     occur_time: Option<Time>,
 ) -> Result<(StatusUpdate, Incident)> {
     write_once(store, key, move |ctx| {
-        Box::pin(async move {
-            let mut incident = load_for_write(ctx.conn(), id).await?;
-            incident.ensure_live()?;
-            require_live_components(ctx.conn(), &refs).await?;
-            let now = ctx.now();
-            let post_time = occur_time.unwrap_or(now);
-            let names: HashMap<ComponentId, String> = {
-                let mut ids = incident.component_ids();
-                ids.extend(new.component_impacts.iter().map(|c| c.component_id));
-                components::names(ctx.conn(), &ids).await?
-            };
-            let outcome = incident.post_status_update(
-                new,
-                StatusUpdateId::generate(),
-                caller.actor.clone(),
-                post_time,
-                now,
-                |c| names.get(&c).cloned().unwrap_or_default(),
-            )?;
-            db::save(ctx.conn(), &incident).await?;
-            db::insert_status_update(ctx.conn(), &outcome.update).await?;
-            let update_id = outcome.update.id;
-            ctx.append(event(
-                &incident,
-                post_time,
-                &caller,
-                EventPayload::StatusUpdatePosted {
-                    status_update: Box::new(outcome.update.clone()),
-                },
-            ))
-            .await?;
-            if let Some(change) = outcome.status_change {
-                ctx.append(event(
-                    &incident,
-                    post_time,
-                    &caller,
-                    EventPayload::StatusChanged {
-                        change,
-                        status_update_id: update_id,
-                    },
-                ))
-                .await?;
-            }
-            if !outcome.impact_changes.is_empty() {
-                ctx.append(event(
-                    &incident,
-                    post_time,
-                    &caller,
-                    EventPayload::ComponentImpactChanged {
-                        changes: outcome.impact_changes,
-                        status_update_id: Some(update_id),
-                    },
-                ))
-                .await?;
-            }
-            Ok((outcome.update, incident))
-        })
+        Box::pin(post_status_update_in(
+            ctx, caller, id, new, refs, occur_time,
+        ))
     })
     .await
+}
+
+/// Inside a write transaction: see [`post_status_update`].
+pub async fn post_status_update_in(
+    ctx: &mut WriteCtx,
+    caller: Caller,
+    id: IncidentId,
+    new: NewStatusUpdate,
+    refs: ComponentRefs,
+    occur_time: Option<Time>,
+) -> Result<(StatusUpdate, Incident)> {
+    let mut incident = load_for_write(ctx.conn(), id).await?;
+    incident.ensure_live()?;
+    require_live_components(ctx.conn(), &refs).await?;
+    let now = ctx.now();
+    let post_time = occur_time.unwrap_or(now);
+    let names: HashMap<ComponentId, String> = {
+        let mut ids = incident.component_ids();
+        ids.extend(new.component_impacts.iter().map(|c| c.component_id));
+        components::names(ctx.conn(), &ids).await?
+    };
+    let outcome = incident.post_status_update(
+        new,
+        StatusUpdateId::generate(),
+        caller.actor.clone(),
+        post_time,
+        now,
+        |c| names.get(&c).cloned().unwrap_or_default(),
+    )?;
+    db::save(ctx.conn(), &incident).await?;
+    db::insert_status_update(ctx.conn(), &outcome.update).await?;
+    let update_id = outcome.update.id;
+    ctx.append(event(
+        &incident,
+        post_time,
+        &caller,
+        EventPayload::StatusUpdatePosted {
+            status_update: Box::new(outcome.update.clone()),
+        },
+    ))
+    .await?;
+    if let Some(change) = outcome.status_change {
+        ctx.append(event(
+            &incident,
+            post_time,
+            &caller,
+            EventPayload::StatusChanged {
+                change,
+                status_update_id: update_id,
+            },
+        ))
+        .await?;
+    }
+    if !outcome.impact_changes.is_empty() {
+        ctx.append(event(
+            &incident,
+            post_time,
+            &caller,
+            EventPayload::ComponentImpactChanged {
+                changes: outcome.impact_changes,
+                status_update_id: Some(update_id),
+            },
+        ))
+        .await?;
+    }
+    Ok((outcome.update, incident))
 }
 
 /// One page of an incident's status updates, newest first.
