@@ -6,6 +6,7 @@ pub mod error;
 pub mod hub;
 pub mod page_token;
 pub mod proto;
+pub mod seed;
 pub mod server;
 pub mod service;
 pub mod store;

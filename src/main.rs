@@ -1,6 +1,7 @@
 //! The `incidentd` command line.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -34,6 +35,15 @@ enum LogFormat {
 enum Command {
     /// Serve the gRPC API.
     Serve(ServeArgs),
+    /// Load the seed incidents (real public reports) into the database, then exit.
+    Seed {
+        /// Database file path or sqlite: URL.
+        #[arg(long, env = "INCIDENTD_DATABASE", default_value = "./incidentd.db")]
+        database: String,
+        /// Folder of seed files (*.toml).
+        #[arg(long, env = "INCIDENTD_SEED_DIR", default_value = "seeds")]
+        dir: PathBuf,
+    },
     /// Create the database if needed and apply migrations, then exit.
     Migrate {
         /// Database file path or sqlite: URL.
@@ -60,6 +70,12 @@ struct ServeArgs {
     /// behind reads from the database until it catches up.
     #[arg(long, env = "INCIDENTD_LIVE_BUFFER", default_value_t = incidentd::hub::LIVE_BUFFER, value_parser = clap::value_parser!(u64).range(16..=1_000_000).map(|v| v as usize))]
     live_buffer: usize,
+    /// Load the seed incidents before serving (those already loaded are skipped).
+    #[arg(long, env = "INCIDENTD_SEED")]
+    seed: bool,
+    /// Folder of seed files used by --seed.
+    #[arg(long, env = "INCIDENTD_SEED_DIR", default_value = "seeds")]
+    seed_dir: PathBuf,
     /// Most SubscribeTimeline streams open at once; more are RESOURCE_EXHAUSTED.
     #[arg(long, env = "INCIDENTD_MAX_SUBSCRIBERS", default_value_t = 10_000)]
     max_subscribers: usize,
@@ -79,6 +95,12 @@ async fn main() -> anyhow::Result<()> {
             .init(),
     }
     match cli.command {
+        Command::Seed { database, dir } => {
+            let store = Store::open(&database, StoreOptions::default()).await?;
+            let loaded = incidentd::server::load_seeds(&store, &dir).await;
+            store.close().await;
+            loaded?;
+        }
         Command::Migrate { database } => {
             Store::migrate(&database).await?;
             tracing::info!(%database, "database migrated");
@@ -93,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
                     live_buffer: args.live_buffer,
                 },
                 max_subscribers: args.max_subscribers,
+                seed_dir: args.seed.then_some(args.seed_dir),
             })
             .await?;
             tracing::info!(addr = %server.addr(), database = %args.database, "incidentd serving");

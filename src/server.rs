@@ -32,6 +32,8 @@ pub struct Config {
     pub store: StoreOptions,
     /// Most SubscribeTimeline streams open at once.
     pub max_subscribers: usize,
+    /// Seeds to load before serving (already loaded ones are skipped).
+    pub seed_dir: Option<std::path::PathBuf>,
 }
 
 /// A running server.
@@ -54,6 +56,9 @@ impl Server {
         let store = Store::open(&config.database, config.store.clone())
             .await
             .with_context(|| format!("opening database {}", config.database))?;
+        if let Some(dir) = &config.seed_dir {
+            load_seeds(&store, dir).await?;
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -151,6 +156,22 @@ impl Server {
         }
         self.task.await?
     }
+}
+
+/// Loads the seeds of `dir` and logs what each one did.
+pub async fn load_seeds(store: &Store, dir: &std::path::Path) -> anyhow::Result<()> {
+    let seeds = crate::seed::read_dir(dir)?;
+    for outcome in crate::seed::load(store, seeds).await? {
+        match outcome {
+            crate::seed::Outcome::Loaded { key, reference } => {
+                tracing::info!(%key, %reference, "seed loaded")
+            }
+            crate::seed::Outcome::Skipped { key } => {
+                tracing::info!(%key, "seed already loaded; skipped")
+            }
+        }
+    }
+    Ok(())
 }
 
 fn reflection() -> tonic_reflection::server::Builder<'static> {

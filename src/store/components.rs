@@ -229,6 +229,23 @@ pub async fn is_ancestor_or_self(
     Ok(found.is_some())
 }
 
+/// The live component named `name` under `parent` (top level when `None`).
+pub async fn live_named(
+    conn: &mut SqliteConnection,
+    parent: Option<ComponentId>,
+    name: &str,
+) -> Result<Option<ComponentId>> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM components
+         WHERE coalesce(parent_id, '') = coalesce(?1, '') AND name = ?2 AND delete_time IS NULL",
+    )
+    .bind(parent.map(|p| p.to_string()))
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(id.and_then(|id| id.parse().ok()))
+}
+
 /// What still refers to a component: live children and open, live incidents.
 pub async fn dependents(conn: &mut SqliteConnection, id: ComponentId) -> Result<(i64, i64)> {
     let row = sqlx::query(

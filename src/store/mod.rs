@@ -6,6 +6,7 @@ pub mod components;
 pub mod events;
 pub mod incidents;
 pub mod request_ids;
+pub mod seeds;
 mod writer;
 
 use std::path::Path;

@@ -167,6 +167,7 @@ async fn start_on(db: &std::path::Path, addr: &str, options: &Options) -> Server
             ..StoreOptions::default()
         },
         max_subscribers: options.max_subscribers,
+        seed_dir: None,
     })
     .await
     .expect("server starts")
