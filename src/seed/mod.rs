@@ -348,7 +348,8 @@ pub async fn load(store: &Store, seeds: Vec<Seed>) -> Result<Vec<Outcome>, SeedE
                 let mut outcomes = Vec::new();
                 for seed in seeds {
                     let file = seed.file.clone();
-                    let outcome = load_one(ctx, seed).await.map_err(|(field, e)| {
+                    let outcome = load_one(ctx, seed).await.map_err(|failed| {
+                        let (field, e) = *failed;
                         Error::InvalidArgument(vec![crate::error::FieldViolation {
                             field: format!("{file}\u{0}{field}"),
                             description: describe(e),
@@ -389,7 +390,8 @@ fn describe(e: Error) -> String {
     }
 }
 
-type StepError = (String, Error);
+/// The seed step that failed, and why.
+type StepError = Box<(String, Error)>;
 
 /// Validates a request the way its RPC does, naming the seed step on failure.
 fn checked<T>(
@@ -398,14 +400,14 @@ fn checked<T>(
 ) -> Result<T, StepError> {
     let mut v = Violations::new();
     let out = parse(&mut v);
-    v.finish().map_err(|e| (step.to_owned(), e))?;
-    out.ok_or_else(|| (step.to_owned(), Error::invalid("-", "is incomplete")))
+    v.finish().map_err(|e| Box::new((step.to_owned(), e)))?;
+    out.ok_or_else(|| Box::new((step.to_owned(), Error::invalid("-", "is incomplete"))))
 }
 
 async fn load_one(ctx: &mut WriteCtx, mut seed: Seed) -> Result<Outcome, StepError> {
     let at = |step: &str| {
         let step = step.to_owned();
-        move |e: Error| (step, e)
+        move |e: Error| Box::new((step, e))
     };
     if crate::store::seeds::find(ctx.conn(), &seed.key)
         .await
@@ -529,7 +531,7 @@ async fn ensure_component(
     description: &str,
     parent: Option<ComponentId>,
 ) -> Result<ComponentId, StepError> {
-    let at = |e: Error| (step.to_owned(), e);
+    let at = |e: Error| Box::new((step.to_owned(), e));
     if let Some(id) = crate::store::components::live_named(ctx.conn(), parent, name)
         .await
         .map_err(at)?
