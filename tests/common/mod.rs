@@ -27,6 +27,13 @@ pub struct TestServer {
 pub struct Options {
     pub live_buffer: usize,
     pub max_subscribers: usize,
+    /// Seeds to load at start (`serve --seed-dir`), e.g. [`seeds_dir()`].
+    pub seed_dir: Option<PathBuf>,
+}
+
+/// The repository's `seeds/` folder.
+pub fn seeds_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds")
 }
 
 impl Default for Options {
@@ -34,6 +41,7 @@ impl Default for Options {
         Options {
             live_buffer: 4096,
             max_subscribers: 64,
+            seed_dir: None,
         }
     }
 }
@@ -167,7 +175,7 @@ async fn start_on(db: &std::path::Path, addr: &str, options: &Options) -> Server
             ..StoreOptions::default()
         },
         max_subscribers: options.max_subscribers,
-        seed_dir: None,
+        seed_dir: options.seed_dir.clone(),
     })
     .await
     .expect("server starts")
