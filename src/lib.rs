@@ -1,6 +1,8 @@
 //! incidentd: incident coordination over gRPC.
 
+pub mod admission;
 pub mod api;
+pub mod auth;
 pub mod domain;
 pub mod error;
 pub mod hub;

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
-use incidentd::server::{Config, Server};
+use std::sync::Arc;
+
+use incidentd::auth::Tokens;
+use incidentd::server::{Config, Server, TlsFiles};
 use incidentd::store::{Store, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
@@ -76,6 +79,24 @@ struct ServeArgs {
     /// Folder of seed files used by --seed.
     #[arg(long, env = "INCIDENTD_SEED_DIR", default_value = "seeds")]
     seed_dir: PathBuf,
+    /// Bearer tokens with roles (TOML: [[token]] name, role, sha256). Without it
+    /// the server runs open, and only on a loopback address.
+    #[arg(long, env = "INCIDENTD_TOKENS_FILE")]
+    tokens_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "INCIDENTD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, env = "INCIDENTD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Most calls in flight across all connections; more are refused with
+    /// RESOURCE_EXHAUSTED at once rather than queued.
+    #[arg(long, env = "INCIDENTD_MAX_CONCURRENT_REQUESTS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    max_concurrent_requests: usize,
+    /// On SIGTERM/SIGINT, how long calls and streams get to finish before they
+    /// are cut off (e.g. 5s, 500ms).
+    #[arg(long, env = "INCIDENTD_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
+    shutdown_grace: std::time::Duration,
     /// Most SubscribeTimeline streams open at once; more are RESOURCE_EXHAUSTED.
     #[arg(long, env = "INCIDENTD_MAX_SUBSCRIBERS", default_value_t = 10_000)]
     max_subscribers: usize,
@@ -116,6 +137,18 @@ async fn main() -> anyhow::Result<()> {
                 },
                 max_subscribers: args.max_subscribers,
                 seed_dir: args.seed.then_some(args.seed_dir),
+                tokens: args
+                    .tokens_file
+                    .as_deref()
+                    .map(Tokens::load)
+                    .transpose()?
+                    .map(Arc::new),
+                tls: match (args.tls_cert, args.tls_key) {
+                    (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                    _ => None,
+                },
+                max_concurrent_requests: args.max_concurrent_requests,
+                shutdown_grace: args.shutdown_grace,
             })
             .await?;
             tracing::info!(addr = %server.addr(), database = %args.database, "incidentd serving");

@@ -13,10 +13,16 @@ use tonic::transport::Server as TonicServer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+use std::sync::Arc;
+
+use tonic::transport::ServerTlsConfig;
+
+use crate::admission::AdmissionLayer;
 use crate::api::action_items::ActionItems;
 use crate::api::components::Components;
 use crate::api::incidents::Incidents;
 use crate::api::timeline::Timeline;
+use crate::auth::{AuthLayer, Tokens};
 use crate::domain::limits::REQUEST_MAX_BYTES;
 use crate::proto::action_item_service_server::ActionItemServiceServer;
 use crate::proto::component_service_server::ComponentServiceServer;
@@ -34,6 +40,38 @@ pub struct Config {
     pub max_subscribers: usize,
     /// Seeds to load before serving (already loaded ones are skipped).
     pub seed_dir: Option<std::path::PathBuf>,
+    /// Bearer tokens; `None` serves open, on loopback only.
+    pub tokens: Option<Arc<Tokens>>,
+    /// PEM certificate chain and key: serve TLS.
+    pub tls: Option<TlsFiles>,
+    /// Most calls in flight across all connections; more are RESOURCE_EXHAUSTED.
+    pub max_concurrent_requests: usize,
+    /// How long shutdown waits for calls and streams before cutting them off.
+    pub shutdown_grace: Duration,
+}
+
+/// Where the TLS certificate chain and private key are (PEM).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+impl Config {
+    /// A loopback server on `database` with every other setting at its default.
+    pub fn new(listen: SocketAddr, database: impl Into<String>) -> Config {
+        Config {
+            listen,
+            database: database.into(),
+            store: StoreOptions::default(),
+            max_subscribers: 10_000,
+            seed_dir: None,
+            tokens: None,
+            tls: None,
+            max_concurrent_requests: 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
 }
 
 /// A running server.
@@ -41,18 +79,33 @@ pub struct Server {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
+    store: Store,
+    grace: Duration,
 }
 
 impl Server {
     /// Opens the database and starts serving; returns once the socket listens.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
-        if !config.listen.ip().is_loopback() {
+        if config.tokens.is_none() && !config.listen.ip().is_loopback() {
             anyhow::bail!(
                 "refusing to serve without authentication on non-loopback address {}: \
-                 listen on 127.0.0.1 or ::1",
+                 give a --tokens-file, or listen on 127.0.0.1 or ::1",
                 config.listen
             );
         }
+        let tls = match &config.tls {
+            None => None,
+            Some(files) => {
+                let cert = std::fs::read(&files.cert)
+                    .with_context(|| format!("reading TLS certificate {}", files.cert.display()))?;
+                let key = std::fs::read(&files.key)
+                    .with_context(|| format!("reading TLS key {}", files.key.display()))?;
+                Some(
+                    ServerTlsConfig::new()
+                        .identity(tonic::transport::Identity::from_pem(cert, key)),
+                )
+            }
+        };
         let store = Store::open(&config.database, config.store.clone())
             .await
             .with_context(|| format!("opening database {}", config.database))?;
@@ -63,7 +116,9 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
-        tracing::warn!(%addr, "serving without authentication (open mode, loopback only); the actor is the x-actor metadata value");
+        if config.tokens.is_none() {
+            tracing::warn!(%addr, "serving without authentication (open mode, loopback only); the actor is the x-actor metadata value");
+        }
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health
@@ -85,6 +140,8 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let svc_store = store.clone();
         let max_subscribers = config.max_subscribers;
+        let auth = AuthLayer::new(config.tokens.clone());
+        let admission = AdmissionLayer::new(config.max_concurrent_requests);
         let task = tokio::spawn(async move {
             let incidents = IncidentServiceServer::new(Incidents::new(svc_store.clone()))
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
@@ -97,7 +154,12 @@ impl Server {
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
             let health_on_stop = health.clone();
             let hub = svc_store.hub().clone();
-            TonicServer::builder()
+            let mut builder = TonicServer::builder();
+            if let Some(tls) = tls {
+                builder = builder.tls_config(tls)?;
+            }
+            builder
+                // Dead streaming clients are found by HTTP/2 pings and reaped.
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
                 .http2_keepalive_timeout(Some(Duration::from_secs(10)))
                 .layer(
@@ -109,6 +171,8 @@ impl Server {
                         .on_eos(on_eos)
                         .on_failure(()),
                 )
+                .layer(auth)
+                .layer(admission)
                 .add_service(health_service)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
@@ -133,14 +197,14 @@ impl Server {
                     hub.shut_down();
                 })
                 .await?;
-            svc_store.close().await;
-            tracing::info!("stopped");
             Ok(())
         });
         Ok(Server {
             addr,
             shutdown: Some(shutdown_tx),
             task,
+            store,
+            grace: config.shutdown_grace,
         })
     }
 
@@ -149,12 +213,25 @@ impl Server {
         self.addr
     }
 
-    /// Stops accepting calls, lets those in flight finish, closes the database.
+    /// Stops accepting calls, lets those in flight finish and ends every
+    /// stream with UNAVAILABLE, within the grace period; past it, cuts off
+    /// whatever is left (a client that never reads). Then commits what the
+    /// writer holds and closes the database.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.task.await?
+        let served = match tokio::time::timeout(self.grace, &mut self.task).await {
+            Ok(joined) => joined.map_err(anyhow::Error::from).and_then(|r| r),
+            Err(_) => {
+                tracing::warn!(grace = ?self.grace, "grace period over: cutting off the calls and streams still open");
+                self.task.abort();
+                Ok(())
+            }
+        };
+        self.store.close().await;
+        tracing::info!("stopped");
+        served
     }
 }
 

@@ -324,38 +324,68 @@ mod tests {
     use super::*;
     use crate::domain::{ImpactLevel, IncidentKind, IncidentStatus, Severity};
 
-    /// The domain codes are the proto numbers; this catches either drifting.
+    /// Domain codes are the proto numbers and domain names the proto names;
+    /// this catches either drifting.
     #[test]
-    fn domain_codes_equal_proto_numbers() {
-        for s in IncidentStatus::ALL {
-            let name = pb::IncidentStatus::try_from(s.code())
-                .unwrap()
-                .as_str_name();
-            assert!(
-                name.ends_with(
-                    &format!("{s:?}")
-                        .to_uppercase()
-                        .replace("INPROGRESS", "IN_PROGRESS")
-                )
-            );
+    fn domain_enums_mirror_the_proto_enums() {
+        fn check<D: Copy, P: TryFrom<i32>>(
+            all: &[D],
+            code: fn(D) -> i32,
+            name: fn(D) -> &'static str,
+            pname: fn(P) -> &'static str,
+        ) {
+            for d in all {
+                let p = P::try_from(code(*d))
+                    .ok()
+                    .expect("proto value for every domain value");
+                assert_eq!(pname(p), name(*d));
+            }
         }
-        assert_eq!(pb::Severity::P0 as i32, Severity::P0.code());
-        assert_eq!(pb::Severity::P4 as i32, Severity::P4.code());
-        assert_eq!(
-            pb::IncidentKind::Maintenance as i32,
-            IncidentKind::Maintenance.code()
+        use crate::domain::{ActionItemStatus, EventKind, Priority};
+        check(
+            Severity::ALL,
+            Severity::code,
+            Severity::name,
+            |p: pb::Severity| p.as_str_name(),
         );
-        assert_eq!(
-            pb::ImpactLevel::UnderMaintenance as i32,
-            ImpactLevel::UnderMaintenance.code()
+        check(
+            IncidentKind::ALL,
+            IncidentKind::code,
+            IncidentKind::name,
+            |p: pb::IncidentKind| p.as_str_name(),
         );
-        assert_eq!(
-            pb::ImpactLevel::MajorOutage as i32,
-            ImpactLevel::MajorOutage.code()
+        check(
+            IncidentStatus::ALL,
+            IncidentStatus::code,
+            IncidentStatus::name,
+            |p: pb::IncidentStatus| p.as_str_name(),
         );
-        for k in crate::domain::EventKind::ALL {
-            assert!(pb::TimelineEventKind::try_from(k.code()).is_ok());
-        }
-        assert_eq!(crate::domain::EventKind::ALL.len(), 16);
+        check(
+            ImpactLevel::ALL,
+            ImpactLevel::code,
+            ImpactLevel::name,
+            |p: pb::ImpactLevel| p.as_str_name(),
+        );
+        check(
+            ActionItemStatus::ALL,
+            ActionItemStatus::code,
+            ActionItemStatus::name,
+            |p: pb::ActionItemStatus| p.as_str_name(),
+        );
+        check(
+            Priority::ALL,
+            Priority::code,
+            Priority::name,
+            |p: pb::Priority| p.as_str_name(),
+        );
+        check(
+            EventKind::ALL,
+            EventKind::code,
+            EventKind::name,
+            |p: pb::TimelineEventKind| p.as_str_name(),
+        );
+        // Every proto value but UNSPECIFIED has its domain twin.
+        assert_eq!(EventKind::ALL.len(), 16);
+        assert_eq!(IncidentStatus::ALL.len(), 8);
     }
 }

@@ -350,8 +350,14 @@ pub fn page_size(v: &mut Violations, size: i32) -> usize {
     }
 }
 
-/// The identity of the caller. In open mode it is the `x-actor` metadata value.
+/// The identity of the caller: the token's name, or in open mode (no tokens
+/// file) the `x-actor` metadata value.
 pub fn caller<T>(req: &tonic::Request<T>) -> Caller {
+    if let Some(identity) = req.extensions().get::<crate::auth::Identity>() {
+        return Caller {
+            actor: identity.name.clone(),
+        };
+    }
     let actor = req
         .metadata()
         .get("x-actor")

@@ -14,22 +14,22 @@ use super::{
 coded_enum!(
     /// What a timeline event records.
     EventKind {
-        IncidentCreated = 1,
-        IncidentUpdated = 2,
-        StatusChanged = 3,
-        StatusUpdatePosted = 4,
-        NoteAdded = 5,
-        ComponentImpactChanged = 6,
-        ActionItemCreated = 7,
-        ActionItemUpdated = 8,
-        ActionItemDeleted = 9,
-        PostmortemUpdated = 10,
-        PostmortemPublished = 11,
-        IncidentDeleted = 12,
-        IncidentUndeleted = 13,
-        ComponentCreated = 14,
-        ComponentUpdated = 15,
-        ComponentDeleted = 16,
+        IncidentCreated = 1 => "TIMELINE_EVENT_KIND_INCIDENT_CREATED",
+        IncidentUpdated = 2 => "TIMELINE_EVENT_KIND_INCIDENT_UPDATED",
+        StatusChanged = 3 => "TIMELINE_EVENT_KIND_STATUS_CHANGED",
+        StatusUpdatePosted = 4 => "TIMELINE_EVENT_KIND_STATUS_UPDATE_POSTED",
+        NoteAdded = 5 => "TIMELINE_EVENT_KIND_NOTE_ADDED",
+        ComponentImpactChanged = 6 => "TIMELINE_EVENT_KIND_COMPONENT_IMPACT_CHANGED",
+        ActionItemCreated = 7 => "TIMELINE_EVENT_KIND_ACTION_ITEM_CREATED",
+        ActionItemUpdated = 8 => "TIMELINE_EVENT_KIND_ACTION_ITEM_UPDATED",
+        ActionItemDeleted = 9 => "TIMELINE_EVENT_KIND_ACTION_ITEM_DELETED",
+        PostmortemUpdated = 10 => "TIMELINE_EVENT_KIND_POSTMORTEM_UPDATED",
+        PostmortemPublished = 11 => "TIMELINE_EVENT_KIND_POSTMORTEM_PUBLISHED",
+        IncidentDeleted = 12 => "TIMELINE_EVENT_KIND_INCIDENT_DELETED",
+        IncidentUndeleted = 13 => "TIMELINE_EVENT_KIND_INCIDENT_UNDELETED",
+        ComponentCreated = 14 => "TIMELINE_EVENT_KIND_COMPONENT_CREATED",
+        ComponentUpdated = 15 => "TIMELINE_EVENT_KIND_COMPONENT_UPDATED",
+        ComponentDeleted = 16 => "TIMELINE_EVENT_KIND_COMPONENT_DELETED",
     }
 );
 
@@ -37,8 +37,25 @@ coded_enum!(
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldChange {
     pub path: String,
+    /// `Some(Null)` is "was unset"; `None` is "not recorded" (large text).
+    /// They must survive storage apart, so a replay equals the live event.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub old_value: Option<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub new_value: Option<Value>,
+}
+
+/// A field that is present is `Some`, even when it holds `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 impl FieldChange {

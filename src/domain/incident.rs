@@ -40,9 +40,10 @@ pub struct RoleAssignment {
 
 /// Who may see a status update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Visibility {
+    #[serde(rename = "VISIBILITY_PUBLIC")]
     Public,
+    #[serde(rename = "VISIBILITY_INTERNAL")]
     Internal,
 }
 

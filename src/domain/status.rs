@@ -3,15 +3,12 @@
 //! Each enum carries a stable integer code, used as the storage code and equal
 //! to the proto enum number, so neither can drift without a test noticing.
 
-use serde::{Deserialize, Serialize};
-
 macro_rules! coded_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal => $api:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum $name {
-            $($(#[$vdoc])* $variant = $code),+
+            $($(#[$vdoc])* #[serde(rename = $api)] $variant = $code),+
         }
 
         impl $name {
@@ -23,12 +20,12 @@ macro_rules! coded_enum {
                 self as i32
             }
 
-            /// The API name of the value, e.g. `IN_PROGRESS`.
-            pub fn name(self) -> String {
-                serde_json::to_value(self)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
+            /// The API (proto) name of the value, e.g. `INCIDENT_STATUS_IN_PROGRESS`;
+            /// also its stored and FieldChange form.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $api,)+
+                }
             }
 
             /// The value with this code, if any.
@@ -45,47 +42,47 @@ pub(crate) use coded_enum;
 
 coded_enum!(
     /// How badly an incident hurts; P0 is the worst.
-    Severity { P0 = 1, P1 = 2, P2 = 3, P3 = 4, P4 = 5 }
+    Severity { P0 = 1 => "SEVERITY_P0", P1 = 2 => "SEVERITY_P1", P2 = 3 => "SEVERITY_P2", P3 = 4 => "SEVERITY_P3", P4 = 5 => "SEVERITY_P4" }
 );
 
 coded_enum!(
     /// Unplanned incident or planned maintenance.
-    IncidentKind { Incident = 1, Maintenance = 2 }
+    IncidentKind { Incident = 1 => "INCIDENT_KIND_INCIDENT", Maintenance = 2 => "INCIDENT_KIND_MAINTENANCE" }
 );
 
 coded_enum!(
     /// Lifecycle status; the first four belong to incidents, the rest to maintenance.
     IncidentStatus {
-        Investigating = 1,
-        Identified = 2,
-        Monitoring = 3,
-        Resolved = 4,
-        Scheduled = 5,
-        InProgress = 6,
-        Verifying = 7,
-        Completed = 8,
+        Investigating = 1 => "INCIDENT_STATUS_INVESTIGATING",
+        Identified = 2 => "INCIDENT_STATUS_IDENTIFIED",
+        Monitoring = 3 => "INCIDENT_STATUS_MONITORING",
+        Resolved = 4 => "INCIDENT_STATUS_RESOLVED",
+        Scheduled = 5 => "INCIDENT_STATUS_SCHEDULED",
+        InProgress = 6 => "INCIDENT_STATUS_IN_PROGRESS",
+        Verifying = 7 => "INCIDENT_STATUS_VERIFYING",
+        Completed = 8 => "INCIDENT_STATUS_COMPLETED",
     }
 );
 
 coded_enum!(
     /// How badly a component is affected.
     ImpactLevel {
-        Operational = 1,
-        DegradedPerformance = 2,
-        PartialOutage = 3,
-        MajorOutage = 4,
-        UnderMaintenance = 5,
+        Operational = 1 => "IMPACT_LEVEL_OPERATIONAL",
+        DegradedPerformance = 2 => "IMPACT_LEVEL_DEGRADED_PERFORMANCE",
+        PartialOutage = 3 => "IMPACT_LEVEL_PARTIAL_OUTAGE",
+        MajorOutage = 4 => "IMPACT_LEVEL_MAJOR_OUTAGE",
+        UnderMaintenance = 5 => "IMPACT_LEVEL_UNDER_MAINTENANCE",
     }
 );
 
 coded_enum!(
     /// Where a follow-up action stands.
-    ActionItemStatus { Open = 1, InProgress = 2, Done = 3, WontDo = 4 }
+    ActionItemStatus { Open = 1 => "ACTION_ITEM_STATUS_OPEN", InProgress = 2 => "ACTION_ITEM_STATUS_IN_PROGRESS", Done = 3 => "ACTION_ITEM_STATUS_DONE", WontDo = 4 => "ACTION_ITEM_STATUS_WONT_DO" }
 );
 
 coded_enum!(
     /// How urgent a follow-up action is.
-    Priority { Low = 1, Medium = 2, High = 3 }
+    Priority { Low = 1 => "PRIORITY_LOW", Medium = 2 => "PRIORITY_MEDIUM", High = 3 => "PRIORITY_HIGH" }
 );
 
 impl ActionItemStatus {

@@ -167,18 +167,14 @@ impl Drop for TestServer {
 }
 
 async fn start_on(db: &std::path::Path, addr: &str, options: &Options) -> Server {
-    Server::start(Config {
-        listen: addr.parse().expect("addr"),
-        database: db.display().to_string(),
-        store: StoreOptions {
-            live_buffer: options.live_buffer,
-            ..StoreOptions::default()
-        },
-        max_subscribers: options.max_subscribers,
-        seed_dir: options.seed_dir.clone(),
-    })
-    .await
-    .expect("server starts")
+    let mut config = Config::new(addr.parse().expect("addr"), db.display().to_string());
+    config.store = StoreOptions {
+        live_buffer: options.live_buffer,
+        ..StoreOptions::default()
+    };
+    config.max_subscribers = options.max_subscribers;
+    config.seed_dir = options.seed_dir.clone();
+    Server::start(config).await.expect("server starts")
 }
 
 /// The decoded AIP-193 details of an error status.
