@@ -6,6 +6,7 @@ pub mod auth;
 pub mod domain;
 pub mod error;
 pub mod hub;
+pub mod metrics;
 pub mod page_token;
 pub mod proto;
 pub mod seed;

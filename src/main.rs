@@ -47,6 +47,15 @@ enum Command {
         #[arg(long, env = "INCIDENTD_SEED_DIR", default_value = "seeds")]
         dir: PathBuf,
     },
+    /// Write a consistent copy of a live database to PATH (SQLite VACUUM INTO);
+    /// `serve --database PATH` starts from it.
+    Backup {
+        /// Where the copy goes; must not exist.
+        path: PathBuf,
+        /// Database file path or sqlite: URL.
+        #[arg(long, env = "INCIDENTD_DATABASE", default_value = "./incidentd.db")]
+        database: String,
+    },
     /// Create the database if needed and apply migrations, then exit.
     Migrate {
         /// Database file path or sqlite: URL.
@@ -97,6 +106,9 @@ struct ServeArgs {
     /// are cut off (e.g. 5s, 500ms).
     #[arg(long, env = "INCIDENTD_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
     shutdown_grace: std::time::Duration,
+    /// Serve Prometheus metrics (GET /metrics) on this address.
+    #[arg(long, env = "INCIDENTD_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Most SubscribeTimeline streams open at once; more are RESOURCE_EXHAUSTED.
     #[arg(long, env = "INCIDENTD_MAX_SUBSCRIBERS", default_value_t = 10_000)]
     max_subscribers: usize,
@@ -122,11 +134,19 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             loaded?;
         }
+        Command::Backup { path, database } => {
+            Store::backup(&database, &path).await?;
+            tracing::info!(%database, backup = %path.display(), "backup written");
+        }
         Command::Migrate { database } => {
             Store::migrate(&database).await?;
             tracing::info!(%database, "database migrated");
         }
         Command::Serve(args) => {
+            if let Some(addr) = args.metrics_listen {
+                incidentd::metrics::install(addr)?;
+                tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            }
             let server = Server::start(Config {
                 listen: args.listen,
                 database: args.database.clone(),

@@ -109,6 +109,9 @@ impl Server {
         let store = Store::open(&config.database, config.store.clone())
             .await
             .with_context(|| format!("opening database {}", config.database))?;
+        let file =
+            (!config.database.starts_with("sqlite:")).then(|| config.database.clone().into());
+        crate::metrics::watch_database_size(file, Duration::from_secs(15));
         if let Some(dir) = &config.seed_dir {
             load_seeds(&store, dir).await?;
         }
@@ -171,6 +174,7 @@ impl Server {
                         .on_eos(on_eos)
                         .on_failure(()),
                 )
+                .layer(crate::metrics::MetricsLayer)
                 .layer(auth)
                 .layer(admission)
                 .add_service(health_service)

@@ -108,6 +108,8 @@ pub fn subscribe(
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     tokio::spawn(async move {
         let _permit = permit;
+        metrics::gauge!(crate::metrics::SUBSCRIBERS).increment(1.0);
+        let _open = open_subscriber_guard();
         Subscription {
             store,
             filter,
@@ -118,6 +120,18 @@ pub fn subscribe(
         .await;
     });
     Ok(rx)
+}
+
+/// Decrements the open-subscriber gauge when the subscription task ends,
+/// however it ends.
+fn open_subscriber_guard() -> impl Drop {
+    struct Open;
+    impl Drop for Open {
+        fn drop(&mut self) {
+            metrics::gauge!(crate::metrics::SUBSCRIBERS).decrement(1.0);
+        }
+    }
+    Open
 }
 
 struct Subscription {
@@ -225,6 +239,8 @@ impl Subscription {
         }
         let sequence = e.sequence;
         if self.filter.matches(&e) {
+            let lag = self.store.head_sequence().saturating_sub(sequence);
+            metrics::histogram!(crate::metrics::SUBSCRIBER_LAG).record(lag as f64);
             self.send(Item::Event(e)).await?;
         }
         self.cursor = sequence;

@@ -149,6 +149,26 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a consistent copy of a (possibly live) database to `dest` with
+    /// `VACUUM INTO`: a snapshot as of one instant, compacted, that `serve
+    /// --database dest` starts from. Refuses to overwrite an existing file.
+    pub async fn backup(database: &str, dest: &Path) -> Result<()> {
+        if dest.exists() {
+            return Err(Error::Internal(format!(
+                "{} already exists",
+                dest.display()
+            )));
+        }
+        let opts = connect_options(database)?.create_if_missing(false);
+        let mut conn = SqliteConnection::connect_with(&opts).await?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(dest.display().to_string())
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(())
+    }
+
     /// Runs `job` inside the next group commit and returns its result once the
     /// group is durably committed. A job that fails is rolled back alone.
     pub async fn write<T, F>(&self, job: F) -> Result<T>

@@ -85,6 +85,8 @@ impl Writer {
                 (ok, done)
             })
         });
+        metrics::gauge!(crate::metrics::WRITER_QUEUE)
+            .set((self.tx.max_capacity() - self.tx.capacity()) as f64);
         self.tx
             .send(Msg::Job(job))
             .await
@@ -145,6 +147,7 @@ async fn run(
 async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Job>, head: &watch::Sender<u64>, hub: &Hub) {
     ctx.now = chrono::Utc::now();
     ctx.events.clear();
+    metrics::histogram!(crate::metrics::WRITER_BATCH).record(batch.len() as f64);
     let mut done = Vec::with_capacity(batch.len());
     if let Err(e) = exec(&mut ctx.conn, "BEGIN IMMEDIATE").await {
         // Dropping the jobs unrun answers each caller with an internal error.

@@ -1,0 +1,114 @@
+//! Prometheus metrics. Recorded through the `metrics` facade everywhere (a
+//! no-op until an exporter is installed) and served by
+//! `metrics-exporter-prometheus` on `--metrics-listen`.
+
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+
+/// Calls answered, by method and gRPC code.
+pub const RPC_REQUESTS: &str = "incidentd_rpc_requests_total";
+/// Time to answer (to the response headers for streams), by method.
+pub const RPC_DURATION: &str = "incidentd_rpc_duration_seconds";
+/// Requests committed per group commit.
+pub const WRITER_BATCH: &str = "incidentd_writer_batch_size";
+/// Write requests waiting for the writer.
+pub const WRITER_QUEUE: &str = "incidentd_writer_queue_depth";
+/// Open SubscribeTimeline streams.
+pub const SUBSCRIBERS: &str = "incidentd_subscribers_open";
+/// How far behind the head an event was when a subscriber got it.
+pub const SUBSCRIBER_LAG: &str = "incidentd_subscriber_lag_events";
+/// Size of the database file(s) in bytes.
+pub const DATABASE_BYTES: &str = "incidentd_database_bytes";
+
+/// Installs the exporter and its HTTP listener (GET /metrics).
+pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(RPC_DURATION.to_owned()),
+            &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ],
+        )?
+        .install()?;
+    Ok(())
+}
+
+/// Counts calls and their latency.
+#[derive(Clone, Default)]
+pub struct MetricsLayer;
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = Metered<S>;
+    fn layer(&self, inner: S) -> Metered<S> {
+        Metered { inner }
+    }
+}
+
+/// See [`MetricsLayer`].
+#[derive(Clone)]
+pub struct Metered<S> {
+    inner: S,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for Metered<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<RB>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = req.uri().path().to_owned();
+        let started = Instant::now();
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            let response = call.await;
+            // An error is answered in the headers; a success's status comes in
+            // the trailers, after the body, where a layer does not look.
+            let code = match &response {
+                Ok(r) => r
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .map_or(tonic::Code::Ok, tonic::Code::from_i32),
+                Err(_) => tonic::Code::Unknown,
+            };
+            metrics::counter!(RPC_REQUESTS, "method" => method.clone(), "code" => format!("{code:?}")).increment(1);
+            metrics::histogram!(RPC_DURATION, "method" => method)
+                .record(started.elapsed().as_secs_f64());
+            response
+        })
+    }
+}
+
+/// Samples the database size every `every`, until the process ends.
+pub fn watch_database_size(path: Option<std::path::PathBuf>, every: Duration) {
+    let Some(path) = path else { return };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let mut bytes = 0u64;
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                if let Ok(m) = tokio::fs::metadata(&p).await {
+                    bytes += m.len();
+                }
+            }
+            metrics::gauge!(DATABASE_BYTES).set(bytes as f64);
+        }
+    });
+}

@@ -1,0 +1,230 @@
+//! Operations: online backup and Prometheus metrics, through the real binary
+//! where the process boundary matters.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::TestServer;
+use incident_client::tonic;
+use incident_client::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn create(srv: &TestServer, title: &str) -> Incident {
+    srv.incidents()
+        .await
+        .create_incident(CreateIncidentRequest {
+            incident: Some(Incident {
+                title: title.into(),
+                kind: IncidentKind::Incident as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .incident
+        .expect("incident")
+}
+
+#[tokio::test]
+async fn a_backup_of_a_live_database_serves_everything_it_held() {
+    let srv = TestServer::start().await;
+    for i in 0..20 {
+        create(&srv, &format!("incident {i}")).await;
+    }
+    let dest = srv.dir.path().join("backup.db");
+    // Taken while the server runs and writes continue.
+    let writer = {
+        let url = srv.url.clone();
+        tokio::spawn(async move {
+            let mut c = IncidentServiceClient::connect(url).await.expect("connect");
+            for i in 0..20 {
+                c.create_incident(CreateIncidentRequest {
+                    incident: Some(Incident {
+                        title: format!("during backup {i}"),
+                        kind: IncidentKind::Incident as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .expect("create during backup");
+            }
+        })
+    };
+    incidentd::store::Store::backup(&srv.db.display().to_string(), &dest)
+        .await
+        .expect("backup");
+    writer.await.expect("writer");
+    assert!(
+        incidentd::store::Store::backup(&srv.db.display().to_string(), &dest)
+            .await
+            .is_err(),
+        "an existing backup is never overwritten"
+    );
+
+    let restored = incidentd::server::Server::start(incidentd::server::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dest.display().to_string(),
+    ))
+    .await
+    .expect("serve the backup");
+    let mut c = IncidentServiceClient::connect(format!("http://{}", restored.addr()))
+        .await
+        .expect("connect");
+    for n in 1..=20 {
+        let got = c
+            .get_incident(GetIncidentRequest {
+                id: format!("INC-{n}"),
+            })
+            .await
+            .expect("every incident written before the backup is in it")
+            .into_inner()
+            .incident
+            .unwrap();
+        assert_eq!(got.title, format!("incident {}", n - 1));
+    }
+    let all = c
+        .list_incidents(ListIncidentsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .incidents;
+    assert!(
+        (20..=40).contains(&all.len()),
+        "a consistent snapshot: {}",
+        all.len()
+    );
+    // Snapshot consistency: references are exactly 1..=N, no hole.
+    let mut numbers: Vec<u32> = all
+        .iter()
+        .map(|i| i.reference.trim_start_matches("INC-").parse().unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=all.len() as u32).collect::<Vec<_>>());
+    restored.stop().await.unwrap();
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+#[tokio::test]
+async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let _server = Proc(
+        Command::new(env!("CARGO_BIN_EXE_incidentd"))
+            .args([
+                "serve",
+                "--listen",
+                &grpc,
+                "--metrics-listen",
+                &metrics,
+                "--database",
+            ])
+            .arg(&db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn incidentd"),
+    );
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(c) = IncidentServiceClient::connect(format!("http://{grpc}")).await {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut client = client.expect("server up");
+    client
+        .create_incident(CreateIncidentRequest {
+            incident: Some(Incident {
+                title: "Metered".into(),
+                kind: IncidentKind::Incident as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let err = client
+        .get_incident(GetIncidentRequest {
+            id: "INC-999".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
+    let body = http_get(&metrics, "/metrics")
+        .await
+        .expect("metrics endpoint");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    for needle in [
+        r#"incidentd_rpc_requests_total{method="/incident.v1.IncidentService/CreateIncident",code="Ok"} 1"#,
+        r#"incidentd_rpc_requests_total{method="/incident.v1.IncidentService/GetIncident",code="NotFound"} 1"#,
+        "incidentd_rpc_duration_seconds_bucket",
+        "incidentd_writer_batch_size",
+    ] {
+        assert!(body.contains(needle), "metrics lack {needle}:\n{body}");
+    }
+
+    let backup = dir.path().join("copy.db");
+    let status = Command::new(env!("CARGO_BIN_EXE_incidentd"))
+        .args(["backup"])
+        .arg(&backup)
+        .arg("--database")
+        .arg(&db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run backup");
+    assert!(status.success());
+    let url = format!("sqlite://{}?mode=ro", backup.display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let titles: Vec<String> = sqlx::query_scalar("SELECT title FROM incidents")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(titles, ["Metered"]);
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+}
