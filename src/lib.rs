@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod domain;
 pub mod error;
+pub mod fuzzing;
 pub mod hub;
 pub mod metrics;
 pub mod page_token;

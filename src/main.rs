@@ -110,7 +110,7 @@ struct ServeArgs {
     #[arg(long, env = "INCIDENTD_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
     /// Most SubscribeTimeline streams open at once; more are RESOURCE_EXHAUSTED.
-    #[arg(long, env = "INCIDENTD_MAX_SUBSCRIBERS", default_value_t = 10_000)]
+    #[arg(long, env = "INCIDENTD_MAX_SUBSCRIBERS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
     max_subscribers: usize,
 }
 

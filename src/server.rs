@@ -196,6 +196,9 @@ impl Server {
                     health_on_stop
                         .set_not_serving::<TimelineServiceServer<Timeline>>()
                         .await;
+                    health_on_stop
+                        .set_not_serving::<ActionItemServiceServer<ActionItems>>()
+                        .await;
                     // tonic waits for open streams: end them, each after it has
                     // delivered everything committed so far.
                     hub.shut_down();

@@ -294,7 +294,7 @@ fn patch(
     patch
 }
 
-fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> IncidentFilter {
+pub(crate) fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> IncidentFilter {
     let mut statuses = Vec::new();
     for (i, s) in r.statuses.iter().enumerate() {
         if let Some(s) = v.check(

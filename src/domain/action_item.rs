@@ -92,7 +92,7 @@ impl ActionItem {
 
     /// Opaque version tag; changes on every write.
     pub fn etag(&self) -> String {
-        super::etag(&self.id.0, self.version)
+        super::etag("action_item", &self.id.0, self.version)
     }
 
     /// Open or in progress and due at or before `at`.

@@ -54,7 +54,7 @@ impl Component {
 
     /// Opaque version tag; changes on every write.
     pub fn etag(&self) -> String {
-        super::etag(&self.id.0, self.version)
+        super::etag("component", &self.id.0, self.version)
     }
 
     /// Applies a patch and returns what changed.

@@ -198,7 +198,7 @@ impl Incident {
 
     /// Opaque version tag; changes on every write.
     pub fn etag(&self) -> String {
-        super::etag(&self.id.0, self.version)
+        super::etag("incident", &self.id.0, self.version)
     }
 
     /// Declares a new incident from validated input.

@@ -24,10 +24,12 @@ pub use status::{ActionItemStatus, ImpactLevel, IncidentKind, IncidentStatus, Pr
 pub type Time = chrono::DateTime<chrono::Utc>;
 
 /// Opaque etag of a resource version: a short hash, so clients cannot guess or
-/// do arithmetic on it.
-pub fn etag(id: &uuid::Uuid, version: u64) -> String {
+/// do arithmetic on it. The resource kind is hashed in, so a postmortem's etag
+/// never equals its incident's.
+pub fn etag(kind: &str, id: &uuid::Uuid, version: u64) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
+    h.update(kind.as_bytes());
     h.update(id.as_bytes());
     h.update(version.to_be_bytes());
     let digest = h.finalize();

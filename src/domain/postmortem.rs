@@ -49,7 +49,7 @@ impl Postmortem {
 
     /// Opaque version tag of the postmortem alone.
     pub fn etag(&self) -> String {
-        super::etag(&self.incident_id.0, self.version)
+        super::etag("postmortem", &self.incident_id.0, self.version)
     }
 
     /// Section titles, in order.

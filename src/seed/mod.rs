@@ -453,6 +453,22 @@ async fn load_one(ctx: &mut WriteCtx, mut seed: Seed) -> Result<Outcome, StepErr
     .await
     .map_err(at("incident"))?;
     let id = incident.id.to_string();
+    // Facts the report states outright date from its last post at the latest;
+    // the postmortem's content (its action items too) from its publication.
+    let last_post = seed
+        .updates
+        .last()
+        .and_then(|u| u.occur_time)
+        .or(seed.create.occur_time);
+    let written = seed
+        .postmortem
+        .as_ref()
+        .and_then(|(_, publish)| publish.occur_time)
+        .or(last_post);
+    let instant = |t: Option<prost_types::Timestamp>| {
+        t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
+    };
+    let (last_post, written) = (instant(last_post), instant(written));
 
     for (n, mut u) in seed.updates.into_iter().enumerate() {
         let step = format!("updates[{n}]");
@@ -471,9 +487,17 @@ async fn load_one(ctx: &mut WriteCtx, mut seed: Seed) -> Result<Outcome, StepErr
             inc.id.clone_from(&id);
         }
         let u = checked("milestones", |v| api_incidents::parse_update(&m, v))?;
-        incidents::update_in(ctx, caller.clone(), u.id, u.etag, u.patch, u.refs)
-            .await
-            .map_err(at("milestones"))?;
+        incidents::update_in(
+            ctx,
+            caller.clone(),
+            u.id,
+            u.etag,
+            u.patch,
+            u.refs,
+            last_post,
+        )
+        .await
+        .map_err(at("milestones"))?;
     }
 
     for (n, mut a) in seed.action_items.into_iter().enumerate() {
@@ -482,7 +506,7 @@ async fn load_one(ctx: &mut WriteCtx, mut seed: Seed) -> Result<Outcome, StepErr
             item.incident_id.clone_from(&id);
         }
         let new = checked(&step, |v| api_items::parse_create(&a, v))?;
-        action_items::create_in(ctx, caller.clone(), new)
+        action_items::create_in(ctx, caller.clone(), new, written)
             .await
             .map_err(at(&step))?;
     }
@@ -502,6 +526,7 @@ async fn load_one(ctx: &mut WriteCtx, mut seed: Seed) -> Result<Outcome, StepErr
             u.etag,
             u.patch,
             crate::domain::limits::POSTMORTEM_MAX_BYTES,
+            written,
         )
         .await
         .map_err(at("postmortem"))?;

@@ -56,7 +56,10 @@ pub async fn create(
     key: Option<RequestKey>,
     new: NewActionItem,
 ) -> Result<ActionItem> {
-    write_once(store, key, move |ctx| Box::pin(create_in(ctx, caller, new))).await
+    write_once(store, key, move |ctx| {
+        Box::pin(create_in(ctx, caller, new, None))
+    })
+    .await
 }
 
 /// Inside a write transaction: see [`create`].
@@ -64,6 +67,7 @@ pub async fn create_in(
     ctx: &mut WriteCtx,
     caller: Caller,
     new: NewActionItem,
+    occur_time: Option<Time>,
 ) -> Result<ActionItem> {
     let incident = live_incident(ctx, new.incident_id).await?;
     let now = ctx.now();
@@ -72,7 +76,7 @@ pub async fn create_in(
     append(
         ctx,
         &incident,
-        now,
+        occur_time.unwrap_or(now),
         &caller,
         EventPayload::ActionItemCreated {
             action_item: Box::new(item.clone()),
@@ -200,6 +204,7 @@ pub async fn update_postmortem(
             etag,
             patch,
             max_bytes,
+            None,
         ))
     })
     .await
@@ -213,6 +218,7 @@ pub async fn update_postmortem_in(
     etag: Option<String>,
     patch: PostmortemPatch,
     max_bytes: usize,
+    occur_time: Option<Time>,
 ) -> Result<Postmortem> {
     let incident = live_incident(ctx, incident_id).await?;
     let mut pm = db::load_postmortem(ctx.conn(), incident_id).await?;
@@ -245,7 +251,7 @@ pub async fn update_postmortem_in(
         append(
             ctx,
             &incident,
-            now,
+            occur_time.unwrap_or(now),
             &caller,
             EventPayload::PostmortemUpdated {
                 changes,

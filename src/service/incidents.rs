@@ -148,7 +148,7 @@ pub async fn update(
     refs: ComponentRefs,
 ) -> Result<Incident> {
     write_once(store, key, move |ctx| {
-        Box::pin(update_in(ctx, caller, id, etag, patch, refs))
+        Box::pin(update_in(ctx, caller, id, etag, patch, refs, None))
     })
     .await
 }
@@ -161,6 +161,7 @@ pub async fn update_in(
     etag: Option<String>,
     patch: IncidentPatch,
     refs: ComponentRefs,
+    occur_time: Option<Time>,
 ) -> Result<Incident> {
     let mut incident = load_for_write(ctx.conn(), id).await?;
     check_etag(
@@ -177,7 +178,7 @@ pub async fn update_in(
         db::save(ctx.conn(), &incident).await?;
         ctx.append(event(
             &incident,
-            now,
+            occur_time.unwrap_or(now),
             &caller,
             EventPayload::IncidentUpdated { changes },
         ))

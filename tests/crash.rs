@@ -1,0 +1,485 @@
+//! The real binary under faults: SIGTERM with open streams and a client that
+//! never reads, and kill -9 under load with zero acknowledged writes lost.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use incident_client::pb::subscribe_timeline_request::Start;
+use incident_client::pb::subscribe_timeline_response::Kind;
+use incident_client::pb::timeline_event::Payload;
+use incident_client::tonic::transport::Channel;
+use incident_client::tonic::{Code, Status};
+use incident_client::*;
+use sqlx::Connection;
+use tokio::process::{Child, Command};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// `incidentd serve` on a free loopback port, its output in a log file.
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Daemon {
+    /// Starts the binary and waits until health says SERVING.
+    async fn start(db: &Path, log: &Path, extra: &[&str]) -> Daemon {
+        let port = free_port();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_incidentd"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("INCIDENTD_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--database")
+            .arg(db)
+            .args(extra)
+            .env("INCIDENTD_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("spawn incidentd");
+        let mut d = Daemon {
+            child,
+            port,
+            log: log.to_owned(),
+        };
+        d.wait_serving().await;
+        d
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn wait_serving(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("incidentd exited early ({status}):\n{}", self.log());
+            }
+            if let Ok(ch) = Channel::from_shared(self.url()).unwrap().connect().await
+                && let Ok(r) = HealthClient::new(ch)
+                    .check(HealthCheckRequest::default())
+                    .await
+                && r.into_inner().status == ServingStatus::Serving as i32
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "incidentd never became SERVING:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("running");
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+}
+
+fn new_incident(title: &str) -> Incident {
+    Incident {
+        title: title.into(),
+        kind: IncidentKind::Incident as i32,
+        severity: Severity::P2 as i32,
+        ..Default::default()
+    }
+}
+
+async fn create(ch: &Channel, title: &str) -> Result<Incident, Status> {
+    IncidentServiceClient::new(ch.clone())
+        .create_incident(CreateIncidentRequest {
+            incident: Some(new_incident(title)),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().incident.expect("incident"))
+}
+
+async fn add_note(ch: &Channel, incident_id: &str, text: String) -> Result<TimelineEvent, Status> {
+    TimelineServiceClient::new(ch.clone())
+        .add_note(AddNoteRequest {
+            incident_id: incident_id.into(),
+            text,
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().event.expect("event"))
+}
+
+fn from_start() -> SubscribeTimelineRequest {
+    SubscribeTimelineRequest {
+        start: Some(Start::AfterSequence(0)),
+        ..Default::default()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SIGTERM
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_with_open_streams_and_a_client_that_never_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("incidentd.db"), dir.path().join("log"));
+    let mut d = Daemon::start(&db, &log, &["--shutdown-grace", "1s"]).await;
+    let inc = create(&d.channel().await, "Shutdown")
+        .await
+        .expect("create");
+
+    // Each stream on its own connection: a stalled stream's unread data also
+    // holds its connection's flow-control window.
+    let mut reading = TimelineServiceClient::new(d.channel().await)
+        .subscribe_timeline(from_start())
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let reader = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        loop {
+            match reading.message().await {
+                Ok(Some(m)) => {
+                    if let Some(Kind::Event(e)) = m.kind {
+                        seqs.push(e.sequence);
+                    }
+                }
+                Ok(None) => return (seqs, None),
+                Err(s) => return (seqs, Some(s)),
+            }
+        }
+    });
+    let never_read = TimelineServiceClient::new(d.channel().await)
+        .subscribe_timeline(from_start())
+        .await
+        .expect("subscribe")
+        .into_inner();
+
+    // Thousands of events, megabytes in all: far more than the stalled
+    // stream's window and the server's buffers hold.
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let url = d.url();
+            let id = inc.id.clone();
+            tokio::spawn(async move {
+                let ch = Channel::from_shared(url).unwrap().connect().await.unwrap();
+                let mut seqs = Vec::new();
+                for i in 0..250 {
+                    let text = format!("writer {w} note {i} ") + &"x".repeat(4000);
+                    seqs.push(add_note(&ch, &id, text).await.expect("note").sequence);
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    assert_eq!(acked.len(), 2000);
+
+    d.signal("TERM");
+    let sent = Instant::now();
+    let exit = tokio::time::timeout(Duration::from_secs(10), d.child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("no exit 10 s after SIGTERM:\n{}", d.log()))
+        .unwrap();
+    let took = sent.elapsed();
+    eprintln!("exited {took:?} after SIGTERM ({exit})");
+    // Grace 1 s (+ 1 s allowed): bounded generously, this is liveness.
+    assert!(
+        took < Duration::from_secs(4),
+        "exit took {took:?} with --shutdown-grace 1s:\n{}",
+        d.log()
+    );
+    assert!(exit.success(), "exit status {exit}:\n{}", d.log());
+
+    let (seqs, end) = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the reading stream ended")
+        .unwrap();
+    let end = end.expect("the stream ended with a status, not a clean end");
+    assert_eq!(end.code(), Code::Unavailable, "{end:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "sequences not strictly increasing"
+    );
+    let got: std::collections::HashSet<u64> = seqs.iter().copied().collect();
+    let missing: Vec<_> = acked.iter().filter(|s| !got.contains(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "the reading stream ended without {} committed events, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    drop(never_read);
+}
+
+// ---------------------------------------------------------------------------
+// kill -9
+// ---------------------------------------------------------------------------
+
+/// A write the server acknowledged.
+#[derive(Clone, Debug)]
+enum Ack {
+    Incident {
+        id: String,
+        title: String,
+    },
+    Update {
+        incident_id: String,
+        update_id: String,
+        status: i32,
+        message: String,
+    },
+    Note {
+        incident_id: String,
+        sequence: u64,
+        text: String,
+    },
+}
+
+/// Creates incidents, posts status updates and adds notes until the server
+/// goes away, recording every acknowledged write.
+async fn writer(url: String, w: usize, acked: Arc<Mutex<Vec<Ack>>>) {
+    let Ok(ch) = Channel::from_shared(url).unwrap().connect().await else {
+        return;
+    };
+    let mut incidents = IncidentServiceClient::new(ch.clone());
+    for n in 0.. {
+        let title = format!("w{w} incident {n}");
+        let Ok(inc) = create(&ch, &title).await else {
+            return;
+        };
+        acked.lock().unwrap().push(Ack::Incident {
+            id: inc.id.clone(),
+            title,
+        });
+        for (k, status) in [IncidentStatus::Identified, IncidentStatus::Monitoring]
+            .into_iter()
+            .enumerate()
+        {
+            let message = format!("w{w} incident {n} update {k}");
+            let Ok(r) = incidents
+                .post_status_update(PostStatusUpdateRequest {
+                    incident_id: inc.id.clone(),
+                    status: status as i32,
+                    message: message.clone(),
+                    ..Default::default()
+                })
+                .await
+            else {
+                return;
+            };
+            acked.lock().unwrap().push(Ack::Update {
+                incident_id: inc.id.clone(),
+                update_id: r.into_inner().status_update.expect("update").id,
+                status: status as i32,
+                message,
+            });
+            let text = format!("w{w} incident {n} note {k}");
+            let Ok(e) = add_note(&ch, &inc.id, text.clone()).await else {
+                return;
+            };
+            acked.lock().unwrap().push(Ack::Note {
+                incident_id: inc.id.clone(),
+                sequence: e.sequence,
+                text,
+            });
+        }
+    }
+}
+
+async fn integrity_check(db: &Path) -> String {
+    let url = format!("sqlite://{}", db.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("open db");
+    let r: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .expect("integrity_check");
+    conn.close().await.ok();
+    r
+}
+
+async fn events_of(ch: &Channel, incident_id: &str) -> Vec<TimelineEvent> {
+    let mut client = TimelineServiceClient::new(ch.clone());
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_timeline_events(ListTimelineEventsRequest {
+                incident_id: incident_id.into(),
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .expect("list events")
+            .into_inner();
+        out.extend(page.events);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Every acknowledged write is there, with all its timeline events.
+async fn verify(ch: &Channel, acked: &[Ack]) {
+    let mut by_incident: BTreeMap<&str, Vec<&Ack>> = BTreeMap::new();
+    for a in acked {
+        let id = match a {
+            Ack::Incident { id, .. } => id,
+            Ack::Update { incident_id, .. } | Ack::Note { incident_id, .. } => incident_id,
+        };
+        by_incident.entry(id.as_str()).or_default().push(a);
+    }
+    let mut incidents = IncidentServiceClient::new(ch.clone());
+    for (id, acks) in by_incident {
+        let events = events_of(ch, id).await;
+        let by_seq: HashMap<u64, &TimelineEvent> = events.iter().map(|e| (e.sequence, e)).collect();
+        for a in acks {
+            match a {
+                Ack::Incident { title, .. } => {
+                    let got = incidents
+                        .get_incident(GetIncidentRequest { id: id.into() })
+                        .await
+                        .unwrap_or_else(|s| panic!("acknowledged incident {id} lost: {s:?}"))
+                        .into_inner()
+                        .incident
+                        .unwrap();
+                    assert_eq!(&got.title, title);
+                    assert!(
+                        events.iter().any(|e| matches!(
+                            &e.payload,
+                            Some(Payload::IncidentCreated(c))
+                                if c.incident.as_ref().is_some_and(|i| i.id == id)
+                        )),
+                        "INCIDENT_CREATED of {id} lost"
+                    );
+                }
+                Ack::Update {
+                    update_id,
+                    status,
+                    message,
+                    ..
+                } => {
+                    assert!(
+                        events.iter().any(|e| matches!(
+                            &e.payload,
+                            Some(Payload::StatusUpdatePosted(p))
+                                if p.status_update.as_ref().is_some_and(|u| {
+                                    &u.id == update_id && &u.message == message
+                                })
+                        )),
+                        "STATUS_UPDATE_POSTED of acknowledged update {update_id} lost"
+                    );
+                    assert!(
+                        events.iter().any(|e| matches!(
+                            &e.payload,
+                            Some(Payload::StatusChanged(c))
+                                if &c.status_update_id == update_id && c.new_status == *status
+                        )),
+                        "STATUS_CHANGED of acknowledged update {update_id} lost"
+                    );
+                }
+                Ack::Note { sequence, text, .. } => {
+                    let e = by_seq
+                        .get(sequence)
+                        .unwrap_or_else(|| panic!("acknowledged note #{sequence} lost"));
+                    assert!(
+                        matches!(&e.payload, Some(Payload::NoteAdded(n)) if &n.text == text),
+                        "event #{sequence} is not the acknowledged note: {e:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_under_load_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("incidentd.db"), dir.path().join("log"));
+    let mut d = Daemon::start(&db, &log, &[]).await;
+    let mut all: Vec<Ack> = Vec::new();
+    for round in 0..4 {
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let writers: Vec<_> = (0..8)
+            .map(|w| tokio::spawn(writer(d.url(), w, acked.clone())))
+            .collect();
+        // Under load: some writes acknowledged, then a random moment more.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while acked.lock().unwrap().len() < 40 {
+            assert!(Instant::now() < deadline, "no load:\n{}", d.log());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rand::random_range(0..400))).await;
+        d.child.kill().await.expect("kill -9");
+        for w in writers {
+            tokio::time::timeout(Duration::from_secs(10), w)
+                .await
+                .expect("writers stop once the server is gone")
+                .unwrap();
+        }
+        let acked = std::mem::take(&mut *acked.lock().unwrap());
+        assert!(acked.len() >= 40);
+        eprintln!(
+            "round {round}: {} writes acknowledged before kill -9",
+            acked.len()
+        );
+        all.extend(acked);
+
+        assert_eq!(integrity_check(&db).await, "ok", "round {round}");
+        d = Daemon::start(&db, &log, &[]).await;
+        verify(&d.channel().await, &all).await;
+    }
+    d.signal("TERM");
+    let _ = tokio::time::timeout(Duration::from_secs(10), d.child.wait()).await;
+    assert_eq!(integrity_check(&db).await, "ok");
+}
