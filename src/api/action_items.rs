@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::parse::{self, Violations};
+use super::parse::{self, Mutation, Violations};
 use super::{convert, page_start, paginate};
 use crate::domain::action_item::{ActionItemPatch, NewActionItem};
 use crate::domain::limits::TEXT_MAX_BYTES;
@@ -97,17 +97,12 @@ impl ActionItemService for ActionItems {
         &self,
         req: Request<pb::CreateActionItemRequest>,
     ) -> Result<Response<pb::CreateActionItemResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(
-            &mut v,
-            &caller,
-            "CreateActionItem",
-            &r,
-            &r.request_id,
-            |m| m.request_id.clear(),
-        );
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let input = parse_create(&r, &mut v);
         v.finish()?;
         let Some(new) = input else {
@@ -151,19 +146,7 @@ impl ActionItemService for ActionItems {
             }
         }
         statuses.sort_by_key(|s| s.code());
-        let label = if r.label.is_empty() {
-            None
-        } else {
-            let (k, val) = match r.label.split_once('=') {
-                Some((k, val)) => (k.trim(), Some(val.trim().to_owned())),
-                None => (r.label.trim(), None),
-            };
-            v.check(
-                "label",
-                parse::label_key(k).map_err(|e| format!("{e} (use key or key=value)")),
-            );
-            Some((k.to_owned(), val))
-        };
+        let label = parse::label_filter(&mut v, &r.label);
         let as_of = v
             .check("as_of_time", parse::optional_time(&r.as_of_time))
             .flatten();
@@ -205,28 +188,19 @@ impl ActionItemService for ActionItems {
         &self,
         req: Request<pb::UpdateActionItemRequest>,
     ) -> Result<Response<pb::UpdateActionItemResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(
-            &mut v,
-            &caller,
-            "UpdateActionItem",
-            &r,
-            &r.request_id,
-            |m| m.request_id.clear(),
-        );
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let Some(a) = r.action_item.as_ref() else {
             return Err(v.fail("action_item", "is required").into());
         };
         let id: Option<ActionItemId> = v.check("action_item.id", parse::uuid(&a.id));
-        let mut paths: Vec<String> = r
-            .update_mask
-            .as_ref()
-            .map(|m| m.paths.clone())
-            .unwrap_or_default();
-        if paths.is_empty() {
-            for (name, set) in [
+        let paths = parse::mask_paths(
+            &r.update_mask,
+            &[
                 ("title", !a.title.is_empty()),
                 ("description", !a.description.is_empty()),
                 ("owner", !a.owner.is_empty()),
@@ -235,12 +209,8 @@ impl ActionItemService for ActionItems {
                 ("due_time", a.due_time.is_some()),
                 ("complete_time", a.complete_time.is_some()),
                 ("labels", !a.labels.is_empty()),
-            ] {
-                if set {
-                    paths.push(name.to_owned());
-                }
-            }
-        }
+            ],
+        );
         let mut patch = ActionItemPatch::default();
         for path in &paths {
             match path.as_str() {
@@ -294,17 +264,12 @@ impl ActionItemService for ActionItems {
         &self,
         req: Request<pb::DeleteActionItemRequest>,
     ) -> Result<Response<pb::DeleteActionItemResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(
-            &mut v,
-            &caller,
-            "DeleteActionItem",
-            &r,
-            &r.request_id,
-            |m| m.request_id.clear(),
-        );
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let id: Option<ActionItemId> = v.check("id", parse::uuid(&r.id));
         v.finish()?;
         let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;

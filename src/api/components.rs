@@ -3,7 +3,7 @@
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
-use super::parse::{self, Violations};
+use super::parse::{self, Mutation, Violations};
 use super::{convert, page_start, paginate};
 use crate::domain::ComponentId;
 use crate::domain::component::ComponentPatch;
@@ -85,12 +85,12 @@ impl ComponentService for Components {
         &self,
         req: Request<pb::CreateComponentRequest>,
     ) -> Result<Response<pb::CreateComponentResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(&mut v, &caller, "CreateComponent", &r, &r.request_id, |m| {
-            m.request_id.clear()
-        });
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let input = parse_create(&r, &mut v);
         v.finish()?;
         let Some(CreateInput {
@@ -164,32 +164,24 @@ impl ComponentService for Components {
         &self,
         req: Request<pb::UpdateComponentRequest>,
     ) -> Result<Response<pb::UpdateComponentResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(&mut v, &caller, "UpdateComponent", &r, &r.request_id, |m| {
-            m.request_id.clear()
-        });
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let Some(c) = r.component.as_ref() else {
             return Err(v.fail("component", "is required").into());
         };
         let id = component_id(&mut v, "component.id", &c.id);
-        let mut paths: Vec<String> = r
-            .update_mask
-            .as_ref()
-            .map(|m| m.paths.clone())
-            .unwrap_or_default();
-        if paths.is_empty() {
-            for (name, set) in [
+        let paths = parse::mask_paths(
+            &r.update_mask,
+            &[
                 ("name", !c.name.is_empty()),
                 ("description", !c.description.is_empty()),
                 ("parent_id", !c.parent_id.is_empty()),
-            ] {
-                if set {
-                    paths.push(name.to_owned());
-                }
-            }
-        }
+            ],
+        );
         let mut patch = ComponentPatch::default();
         for path in &paths {
             match path.as_str() {
@@ -224,12 +216,12 @@ impl ComponentService for Components {
         &self,
         req: Request<pb::DeleteComponentRequest>,
     ) -> Result<Response<pb::DeleteComponentResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(&mut v, &caller, "DeleteComponent", &r, &r.request_id, |m| {
-            m.request_id.clear()
-        });
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let id = component_id(&mut v, "id", &r.id);
         v.finish()?;
         let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;

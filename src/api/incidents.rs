@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::parse::{self, Violations};
+use super::parse::{self, Mutation, Violations};
 use super::{convert, page_start, paginate};
 use crate::domain::incident::{IncidentPatch, NewIncident, NewStatusUpdate};
 use crate::domain::limits::{POSTMORTEM_MAX_BYTES, TEXT_MAX_BYTES, TITLE_MAX_CHARS};
@@ -168,13 +168,9 @@ fn update_paths(
     req: &pb::UpdateIncidentRequest,
     p: &pb::Incident,
 ) -> Vec<String> {
-    let mask: Vec<String> = req
-        .update_mask
-        .as_ref()
-        .map(|m| m.paths.clone())
-        .unwrap_or_default();
-    let paths = if mask.is_empty() {
-        let set = [
+    let paths = parse::mask_paths(
+        &req.update_mask,
+        &[
             ("title", !p.title.is_empty()),
             ("summary", !p.summary.is_empty()),
             ("severity", p.severity != 0),
@@ -191,14 +187,8 @@ fn update_paths(
             ("kind", p.kind != 0),
             ("status", p.status != 0),
             ("component_impacts", !p.component_impacts.is_empty()),
-        ];
-        set.iter()
-            .filter(|(_, on)| *on)
-            .map(|(n, _)| (*n).to_owned())
-            .collect()
-    } else {
-        mask
-    };
+        ],
+    );
     let mut out = Vec::new();
     for path in paths {
         if STATUS_ONLY.contains(&path.as_str()) {
@@ -324,19 +314,7 @@ pub(crate) fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> I
             format!("must be at most {TITLE_MAX_CHARS} characters"),
         );
     }
-    let label = if r.label.is_empty() {
-        None
-    } else {
-        let (k, val) = match r.label.split_once('=') {
-            Some((k, val)) => (k.trim(), Some(val.trim().to_owned())),
-            None => (r.label.trim(), None),
-        };
-        v.check(
-            "label",
-            parse::label_key(k).map_err(|e| format!("{e} (use key or key=value)")),
-        );
-        Some((k.to_owned(), val))
-    };
+    let label = parse::label_filter(v, &r.label);
     let after = v
         .check(
             "create_time_after",
@@ -504,22 +482,14 @@ pub(crate) fn parse_update_postmortem(
         return None;
     };
     let id = incident_id(v, "postmortem.incident_id", &p.incident_id);
-    let mut paths: Vec<String> = r
-        .update_mask
-        .as_ref()
-        .map(|m| m.paths.clone())
-        .unwrap_or_default();
-    if paths.is_empty() {
-        for (name, set) in [
+    let paths = parse::mask_paths(
+        &r.update_mask,
+        &[
             ("body", !p.body.is_empty()),
             ("sections", !p.sections.is_empty()),
             ("author", !p.author.is_empty()),
-        ] {
-            if set {
-                paths.push(name.to_owned());
-            }
-        }
-    }
+        ],
+    );
     let mut patch = PostmortemPatch::default();
     for path in &paths {
         match path.as_str() {
@@ -587,12 +557,12 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::CreateIncidentRequest>,
     ) -> Result<Response<pb::CreateIncidentResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(&mut v, &caller, "CreateIncident", &r, &r.request_id, |m| {
-            m.request_id.clear()
-        });
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let input = parse_create(&r, &mut v);
         v.finish()?;
         let Some(CreateInput {
@@ -650,12 +620,12 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::UpdateIncidentRequest>,
     ) -> Result<Response<pb::UpdateIncidentResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(&mut v, &caller, "UpdateIncident", &r, &r.request_id, |m| {
-            m.request_id.clear()
-        });
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let input = parse_update(&r, &mut v);
         v.finish()?;
         let Some(UpdateInput {
@@ -677,12 +647,12 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::DeleteIncidentRequest>,
     ) -> Result<Response<pb::DeleteIncidentResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(&mut v, &caller, "DeleteIncident", &r, &r.request_id, |m| {
-            m.request_id.clear()
-        });
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let id = incident_id(&mut v, "id", &r.id);
         v.finish()?;
         let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
@@ -697,17 +667,12 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::UndeleteIncidentRequest>,
     ) -> Result<Response<pb::UndeleteIncidentResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(
-            &mut v,
-            &caller,
-            "UndeleteIncident",
-            &r,
-            &r.request_id,
-            |m| m.request_id.clear(),
-        );
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let id = incident_id(&mut v, "id", &r.id);
         v.finish()?;
         let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
@@ -722,17 +687,12 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::PostStatusUpdateRequest>,
     ) -> Result<Response<pb::PostStatusUpdateResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(
-            &mut v,
-            &caller,
-            "PostStatusUpdate",
-            &r,
-            &r.request_id,
-            |m| m.request_id.clear(),
-        );
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let input = parse_post(&r, &mut v);
         v.finish()?;
         let Some(PostInput {
@@ -799,17 +759,12 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::UpdatePostmortemRequest>,
     ) -> Result<Response<pb::UpdatePostmortemResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(
-            &mut v,
-            &caller,
-            "UpdatePostmortem",
-            &r,
-            &r.request_id,
-            |m| m.request_id.clear(),
-        );
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let input = parse_update_postmortem(&r, &mut v);
         v.finish()?;
         let Some(PostmortemInput { id, etag, patch }) = input else {
@@ -834,17 +789,12 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::PublishPostmortemRequest>,
     ) -> Result<Response<pb::PublishPostmortemResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(
-            &mut v,
-            &caller,
-            "PublishPostmortem",
-            &r,
-            &r.request_id,
-            |m| m.request_id.clear(),
-        );
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let input = parse_publish(&r, &mut v);
         v.finish()?;
         let Some(PublishInput {

@@ -198,6 +198,35 @@ pub fn labels(
     out
 }
 
+/// A label filter of a List: "key" (any value) or "key=value"; empty is none.
+pub fn label_filter(v: &mut Violations, label: &str) -> Option<(String, Option<String>)> {
+    if label.is_empty() {
+        return None;
+    }
+    let (k, val) = match label.split_once('=') {
+        Some((k, val)) => (k.trim(), Some(val.trim().to_owned())),
+        None => (label.trim(), None),
+    };
+    v.check(
+        "label",
+        label_key(k).map_err(|e| format!("{e} (use key or key=value)")),
+    );
+    Some((k.to_owned(), val))
+}
+
+/// The paths an update names (AIP-134): its mask, or with an empty mask every
+/// field the request sets (`set` lists each field with whether it is set).
+pub fn mask_paths(mask: &Option<prost_types::FieldMask>, set: &[(&str, bool)]) -> Vec<String> {
+    match mask {
+        Some(m) if !m.paths.is_empty() => m.paths.clone(),
+        _ => set
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| (*name).to_owned())
+            .collect(),
+    }
+}
+
 /// A label key.
 pub fn label_key(k: &str) -> std::result::Result<(), String> {
     if k.is_empty() || k.chars().count() > LABEL_KEY_MAX_CHARS {
@@ -370,32 +399,88 @@ pub fn caller<T>(req: &tonic::Request<T>) -> Caller {
     }
 }
 
+/// A mutating request: it carries a client-chosen request_id (AIP-155).
+pub trait Mutating: Message + Clone {
+    /// The RPC's name, which scopes its request ids.
+    const METHOD: &'static str;
+    /// The request's request_id field.
+    fn request_id_mut(&mut self) -> &mut String;
+}
+
+macro_rules! mutating {
+    ($($ty:ident => $method:literal),+ $(,)?) => {
+        $(impl Mutating for pb::$ty {
+            const METHOD: &'static str = $method;
+            fn request_id_mut(&mut self) -> &mut String {
+                &mut self.request_id
+            }
+        })+
+    };
+}
+
+mutating!(
+    CreateIncidentRequest => "CreateIncident",
+    UpdateIncidentRequest => "UpdateIncident",
+    DeleteIncidentRequest => "DeleteIncident",
+    UndeleteIncidentRequest => "UndeleteIncident",
+    PostStatusUpdateRequest => "PostStatusUpdate",
+    UpdatePostmortemRequest => "UpdatePostmortem",
+    PublishPostmortemRequest => "PublishPostmortem",
+    CreateComponentRequest => "CreateComponent",
+    UpdateComponentRequest => "UpdateComponent",
+    DeleteComponentRequest => "DeleteComponent",
+    CreateActionItemRequest => "CreateActionItem",
+    UpdateActionItemRequest => "UpdateActionItem",
+    DeleteActionItemRequest => "DeleteActionItem",
+    AddNoteRequest => "AddNote",
+);
+
 /// The AIP-155 key of a mutating request: none without a request_id. The
 /// fingerprint hashes the request with its request_id cleared, so a retry
 /// matches and any other change does not.
-pub fn request_key<M: Message + Clone>(
+pub fn request_key<M: Mutating>(
     v: &mut Violations,
     caller: &Caller,
-    method: &'static str,
     msg: &M,
-    request_id: &str,
-    clear: impl FnOnce(&mut M),
 ) -> Option<RequestKey> {
+    let mut m = msg.clone();
+    let request_id = std::mem::take(m.request_id_mut());
     if request_id.is_empty() {
         return None;
     }
-    if ::uuid::Uuid::parse_str(request_id).is_err() {
+    if ::uuid::Uuid::parse_str(&request_id).is_err() {
         v.add("request_id", "must be a UUID");
         return None;
     }
-    let mut m = msg.clone();
-    clear(&mut m);
     Some(RequestKey {
         caller: caller.actor.clone(),
-        method,
+        method: M::METHOD,
         request_id: request_id.to_ascii_lowercase(),
         fingerprint: Sha256::digest(m.encode_to_vec()).to_vec(),
     })
+}
+
+/// What every mutating handler starts from: the caller, the request, its
+/// AIP-155 key, and the violations found so far (a malformed request_id).
+pub struct Mutation<M> {
+    pub caller: Caller,
+    pub request: M,
+    pub key: Option<RequestKey>,
+    pub violations: Violations,
+}
+
+/// Unpacks a mutating request.
+pub fn mutation<M: Mutating>(req: tonic::Request<M>) -> Mutation<M> {
+    let caller = caller(&req);
+    let request = req.into_inner();
+    let mut violations = Violations::new();
+    let key = request_key(&mut violations, &caller, &request);
+    Mutation {
+        caller,
+        request,
+        key,
+        violations,
+    }
 }
 
 #[cfg(test)]

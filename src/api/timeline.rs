@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::parse::{self, Violations};
+use super::parse::{self, Mutation, Violations};
 use super::{convert, page_start, paginate};
 use crate::domain::filter::EventFilter;
 use crate::domain::limits::TEXT_MAX_BYTES;
@@ -176,12 +176,12 @@ impl TimelineService for Timeline {
         &self,
         req: Request<pb::AddNoteRequest>,
     ) -> Result<Response<pb::AddNoteResponse>, Status> {
-        let caller = parse::caller(&req);
-        let r = req.into_inner();
-        let mut v = Violations::new();
-        let key = parse::request_key(&mut v, &caller, "AddNote", &r, &r.request_id, |m| {
-            m.request_id.clear()
-        });
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
         let id: Option<IncidentId> = v.check("incident_id", parse::uuid(&r.incident_id));
         let text = v.check("text", parse::text(&r.text, TEXT_MAX_BYTES, true));
         let occur_time = v
