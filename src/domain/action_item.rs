@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::event::FieldChange;
+use super::event::{Changes, FieldChange};
 use super::{ActionItemId, ActionItemStatus, IncidentId, Priority, Time};
 use crate::error::Error;
 
@@ -123,51 +122,20 @@ impl ActionItem {
             (true, None) if self.status.is_closed() => self.complete_time,
             (true, None) => Some(now),
         };
-        let mut changes = Vec::new();
-        let mut change = |path: &str, old: serde_json::Value, new: serde_json::Value| {
-            if old != new {
-                changes.push(FieldChange::values(path, old, new));
-            }
-        };
-        if let Some(title) = patch.title {
-            change("title", json!(self.title), json!(title));
-            self.title = title;
-        }
-        if let Some(owner) = patch.owner {
-            change("owner", json!(self.owner), json!(owner));
-            self.owner = owner;
-        }
-        change("status", json!(self.status), json!(new_status));
-        self.status = new_status;
-        change(
-            "complete_time",
-            json!(self.complete_time),
-            json!(new_complete),
-        );
-        self.complete_time = new_complete;
-        if let Some(priority) = patch.priority {
-            change("priority", json!(self.priority), json!(priority));
-            self.priority = priority;
-        }
-        if let Some(due) = patch.due_time {
-            change("due_time", json!(self.due_time), json!(due));
-            self.due_time = due;
-        }
-        if let Some(labels) = patch.labels {
-            change("labels", json!(self.labels), json!(labels));
-            self.labels = labels;
-        }
-        if let Some(description) = patch.description {
-            if description != self.description {
-                changes.push(FieldChange::path_only("description"));
-            }
-            self.description = description;
-        }
-        if !changes.is_empty() {
+        let mut c = Changes::default();
+        c.set("title", &mut self.title, patch.title);
+        c.set_large("description", &mut self.description, patch.description);
+        c.set("owner", &mut self.owner, patch.owner);
+        c.set("status", &mut self.status, Some(new_status));
+        c.set("complete_time", &mut self.complete_time, Some(new_complete));
+        c.set("priority", &mut self.priority, patch.priority);
+        c.set("due_time", &mut self.due_time, patch.due_time);
+        c.set("labels", &mut self.labels, patch.labels);
+        if !c.is_empty() {
             self.update_time = now;
             self.version += 1;
         }
-        Ok(changes)
+        Ok(c.0)
     }
 
     /// Marks the item deleted; deleting twice is NOT_FOUND.

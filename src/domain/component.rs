@@ -1,9 +1,8 @@
 //! Components: the parts of the service incidents affect, in groups.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::event::FieldChange;
+use super::event::{Changes, FieldChange};
 use super::{ComponentId, ImpactLevel, Time};
 use crate::error::Error;
 
@@ -59,34 +58,15 @@ impl Component {
 
     /// Applies a patch and returns what changed.
     pub fn apply_patch(&mut self, patch: ComponentPatch, now: Time) -> Vec<FieldChange> {
-        let mut changes = Vec::new();
-        if let Some(name) = patch.name {
-            if name != self.name {
-                changes.push(FieldChange::values("name", json!(self.name), json!(name)));
-            }
-            self.name = name;
-        }
-        if let Some(description) = patch.description {
-            if description != self.description {
-                changes.push(FieldChange::path_only("description"));
-            }
-            self.description = description;
-        }
-        if let Some(parent_id) = patch.parent_id {
-            if parent_id != self.parent_id {
-                changes.push(FieldChange::values(
-                    "parent_id",
-                    json!(self.parent_id),
-                    json!(parent_id),
-                ));
-            }
-            self.parent_id = parent_id;
-        }
-        if !changes.is_empty() {
+        let mut c = Changes::default();
+        c.set("name", &mut self.name, patch.name);
+        c.set_large("description", &mut self.description, patch.description);
+        c.set("parent_id", &mut self.parent_id, patch.parent_id);
+        if !c.is_empty() {
             self.update_time = now;
             self.version += 1;
         }
-        changes
+        c.0
     }
 
     /// Marks the component deleted; deleting twice is NOT_FOUND.

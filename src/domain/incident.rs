@@ -3,9 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use super::event::FieldChange;
+use super::event::{Changes, FieldChange};
 use super::{
     ComponentId, ImpactLevel, IncidentId, IncidentKind, IncidentStatus, Severity, StatusUpdateId,
     Time,
@@ -341,102 +340,33 @@ impl Incident {
         now: Time,
     ) -> Result<Vec<FieldChange>, Error> {
         self.ensure_live()?;
-        let mut changes = Vec::new();
-        let mut set = |path: &str, changed: bool, old: Option<Value>, new: Option<Value>| {
-            if changed {
-                changes.push(FieldChange {
-                    path: path.to_owned(),
-                    old_value: old,
-                    new_value: new,
-                });
-            }
-        };
-        if let Some(title) = patch.title {
-            set(
-                "title",
-                title != self.title,
-                Some(json!(self.title)),
-                Some(json!(title)),
-            );
-            self.title = title;
-        }
-        if let Some(summary) = patch.summary {
-            // Large text: the path alone says it changed.
-            set("summary", summary != self.summary, None, None);
-            self.summary = summary;
-        }
-        if let Some(severity) = patch.severity {
-            set(
-                "severity",
-                severity != self.severity,
-                Some(json!(self.severity)),
-                Some(json!(severity)),
-            );
-            self.severity = severity;
-        }
-        if let Some(windows) = patch.impact_windows {
-            set(
-                "impact_windows",
-                windows != self.impact_windows,
-                Some(json!(self.impact_windows)),
-                Some(json!(windows)),
-            );
-            self.impact_windows = windows;
-        }
-        if let Some(t) = patch.scheduled_start_time {
-            set(
-                "scheduled_start_time",
-                t != self.scheduled_start_time,
-                Some(json!(self.scheduled_start_time)),
-                Some(json!(t)),
-            );
-            self.scheduled_start_time = t;
-        }
-        if let Some(t) = patch.scheduled_end_time {
-            set(
-                "scheduled_end_time",
-                t != self.scheduled_end_time,
-                Some(json!(self.scheduled_end_time)),
-                Some(json!(t)),
-            );
-            self.scheduled_end_time = t;
-        }
-        if let Some(roles) = patch.roles {
-            set(
-                "roles",
-                roles != self.roles,
-                Some(json!(self.roles)),
-                Some(json!(roles)),
-            );
-            self.roles = roles;
-        }
-        if let Some(labels) = patch.labels {
-            set(
-                "labels",
-                labels != self.labels,
-                Some(json!(self.labels)),
-                Some(json!(labels)),
-            );
-            self.labels = labels;
-        }
-        if let Some(t) = patch.next_update_time {
-            set(
-                "next_update_time",
-                t != self.next_update_time,
-                Some(json!(self.next_update_time)),
-                Some(json!(t)),
-            );
-            self.next_update_time = t;
-        }
-        if let Some(t) = patch.declare_time {
-            set(
-                "declare_time",
-                t != self.declare_time,
-                Some(json!(self.declare_time)),
-                Some(json!(t)),
-            );
-            self.declare_time = t;
-        }
+        let mut c = Changes::default();
+        c.set("title", &mut self.title, patch.title);
+        c.set_large("summary", &mut self.summary, patch.summary);
+        c.set("severity", &mut self.severity, patch.severity);
+        c.set(
+            "impact_windows",
+            &mut self.impact_windows,
+            patch.impact_windows,
+        );
+        c.set(
+            "scheduled_start_time",
+            &mut self.scheduled_start_time,
+            patch.scheduled_start_time,
+        );
+        c.set(
+            "scheduled_end_time",
+            &mut self.scheduled_end_time,
+            patch.scheduled_end_time,
+        );
+        c.set("roles", &mut self.roles, patch.roles);
+        c.set("labels", &mut self.labels, patch.labels);
+        c.set(
+            "next_update_time",
+            &mut self.next_update_time,
+            patch.next_update_time,
+        );
+        c.set("declare_time", &mut self.declare_time, patch.declare_time);
         for (milestone, value) in [
             (Milestone::Identify, patch.identify_time),
             (Milestone::Mitigate, patch.mitigate_time),
@@ -460,18 +390,12 @@ impl Incident {
                 Milestone::Mitigate => ("mitigate_time", &mut self.mitigate_time),
                 Milestone::Resolve => ("resolve_time", &mut self.resolve_time),
             };
-            set(
-                path,
-                effective != *slot,
-                Some(json!(*slot)),
-                Some(json!(effective)),
-            );
-            *slot = effective;
+            c.set(path, slot, Some(effective));
         }
-        if !changes.is_empty() {
+        if !c.is_empty() {
             self.touch(now);
         }
-        Ok(changes)
+        Ok(c.0)
     }
 
     /// Marks the incident deleted.

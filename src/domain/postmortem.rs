@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::event::FieldChange;
+use super::event::{Changes, FieldChange};
 use super::{IncidentId, Time};
 use crate::error::Error;
 
@@ -59,34 +59,15 @@ impl Postmortem {
 
     /// Edits the draft (also after publishing: typos get fixed).
     pub fn apply_patch(&mut self, patch: PostmortemPatch, now: Time) -> Vec<FieldChange> {
-        let mut changes = Vec::new();
-        if let Some(body) = patch.body {
-            if body != self.body {
-                changes.push(FieldChange::path_only("body"));
-            }
-            self.body = body;
-        }
-        if let Some(sections) = patch.sections {
-            if sections != self.sections {
-                changes.push(FieldChange::path_only("sections"));
-            }
-            self.sections = sections;
-        }
-        if let Some(author) = patch.author {
-            if author != self.author {
-                changes.push(FieldChange::values(
-                    "author",
-                    serde_json::json!(self.author),
-                    serde_json::json!(author),
-                ));
-            }
-            self.author = author;
-        }
-        if !changes.is_empty() {
+        let mut c = Changes::default();
+        c.set_large("body", &mut self.body, patch.body);
+        c.set_large("sections", &mut self.sections, patch.sections);
+        c.set("author", &mut self.author, patch.author);
+        if !c.is_empty() {
             self.update_time = Some(now);
             self.version += 1;
         }
-        changes
+        c.0
     }
 
     /// Publishes it: only once, and only once the incident is closed.
