@@ -83,7 +83,7 @@ struct ServeArgs {
     #[arg(long, env = "INCIDENTD_LIVE_BUFFER", default_value_t = incidentd::hub::LIVE_BUFFER, value_parser = clap::value_parser!(u64).range(16..=1_000_000).map(|v| v as usize))]
     live_buffer: usize,
     /// Load the seed incidents before serving (those already loaded are skipped).
-    #[arg(long, env = "INCIDENTD_SEED")]
+    #[arg(long, env = "INCIDENTD_SEED", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     seed: bool,
     /// Folder of seed files used by --seed.
     #[arg(long, env = "INCIDENTD_SEED_DIR", default_value = "seeds")]
@@ -130,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Seed { database, dir } => {
             let store = Store::open(&database, StoreOptions::default()).await?;
-            let loaded = incidentd::server::load_seeds(&store, &dir).await;
+            let loaded = incidentd::server::load_seeds(&store, &seed_dir(dir)).await;
             store.close().await;
             loaded?;
         }
@@ -156,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
                     live_buffer: args.live_buffer,
                 },
                 max_subscribers: args.max_subscribers,
-                seed_dir: args.seed.then_some(args.seed_dir),
+                seed_dir: args.seed.then(|| seed_dir(args.seed_dir)),
                 tokens: args
                     .tokens_file
                     .as_deref()
@@ -177,6 +177,16 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The seed folder: as given, or, for the default `seeds` when run from
+/// outside the repository, the one this binary was built from.
+fn seed_dir(dir: PathBuf) -> PathBuf {
+    if dir.exists() || dir != std::path::Path::new("seeds") {
+        return dir;
+    }
+    let built_from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    if built_from.exists() { built_from } else { dir }
 }
 
 async fn shutdown_signal() {

@@ -199,6 +199,11 @@ impl Server {
                     health_on_stop
                         .set_not_serving::<ActionItemServiceServer<ActionItems>>()
                         .await;
+                    // The server as a whole ("") too: probes that ask for no
+                    // particular service see the drain.
+                    health_on_stop
+                        .set_service_status("", tonic_health::ServingStatus::NotServing)
+                        .await;
                     // tonic waits for open streams: end them, each after it has
                     // delivered everything committed so far.
                     hub.shut_down();
