@@ -11,9 +11,9 @@ use crate::error::Error;
 use crate::proto as pb;
 use crate::proto::action_item_service_server::ActionItemService;
 use crate::service::action_items as svc;
+use crate::store::Cursor;
 use crate::store::Store;
 use crate::store::action_items::{ActionItemFilter, cursor_after};
-use crate::store::incidents::Cursor;
 
 /// The ActionItemService handlers.
 #[derive(Clone)]

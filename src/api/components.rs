@@ -12,9 +12,9 @@ use crate::error::Error;
 use crate::proto as pb;
 use crate::proto::component_service_server::ComponentService;
 use crate::service::components as svc;
+use crate::store::Cursor;
 use crate::store::Store;
 use crate::store::components::cursor_after;
-use crate::store::incidents::Cursor;
 
 /// The ComponentService handlers.
 #[derive(Clone)]

@@ -13,8 +13,9 @@ use crate::proto as pb;
 use crate::proto::incident_service_server::IncidentService;
 use crate::service::action_items;
 use crate::service::incidents::{self as svc, IncidentRef};
+use crate::store::Cursor;
 use crate::store::Store;
-use crate::store::incidents::{Cursor, IncidentFilter, cursor_after, status_update_cursor};
+use crate::store::incidents::{IncidentFilter, cursor_after, status_update_cursor};
 
 /// The IncidentService handlers.
 #[derive(Clone)]

@@ -7,8 +7,9 @@ use crate::domain::{
     Postmortem, Time,
 };
 use crate::error::{Error, Result};
+use crate::store::Cursor;
 use crate::store::action_items::{self as db, ActionItemFilter};
-use crate::store::incidents::{self as incidents_db, Cursor};
+use crate::store::incidents as incidents_db;
 use crate::store::request_ids::RequestKey;
 use crate::store::{Store, WriteCtx};
 

@@ -3,8 +3,8 @@
 use crate::domain::component::ComponentPatch;
 use crate::domain::{Component, ComponentId, EventPayload, NewEvent};
 use crate::error::{Error, FieldViolation, Result};
+use crate::store::Cursor;
 use crate::store::components as db;
-use crate::store::incidents::Cursor;
 use crate::store::request_ids::RequestKey;
 use crate::store::{Store, WriteCtx};
 

@@ -8,7 +8,8 @@ use crate::domain::{
     StatusUpdateId, Time,
 };
 use crate::error::{Error, Result};
-use crate::store::incidents::{self as db, Cursor, IncidentFilter};
+use crate::store::Cursor;
+use crate::store::incidents::{self as db, IncidentFilter};
 use crate::store::request_ids::RequestKey;
 use crate::store::{Store, WriteCtx, components};
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
-use super::incidents::Cursor;
+use super::Cursor;
 use super::to_nanos;
 use crate::domain::{
     ActionItem, ActionItemId, ActionItemStatus, Incident, IncidentId, Postmortem, Time,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sqlx::{Row, SqliteConnection};
 
-use super::incidents::Cursor;
+use super::Cursor;
 use super::{from_nanos, to_nanos};
 use crate::domain::{Component, ComponentId, ImpactLevel};
 use crate::error::{Error, Result};

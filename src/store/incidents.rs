@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
-use super::to_nanos;
+use super::{Cursor, to_nanos};
 use crate::domain::{
     ComponentId, Incident, IncidentId, IncidentKind, IncidentStatus, Severity, StatusUpdate, Time,
 };
@@ -23,13 +23,6 @@ pub struct IncidentFilter {
     /// Key, and value if the label filter names one.
     pub label: Option<(String, Option<String>)>,
     pub show_deleted: bool,
-}
-
-/// Position after the last item of a page, in `create_time desc, id desc` order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Cursor {
-    pub create_time: i64,
-    pub id: String,
 }
 
 /// The next reference number (the N of INC-N).

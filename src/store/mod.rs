@@ -225,6 +225,13 @@ async fn load_or_create_key(conn: &mut SqliteConnection) -> Result<[u8; 32]> {
     Ok(key)
 }
 
+/// Position after the last item of a page, in `create_time desc, id desc` order.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    pub create_time: i64,
+    pub id: String,
+}
+
 /// Stored form of a time: nanoseconds since the epoch.
 pub(crate) fn to_nanos(t: Time) -> i64 {
     t.timestamp_nanos_opt().unwrap_or(i64::MAX)
