@@ -8,7 +8,6 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server as TonicServer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -16,6 +15,7 @@ use tracing::Span;
 use std::sync::Arc;
 
 use tonic::transport::ServerTlsConfig;
+use tonic::transport::server::TcpIncoming;
 
 use crate::admission::AdmissionLayer;
 use crate::api::action_items::ActionItems;
@@ -119,6 +119,9 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
+        // Nagle plus delayed ACKs would hold small responses for ~40 ms; tonic
+        // sets TCP_NODELAY only on sockets it binds itself.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         if config.tokens.is_none() {
             tracing::warn!(%addr, "serving without authentication (open mode, loopback only); the actor is the x-actor metadata value");
         }
@@ -184,7 +187,7 @@ impl Server {
                 .add_service(components)
                 .add_service(timeline)
                 .add_service(action_items)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                .serve_with_incoming_shutdown(incoming, async move {
                     let _ = shutdown_rx.await;
                     tracing::info!("shutting down: draining in-flight requests");
                     health_on_stop
