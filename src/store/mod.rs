@@ -78,7 +78,8 @@ fn connect_options(database: &str) -> Result<SqliteConnectOptions> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5))
-        .pragma("cache_size", "-65536")
+        // Page cache per connection, in KiB: the writer's is the big one.
+        .pragma("cache_size", "-32768")
         .log_statements(tracing::log::LevelFilter::Trace))
 }
 
@@ -96,7 +97,9 @@ impl Store {
         let read = SqlitePoolOptions::new()
             .max_connections(options.read_connections)
             .min_connections(1)
-            .connect_with(opts.read_only(true))
+            // Readers share the OS page cache; a small cache each keeps memory
+            // bounded whatever the pool size.
+            .connect_with(opts.read_only(true).pragma("cache_size", "-4096"))
             .await?;
         let (head_tx, head_rx) = watch::channel(head);
         let hub = Hub::new(options.live_buffer);
