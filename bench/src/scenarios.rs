@@ -1,0 +1,1080 @@
+//! The scenarios of issue 7, each producing rows of the table.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use futures::future::join_all;
+use incident_client::pb::subscribe_timeline_request::Start;
+use incident_client::pb::subscribe_timeline_response::Kind;
+use incident_client::tonic::transport::Channel;
+use incident_client::tonic::{Code, Streaming};
+use incident_client::*;
+use tokio::sync::{Semaphore, watch};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::load::{Measured, Op, Samples, closed_loop, mix, open_loop};
+use crate::report::Row;
+use crate::server::{CpuMark, Server};
+
+/// Connections a closed loop spreads its calls over.
+const CONNECTIONS: usize = 4;
+/// Subscription streams multiplexed on one connection.
+const STREAMS_PER_CONNECTION: usize = 100;
+/// The admission limit of the overload server.
+const OVERLOAD_LIMIT: usize = 32;
+/// Write rate while fanning out.
+const FANOUT_RATE: u64 = 100;
+
+/// Every scenario, in the order they run and print.
+pub const ALL: &[&str] = &[
+    "baseline",
+    "get",
+    "list",
+    "post-1",
+    "post-16",
+    "post-64",
+    "mixed",
+    "fanout",
+    "catchup",
+    "groupcommit",
+    "stalled",
+    "overload",
+];
+
+/// Settings and state shared by the scenarios of one run.
+pub struct Ctx {
+    pub bin: std::path::PathBuf,
+    pub quick: bool,
+    pub incidents: usize,
+    pub subscribers: usize,
+    pub events: u64,
+    pub warmup: Duration,
+    pub window: Duration,
+    pub nproc: usize,
+    pub server: Server,
+    pub chans: Arc<Vec<Channel>>,
+    /// Incidents reads and writes go to.
+    pub hot: Arc<Vec<String>>,
+    /// Incidents created on the main server so far.
+    pub created: usize,
+    pub baseline: Option<f64>,
+    pub post64: Option<f64>,
+    pub rows: Vec<Row>,
+    pub warnings: Vec<String>,
+}
+
+impl Ctx {
+    /// The server flags every bench server gets: nothing shed unless a
+    /// scenario wants it, room for every subscriber.
+    pub fn main_flags(subscribers: usize) -> Vec<String> {
+        vec![
+            "--max-concurrent-requests".into(),
+            "1000000".into(),
+            "--max-subscribers".into(),
+            (subscribers * 2 + 64).clamp(10_000, 1_000_000).to_string(),
+        ]
+    }
+
+    fn ratio(&self, ops: f64) -> Option<f64> {
+        self.baseline.map(|b| ops / b)
+    }
+
+    /// A row with the usual figures of a closed loop.
+    fn row(&self, scenario: &str, m: &Measured) -> Row {
+        let all = m.all();
+        let mut r = Row {
+            scenario: scenario.into(),
+            ops_per_s: Some(m.ops_per_s()),
+            ratio: self.ratio(m.ops_per_s()),
+            p50_ms: all.quantile_ms(0.50),
+            p99_ms: all.quantile_ms(0.99),
+            p999_ms: all.quantile_ms(0.999),
+            server_rss_mib: Some(self.server.rss_kib() as f64 / 1024.0),
+            server_cpu: Some(m.server_cpu),
+            client_cpu: Some(m.client_cpu),
+            ..Default::default()
+        };
+        if m.error_count() > 0 {
+            r.note(format!("errors during the window: {:?}", m.errors));
+        }
+        r
+    }
+
+    pub async fn run(&mut self, name: &str) -> anyhow::Result<()> {
+        settle(&self.server).await;
+        match name {
+            "baseline" => self.baseline().await,
+            "get" => self.get().await,
+            "list" => self.list().await,
+            "post-1" => self.post(1).await,
+            "post-16" => self.post(16).await,
+            "post-64" => self.post(64).await,
+            "mixed" => self.mixed().await,
+            "fanout" => self.fanout().await,
+            "catchup" => self.catchup().await,
+            "groupcommit" => self.groupcommit().await,
+            "stalled" => self.stalled().await,
+            "overload" => self.overload().await,
+            other => bail!("unknown scenario {other}"),
+        }
+    }
+
+    // -----------------------------------------------------------------------
+
+    async fn baseline(&mut self) -> anyhow::Result<()> {
+        let m = closed_loop(
+            &self.server,
+            64,
+            self.warmup,
+            self.window,
+            health_op(self.chans.clone()),
+        )
+        .await;
+        self.baseline = Some(m.ops_per_s());
+        let mut r = self.row("baseline (health Check, 64 in flight)", &m);
+        let n = self.nproc as f64;
+        let busy = m.server_cpu + m.client_cpu;
+        if busy < 0.85 * n {
+            self.warnings.push(format!(
+                "the baseline did not saturate the machine (server {:.2} + client {:.2} of {} cores): \
+                 the figures measure round trips, not the server's capacity",
+                m.server_cpu, m.client_cpu, self.nproc
+            ));
+        }
+        let usable = (n - m.client_cpu).max(0.0);
+        if m.server_cpu < 0.9 * usable {
+            self.warnings.push(format!(
+                "the baseline does not saturate the server: it used {:.2} of the {:.2} cores the \
+                 load generator ({:.2} cores) left it on this {}-core machine; the server waits \
+                 (on the network or a lock), so the figures measure round trips and the client \
+                 as much as the server",
+                m.server_cpu, usable, m.client_cpu, self.nproc
+            ));
+        }
+        if m.client_cpu >= 0.8 * m.server_cpu {
+            r.note(format!(
+                "baseline: the load generator needs about as much CPU as the server ({:.2} vs {:.2} \
+                 cores) and they share {} cores: the server gets about {:.0} % of the machine",
+                m.client_cpu,
+                m.server_cpu,
+                self.nproc,
+                100.0 * m.server_cpu / n
+            ));
+        }
+        self.rows.push(r);
+        Ok(())
+    }
+
+    /// Makes sure the hot set of incidents (reads and writes go there) exists.
+    async fn ensure_hot(&mut self) -> anyhow::Result<()> {
+        if self.hot.is_empty() {
+            let n = if self.quick { 256 } else { 1000 };
+            let (ids, _) = create_incidents(&self.chans, n, 64, self.created).await?;
+            self.created += n;
+            self.hot = Arc::new(ids);
+        }
+        Ok(())
+    }
+
+    async fn get(&mut self) -> anyhow::Result<()> {
+        self.ensure_hot().await?;
+        let m = closed_loop(
+            &self.server,
+            64,
+            self.warmup,
+            self.window,
+            get_op(self.chans.clone(), self.hot.clone()),
+        )
+        .await;
+        let mut r = self.row("get (GetIncident, 64 in flight)", &m);
+        if let Some(ratio) = r.ratio {
+            r.target(">= 0.7 x baseline", format!("{ratio:.2} x"), ratio >= 0.7);
+        }
+        self.rows.push(r);
+        Ok(())
+    }
+
+    async fn list(&mut self) -> anyhow::Result<()> {
+        self.ensure_hot().await?;
+        let want = self.incidents;
+        let mut preload_note = None;
+        if self.created < want {
+            let n = want - self.created;
+            let (_, rate) = create_incidents(&self.chans, n, 256, self.created).await?;
+            self.created = want;
+            preload_note = Some(format!(
+                "preload: {n} CreateIncident calls, 256 in flight over {CONNECTIONS} connections \
+                 (group commit), {rate:.0}/s"
+            ));
+        }
+        let conc = 4;
+        let m = closed_loop(
+            &self.server,
+            conc,
+            self.warmup,
+            self.window,
+            list_op(self.chans.clone()),
+        )
+        .await;
+        let mut r = self.row(
+            &format!(
+                "list (ListIncidents severity=P1 open=true, 50/page, {} incidents, {conc} in flight)",
+                self.created
+            ),
+            &m,
+        );
+        let p99 = r.p99_ms.unwrap_or(f64::INFINITY);
+        let at = if self.created == 100_000 {
+            String::new()
+        } else {
+            format!(" (target is at 100000; here {})", self.created)
+        };
+        r.target(
+            format!("p99 <= 5 ms{at}"),
+            format!("{p99:.2} ms"),
+            p99 <= 5.0,
+        );
+        if let Some(n) = preload_note {
+            r.note(n);
+        }
+        // A selective filter the index cannot serve: how the scan grows.
+        let mut client = IncidentServiceClient::new(self.chans[0].clone());
+        let mut s = Samples::default();
+        for _ in 0..if self.quick { 5 } else { 20 } {
+            let t = Instant::now();
+            client
+                .list_incidents(ListIncidentsRequest {
+                    page_size: 50,
+                    query: "no such title".into(),
+                    ..Default::default()
+                })
+                .await?;
+            s.0.push(t.elapsed().as_nanos() as u64);
+        }
+        s.sort();
+        r.note(format!(
+            "list with a filter nothing matches (query=\"no such title\", a full scan): p50 {:.1} ms, max {:.1} ms at {} incidents",
+            s.quantile_ms(0.5).unwrap_or(0.0),
+            s.quantile_ms(1.0).unwrap_or(0.0),
+            self.created
+        ));
+        self.rows.push(r);
+        Ok(())
+    }
+
+    async fn post(&mut self, conc: usize) -> anyhow::Result<()> {
+        self.ensure_hot().await?;
+        let chans = if conc == 1 {
+            Arc::new(vec![self.chans[0].clone()])
+        } else {
+            self.chans.clone()
+        };
+        let m = closed_loop(
+            &self.server,
+            conc,
+            self.warmup,
+            self.window,
+            post_op(chans, self.hot.clone()),
+        )
+        .await;
+        let mut r = self.row(
+            &format!("post-{conc} (PostStatusUpdate, {conc} in flight)"),
+            &m,
+        );
+        if conc == 64 {
+            self.post64 = Some(m.ops_per_s());
+            let ops = m.ops_per_s();
+            r.target(
+                ">= 10000/s (synchronous=FULL)",
+                format!("{ops:.0}/s"),
+                ops >= 10_000.0,
+            );
+            let p99 = r.p99_ms.unwrap_or(f64::INFINITY);
+            r.target("p99 <= 20 ms", format!("{p99:.2} ms"), p99 <= 20.0);
+        }
+        self.rows.push(r);
+        Ok(())
+    }
+
+    async fn mixed(&mut self) -> anyhow::Result<()> {
+        self.ensure_hot().await?;
+        let m = closed_loop(
+            &self.server,
+            64,
+            self.warmup,
+            self.window,
+            mixed_op(self.chans.clone(), self.hot.clone()),
+        )
+        .await;
+        let mut r = self.row("mixed (90% GetIncident / 10% PostStatusUpdate, 64)", &m);
+        r.note(format!(
+            "mixed: reads p99 {:.2} ms, writes p99 {:.2} ms",
+            m.lat[0].quantile_ms(0.99).unwrap_or(0.0),
+            m.lat[1].quantile_ms(0.99).unwrap_or(0.0)
+        ));
+        self.rows.push(r);
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+
+    async fn fanout(&mut self) -> anyhow::Result<()> {
+        self.ensure_hot().await?;
+        let n = self.subscribers;
+        let rss0 = self.server.rss_kib();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let phase = Arc::new(AtomicU8::new(0));
+        let subs = open_subscribers(&self.server, n, stop_rx, Some(phase.clone())).await?;
+        let rss_open = self.server.rss_kib();
+
+        // Writes at a set rate, whatever their latency.
+        let incident = self.hot[0].clone();
+        let writer_chan = self.server.connect().await?;
+        let writes = Arc::new(std::sync::Mutex::new(Samples::default()));
+        let write_phase = phase.clone();
+        let writes2 = writes.clone();
+        let writer = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / FANOUT_RATE));
+            let mut tasks = Vec::new();
+            for i in 0u64.. {
+                tick.tick().await;
+                let p = write_phase.load(Ordering::Relaxed);
+                if p == 2 {
+                    break;
+                }
+                let mut c = TimelineServiceClient::new(writer_chan.clone());
+                let incident = incident.clone();
+                let writes = writes2.clone();
+                tasks.push(tokio::spawn(async move {
+                    let t = Instant::now();
+                    let r = c
+                        .add_note(AddNoteRequest {
+                            incident_id: incident,
+                            text: format!("fanout note {i}"),
+                            ..Default::default()
+                        })
+                        .await;
+                    if p == 1 && r.is_ok() {
+                        writes.lock().unwrap().0.push(t.elapsed().as_nanos() as u64);
+                    }
+                }));
+            }
+            join_all(tasks).await;
+        });
+        tokio::time::sleep(self.warmup).await;
+        let mark = CpuMark::take(&self.server);
+        phase.store(1, Ordering::Relaxed);
+        // Twice the usual window: at 100 events/s a window holds few writes.
+        let window = self.window * 2;
+        let mut rss_max = 0;
+        let end = Instant::now() + window;
+        while Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            rss_max = rss_max.max(self.server.rss_kib());
+        }
+        phase.store(2, Ordering::Relaxed);
+        let (wall, server_cpu, client_cpu) = mark.since(&self.server);
+        let _ = writer.await;
+        // Let the last events arrive, then stop the subscribers.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop_tx.send_replace(true);
+        let mut lat = Samples::default();
+        let mut lost = 0;
+        for s in join_all(subs).await {
+            match s {
+                Ok(Ok(samples)) => lat.0.extend(samples.0),
+                _ => lost += 1,
+            }
+        }
+        lat.sort();
+        let mut writes = std::mem::take(&mut *writes.lock().unwrap());
+        writes.sort();
+        let expected = writes.len() as f64 * n as f64;
+        let delivered = lat.len() as f64;
+        let mut r = Row {
+            scenario: format!("fanout ({n} subscribers, {FANOUT_RATE} events/s; deliveries)"),
+            ops_per_s: Some(delivered / wall),
+            ratio: self.ratio(delivered / wall),
+            p50_ms: lat.quantile_ms(0.5),
+            p99_ms: lat.quantile_ms(0.99),
+            p999_ms: lat.quantile_ms(0.999),
+            server_rss_mib: Some(rss_max.max(rss_open) as f64 / 1024.0),
+            server_cpu: Some(server_cpu),
+            client_cpu: Some(client_cpu),
+            ..Default::default()
+        };
+        let p99 = r.p99_ms.unwrap_or(f64::INFINITY);
+        let at = if n == 10_000 {
+            String::new()
+        } else {
+            format!(" (target at 10000 subs; here {n})")
+        };
+        r.target(
+            format!("commit->receipt p99 <= 50 ms{at}"),
+            format!("{p99:.2} ms"),
+            p99 <= 50.0,
+        );
+        let rss_mib = rss_max.max(rss_open) as f64 / 1024.0;
+        r.target(
+            format!("server RSS <= 300 MiB{at}"),
+            format!("{rss_mib:.1} MiB"),
+            rss_mib <= 300.0,
+        );
+        r.note(format!(
+            "fanout: latency = receipt - event_time (the group's commit clock, taken before its \
+             fsync); RSS {:.1} MiB before subscribing, {:.1} MiB with {n} open; write (AddNote) \
+             p99 {:.2} ms; {} deliveries in the window for {:.0} expected (writes x subscribers){}",
+            rss0 as f64 / 1024.0,
+            rss_open as f64 / 1024.0,
+            writes.quantile_ms(0.99).unwrap_or(0.0),
+            delivered,
+            expected,
+            if lost > 0 {
+                format!("; {lost} subscriptions failed")
+            } else {
+                String::new()
+            }
+        ));
+        self.rows.push(r);
+        Ok(())
+    }
+
+    async fn catchup(&mut self) -> anyhow::Result<()> {
+        self.ensure_hot().await?;
+        let target = self.events;
+        let incident = self.hot[0].clone();
+        let mut head = add_note(&self.chans[0], &incident, "catch-up probe".into()).await?;
+        let mut topup_note = None;
+        if head < target {
+            let need = target - head;
+            let t = Instant::now();
+            head = fill_log(&self.chans, &incident, need, 128).await?;
+            let rate = need as f64 / t.elapsed().as_secs_f64();
+            topup_note = Some(format!(
+                "catch-up: log topped up to {head} events with {need} AddNote calls, 128 in flight ({rate:.0}/s)"
+            ));
+        }
+        let ch = self.server.connect().await?;
+        let mut client = TimelineServiceClient::new(ch);
+        let mark = CpuMark::take(&self.server);
+        let t = Instant::now();
+        let mut stream = client
+            .subscribe_timeline(SubscribeTimelineRequest {
+                start: Some(Start::AfterSequence(0)),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let mut first_after = None::<Duration>;
+        let mut received = 0u64;
+        while let Some(m) = stream.message().await? {
+            if let Some(Kind::Event(e)) = m.kind {
+                if first_after.is_none() {
+                    first_after = Some(t.elapsed());
+                }
+                received += 1;
+                if e.sequence >= head || received >= target {
+                    break;
+                }
+            }
+        }
+        let took = t.elapsed().as_secs_f64();
+        let (_, server_cpu, client_cpu) = mark.since(&self.server);
+        drop(stream);
+        let rate = received as f64 / took;
+        let mut r = Row {
+            scenario: format!("catchup (1 subscriber replaying {received} events from 0)"),
+            ops_per_s: Some(rate),
+            ratio: self.ratio(rate),
+            server_rss_mib: Some(self.server.rss_kib() as f64 / 1024.0),
+            server_cpu: Some(server_cpu),
+            client_cpu: Some(client_cpu),
+            ..Default::default()
+        };
+        let at = if received >= 1_000_000 {
+            String::new()
+        } else {
+            format!(" (target replays 1000000; here {received})")
+        };
+        r.target(
+            format!(">= 200000 events/s{at}"),
+            format!("{rate:.0}/s"),
+            rate >= 200_000.0,
+        );
+        r.note(format!(
+            "catch-up: {received} events in {took:.2} s, first after {:.1} ms",
+            first_after.unwrap_or_default().as_secs_f64() * 1e3
+        ));
+        if let Some(n) = topup_note {
+            r.note(n);
+        }
+        self.rows.push(r);
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+
+    async fn groupcommit(&mut self) -> anyhow::Result<()> {
+        let mut reference = self.post64;
+        let mut extra_row = None;
+        if reference.is_none() {
+            // post-64 was not run: measure it on a fresh default server.
+            let (m, row) = self.post64_on(&[]).await?;
+            reference = Some(m);
+            extra_row = Some(row);
+        }
+        let (ops, mut row) = self.post64_on(&["--max-batch".into(), "1".into()]).await?;
+        if let Some(mut x) = extra_row {
+            x.scenario = "groupcommit reference (post-64, default server)".into();
+            self.rows.push(x);
+        }
+        row.scenario = "groupcommit (post-64 on a second server, --max-batch 1)".into();
+        let reference = reference.unwrap_or(0.0);
+        let ratio = reference / ops.max(1e-9);
+        row.target(
+            "post-64 >= 5 x batch-of-1",
+            format!("{ratio:.1} x ({reference:.0} vs {ops:.0}/s)"),
+            ratio >= 5.0,
+        );
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// PostStatusUpdate at 64 in flight on a fresh server with `flags`.
+    async fn post64_on(&self, flags: &[String]) -> anyhow::Result<(f64, Row)> {
+        let mut all = Ctx::main_flags(0);
+        all.extend_from_slice(flags);
+        let server = Server::start(&self.bin, &all).await?;
+        let chans = Arc::new(server.connections(CONNECTIONS).await?);
+        let (ids, _) = create_incidents(&chans, 64, 64, 0).await?;
+        let m = closed_loop(
+            &server,
+            64,
+            self.warmup,
+            self.window,
+            post_op(chans, Arc::new(ids)),
+        )
+        .await;
+        let all = m.all();
+        let mut row = Row {
+            scenario: String::new(),
+            ops_per_s: Some(m.ops_per_s()),
+            ratio: self.ratio(m.ops_per_s()),
+            p50_ms: all.quantile_ms(0.5),
+            p99_ms: all.quantile_ms(0.99),
+            p999_ms: all.quantile_ms(0.999),
+            server_rss_mib: Some(server.rss_kib() as f64 / 1024.0),
+            server_cpu: Some(m.server_cpu),
+            client_cpu: Some(m.client_cpu),
+            ..Default::default()
+        };
+        if m.error_count() > 0 {
+            row.note(format!("errors: {:?}", m.errors));
+        }
+        server.stop().await;
+        Ok((m.ops_per_s(), row))
+    }
+
+    async fn stalled(&mut self) -> anyhow::Result<()> {
+        self.ensure_hot().await?;
+        // Without / with / without / with, pooled, so drift does not decide.
+        let phase = (self.window / 2).max(Duration::from_millis(500));
+        let warm = self.warmup / 2;
+        let (mut without, mut with) = (Samples::default(), Samples::default());
+        let (mut ops_without, mut ops_with) = (0.0, 0.0);
+        let mut last = None;
+        for _ in 0..2 {
+            let m = closed_loop(
+                &self.server,
+                64,
+                warm,
+                phase,
+                post_op(self.chans.clone(), self.hot.clone()),
+            )
+            .await;
+            ops_without += m.ops_per_s() / 2.0;
+            without.0.extend(m.all().0);
+            // One subscriber on its own connection that never reads: its
+            // stream and connection windows fill, then the server's queue.
+            let stalled_ch = self.server.connect().await?;
+            let stalled = TimelineServiceClient::new(stalled_ch.clone())
+                .subscribe_timeline(SubscribeTimelineRequest {
+                    start: Some(Start::FromNow(())),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            let m = closed_loop(
+                &self.server,
+                64,
+                warm,
+                phase,
+                post_op(self.chans.clone(), self.hot.clone()),
+            )
+            .await;
+            ops_with += m.ops_per_s() / 2.0;
+            with.0.extend(m.all().0);
+            drop(stalled);
+            drop(stalled_ch);
+            last = Some(m);
+        }
+        without.sort();
+        with.sort();
+        let p99_without = without.quantile_ms(0.99).unwrap_or(0.0);
+        let p99_with = with.quantile_ms(0.99).unwrap_or(f64::INFINITY);
+        let rise = (p99_with / p99_without - 1.0) * 100.0;
+        let m = last.context("no stalled window")?;
+
+        // Memory per open (idle) subscriber, on a fresh server: on this one,
+        // heap freed by earlier scenarios would absorb the growth.
+        let n = self.subscribers;
+        let fresh = Server::start(&self.bin, &Ctx::main_flags(n)).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let rss0 = fresh.rss_kib();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let subs = open_subscribers(&fresh, n, stop_rx, None).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss_n = fresh.rss_kib();
+        stop_tx.send_replace(true);
+        join_all(subs).await;
+        fresh.stop().await;
+        let per = (rss_n as f64 - rss0 as f64) / n as f64;
+
+        let mut r = Row {
+            scenario: "stalled (post-64 with one subscriber that never reads)".into(),
+            ops_per_s: Some(ops_with),
+            ratio: self.ratio(ops_with),
+            p50_ms: with.quantile_ms(0.5),
+            p99_ms: Some(p99_with),
+            p999_ms: with.quantile_ms(0.999),
+            server_rss_mib: Some(self.server.rss_kib() as f64 / 1024.0),
+            server_cpu: Some(m.server_cpu),
+            client_cpu: Some(m.client_cpu),
+            ..Default::default()
+        };
+        r.target(
+            "write p99 rise <= 10 %",
+            format!("{rise:+.1} % ({p99_without:.2} -> {p99_with:.2} ms)"),
+            rise <= 10.0,
+        );
+        r.target(
+            "RSS <= 25 KiB per open subscriber",
+            format!("{per:.1} KiB ({n} idle, {STREAMS_PER_CONNECTION}/connection)"),
+            per <= 25.0,
+        );
+        r.note(format!(
+            "stalled: writes {ops_without:.0}/s without vs {ops_with:.0}/s with; on a fresh server, RSS {:.1} MiB with 0 and {:.1} MiB with {n} idle subscribers",
+            rss0 as f64 / 1024.0,
+            rss_n as f64 / 1024.0
+        ));
+        self.rows.push(r);
+        Ok(())
+    }
+
+    async fn overload(&mut self) -> anyhow::Result<()> {
+        let mut flags = Ctx::main_flags(0);
+        flags[1] = OVERLOAD_LIMIT.to_string();
+        let server = Server::start(&self.bin, &flags).await?;
+        let chans = Arc::new(server.connections(CONNECTIONS).await?);
+        let n = if self.quick { 256 } else { 1000 };
+        // Below the admission limit: the preload must not be shed.
+        let (ids, _) = create_incidents(&chans, n, OVERLOAD_LIMIT / 2, 0).await?;
+        let ids = Arc::new(ids);
+        let op = mixed_op(chans.clone(), ids.clone());
+        // The saturating load: a closed loop at the admission limit, then an
+        // open loop ramped up from there until the answers stop keeping up
+        // (goodput below 95 % of the offered rate, or refusals).
+        let closed = closed_loop(
+            &server,
+            OVERLOAD_LIMIT,
+            self.warmup,
+            self.window,
+            op.clone(),
+        )
+        .await;
+        let all = closed.all();
+        let mut r = Row {
+            ops_per_s: Some(closed.ops_per_s()),
+            p50_ms: all.quantile_ms(0.5),
+            p99_ms: all.quantile_ms(0.99),
+            p999_ms: all.quantile_ms(0.999),
+            server_rss_mib: Some(server.rss_kib() as f64 / 1024.0),
+            server_cpu: Some(closed.server_cpu),
+            client_cpu: Some(closed.client_cpu),
+            ..Default::default()
+        };
+        let mut how = format!("closed loop, {OVERLOAD_LIMIT} in flight");
+        let mut ramp = vec![format!("closed {:.0}/s", closed.ops_per_s())];
+        if closed.error_count() > 0 {
+            r.note(format!("overload-peak errors: {:?}", closed.errors));
+        }
+        let step = (self.window / 2).max(Duration::from_millis(500));
+        let mut rate = closed.ops_per_s().max(100.0);
+        for _ in 0..6 {
+            let o = open_loop(&server, rate, self.warmup / 3, step, 20_000, op.clone()).await;
+            let good = o.ok.len() as f64 / o.wall;
+            ramp.push(format!(
+                "{rate:.0} offered -> {good:.0} ok, {} refused",
+                o.refused.len()
+            ));
+            if good > r.ops_per_s.unwrap_or(0.0) {
+                how = format!("open loop at {rate:.0}/s offered");
+                r.ops_per_s = Some(good);
+                r.p50_ms = o.ok.quantile_ms(0.5);
+                r.p99_ms = o.ok.quantile_ms(0.99);
+                r.p999_ms = o.ok.quantile_ms(0.999);
+                r.server_rss_mib = Some(o.rss_max_kib as f64 / 1024.0);
+                r.server_cpu = Some(o.server_cpu);
+                r.client_cpu = Some(o.client_cpu);
+            }
+            if good < 0.95 * rate || o.refused.len() as u64 * 100 > o.issued {
+                break;
+            }
+            rate *= 1.5;
+        }
+        let peak_ops = r.ops_per_s.unwrap_or(0.0);
+        let rss_peak = server.rss_kib();
+        r.ratio = self.ratio(peak_ops);
+        r.scenario =
+            format!("overload-peak (mixed, --max-concurrent-requests {OVERLOAD_LIMIT}; {how})");
+        r.note(format!(
+            "overload ramp to find the saturating load: {}",
+            ramp.join("; ")
+        ));
+        self.rows.push(r);
+
+        let rate = 2.0 * peak_ops;
+        let o = open_loop(&server, rate, self.warmup, self.window, 20_000, op).await;
+        let goodput = o.ok.len() as f64 / o.wall;
+        let mut r = Row {
+            scenario: format!("overload-2x (open loop, {rate:.0}/s offered; goodput)"),
+            ops_per_s: Some(goodput),
+            ratio: self.ratio(goodput),
+            p50_ms: o.ok.quantile_ms(0.5),
+            p99_ms: o.ok.quantile_ms(0.99),
+            p999_ms: o.ok.quantile_ms(0.999),
+            server_rss_mib: Some(o.rss_max_kib as f64 / 1024.0),
+            server_cpu: Some(o.server_cpu),
+            client_cpu: Some(o.client_cpu),
+            ..Default::default()
+        };
+        let g = goodput / peak_ops;
+        r.target(
+            "goodput >= 0.8 x peak",
+            format!("{g:.2} x ({goodput:.0} of {peak_ops:.0}/s)"),
+            g >= 0.8,
+        );
+        let refused_p99 = o.refused.quantile_ms(0.99);
+        match refused_p99 {
+            Some(p) => r.target(
+                "RESOURCE_EXHAUSTED within 10 ms (p99)",
+                format!("{p:.2} ms ({} refused)", o.refused.len()),
+                p <= 10.0,
+            ),
+            None => r.target(
+                "RESOURCE_EXHAUSTED within 10 ms (p99)",
+                "none refused",
+                false,
+            ),
+        }
+        let bounded = o.rss_max_kib as f64 <= rss_peak as f64 * 1.5 + 16.0 * 1024.0;
+        r.target(
+            "memory bounded (max RSS <= 1.5 x peak's + 16 MiB)",
+            format!(
+                "{:.1} vs {:.1} MiB",
+                o.rss_max_kib as f64 / 1024.0,
+                rss_peak as f64 / 1024.0
+            ),
+            bounded,
+        );
+        r.note(format!(
+            "overload-2x: {} issued in the window, {} ok, {} refused (RESOURCE_EXHAUSTED), other errors {:?}, {} not sent (client cap); refusal p50 {:.2} ms",
+            o.issued,
+            o.ok.len(),
+            o.refused.len(),
+            o.other_errors,
+            o.client_dropped,
+            o.refused.quantile_ms(0.5).unwrap_or(0.0),
+        ));
+        self.rows.push(r);
+        server.stop().await;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Calls
+// ---------------------------------------------------------------------------
+
+/// Waits (up to 15 s) until the server is nearly idle, so that work left
+/// over from the previous scenario (subscriptions winding down, say) does
+/// not count against the next one.
+async fn settle(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let mark = CpuMark::take(server);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if mark.since(server).1 < 0.1 {
+            return;
+        }
+    }
+}
+
+fn pick(ids: &[String], w: usize, i: u64) -> &str {
+    &ids[(mix(((w as u64) << 40) ^ i) % ids.len() as u64) as usize]
+}
+
+fn health_op(chans: Arc<Vec<Channel>>) -> Op {
+    Arc::new(move |w, _| {
+        let mut c = HealthClient::new(chans[w % chans.len()].clone());
+        Box::pin(async move { c.check(HealthCheckRequest::default()).await.map(|_| 0) })
+    })
+}
+
+fn get_op(chans: Arc<Vec<Channel>>, ids: Arc<Vec<String>>) -> Op {
+    Arc::new(move |w, i| {
+        let mut c = IncidentServiceClient::new(chans[w % chans.len()].clone());
+        let id = pick(&ids, w, i).to_owned();
+        Box::pin(async move { c.get_incident(GetIncidentRequest { id }).await.map(|_| 0) })
+    })
+}
+
+fn post_request(id: String, w: usize, i: u64) -> PostStatusUpdateRequest {
+    PostStatusUpdateRequest {
+        incident_id: id,
+        message: format!("bench update {w}/{i}: still investigating, next update soon"),
+        ..Default::default()
+    }
+}
+
+fn post_op(chans: Arc<Vec<Channel>>, ids: Arc<Vec<String>>) -> Op {
+    Arc::new(move |w, i| {
+        let mut c = IncidentServiceClient::new(chans[w % chans.len()].clone());
+        let req = post_request(pick(&ids, w, i).to_owned(), w, i);
+        Box::pin(async move { c.post_status_update(req).await.map(|_| 0) })
+    })
+}
+
+fn mixed_op(chans: Arc<Vec<Channel>>, ids: Arc<Vec<String>>) -> Op {
+    Arc::new(move |w, i| {
+        let mut c = IncidentServiceClient::new(chans[w % chans.len()].clone());
+        let id = pick(&ids, w, i).to_owned();
+        let write = mix(i.wrapping_mul(31) ^ (w as u64) ^ 0x5eed).is_multiple_of(10);
+        Box::pin(async move {
+            if write {
+                c.post_status_update(post_request(id, w, i))
+                    .await
+                    .map(|_| 1)
+            } else {
+                c.get_incident(GetIncidentRequest { id }).await.map(|_| 0)
+            }
+        })
+    })
+}
+
+fn list_op(chans: Arc<Vec<Channel>>) -> Op {
+    Arc::new(move |w, _| {
+        let mut c = IncidentServiceClient::new(chans[w % chans.len()].clone());
+        Box::pin(async move {
+            c.list_incidents(ListIncidentsRequest {
+                page_size: 50,
+                severities: vec![Severity::P1 as i32],
+                open: Some(true),
+                ..Default::default()
+            })
+            .await
+            .map(|r| {
+                debug_assert!(!r.get_ref().incidents.is_empty());
+                0
+            })
+        })
+    })
+}
+
+/// Creates `n` incidents with `conc` calls in flight over the channels;
+/// severities cycle P0..P4. Returns their ids and the rate.
+async fn create_incidents(
+    chans: &Arc<Vec<Channel>>,
+    n: usize,
+    conc: usize,
+    offset: usize,
+) -> anyhow::Result<(Vec<String>, f64)> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    let workers: Vec<_> = (0..conc)
+        .map(|w| {
+            let next = next.clone();
+            let mut c = IncidentServiceClient::new(chans[w % chans.len()].clone());
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return Ok::<_, anyhow::Error>(ids);
+                    }
+                    let k = offset + i;
+                    let severity = [
+                        Severity::P0,
+                        Severity::P1,
+                        Severity::P2,
+                        Severity::P3,
+                        Severity::P4,
+                    ][k % 5];
+                    let r = c
+                        .create_incident(CreateIncidentRequest {
+                            incident: Some(Incident {
+                                title: format!(
+                                    "Bench incident {k}: elevated error rates on checkout"
+                                ),
+                                summary: "Customers see intermittent 502s when paying.".into(),
+                                kind: IncidentKind::Incident as i32,
+                                severity: severity as i32,
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        })
+                        .await
+                        .context("CreateIncident during preload")?;
+                    ids.push(r.into_inner().incident.context("no incident")?.id);
+                }
+            })
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(n);
+    for w in join_all(workers).await {
+        ids.extend(w??);
+    }
+    Ok((ids, n as f64 / t.elapsed().as_secs_f64()))
+}
+
+async fn add_note(ch: &Channel, incident: &str, text: String) -> anyhow::Result<u64> {
+    let e = TimelineServiceClient::new(ch.clone())
+        .add_note(AddNoteRequest {
+            incident_id: incident.into(),
+            text,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .event
+        .context("no event")?;
+    Ok(e.sequence)
+}
+
+/// Appends `n` notes, `conc` in flight; returns the highest sequence seen.
+async fn fill_log(
+    chans: &Arc<Vec<Channel>>,
+    incident: &str,
+    n: u64,
+    conc: usize,
+) -> anyhow::Result<u64> {
+    let next = Arc::new(AtomicU64::new(0));
+    let head = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..conc)
+        .map(|w| {
+            let (next, head) = (next.clone(), head.clone());
+            let ch = chans[w % chans.len()].clone();
+            let incident = incident.to_owned();
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    let s = add_note(&ch, &incident, format!("catch-up filler {i}")).await?;
+                    head.fetch_max(s, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for w in join_all(workers).await {
+        w??;
+    }
+    Ok(head.load(Ordering::Relaxed))
+}
+
+fn age(ts: &Option<prost_types::Timestamp>) -> Option<u64> {
+    let ts = ts.as_ref()?;
+    let at = UNIX_EPOCH + Duration::new(ts.seconds.max(0) as u64, ts.nanos.max(0) as u32);
+    Some(
+        SystemTime::now()
+            .duration_since(at)
+            .unwrap_or_default()
+            .as_nanos() as u64,
+    )
+}
+
+/// Opens `n` "from now" subscriptions, `STREAMS_PER_CONNECTION` per
+/// connection, and returns once each has its first message. Each task reads
+/// its stream until `stop`, recording event age while `phase` is 1.
+async fn open_subscribers(
+    server: &Server,
+    n: usize,
+    stop: watch::Receiver<bool>,
+    phase: Option<Arc<AtomicU8>>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<anyhow::Result<Samples>>>> {
+    let conns = n.div_ceil(STREAMS_PER_CONNECTION);
+    let chans = server.connections(conns).await?;
+    let ready = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(256));
+    let mut tasks = Vec::with_capacity(n);
+    for k in 0..n {
+        let ch = chans[k / STREAMS_PER_CONNECTION].clone();
+        let (ready, gate, phase) = (ready.clone(), gate.clone(), phase.clone());
+        let mut stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stream: Streaming<SubscribeTimelineResponse> = {
+                let _g = gate.acquire().await?;
+                let mut s = TimelineServiceClient::new(ch)
+                    .subscribe_timeline(SubscribeTimelineRequest {
+                        start: Some(Start::FromNow(())),
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner();
+                s.message().await?;
+                s
+            };
+            ready.fetch_add(1, Ordering::Relaxed);
+            let mut lat = Samples::default();
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    m = stream.message() => match m {
+                        Ok(Some(m)) => {
+                            if let (Some(Kind::Event(e)), Some(p)) = (m.kind, &phase)
+                                && p.load(Ordering::Relaxed) == 1
+                                && let Some(a) = age(&e.event_time)
+                            {
+                                lat.0.push(a);
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(s) if s.code() == Code::Cancelled => break,
+                        Err(s) => return Err(s.into()),
+                    }
+                }
+            }
+            Ok(lat)
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ready.load(Ordering::Relaxed) < n {
+        if tasks.iter().any(|t| t.is_finished()) {
+            bail!("a subscription failed while opening");
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {n} subscriptions opened in 120 s",
+                ready.load(Ordering::Relaxed)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The channels stay open as long as the streams hold them.
+    drop(chans);
+    Ok(tasks)
+}
