@@ -294,6 +294,7 @@ pub async fn publish_postmortem_in(
     occur_time: Option<Time>,
 ) -> Result<Postmortem> {
     let mut incident = live_incident(ctx, incident_id).await?;
+    let before = incident.clone();
     let mut pm = db::load_postmortem(ctx.conn(), incident_id).await?;
     check_etag(
         etag.as_deref(),
@@ -306,7 +307,7 @@ pub async fn publish_postmortem_in(
     pm.publish(!incident.is_open(), at, now)?;
     incident.record_postmortem_published(at, now);
     db::save_postmortem(ctx.conn(), &pm).await?;
-    incidents_db::save(ctx.conn(), &incident).await?;
+    incidents_db::save(ctx.conn(), &incident, Some(&before)).await?;
     append(
         ctx,
         &incident,

@@ -165,6 +165,7 @@ pub async fn update_in(
     occur_time: Option<Time>,
 ) -> Result<Incident> {
     let mut incident = load_for_write(ctx.conn(), id).await?;
+    let before = incident.clone();
     check_etag(
         etag.as_deref(),
         &incident.etag(),
@@ -176,7 +177,7 @@ pub async fn update_in(
     let now = ctx.now();
     let changes = incident.apply_patch(patch, now)?;
     if !changes.is_empty() {
-        db::save(ctx.conn(), &incident).await?;
+        db::save(ctx.conn(), &incident, Some(&before)).await?;
         ctx.append(event(
             &incident,
             occur_time.unwrap_or(now),
@@ -200,6 +201,7 @@ pub async fn set_deleted(
     write_once(store, key, move |ctx| {
         Box::pin(async move {
             let mut incident = load_for_write(ctx.conn(), id).await?;
+            let before = incident.clone();
             check_etag(
                 etag.as_deref(),
                 &incident.etag(),
@@ -216,7 +218,7 @@ pub async fn set_deleted(
                     incident: Box::new(incident.clone()),
                 }
             };
-            db::save(ctx.conn(), &incident).await?;
+            db::save(ctx.conn(), &incident, Some(&before)).await?;
             ctx.append(event(&incident, now, &caller, payload)).await?;
             Ok(incident)
         })
@@ -252,11 +254,17 @@ pub async fn post_status_update_in(
     occur_time: Option<Time>,
 ) -> Result<(StatusUpdate, Incident)> {
     let mut incident = load_for_write(ctx.conn(), id).await?;
+    let before = incident.clone();
     incident.ensure_live()?;
     require_live_components(ctx.conn(), &refs).await?;
     let now = ctx.now();
     let post_time = occur_time.unwrap_or(now);
-    let names: HashMap<ComponentId, String> = {
+    // Names only render impact changes: an update that lists no impact and
+    // does not close the incident changes none.
+    let closes = new.status.is_some_and(|s| s.is_closed());
+    let names: HashMap<ComponentId, String> = if new.component_impacts.is_empty() && !closes {
+        HashMap::new()
+    } else {
         let mut ids = incident.component_ids();
         ids.extend(new.component_impacts.iter().map(|c| c.component_id));
         components::names(ctx.conn(), &ids).await?
@@ -269,7 +277,7 @@ pub async fn post_status_update_in(
         now,
         |c| names.get(&c).cloned().unwrap_or_default(),
     )?;
-    db::save(ctx.conn(), &incident).await?;
+    db::save(ctx.conn(), &incident, Some(&before)).await?;
     db::insert_status_update(ctx.conn(), &outcome.update).await?;
     let update_id = outcome.update.id;
     ctx.append(event(

@@ -1,15 +1,11 @@
 //! Action items and the postmortem singleton.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use super::Cursor;
 use super::to_nanos;
-use crate::domain::{
-    ActionItem, ActionItemId, ActionItemStatus, Incident, IncidentId, Postmortem, Time,
-};
+use crate::domain::{ActionItem, ActionItemId, ActionItemStatus, IncidentId, Postmortem, Time};
 use crate::error::Result;
 
 /// Filters of ListActionItems. Serialized into page tokens to bind them.
@@ -139,39 +135,6 @@ pub fn cursor_after(a: &ActionItem) -> Cursor {
         create_time: to_nanos(a.create_time),
         id: a.id.to_string(),
     }
-}
-
-/// Fills each incident's counts of live action items (all, and still open).
-pub async fn fill_counts(conn: &mut SqliteConnection, incidents: &mut [Incident]) -> Result<()> {
-    if incidents.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<String> = incidents.iter().map(|i| i.id.to_string()).collect();
-    let closed = serde_json::to_string(&[
-        ActionItemStatus::Done.code(),
-        ActionItemStatus::WontDo.code(),
-    ])?;
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT incident_id, count(*),
-                sum(CASE WHEN status IN (SELECT value FROM json_each(?2)) THEN 0 ELSE 1 END)
-         FROM action_items
-         WHERE delete_time IS NULL AND incident_id IN (SELECT value FROM json_each(?1))
-         GROUP BY incident_id",
-    )
-    .bind(serde_json::to_string(&ids)?)
-    .bind(closed)
-    .fetch_all(&mut *conn)
-    .await?;
-    let counts: HashMap<String, (i64, i64)> = rows
-        .into_iter()
-        .map(|(id, all, open)| (id, (all, open)))
-        .collect();
-    for i in incidents {
-        let (all, open) = counts.get(&i.id.to_string()).copied().unwrap_or((0, 0));
-        i.action_item_count = all;
-        i.open_action_item_count = open;
-    }
-    Ok(())
 }
 
 /// The postmortem of an incident, or its empty draft.

@@ -55,8 +55,13 @@ pub async fn insert(conn: &mut SqliteConnection, i: &Incident) -> Result<()> {
     write_side_tables(conn, i).await
 }
 
-/// Saves a changed incident.
-pub async fn save(conn: &mut SqliteConnection, i: &Incident) -> Result<()> {
+/// Saves a changed incident; `before` (the incident as loaded) spares
+/// rewriting the filter tables when its impacts and labels did not change.
+pub async fn save(
+    conn: &mut SqliteConnection,
+    i: &Incident,
+    before: Option<&Incident>,
+) -> Result<()> {
     sqlx::query(
         "UPDATE incidents SET title = ?, title_key = ?, severity = ?, status = ?, is_open = ?,
          delete_time = ?, doc = ? WHERE id = ?",
@@ -71,6 +76,12 @@ pub async fn save(conn: &mut SqliteConnection, i: &Incident) -> Result<()> {
     .bind(i.id.to_string())
     .execute(&mut *conn)
     .await?;
+    if let Some(b) = before
+        && b.component_impacts == i.component_impacts
+        && b.labels == i.labels
+    {
+        return Ok(());
+    }
     sqlx::query("DELETE FROM incident_components WHERE incident_id = ?")
         .bind(i.id.to_string())
         .execute(&mut *conn)
@@ -106,32 +117,42 @@ async fn write_side_tables(conn: &mut SqliteConnection, i: &Incident) -> Result<
 
 /// Loads one incident by id.
 pub async fn load(conn: &mut SqliteConnection, id: IncidentId) -> Result<Option<Incident>> {
-    let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM incidents WHERE id = ?")
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-    with_counts(conn, doc).await
+    let row: Option<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {WITH_COUNTS} FROM incidents i WHERE i.id = ?"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(decode_counted).transpose()
 }
 
 /// Loads one incident by its reference number.
 pub async fn load_by_number(conn: &mut SqliteConnection, number: i64) -> Result<Option<Incident>> {
-    let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM incidents WHERE number = ?")
-        .bind(number)
-        .fetch_optional(&mut *conn)
-        .await?;
-    with_counts(conn, doc).await
+    let row: Option<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {WITH_COUNTS} FROM incidents i WHERE i.number = ?"
+    )))
+    .bind(number)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(decode_counted).transpose()
 }
 
 fn decode(doc: &str) -> Result<Incident> {
     Ok(serde_json::from_str(doc)?)
 }
 
-async fn with_counts(conn: &mut SqliteConnection, doc: Option<String>) -> Result<Option<Incident>> {
-    let Some(doc) = doc else { return Ok(None) };
-    let mut incident = [decode(&doc)?];
-    super::action_items::fill_counts(conn, &mut incident).await?;
-    let [incident] = incident;
-    Ok(Some(incident))
+/// The document and its live action-item counts (all, and not yet closed:
+/// statuses 3 and 4 are DONE and WONT_DO), in the one query that reads it.
+const WITH_COUNTS: &str = "i.doc,
+    (SELECT count(*) FROM action_items a WHERE a.incident_id = i.id AND a.delete_time IS NULL),
+    (SELECT count(*) FROM action_items a WHERE a.incident_id = i.id AND a.delete_time IS NULL
+        AND a.status NOT IN (3, 4))";
+
+fn decode_counted((doc, all, open): (String, i64, i64)) -> Result<Incident> {
+    let mut incident = decode(&doc)?;
+    incident.action_item_count = all;
+    incident.open_action_item_count = open;
+    Ok(incident)
 }
 
 /// One page of incidents, newest first.
@@ -149,8 +170,8 @@ pub async fn list(
         Some((k, v)) => (Some(k.as_str()), v.as_deref()),
         None => (None, None),
     };
-    let docs: Vec<String> = sqlx::query_scalar(
-        r"SELECT i.doc FROM incidents i
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        r"SELECT {WITH_COUNTS} FROM incidents i
         WHERE (?1 IS NULL OR i.status IN (SELECT value FROM json_each(?1)))
           AND (?2 IS NULL OR i.severity IN (SELECT value FROM json_each(?2)))
           AND (?3 IS NULL OR i.kind = ?3)
@@ -170,8 +191,8 @@ pub async fn list(
           AND (?11 OR i.delete_time IS NULL)
           AND (?12 IS NULL OR (i.create_time, i.id) < (?12, ?13))
         ORDER BY i.create_time DESC, i.id DESC
-        LIMIT ?14",
-    )
+        LIMIT ?14"
+    )))
     .bind(statuses)
     .bind(severities)
     .bind(f.kind.map(IncidentKind::code))
@@ -188,9 +209,7 @@ pub async fn list(
     .bind(limit as i64)
     .fetch_all(&mut *conn)
     .await?;
-    let mut incidents = docs.iter().map(|d| decode(d)).collect::<Result<Vec<_>>>()?;
-    super::action_items::fill_counts(conn, &mut incidents).await?;
-    Ok(incidents)
+    rows.into_iter().map(decode_counted).collect()
 }
 
 /// The cursor positioned after `i`.

@@ -155,6 +155,21 @@ async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Job>, head: &watch::Sender<u64
         return;
     }
     let mut broken: Option<Error> = None;
+    // A lone job needs no savepoint: if it fails, the whole transaction is
+    // rolled back, which is the same thing for one job and two statements less.
+    if batch.len() == 1 {
+        if let Some(job) = batch.into_iter().next() {
+            let (ok, finish) = job(ctx).await;
+            let end = if ok {
+                exec(&mut ctx.conn, "COMMIT").await
+            } else {
+                ctx.events.clear();
+                exec(&mut ctx.conn, "ROLLBACK").await
+            };
+            finish_group(ctx, vec![(ok, finish)], end, head, hub).await;
+        }
+        return;
+    }
     for job in batch {
         if broken.is_some() {
             // The transaction is unusable: the rest are dropped unrun, which
@@ -185,6 +200,18 @@ async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Job>, head: &watch::Sender<u64
         Some(e) => Err(e),
         None => exec(&mut ctx.conn, "COMMIT").await,
     };
+    finish_group(ctx, done, commit, head, hub).await;
+}
+
+/// Answers a group's callers once its COMMIT (or rollback) is known, and
+/// publishes its events if it committed.
+async fn finish_group(
+    ctx: &mut WriteCtx,
+    done: Vec<(bool, Done)>,
+    commit: Result<()>,
+    head: &watch::Sender<u64>,
+    hub: &Hub,
+) {
     match commit {
         Ok(()) => {
             // Publish before answering: a client that sees its write acknowledged
