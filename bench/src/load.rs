@@ -237,7 +237,10 @@ pub async fn open_loop(
             let open = open.clone();
             tokio::spawn(async move {
                 let t = Instant::now();
-                let r = op((i % 1024) as usize, i).await;
+                // Bounded, so a lost answer cannot hang the run.
+                let r = tokio::time::timeout(Duration::from_secs(10), op((i % 1024) as usize, i))
+                    .await
+                    .unwrap_or_else(|_| Err(Status::deadline_exceeded("no answer in 10 s")));
                 let d = t.elapsed().as_nanos() as u64;
                 open.fetch_sub(1, Ordering::Relaxed);
                 if measuring {

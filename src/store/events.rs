@@ -3,37 +3,40 @@
 use sqlx::{Row, SqliteConnection};
 
 use super::{from_nanos, to_nanos};
-use crate::domain::{Event, EventKind, IncidentId, NewEvent, Time};
+use crate::domain::{Event, EventKind, IncidentId};
 use crate::error::{Error, Result};
 
-/// Appends one event; its sequence is the row id, strictly increasing because
-/// only the writer appends.
-pub async fn append(conn: &mut SqliteConnection, event_time: Time, e: NewEvent) -> Result<Event> {
-    let kind = e.payload.kind();
-    let snapshot = e.incident.as_ref().map(serde_json::to_string).transpose()?;
-    let payload = serde_json::to_string(&e.payload)?;
-    let sequence: i64 = sqlx::query_scalar(
-        "INSERT INTO events (kind, incident_id, event_time, occur_time, actor, snapshot, payload)
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING sequence",
-    )
-    .bind(kind.code())
-    .bind(e.incident.as_ref().map(|s| s.id.to_string()))
-    .bind(to_nanos(event_time))
-    .bind(to_nanos(e.occur_time))
-    .bind(&e.actor)
-    .bind(snapshot)
-    .bind(payload)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(Event {
-        sequence: sequence as u64,
-        kind,
-        incident: e.incident,
-        event_time,
-        occur_time: e.occur_time,
-        actor: e.actor,
-        payload: e.payload,
-    })
+/// Most rows per INSERT (8 values each, well under SQLite's variable limit).
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Writes numbered events, many rows per statement. Only the writer appends,
+/// so the sequences it numbered are the next ones of the log.
+pub async fn insert_all(conn: &mut SqliteConnection, events: &[Event]) -> Result<()> {
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            rows.push((
+                e,
+                e.incident.as_ref().map(serde_json::to_string).transpose()?,
+                serde_json::to_string(&e.payload)?,
+            ));
+        }
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO events (sequence, kind, incident_id, event_time, occur_time, actor, snapshot, payload) ",
+        );
+        q.push_values(rows, |mut b, (e, snapshot, payload)| {
+            b.push_bind(e.sequence as i64)
+                .push_bind(e.kind.code())
+                .push_bind(e.incident.as_ref().map(|s| s.id.to_string()))
+                .push_bind(to_nanos(e.event_time))
+                .push_bind(to_nanos(e.occur_time))
+                .push_bind(e.actor.clone())
+                .push_bind(snapshot)
+                .push_bind(payload);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Sequence of the last event, 0 for an empty log.

@@ -1,6 +1,9 @@
 //! The single writer: owns the write connection and commits concurrent write
 //! requests in groups: many requests, one transaction, one fsync. Each request
-//! runs inside its own savepoint, so one that fails is rolled back alone.
+//! runs inside its own savepoint, so one that fails is rolled back alone. The
+//! group's events are numbered as they are appended and written in one
+//! statement just before COMMIT: the log is the writer's alone, so the next
+//! sequence is always the committed head plus what the group holds.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +23,9 @@ pub type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c
 pub struct WriteCtx {
     conn: SqliteConnection,
     now: Time,
+    /// Sequence of the last committed event.
+    head: u64,
+    /// This group's events, in sequence order from `head + 1`.
     events: Vec<Event>,
 }
 
@@ -34,11 +40,25 @@ impl WriteCtx {
         self.now
     }
 
-    /// Appends an event in the same transaction as the change it records.
+    /// Appends an event to the group, committed with the change it records.
     pub async fn append(&mut self, event: NewEvent) -> Result<Event> {
-        let event = super::events::append(&mut self.conn, self.now, event).await?;
+        let event = Event {
+            sequence: self.head + self.events.len() as u64 + 1,
+            kind: event.payload.kind(),
+            incident: event.incident,
+            event_time: self.now,
+            occur_time: event.occur_time,
+            actor: event.actor,
+            payload: event.payload,
+        };
         self.events.push(event.clone());
         Ok(event)
+    }
+
+    /// Commits the group: its events first, then COMMIT.
+    async fn commit(&mut self) -> Result<()> {
+        super::events::insert_all(&mut self.conn, &self.events).await?;
+        exec(&mut self.conn, "COMMIT").await
     }
 }
 
@@ -65,6 +85,7 @@ impl Writer {
         hub: Hub,
     ) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
+
         tokio::spawn(run(conn, rx, max_batch.max(1), head, hub));
         Writer { tx }
     }
@@ -113,6 +134,7 @@ async fn run(
     let mut ctx = WriteCtx {
         conn,
         now: chrono::Utc::now(),
+        head: *head.borrow(),
         events: Vec::new(),
     };
     let mut closing: Option<oneshot::Sender<()>> = None;
@@ -161,7 +183,7 @@ async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Job>, head: &watch::Sender<u64
         if let Some(job) = batch.into_iter().next() {
             let (ok, finish) = job(ctx).await;
             let end = if ok {
-                exec(&mut ctx.conn, "COMMIT").await
+                ctx.commit().await
             } else {
                 ctx.events.clear();
                 exec(&mut ctx.conn, "ROLLBACK").await
@@ -198,7 +220,7 @@ async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Job>, head: &watch::Sender<u64
     }
     let commit = match broken {
         Some(e) => Err(e),
-        None => exec(&mut ctx.conn, "COMMIT").await,
+        None => ctx.commit().await,
     };
     finish_group(ctx, done, commit, head, hub).await;
 }
@@ -218,6 +240,7 @@ async fn finish_group(
             // and then subscribes from now must not see the write again, and one
             // subscribed before must see it.
             if let Some(last) = ctx.events.last() {
+                ctx.head = last.sequence;
                 head.send_replace(last.sequence);
                 hub.publish(&ctx.events);
             }
