@@ -10,29 +10,15 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Debug;
 use std::future::Future;
 
-use common::{TestServer, assert_error, details};
+use common::{TestServer, assert_error, details, list_all_timeline_events, mask, nanos, rid, ts};
 use incident_client::pb::timeline_event::Payload;
 use incident_client::prost_types::value::Kind;
-use incident_client::prost_types::{FieldMask, Timestamp, Value};
+use incident_client::prost_types::{Timestamp, Value};
 use incident_client::tonic::transport::Channel;
 use incident_client::tonic::{Code, Response, Status};
 use incident_client::*;
 
 // ---------------------------------------------------------------- helpers
-
-fn ts(s: &str) -> Timestamp {
-    let t = chrono::DateTime::parse_from_rfc3339(s).expect("rfc3339");
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
-
-/// Nanoseconds since the epoch of a set timestamp.
-fn nanos(t: &Option<Timestamp>) -> i128 {
-    let t = t.as_ref().expect("timestamp set");
-    i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
-}
 
 fn from_nanos(n: i128) -> Timestamp {
     Timestamp {
@@ -47,16 +33,6 @@ fn now_nanos() -> i128 {
             .timestamp_nanos_opt()
             .expect("now fits in i64 nanoseconds"),
     )
-}
-
-fn rid() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-fn mask(paths: &[&str]) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
-    })
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -328,27 +304,16 @@ impl Api {
         incident_id: &str,
         kinds: &[TimelineEventKind],
     ) -> Vec<TimelineEvent> {
-        let mut out = Vec::new();
-        let mut token = String::new();
-        loop {
-            let resp = self
-                .tl
-                .list_timeline_events(ListTimelineEventsRequest {
-                    incident_id: incident_id.into(),
-                    kinds: kinds.iter().map(|k| *k as i32).collect(),
-                    page_size: 3,
-                    page_token: token.clone(),
-                    ..Default::default()
-                })
-                .await
-                .expect("list timeline events")
-                .into_inner();
-            out.extend(resp.events);
-            token = resp.next_page_token;
-            if token.is_empty() {
-                return out;
-            }
-        }
+        list_all_timeline_events(
+            &mut self.tl,
+            ListTimelineEventsRequest {
+                incident_id: incident_id.into(),
+                kinds: kinds.iter().map(|k| *k as i32).collect(),
+                page_size: 3,
+                ..Default::default()
+            },
+        )
+        .await
     }
 }
 

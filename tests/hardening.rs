@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, details};
+use common::{TestServer, details, rid};
 use incident_client::tonic::metadata::MetadataValue;
 use incident_client::tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use incident_client::tonic::{Code, Request, Status};
@@ -94,10 +94,6 @@ fn req<T>(msg: T, header: Option<&str>) -> Request<T> {
 
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
-}
-
-fn rid() -> String {
-    uuid::Uuid::now_v7().to_string()
 }
 
 async fn health(ch: Channel) -> Result<i32, Status> {

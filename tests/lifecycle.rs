@@ -2,64 +2,14 @@
 
 mod common;
 
-use common::TestServer;
-use incident_client::prost_types::Timestamp;
+use common::{TestServer, create_component, post_status_update, ts};
 use incident_client::*;
-
-fn ts(s: &str) -> Timestamp {
-    let t = chrono::DateTime::parse_from_rfc3339(s).expect("rfc3339");
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
-
-async fn component(srv: &TestServer, name: &str, parent: &str) -> Component {
-    srv.components()
-        .await
-        .create_component(CreateComponentRequest {
-            component: Some(Component {
-                name: name.into(),
-                parent_id: parent.into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create component")
-        .into_inner()
-        .component
-        .expect("component")
-}
-
-async fn post(
-    srv: &TestServer,
-    incident_id: &str,
-    status: IncidentStatus,
-    message: &str,
-    impacts: Vec<ComponentImpact>,
-    at: Option<&str>,
-) -> PostStatusUpdateResponse {
-    srv.incidents()
-        .await
-        .post_status_update(PostStatusUpdateRequest {
-            incident_id: incident_id.into(),
-            status: status as i32,
-            message: message.into(),
-            component_impacts: impacts,
-            occur_time: at.map(ts),
-            ..Default::default()
-        })
-        .await
-        .expect("post status update")
-        .into_inner()
-}
 
 #[tokio::test]
 async fn backfilled_incident_walks_through_every_status_and_reopens() {
     let srv = TestServer::start().await;
-    let panel = component(&srv, "Conversation Panel", "").await;
-    let login = component(&srv, "Login", &panel.id).await;
+    let panel = create_component(&srv, "Conversation Panel", "").await;
+    let login = create_component(&srv, "Login", &panel.id).await;
     let mut client = srv.incidents().await;
 
     // Seed 003: declared 10:04 CEST, identified 10:22, monitoring 10:45, resolved 15:38.
@@ -102,8 +52,8 @@ async fn backfilled_incident_walks_through_every_status_and_reopens() {
         .unwrap();
     assert_eq!(group.status, ImpactLevel::MajorOutage as i32);
 
-    let r = post(
-        &srv,
+    let r = post_status_update(
+        &mut srv.incidents().await,
         &created.id,
         IncidentStatus::Identified,
         "Patch being deployed",
@@ -118,8 +68,8 @@ async fn backfilled_incident_walks_through_every_status_and_reopens() {
         Some(ts("2023-08-11T08:22:00Z"))
     );
 
-    let r = post(
-        &srv,
+    let r = post_status_update(
+        &mut srv.incidents().await,
         &created.id,
         IncidentStatus::Monitoring,
         "A fix is live",
@@ -138,8 +88,8 @@ async fn backfilled_incident_walks_through_every_status_and_reopens() {
     );
 
     // An "Update" post keeps the status.
-    let r = post(
-        &srv,
+    let r = post_status_update(
+        &mut srv.incidents().await,
         &created.id,
         IncidentStatus::Unspecified,
         "Still watching",
@@ -156,8 +106,8 @@ async fn backfilled_incident_walks_through_every_status_and_reopens() {
         IncidentStatus::Monitoring as i32
     );
 
-    let r = post(
-        &srv,
+    let r = post_status_update(
+        &mut srv.incidents().await,
         &created.id,
         IncidentStatus::Resolved,
         "Resolved",
@@ -188,8 +138,8 @@ async fn backfilled_incident_walks_through_every_status_and_reopens() {
     assert_eq!(group.status, ImpactLevel::Operational as i32);
 
     // Posting an incident status on a resolved incident reopens it.
-    let r = post(
-        &srv,
+    let r = post_status_update(
+        &mut srv.incidents().await,
         &created.id,
         IncidentStatus::Investigating,
         "It is back",
@@ -223,7 +173,7 @@ async fn backfilled_incident_walks_through_every_status_and_reopens() {
 #[tokio::test]
 async fn data_survives_a_restart() {
     let mut srv = TestServer::start().await;
-    let c = component(&srv, "APIs", "").await;
+    let c = create_component(&srv, "APIs", "").await;
     let created = srv
         .incidents()
         .await
@@ -244,8 +194,8 @@ async fn data_survives_a_restart() {
         .into_inner()
         .incident
         .unwrap();
-    post(
-        &srv,
+    post_status_update(
+        &mut srv.incidents().await,
         &created.id,
         IncidentStatus::Identified,
         "Found it",

@@ -5,87 +5,23 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{TestServer, assert_error};
-use incident_client::prost_types::Timestamp;
+use common::{
+    TestServer, assert_error, create_component, create_incident, impact, nanos, plain_incident,
+    post_status_update, ts,
+};
 use incident_client::tonic::Code;
 use incident_client::tonic::transport::Channel;
 use incident_client::*;
 
-fn ts(s: &str) -> Timestamp {
-    let t = chrono::DateTime::parse_from_rfc3339(s).expect("rfc3339");
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
-
-fn key(t: &Option<Timestamp>) -> i128 {
-    let t = t.as_ref().expect("timestamp set");
-    i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
-}
-
-async fn component(srv: &TestServer, name: &str, parent: &str) -> Component {
-    srv.components()
-        .await
-        .create_component(CreateComponentRequest {
-            component: Some(Component {
-                name: name.into(),
-                parent_id: parent.into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create component")
-        .into_inner()
-        .component
-        .expect("component")
-}
-
-fn incident(title: &str) -> Incident {
-    Incident {
-        title: title.into(),
-        kind: IncidentKind::Incident as i32,
-        ..Default::default()
-    }
-}
-
-fn impact(c: &Component, level: ImpactLevel) -> ComponentImpact {
-    ComponentImpact {
-        component_id: c.id.clone(),
-        impact: level as i32,
-    }
-}
-
-async fn create(client: &mut IncidentServiceClient<Channel>, i: Incident) -> Incident {
-    client
-        .create_incident(CreateIncidentRequest {
-            incident: Some(i),
-            ..Default::default()
-        })
-        .await
-        .expect("create incident")
-        .into_inner()
-        .incident
-        .expect("incident")
-}
-
+/// Posts a status update with only a message; returns the incident.
 async fn post(
     client: &mut IncidentServiceClient<Channel>,
     id: &str,
     status: IncidentStatus,
     message: &str,
 ) -> Incident {
-    client
-        .post_status_update(PostStatusUpdateRequest {
-            incident_id: id.into(),
-            status: status as i32,
-            message: message.into(),
-            ..Default::default()
-        })
+    post_status_update(client, id, status, message, vec![], None)
         .await
-        .expect("post status update")
-        .into_inner()
         .incident
         .expect("incident")
 }
@@ -94,8 +30,8 @@ async fn post(
 #[track_caller]
 fn assert_newest_first(items: &[Incident]) {
     for w in items.windows(2) {
-        let a = (key(&w[0].create_time), &w[0].id);
-        let b = (key(&w[1].create_time), &w[1].id);
+        let a = (nanos(&w[0].create_time), &w[0].id);
+        let b = (nanos(&w[1].create_time), &w[1].id);
         assert!(
             a > b,
             "not newest first: {:?} before {:?}",
@@ -162,7 +98,7 @@ async fn pages_through_a_growing_list_without_skipping_or_repeating() {
     let mut client = srv.incidents().await;
     let mut created = Vec::new();
     for n in 0..25 {
-        created.push(create(&mut client, incident(&format!("Outage {n:02}"))).await);
+        created.push(create_incident(&mut client, plain_incident(&format!("Outage {n:02}"))).await);
     }
     let expected: Vec<String> = created.iter().rev().map(|i| i.id.clone()).collect();
 
@@ -195,7 +131,7 @@ async fn pages_through_a_growing_list_without_skipping_or_repeating() {
         match page {
             0 => {
                 for n in 0..3 {
-                    create(&mut client, incident(&format!("Late {n}"))).await;
+                    create_incident(&mut client, plain_incident(&format!("Late {n}"))).await;
                 }
             }
             1 => {
@@ -212,7 +148,7 @@ async fn pages_through_a_growing_list_without_skipping_or_repeating() {
                     })
                     .await
                     .expect("update");
-                create(&mut client, incident("Later still")).await;
+                create_incident(&mut client, plain_incident("Later still")).await;
             }
             _ => {}
         }
@@ -307,7 +243,7 @@ async fn page_size_defaults_to_50_and_is_capped_at_1000() {
         let mut client = IncidentServiceClient::new(channel.clone());
         tasks.spawn(async move {
             for k in 0..10 {
-                create(&mut client, incident(&format!("Bulk {t}-{k}"))).await;
+                create_incident(&mut client, plain_incident(&format!("Bulk {t}-{k}"))).await;
             }
         });
     }
@@ -366,9 +302,9 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let srv = TestServer::start().await;
-    let panel = component(&srv, "Conversation Panel", "").await;
-    let login = component(&srv, "Login", &panel.id).await;
-    let apis = component(&srv, "APIs", "").await;
+    let panel = create_component(&srv, "Conversation Panel", "").await;
+    let login = create_component(&srv, "Login", &panel.id).await;
+    let apis = create_component(&srv, "APIs", "").await;
     let mut client = srv.incidents().await;
     let mut created = Vec::new();
     let labels = |pairs: &[(&str, &str)]| {
@@ -379,7 +315,7 @@ async fn fixture() -> Fixture {
     };
 
     // 0: open, P1, on Login (a child of the panel) and on the panel itself.
-    let i = create(
+    let i = create_incident(
         &mut client,
         Incident {
             severity: Severity::P1 as i32,
@@ -388,85 +324,85 @@ async fn fixture() -> Fixture {
                 impact(&panel, ImpactLevel::DegradedPerformance),
             ],
             labels: labels(&[("company", "iAdvize"), ("team", "desk")]),
-            ..incident("Desk fails to load")
+            ..plain_incident("Desk fails to load")
         },
     )
     .await;
     created.push(i);
     // 1: IDENTIFIED, P2, on APIs.
-    let i = create(
+    let i = create_incident(
         &mut client,
         Incident {
             severity: Severity::P2 as i32,
             component_impacts: vec![impact(&apis, ImpactLevel::PartialOutage)],
             labels: labels(&[("company", "Dixa")]),
-            ..incident("Webhook delays")
+            ..plain_incident("Webhook delays")
         },
     )
     .await;
     created.push(post(&mut client, &i.id, IncidentStatus::Identified, "found").await);
     // 2: MONITORING, P0, on the panel group itself.
-    let i = create(
+    let i = create_incident(
         &mut client,
         Incident {
             severity: Severity::P0 as i32,
             component_impacts: vec![impact(&panel, ImpactLevel::MajorOutage)],
             labels: labels(&[("company", "iAdvize")]),
-            ..incident("100% of logins failing")
+            ..plain_incident("100% of logins failing")
         },
     )
     .await;
     created.push(post(&mut client, &i.id, IncidentStatus::Monitoring, "fix live").await);
     // 3: RESOLVED, P3.
-    let i = create(
+    let i = create_incident(
         &mut client,
         Incident {
             severity: Severity::P3 as i32,
             labels: labels(&[("env", "prod")]),
-            ..incident("Login_v2 rollout")
+            ..plain_incident("Login_v2 rollout")
         },
     )
     .await;
     created.push(post(&mut client, &i.id, IncidentStatus::Resolved, "done").await);
     // 4: open, P3.
-    let i = create(
+    let i = create_incident(
         &mut client,
         Incident {
             severity: Severity::P3 as i32,
-            ..incident("Login v2 slow")
+            ..plain_incident("Login v2 slow")
         },
     )
     .await;
     created.push(i);
     // 5: maintenance IN_PROGRESS on APIs, severity not assessed.
-    let i = create(
+    let i = create_incident(
         &mut client,
         Incident {
             kind: IncidentKind::Maintenance as i32,
             component_impacts: vec![impact(&apis, ImpactLevel::UnderMaintenance)],
-            ..incident("Database upgrade")
+            ..plain_incident("Database upgrade")
         },
     )
     .await;
     created.push(post(&mut client, &i.id, IncidentStatus::InProgress, "started").await);
     // 6: maintenance COMPLETED.
-    let i = create(
+    let i = create_incident(
         &mut client,
         Incident {
             kind: IncidentKind::Maintenance as i32,
-            ..incident("Search reindex")
+            ..plain_incident("Search reindex")
         },
     )
     .await;
     created.push(post(&mut client, &i.id, IncidentStatus::Completed, "done").await);
     // 7: P1 on Login, deleted.
-    let i = create(
+    let i = create_incident(
         &mut client,
         Incident {
             severity: Severity::P1 as i32,
             component_impacts: vec![impact(&login, ImpactLevel::PartialOutage)],
             labels: labels(&[("company", "iAdvize")]),
-            ..incident("Deleted outage")
+            ..plain_incident("Deleted outage")
         },
     )
     .await;
@@ -482,8 +418,8 @@ async fn fixture() -> Fixture {
         .unwrap();
     created.push(i);
     // 8 and 9: `%` must be literal in a query.
-    created.push(create(&mut client, incident("50% errors")).await);
-    created.push(create(&mut client, incident("5000 errors")).await);
+    created.push(create_incident(&mut client, plain_incident("50% errors")).await);
+    created.push(create_incident(&mut client, plain_incident("5000 errors")).await);
     Fixture {
         srv,
         client,
@@ -900,8 +836,8 @@ async fn query_is_case_insensitive_beyond_ascii() {
     // The seed reports are French: "Échec" must be found by "échec".
     let srv = TestServer::start().await;
     let mut client = srv.incidents().await;
-    create(&mut client, incident("Échec de connexion au desk")).await;
-    create(&mut client, incident("Lenteurs sur la messagerie")).await;
+    create_incident(&mut client, plain_incident("Échec de connexion au desk")).await;
+    create_incident(&mut client, plain_incident("Lenteurs sur la messagerie")).await;
     assert_eq!(
         titles(
             &mut client,
@@ -954,15 +890,15 @@ fn names(pages: Vec<Vec<Component>>) -> Vec<String> {
 #[tokio::test]
 async fn components_page_newest_first_and_filter_by_parent() {
     let srv = TestServer::start().await;
-    let admin = component(&srv, "Administration", "").await;
-    let panel = component(&srv, "Conversation Panel", "").await;
-    let admin_login = component(&srv, "Login", &admin.id).await;
-    component(&srv, "Users", &admin.id).await;
-    component(&srv, "Login", &panel.id).await;
-    component(&srv, "SSO", &admin_login.id).await;
-    let settings = component(&srv, "Settings", &admin.id).await;
+    let admin = create_component(&srv, "Administration", "").await;
+    let panel = create_component(&srv, "Conversation Panel", "").await;
+    let admin_login = create_component(&srv, "Login", &admin.id).await;
+    create_component(&srv, "Users", &admin.id).await;
+    create_component(&srv, "Login", &panel.id).await;
+    create_component(&srv, "SSO", &admin_login.id).await;
+    let settings = create_component(&srv, "Settings", &admin.id).await;
     for n in 0..5 {
-        component(&srv, &format!("Top {n}"), "").await;
+        create_component(&srv, &format!("Top {n}"), "").await;
     }
 
     // 12 components, 5 per page, with one created between pages.
@@ -975,7 +911,7 @@ async fn components_page_newest_first_and_filter_by_parent() {
         .await
         .unwrap()
         .into_inner();
-    component(&srv, "Late", "").await;
+    create_component(&srv, "Late", "").await;
     let mut rest = list_components(
         &srv,
         ListComponentsRequest {
@@ -1081,8 +1017,8 @@ async fn components_page_newest_first_and_filter_by_parent() {
 async fn status_updates_page_newest_first() {
     let srv = TestServer::start().await;
     let mut client = srv.incidents().await;
-    let a = create(&mut client, incident("Difficulty to load the desk")).await;
-    let b = create(&mut client, incident("Other")).await;
+    let a = create_incident(&mut client, plain_incident("Difficulty to load the desk")).await;
+    let b = create_incident(&mut client, plain_incident("Other")).await;
     for n in 0..12 {
         let status = match n {
             3 => IncidentStatus::Identified,

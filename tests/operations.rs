@@ -6,7 +6,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::TestServer;
+use common::{TestServer, create_incident, plain_incident};
 use incident_client::tonic;
 use incident_client::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,29 +18,15 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-async fn create(srv: &TestServer, title: &str) -> Incident {
-    srv.incidents()
-        .await
-        .create_incident(CreateIncidentRequest {
-            incident: Some(Incident {
-                title: title.into(),
-                kind: IncidentKind::Incident as i32,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("create")
-        .into_inner()
-        .incident
-        .expect("incident")
-}
-
 #[tokio::test]
 async fn a_backup_of_a_live_database_serves_everything_it_held() {
     let srv = TestServer::start().await;
     for i in 0..20 {
-        create(&srv, &format!("incident {i}")).await;
+        create_incident(
+            &mut srv.incidents().await,
+            plain_incident(&format!("incident {i}")),
+        )
+        .await;
     }
     let dest = srv.dir.path().join("backup.db");
     // Taken while the server runs and writes continue.

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Options, TestServer, seeds_dir};
+use common::{Options, TestServer, list_all_timeline_events, seeds_dir};
 use incident_client::prost_types::Timestamp;
 use incident_client::*;
 use incidentd::seed::{self, Outcome};
@@ -118,27 +118,15 @@ async fn fetch(ts: &TestServer, title: &str) -> Seeded {
         .postmortem
         .expect("postmortem");
 
-    let mut events = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = ts
-            .timeline()
-            .await
-            .list_timeline_events(ListTimelineEventsRequest {
-                incident_id: id.clone(),
-                page_size: 1000,
-                page_token: page_token.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("list timeline events")
-            .into_inner();
-        events.extend(page.events);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let events = list_all_timeline_events(
+        &mut ts.timeline().await,
+        ListTimelineEventsRequest {
+            incident_id: id.clone(),
+            page_size: 1000,
+            ..Default::default()
+        },
+    )
+    .await;
 
     Seeded {
         incident,

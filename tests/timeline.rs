@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Options, TestServer, assert_error};
+use common::{Options, TestServer, assert_error, list_all_timeline_events};
 use incident_client::pb::subscribe_timeline_request::Start;
 use incident_client::pb::subscribe_timeline_response::Kind;
 use incident_client::pb::timeline_event::Payload;
@@ -62,26 +62,16 @@ async fn note(
         .expect("event")
 }
 
+/// Every event of the log, all incidents, 1000 per page.
 async fn all_events(srv: &TestServer) -> Vec<TimelineEvent> {
-    let mut client = srv.timeline().await;
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client
-            .list_timeline_events(ListTimelineEventsRequest {
-                page_size: 1000,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .expect("list")
-            .into_inner();
-        out.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
+    list_all_timeline_events(
+        &mut srv.timeline().await,
+        ListTimelineEventsRequest {
+            page_size: 1000,
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 fn subscribe_request(start: Start) -> SubscribeTimelineRequest {

@@ -13,8 +13,8 @@ use std::fmt::Debug;
 use std::future::Future;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::TestServer;
-use incident_client::prost_types::{Duration as PbDuration, FieldMask, Timestamp};
+use common::{TestServer, create_component, create_incident, mask};
+use incident_client::prost_types::{Duration as PbDuration, Timestamp};
 use incident_client::tonic::{Code, Response, Status};
 use incident_client::*;
 
@@ -323,12 +323,6 @@ fn unknown_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn mask(paths: &[&str]) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
-    })
-}
-
 fn labels(n: usize) -> std::collections::BTreeMap<String, String> {
     (0..n).map(|i| (format!("k{i}"), "v".to_owned())).collect()
 }
@@ -398,26 +392,8 @@ fn post_with(id: &str, f: impl FnOnce(&mut PostStatusUpdateRequest)) -> PostStat
     r
 }
 
-async fn component(srv: &TestServer, name: &str, parent: &str) -> Component {
-    srv.components()
-        .await
-        .create_component(CreateComponentRequest {
-            component: Some(Component {
-                name: name.into(),
-                parent_id: parent.into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create component")
-        .into_inner()
-        .component
-        .expect("component")
-}
-
 async fn deleted_component(srv: &TestServer, name: &str) -> Component {
-    let c = component(srv, name, "").await;
+    let c = create_component(srv, name, "").await;
     srv.components()
         .await
         .delete_component(DeleteComponentRequest {
@@ -432,17 +408,7 @@ async fn deleted_component(srv: &TestServer, name: &str) -> Component {
 }
 
 async fn declare(srv: &TestServer, incident: Incident) -> Incident {
-    srv.incidents()
-        .await
-        .create_incident(CreateIncidentRequest {
-            incident: Some(incident),
-            ..Default::default()
-        })
-        .await
-        .expect("create incident")
-        .into_inner()
-        .incident
-        .expect("incident")
+    create_incident(&mut srv.incidents().await, incident).await
 }
 
 async fn maintenance(srv: &TestServer) -> Incident {
@@ -481,7 +447,7 @@ fn forged_token() -> String {
 #[tokio::test]
 async fn create_incident_rejects_every_bad_field() {
     let srv = TestServer::start().await;
-    let live = component(&srv, "APIs", "").await;
+    let live = create_component(&srv, "APIs", "").await;
     let gone = deleted_component(&srv, "Legacy").await;
     let unknown = unknown_id();
     let mut client = srv.incidents().await;
@@ -1119,7 +1085,7 @@ async fn get_rejects_garbage_ids_and_answers_not_found_for_unknown_ones() {
 #[tokio::test]
 async fn list_incidents_rejects_bad_filters_and_foreign_page_tokens() {
     let srv = TestServer::start().await;
-    let c = component(&srv, "APIs", "").await;
+    let c = create_component(&srv, "APIs", "").await;
     for _ in 0..3 {
         declare(&srv, valid_incident()).await;
     }
@@ -1140,7 +1106,7 @@ async fn list_incidents_rejects_bad_filters_and_foreign_page_tokens() {
         .next_page_token;
     assert!(!token.is_empty(), "three incidents make more than one page");
     let component_token = {
-        component(&srv, "Web", "").await;
+        create_component(&srv, "Web", "").await;
         components
             .list_components(ListComponentsRequest {
                 page_size: 1,
@@ -1349,9 +1315,9 @@ async fn list_status_updates_and_components_reject_bad_input() {
     let srv = TestServer::start().await;
     let a = declare(&srv, valid_incident()).await;
     let b = declare(&srv, valid_incident()).await;
-    let group = component(&srv, "Conversation Panel", "").await;
+    let group = create_component(&srv, "Conversation Panel", "").await;
     for name in ["Login", "Desk", "Chat"] {
-        component(&srv, name, &group.id).await;
+        create_component(&srv, name, &group.id).await;
     }
     let mut client = srv.incidents().await;
     let mut components = srv.components().await;
@@ -1503,7 +1469,7 @@ async fn list_status_updates_and_components_reject_bad_input() {
 #[tokio::test]
 async fn update_incident_rejects_bad_input() {
     let srv = TestServer::start().await;
-    let c = component(&srv, "APIs", "").await;
+    let c = create_component(&srv, "APIs", "").await;
     let gone = deleted_component(&srv, "Legacy").await;
     let created = declare(&srv, valid_incident()).await;
     let id = created.id.clone();
@@ -1770,7 +1736,7 @@ async fn update_incident_rejects_bad_input() {
 #[tokio::test]
 async fn post_status_update_rejects_bad_input() {
     let srv = TestServer::start().await;
-    let c = component(&srv, "APIs", "").await;
+    let c = create_component(&srv, "APIs", "").await;
     let gone = deleted_component(&srv, "Legacy").await;
     let inc = declare(&srv, valid_incident()).await;
     let mnt = maintenance(&srv).await;
@@ -2205,9 +2171,9 @@ async fn request_id_reused_for_another_request_is_refused() {
 #[tokio::test]
 async fn create_component_rejects_bad_input_and_taken_names() {
     let srv = TestServer::start().await;
-    let group = component(&srv, "Conversation Panel", "").await;
-    let login = component(&srv, "Login", &group.id).await;
-    let top = component(&srv, "APIs", "").await;
+    let group = create_component(&srv, "Conversation Panel", "").await;
+    let login = create_component(&srv, "Login", &group.id).await;
+    let top = create_component(&srv, "APIs", "").await;
     let gone = deleted_component(&srv, "Legacy").await;
     let unknown = unknown_id();
     let mut client = srv.components().await;
@@ -2311,11 +2277,11 @@ async fn create_component_rejects_bad_input_and_taken_names() {
 #[tokio::test]
 async fn update_component_rejects_bad_input_taken_names_and_stale_etags() {
     let srv = TestServer::start().await;
-    let group = component(&srv, "Conversation Panel", "").await;
-    let other = component(&srv, "Statistics", "").await;
-    let login = component(&srv, "Login", &group.id).await;
-    let desk = component(&srv, "Desk", &group.id).await;
-    let other_login = component(&srv, "Login", &other.id).await;
+    let group = create_component(&srv, "Conversation Panel", "").await;
+    let other = create_component(&srv, "Statistics", "").await;
+    let login = create_component(&srv, "Login", &group.id).await;
+    let desk = create_component(&srv, "Desk", &group.id).await;
+    let other_login = create_component(&srv, "Login", &other.id).await;
     let gone = deleted_component(&srv, "Legacy").await;
     let unknown = unknown_id();
     let mut client = srv.components().await;
@@ -2473,10 +2439,10 @@ async fn update_component_rejects_bad_input_taken_names_and_stale_etags() {
 #[tokio::test]
 async fn delete_component_refuses_while_referenced() {
     let srv = TestServer::start().await;
-    let group = component(&srv, "Conversation Panel", "").await;
-    let login = component(&srv, "Login", &group.id).await;
-    let apis = component(&srv, "APIs", "").await;
-    let db = component(&srv, "Database", "").await;
+    let group = create_component(&srv, "Conversation Panel", "").await;
+    let login = create_component(&srv, "Login", &group.id).await;
+    let apis = create_component(&srv, "APIs", "").await;
+    let db = create_component(&srv, "Database", "").await;
     let inc = declare(
         &srv,
         Incident {

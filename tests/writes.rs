@@ -4,19 +4,14 @@
 
 mod common;
 
-use common::{TestServer, assert_error, details};
-use incident_client::prost_types::{FieldMask, Timestamp};
+use common::{
+    TestServer, assert_error, create_component, create_incident, details, impact, mask, nanos,
+    plain_incident, post_status_update, rid, ts,
+};
+use incident_client::prost_types::Timestamp;
 use incident_client::tonic::transport::Channel;
 use incident_client::tonic::{Code, Request};
 use incident_client::*;
-
-fn ts(s: &str) -> Timestamp {
-    let t = chrono::DateTime::parse_from_rfc3339(s).expect("rfc3339");
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
 
 /// Now plus `secs` seconds, whole seconds.
 fn from_now(secs: i64) -> Timestamp {
@@ -26,44 +21,11 @@ fn from_now(secs: i64) -> Timestamp {
     }
 }
 
-fn key(t: &Option<Timestamp>) -> i128 {
-    let t = t.as_ref().expect("timestamp set");
-    i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
-}
-
-fn rid() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-fn mask(paths: &[&str]) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
-    })
-}
-
 fn as_actor<T>(actor: &str, msg: T) -> Request<T> {
     let mut r = Request::new(msg);
     r.metadata_mut()
         .insert("x-actor", actor.parse().expect("metadata value"));
     r
-}
-
-async fn component(srv: &TestServer, name: &str, parent: &str) -> Component {
-    srv.components()
-        .await
-        .create_component(CreateComponentRequest {
-            component: Some(Component {
-                name: name.into(),
-                parent_id: parent.into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create component")
-        .into_inner()
-        .component
-        .expect("component")
 }
 
 async fn get_component(srv: &TestServer, id: &str) -> Component {
@@ -75,34 +37,6 @@ async fn get_component(srv: &TestServer, id: &str) -> Component {
         .into_inner()
         .component
         .expect("component")
-}
-
-fn incident(title: &str) -> Incident {
-    Incident {
-        title: title.into(),
-        kind: IncidentKind::Incident as i32,
-        ..Default::default()
-    }
-}
-
-fn impact(c: &Component, level: ImpactLevel) -> ComponentImpact {
-    ComponentImpact {
-        component_id: c.id.clone(),
-        impact: level as i32,
-    }
-}
-
-async fn create(client: &mut IncidentServiceClient<Channel>, i: Incident) -> Incident {
-    client
-        .create_incident(CreateIncidentRequest {
-            incident: Some(i),
-            ..Default::default()
-        })
-        .await
-        .expect("create incident")
-        .into_inner()
-        .incident
-        .expect("incident")
 }
 
 async fn get(client: &mut IncidentServiceClient<Channel>, id: &str) -> Incident {
@@ -130,6 +64,7 @@ async fn update(
         .map(|r| r.into_inner().incident.expect("incident"))
 }
 
+/// Posts a status update with the message "now <status>".
 async fn post_at(
     client: &mut IncidentServiceClient<Channel>,
     id: &str,
@@ -137,18 +72,7 @@ async fn post_at(
     impacts: Vec<ComponentImpact>,
     at: Option<&str>,
 ) -> PostStatusUpdateResponse {
-    client
-        .post_status_update(PostStatusUpdateRequest {
-            incident_id: id.into(),
-            status: status as i32,
-            message: format!("now {status:?}"),
-            component_impacts: impacts,
-            occur_time: at.map(ts),
-            ..Default::default()
-        })
-        .await
-        .expect("post status update")
-        .into_inner()
+    post_status_update(client, id, status, &format!("now {status:?}"), impacts, at).await
 }
 
 async fn post(
@@ -167,9 +91,9 @@ async fn post(
 #[tokio::test]
 async fn update_mask_touches_only_the_named_fields() {
     let srv = TestServer::start().await;
-    let login = component(&srv, "Login", "").await;
+    let login = create_component(&srv, "Login", "").await;
     let mut client = srv.incidents().await;
-    let original = create(
+    let original = create_incident(
         &mut client,
         Incident {
             summary: "Agents cannot open the desk".into(),
@@ -180,7 +104,7 @@ async fn update_mask_touches_only_the_named_fields() {
                 assignee: "ops@iadvize.com".into(),
             }],
             labels: [("company".to_owned(), "iAdvize".to_owned())].into(),
-            ..incident("Difficulty to load the desk")
+            ..plain_incident("Difficulty to load the desk")
         },
     )
     .await;
@@ -203,7 +127,7 @@ async fn update_mask_touches_only_the_named_fields() {
     assert_eq!(after.title, "Desk does not load");
     assert_eq!(after.severity, Severity::P1 as i32);
     assert_ne!(after.etag, original.etag, "a write changes the etag");
-    assert!(key(&after.update_time) > key(&original.update_time));
+    assert!(nanos(&after.update_time) > nanos(&original.update_time));
     let got = get(&mut client, &original.id).await;
     assert_eq!(got, after, "Get sees what Update returned");
     assert_eq!(
@@ -353,12 +277,12 @@ async fn update_mask_touches_only_the_named_fields() {
 async fn an_update_that_changes_nothing_keeps_the_etag() {
     let srv = TestServer::start().await;
     let mut client = srv.incidents().await;
-    let original = create(
+    let original = create_incident(
         &mut client,
         Incident {
             severity: Severity::P2 as i32,
             labels: [("company".to_owned(), "Dixa".to_owned())].into(),
-            ..incident("Webhook delays")
+            ..plain_incident("Webhook delays")
         },
     )
     .await;
@@ -384,7 +308,7 @@ async fn an_update_that_changes_nothing_keeps_the_etag() {
 async fn update_refuses_unknown_and_status_paths_naming_them() {
     let srv = TestServer::start().await;
     let mut client = srv.incidents().await;
-    let original = create(&mut client, incident("Webhook delays")).await;
+    let original = create_incident(&mut client, plain_incident("Webhook delays")).await;
     let state = srv.db_state().await;
     for (paths, i) in [
         (
@@ -449,7 +373,7 @@ async fn update_refuses_unknown_and_status_paths_naming_them() {
 async fn stale_etag_is_aborted_and_changes_nothing() {
     let srv = TestServer::start().await;
     let mut client = srv.incidents().await;
-    let v1 = create(&mut client, incident("Webhook delays")).await;
+    let v1 = create_incident(&mut client, plain_incident("Webhook delays")).await;
     let v2 = update(
         &mut client,
         Incident {
@@ -517,7 +441,7 @@ async fn explicit_milestones_survive_later_status_updates() {
     let mut client = srv.incidents().await;
     let created = client
         .create_incident(CreateIncidentRequest {
-            incident: Some(incident("Difficulty to load the desk")),
+            incident: Some(plain_incident("Difficulty to load the desk")),
             occur_time: Some(ts("2023-08-11T10:04:00+02:00")),
             request_id: String::new(),
         })
@@ -593,7 +517,7 @@ async fn clearing_an_explicit_milestone_lets_derivation_take_over() {
     let mut client = srv.incidents().await;
     let created = client
         .create_incident(CreateIncidentRequest {
-            incident: Some(incident("Webhook delays")),
+            incident: Some(plain_incident("Webhook delays")),
             occur_time: Some(ts("2024-03-01T09:00:00Z")),
             request_id: String::new(),
         })
@@ -650,7 +574,7 @@ async fn clearing_an_override_after_the_status_moved_restores_the_derived_time()
     let mut client = srv.incidents().await;
     let created = client
         .create_incident(CreateIncidentRequest {
-            incident: Some(incident("Webhook delays")),
+            incident: Some(plain_incident("Webhook delays")),
             occur_time: Some(ts("2024-03-01T09:00:00Z")),
             request_id: String::new(),
         })
@@ -736,7 +660,7 @@ async fn request_id_retries_return_the_first_response_and_write_nothing() {
                 ("region".to_owned(), "eu".to_owned()),
             ]
             .into(),
-            ..incident("Difficulty to load the desk")
+            ..plain_incident("Difficulty to load the desk")
         }),
         request_id: rid(),
         occur_time: Some(ts("2023-08-11T10:04:00+02:00")),
@@ -822,7 +746,7 @@ async fn concurrent_retries_create_one_incident() {
     let srv = TestServer::start().await;
     let channel = srv.channel().await;
     let req = CreateIncidentRequest {
-        incident: Some(incident("Webhook delays")),
+        incident: Some(plain_incident("Webhook delays")),
         request_id: rid(),
         occur_time: None,
     };
@@ -850,7 +774,7 @@ async fn request_id_reused_for_a_different_request_is_refused() {
     let id = rid();
     let first = client
         .create_incident(CreateIncidentRequest {
-            incident: Some(incident("Webhook delays")),
+            incident: Some(plain_incident("Webhook delays")),
             request_id: id.clone(),
             occur_time: None,
         })
@@ -859,7 +783,7 @@ async fn request_id_reused_for_a_different_request_is_refused() {
         .into_inner()
         .incident
         .unwrap();
-    let other = create(&mut client, incident("Other")).await;
+    let other = create_incident(&mut client, plain_incident("Other")).await;
     let state = srv.db_state().await;
 
     let check = |err: incident_client::tonic::Status, id: &str| {
@@ -871,7 +795,7 @@ async fn request_id_reused_for_a_different_request_is_refused() {
     };
     let err = client
         .create_incident(CreateIncidentRequest {
-            incident: Some(incident("Webhook delays, EU only")),
+            incident: Some(plain_incident("Webhook delays, EU only")),
             request_id: id.clone(),
             occur_time: None,
         })
@@ -958,7 +882,7 @@ async fn request_id_is_scoped_to_the_caller() {
     let mut client = srv.incidents().await;
     let id = rid();
     let req = CreateIncidentRequest {
-        incident: Some(incident("Webhook delays")),
+        incident: Some(plain_incident("Webhook delays")),
         request_id: id.clone(),
         occur_time: None,
     };
@@ -1004,7 +928,7 @@ async fn request_id_is_scoped_to_the_caller() {
         .create_incident(as_actor(
             "bob",
             CreateIncidentRequest {
-                incident: Some(incident("Something else")),
+                incident: Some(plain_incident("Something else")),
                 ..req.clone()
             },
         ))
@@ -1015,7 +939,7 @@ async fn request_id_is_scoped_to_the_caller() {
         .create_incident(as_actor(
             "carol",
             CreateIncidentRequest {
-                incident: Some(incident("Something else")),
+                incident: Some(plain_incident("Something else")),
                 ..req.clone()
             },
         ))
@@ -1059,18 +983,18 @@ async fn request_id_is_scoped_to_the_caller() {
 #[tokio::test]
 async fn soft_delete_hides_keeps_and_restores_an_incident() {
     let srv = TestServer::start().await;
-    let panel = component(&srv, "Conversation Panel", "").await;
-    let login = component(&srv, "Login", &panel.id).await;
+    let panel = create_component(&srv, "Conversation Panel", "").await;
+    let login = create_component(&srv, "Login", &panel.id).await;
     let mut client = srv.incidents().await;
-    let inc = create(
+    let inc = create_incident(
         &mut client,
         Incident {
             component_impacts: vec![impact(&login, ImpactLevel::MajorOutage)],
-            ..incident("Duplicate of INC-1")
+            ..plain_incident("Duplicate of INC-1")
         },
     )
     .await;
-    let keep = create(&mut client, incident("Real one")).await;
+    let keep = create_incident(&mut client, plain_incident("Real one")).await;
     assert_eq!(
         get_component(&srv, &panel.id).await.status,
         ImpactLevel::MajorOutage as i32
@@ -1213,12 +1137,12 @@ async fn soft_delete_hides_keeps_and_restores_an_incident() {
 async fn component_names_are_unique_among_siblings_only() {
     let srv = TestServer::start().await;
     let mut components = srv.components().await;
-    let admin = component(&srv, "Administration", "").await;
-    let panel = component(&srv, "Conversation Panel", "").await;
+    let admin = create_component(&srv, "Administration", "").await;
+    let panel = create_component(&srv, "Conversation Panel", "").await;
     // Seed 000: "Login" under two groups.
-    let admin_login = component(&srv, "Login", &admin.id).await;
-    let panel_login = component(&srv, "Login", &panel.id).await;
-    let users = component(&srv, "Users", &admin.id).await;
+    let admin_login = create_component(&srv, "Login", &admin.id).await;
+    let panel_login = create_component(&srv, "Login", &panel.id).await;
+    let users = create_component(&srv, "Users", &admin.id).await;
 
     let state = srv.db_state().await;
     let err = components
@@ -1321,7 +1245,7 @@ async fn component_names_are_unique_among_siblings_only() {
         })
         .await
         .expect("delete leaf");
-    let again = component(&srv, "Login", &panel.id).await;
+    let again = create_component(&srv, "Login", &panel.id).await;
     assert_ne!(again.id, panel_login.id);
 }
 
@@ -1329,9 +1253,9 @@ async fn component_names_are_unique_among_siblings_only() {
 async fn a_component_cannot_move_under_itself_or_its_descendants() {
     let srv = TestServer::start().await;
     let mut components = srv.components().await;
-    let admin = component(&srv, "Administration", "").await;
-    let login = component(&srv, "Login", &admin.id).await;
-    let sso = component(&srv, "SSO", &login.id).await;
+    let admin = create_component(&srv, "Administration", "").await;
+    let login = create_component(&srv, "Login", &admin.id).await;
+    let sso = create_component(&srv, "SSO", &login.id).await;
     let state = srv.db_state().await;
     for parent in [&admin.id, &login.id, &sso.id] {
         let err = components
@@ -1379,13 +1303,13 @@ async fn a_component_in_use_cannot_be_deleted_until_resolved() {
     let srv = TestServer::start().await;
     let mut components = srv.components().await;
     let mut client = srv.incidents().await;
-    let panel = component(&srv, "Conversation Panel", "").await;
-    let login = component(&srv, "Login", &panel.id).await;
-    let inc = create(
+    let panel = create_component(&srv, "Conversation Panel", "").await;
+    let login = create_component(&srv, "Login", &panel.id).await;
+    let inc = create_incident(
         &mut client,
         Incident {
             component_impacts: vec![impact(&login, ImpactLevel::PartialOutage)],
-            ..incident("Login failures")
+            ..plain_incident("Login failures")
         },
     )
     .await;
@@ -1464,11 +1388,11 @@ async fn next_update_time_is_restated_by_every_status_update() {
     let srv = TestServer::start().await;
     let mut client = srv.incidents().await;
     let promise = from_now(1800);
-    let inc = create(
+    let inc = create_incident(
         &mut client,
         Incident {
             next_update_time: Some(promise),
-            ..incident("Webhook delays")
+            ..plain_incident("Webhook delays")
         },
     )
     .await;
@@ -1546,16 +1470,16 @@ async fn next_update_time_is_restated_by_every_status_update() {
 #[tokio::test]
 async fn maintenance_runs_scheduled_to_completed() {
     let srv = TestServer::start().await;
-    let platform = component(&srv, "Platform", "").await;
-    let db = component(&srv, "Database", &platform.id).await;
+    let platform = create_component(&srv, "Platform", "").await;
+    let db = create_component(&srv, "Database", &platform.id).await;
     let mut client = srv.incidents().await;
-    let m = create(
+    let m = create_incident(
         &mut client,
         Incident {
             kind: IncidentKind::Maintenance as i32,
             scheduled_start_time: Some(from_now(-600)),
             scheduled_end_time: Some(from_now(3600)),
-            ..incident("Database upgrade")
+            ..plain_incident("Database upgrade")
         },
     )
     .await;
@@ -1588,11 +1512,11 @@ async fn maintenance_runs_scheduled_to_completed() {
     );
 
     // An unplanned degradation on the same component outranks maintenance.
-    let outage = create(
+    let outage = create_incident(
         &mut client,
         Incident {
             component_impacts: vec![impact(&db, ImpactLevel::DegradedPerformance)],
-            ..incident("Slow queries")
+            ..plain_incident("Slow queries")
         },
     )
     .await;
@@ -1657,7 +1581,7 @@ async fn maintenance_runs_scheduled_to_completed() {
         .create_incident(CreateIncidentRequest {
             incident: Some(Incident {
                 status: IncidentStatus::Scheduled as i32,
-                ..incident("Wrong kind")
+                ..plain_incident("Wrong kind")
             }),
             ..Default::default()
         })

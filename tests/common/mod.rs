@@ -5,9 +5,15 @@
 
 use std::path::PathBuf;
 
+use incident_client::prost_types::{FieldMask, Timestamp};
 use incident_client::tonic::transport::Channel;
 use incident_client::tonic::{Code, Status};
-use incident_client::{ComponentServiceClient, IncidentServiceClient};
+use incident_client::{
+    Component, ComponentImpact, ComponentServiceClient, CreateComponentRequest,
+    CreateIncidentRequest, ImpactLevel, Incident, IncidentKind, IncidentServiceClient,
+    IncidentStatus, ListTimelineEventsRequest, PostStatusUpdateRequest, PostStatusUpdateResponse,
+    TimelineEvent, TimelineServiceClient,
+};
 use incidentd::server::{Config, Server};
 use incidentd::store::StoreOptions;
 use sqlx::{Connection, Row};
@@ -223,5 +229,136 @@ pub fn assert_error(status: &Status, code: Code, reason: &str, field: Option<&st
             "expected bad field {field:?}, got {:?} in {status:?}",
             d.bad_fields
         );
+    }
+}
+
+// ---------------------------------------------------------------- values
+
+/// Parses an RFC 3339 string (e.g. `"2023-08-11T10:04:00+02:00"`) into a
+/// protobuf `Timestamp`.
+pub fn ts(s: &str) -> Timestamp {
+    let t = chrono::DateTime::parse_from_rfc3339(s).expect("rfc3339");
+    Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// Nanoseconds since the epoch of a timestamp that must be set; a total
+/// order key for comparing timestamps.
+pub fn nanos(t: &Option<Timestamp>) -> i128 {
+    let t = t.as_ref().expect("timestamp set");
+    i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
+}
+
+/// A fresh, unique `request_id` (UUIDv7).
+pub fn rid() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A field mask naming these paths.
+pub fn mask(paths: &[&str]) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+/// An incident (kind `Incident`) with only its title set, ready to create.
+pub fn plain_incident(title: &str) -> Incident {
+    Incident {
+        title: title.into(),
+        kind: IncidentKind::Incident as i32,
+        ..Default::default()
+    }
+}
+
+/// An impact of `level` on component `c`.
+pub fn impact(c: &Component, level: ImpactLevel) -> ComponentImpact {
+    ComponentImpact {
+        component_id: c.id.clone(),
+        impact: level as i32,
+    }
+}
+
+// ---------------------------------------------------------------- calls
+
+/// Creates a component named `name` under `parent` (`""` for a root).
+pub async fn create_component(srv: &TestServer, name: &str, parent: &str) -> Component {
+    srv.components()
+        .await
+        .create_component(CreateComponentRequest {
+            component: Some(Component {
+                name: name.into(),
+                parent_id: parent.into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create component")
+        .into_inner()
+        .component
+        .expect("component")
+}
+
+/// Creates `incident` (no request_id) and returns it as stored.
+pub async fn create_incident(
+    client: &mut IncidentServiceClient<Channel>,
+    incident: Incident,
+) -> Incident {
+    client
+        .create_incident(CreateIncidentRequest {
+            incident: Some(incident),
+            ..Default::default()
+        })
+        .await
+        .expect("create incident")
+        .into_inner()
+        .incident
+        .expect("incident")
+}
+
+/// Posts a status update on incident `id` with these component impacts,
+/// occurring at `at` (RFC 3339; `None` for now).
+pub async fn post_status_update(
+    client: &mut IncidentServiceClient<Channel>,
+    id: &str,
+    status: IncidentStatus,
+    message: &str,
+    impacts: Vec<ComponentImpact>,
+    at: Option<&str>,
+) -> PostStatusUpdateResponse {
+    client
+        .post_status_update(PostStatusUpdateRequest {
+            incident_id: id.into(),
+            status: status as i32,
+            message: message.into(),
+            component_impacts: impacts,
+            occur_time: at.map(ts),
+            ..Default::default()
+        })
+        .await
+        .expect("post status update")
+        .into_inner()
+}
+
+/// Every timeline event matching `req`, following `next_page_token` to the
+/// end (`req.page_token` is the first page's token).
+pub async fn list_all_timeline_events(
+    client: &mut TimelineServiceClient<Channel>,
+    mut req: ListTimelineEventsRequest,
+) -> Vec<TimelineEvent> {
+    let mut out = Vec::new();
+    loop {
+        let page = client
+            .list_timeline_events(req.clone())
+            .await
+            .expect("list timeline events")
+            .into_inner();
+        out.extend(page.events);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        req.page_token = page.next_page_token;
     }
 }
