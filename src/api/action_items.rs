@@ -104,10 +104,7 @@ impl ActionItemService for ActionItems {
             violations: mut v,
         } = parse::mutation(req);
         let input = parse_create(&r, &mut v);
-        v.finish()?;
-        let Some(new) = input else {
-            return Err(Error::invalid("action_item", "is required").into());
-        };
+        let new = v.into_result(input)?;
         let item = svc::create(&self.store, caller, key, new).await?;
         Ok(Response::new(pb::CreateActionItemResponse {
             action_item: Some(convert::action_item(&item)),

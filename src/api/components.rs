@@ -92,15 +92,11 @@ impl ComponentService for Components {
             violations: mut v,
         } = parse::mutation(req);
         let input = parse_create(&r, &mut v);
-        v.finish()?;
-        let Some(CreateInput {
+        let CreateInput {
             name,
             description,
             parent,
-        }) = input
-        else {
-            return Err(Error::invalid("component", "is required").into());
-        };
+        } = v.into_result(input)?;
         let c = svc::create(&self.store, caller, key, name, description, parent).await?;
         Ok(Response::new(pb::CreateComponentResponse {
             component: Some(convert::component(&c)),

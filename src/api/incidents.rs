@@ -565,15 +565,11 @@ impl IncidentService for Incidents {
             violations: mut v,
         } = parse::mutation(req);
         let input = parse_create(&r, &mut v);
-        v.finish()?;
-        let Some(CreateInput {
+        let CreateInput {
             new,
             refs,
             occur_time,
-        }) = input
-        else {
-            return Err(Error::invalid("incident", "is required").into());
-        };
+        } = v.into_result(input)?;
         let incident = svc::create(&self.store, caller, key, new, refs, occur_time).await?;
         Ok(Response::new(pb::CreateIncidentResponse {
             incident: Some(convert::incident(&incident)),
@@ -628,16 +624,12 @@ impl IncidentService for Incidents {
             violations: mut v,
         } = parse::mutation(req);
         let input = parse_update(&r, &mut v);
-        v.finish()?;
-        let Some(UpdateInput {
+        let UpdateInput {
             id,
             etag,
             patch,
             refs,
-        }) = input
-        else {
-            return Err(Error::invalid("incident", "is required").into());
-        };
+        } = v.into_result(input)?;
         let incident = svc::update(&self.store, caller, key, id, etag, patch, refs).await?;
         Ok(Response::new(pb::UpdateIncidentResponse {
             incident: Some(convert::incident(&incident)),
@@ -695,16 +687,12 @@ impl IncidentService for Incidents {
             violations: mut v,
         } = parse::mutation(req);
         let input = parse_post(&r, &mut v);
-        v.finish()?;
-        let Some(PostInput {
+        let PostInput {
             id,
             new,
             refs,
             occur_time,
-        }) = input
-        else {
-            return Err(Error::invalid("incident_id", "is required").into());
-        };
+        } = v.into_result(input)?;
         let (update, incident) =
             svc::post_status_update(&self.store, caller, key, id, new, refs, occur_time).await?;
         Ok(Response::new(pb::PostStatusUpdateResponse {
@@ -767,10 +755,7 @@ impl IncidentService for Incidents {
             violations: mut v,
         } = parse::mutation(req);
         let input = parse_update_postmortem(&r, &mut v);
-        v.finish()?;
-        let Some(PostmortemInput { id, etag, patch }) = input else {
-            return Err(Error::invalid("postmortem", "is required").into());
-        };
+        let PostmortemInput { id, etag, patch } = v.into_result(input)?;
         let pm = action_items::update_postmortem(
             &self.store,
             caller,
@@ -797,15 +782,11 @@ impl IncidentService for Incidents {
             violations: mut v,
         } = parse::mutation(req);
         let input = parse_publish(&r, &mut v);
-        v.finish()?;
-        let Some(PublishInput {
+        let PublishInput {
             id,
             etag,
             occur_time,
-        }) = input
-        else {
-            return Err(Error::invalid("incident_id", "is required").into());
-        };
+        } = v.into_result(input)?;
         let pm = action_items::publish_postmortem(&self.store, caller, key, id, etag, occur_time)
             .await?;
         Ok(Response::new(pb::PublishPostmortemResponse {

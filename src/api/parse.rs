@@ -50,6 +50,13 @@ impl Violations {
         Error::InvalidArgument(self.0)
     }
 
+    /// The parsed request, or INVALID_ARGUMENT naming every bad field. A parse
+    /// that gives nothing has always recorded why.
+    pub fn into_result<T>(self, parsed: Option<T>) -> Result<T> {
+        self.finish()?;
+        parsed.ok_or_else(|| Error::Internal("a request failed to parse without a reason".into()))
+    }
+
     /// INVALID_ARGUMENT naming every bad field, or Ok.
     pub fn finish(self) -> Result<()> {
         if self.0.is_empty() {
