@@ -27,6 +27,26 @@ impl Incidents {
     pub fn new(store: Store) -> Self {
         Incidents { store }
     }
+
+    /// DeleteIncident and UndeleteIncident: the same request shape, opposite ways.
+    async fn set_deleted<M: parse::Mutating>(
+        &self,
+        req: Request<M>,
+        id_and_etag: fn(&M) -> (&str, &str),
+        deleted: bool,
+    ) -> Result<crate::domain::Incident, Status> {
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
+        let (id, etag) = id_and_etag(&r);
+        let id = incident_id(&mut v, "id", id);
+        let id = v.into_result(id)?;
+        let etag = (!etag.is_empty()).then(|| etag.to_owned());
+        Ok(svc::set_deleted(&self.store, caller, key, id, etag, deleted).await?)
+    }
 }
 
 /// Paths UpdateIncident may change.
@@ -640,17 +660,7 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::DeleteIncidentRequest>,
     ) -> Result<Response<pb::DeleteIncidentResponse>, Status> {
-        let Mutation {
-            caller,
-            request: r,
-            key,
-            violations: mut v,
-        } = parse::mutation(req);
-        let id = incident_id(&mut v, "id", &r.id);
-        v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
-        let etag = (!r.etag.is_empty()).then(|| r.etag.clone());
-        let incident = svc::set_deleted(&self.store, caller, key, id, etag, true).await?;
+        let incident = self.set_deleted(req, |r| (&r.id, &r.etag), true).await?;
         Ok(Response::new(pb::DeleteIncidentResponse {
             incident: Some(convert::incident(&incident)),
         }))
@@ -660,17 +670,7 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::UndeleteIncidentRequest>,
     ) -> Result<Response<pb::UndeleteIncidentResponse>, Status> {
-        let Mutation {
-            caller,
-            request: r,
-            key,
-            violations: mut v,
-        } = parse::mutation(req);
-        let id = incident_id(&mut v, "id", &r.id);
-        v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
-        let etag = (!r.etag.is_empty()).then(|| r.etag.clone());
-        let incident = svc::set_deleted(&self.store, caller, key, id, etag, false).await?;
+        let incident = self.set_deleted(req, |r| (&r.id, &r.etag), false).await?;
         Ok(Response::new(pb::UndeleteIncidentResponse {
             incident: Some(convert::incident(&incident)),
         }))
