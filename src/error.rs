@@ -30,8 +30,7 @@ pub enum Error {
     NotFound { resource: &'static str, id: String },
     #[error("{message}")]
     AlreadyExists {
-        resource: &'static str,
-        id: String,
+        /// The ErrorInfo metadata naming the resource that exists.
         meta: (&'static str, String),
         message: String,
     },

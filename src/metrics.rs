@@ -77,12 +77,7 @@ where
             // An error is answered in the headers; a success's status comes in
             // the trailers, after the body, where a layer does not look.
             let code = match &response {
-                Ok(r) => r
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .map_or(tonic::Code::Ok, tonic::Code::from_i32),
+                Ok(r) => grpc_code(r.headers()).unwrap_or(tonic::Code::Ok),
                 Err(_) => tonic::Code::Unknown,
             };
             metrics::counter!(RPC_REQUESTS, "method" => method.clone(), "code" => format!("{code:?}")).increment(1);
@@ -91,6 +86,15 @@ where
             response
         })
     }
+}
+
+/// The gRPC status code a header (or trailer) map carries, if any.
+pub fn grpc_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32)
 }
 
 /// Samples the database size every `every`, until the process ends.

@@ -12,6 +12,8 @@ use tonic::transport::Server as TonicServer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+use crate::metrics::grpc_code;
+
 use std::sync::Arc;
 
 use tonic::transport::ServerTlsConfig;
@@ -127,18 +129,7 @@ impl Server {
         }
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<IncidentServiceServer<Incidents>>()
-            .await;
-        health
-            .set_serving::<ComponentServiceServer<Components>>()
-            .await;
-        health
-            .set_serving::<TimelineServiceServer<Timeline>>()
-            .await;
-        health
-            .set_serving::<ActionItemServiceServer<ActionItems>>()
-            .await;
+        set_health(&health, tonic_health::ServingStatus::Serving).await;
 
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -190,23 +181,7 @@ impl Server {
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = shutdown_rx.await;
                     tracing::info!("shutting down: draining in-flight requests");
-                    health_on_stop
-                        .set_not_serving::<IncidentServiceServer<Incidents>>()
-                        .await;
-                    health_on_stop
-                        .set_not_serving::<ComponentServiceServer<Components>>()
-                        .await;
-                    health_on_stop
-                        .set_not_serving::<TimelineServiceServer<Timeline>>()
-                        .await;
-                    health_on_stop
-                        .set_not_serving::<ActionItemServiceServer<ActionItems>>()
-                        .await;
-                    // The server as a whole ("") too: probes that ask for no
-                    // particular service see the drain.
-                    health_on_stop
-                        .set_service_status("", tonic_health::ServingStatus::NotServing)
-                        .await;
+                    set_health(&health_on_stop, tonic_health::ServingStatus::NotServing).await;
                     // tonic waits for open streams: end them, each after it has
                     // delivered everything committed so far.
                     hub.shut_down();
@@ -250,6 +225,25 @@ impl Server {
     }
 }
 
+/// Health names: each service, and "" for the server as a whole, so probes
+/// that ask for no particular service see the drain too.
+const HEALTH_NAMES: [&str; 5] = [
+    "",
+    <IncidentServiceServer<Incidents> as tonic::server::NamedService>::NAME,
+    <ComponentServiceServer<Components> as tonic::server::NamedService>::NAME,
+    <TimelineServiceServer<Timeline> as tonic::server::NamedService>::NAME,
+    <ActionItemServiceServer<ActionItems> as tonic::server::NamedService>::NAME,
+];
+
+async fn set_health(
+    health: &tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    for name in HEALTH_NAMES {
+        health.set_service_status(name, status).await;
+    }
+}
+
 /// Loads the seeds of `dir` and logs what each one did.
 pub async fn load_seeds(store: &Store, dir: &std::path::Path) -> anyhow::Result<()> {
     let seeds = crate::seed::read_dir(dir)?;
@@ -282,14 +276,6 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 /// call ends (in the headers for errors, in the trailers otherwise).
 fn rpc_span(req: &http::Request<tonic::body::Body>) -> Span {
     tracing::info_span!("rpc", method = %req.uri().path())
-}
-
-fn grpc_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
-    headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok())
-        .map(tonic::Code::from_i32)
 }
 
 fn on_response<B>(res: &http::Response<B>, latency: Duration, _: &Span) {

@@ -415,8 +415,6 @@ impl Incident {
     pub fn undelete(&mut self, now: Time) -> Result<(), Error> {
         if self.delete_time.is_none() {
             return Err(Error::AlreadyExists {
-                resource: "incident",
-                id: self.id.to_string(),
                 meta: ("incident_id", self.id.to_string()),
                 message: "incident is not deleted".into(),
             });

@@ -178,7 +178,7 @@ pub async fn delete(
 /// The postmortem of an incident (its empty draft if never written).
 pub async fn get_postmortem(store: &Store, incident_id: IncidentId) -> Result<Postmortem> {
     let mut conn = store.reader().await?;
-    if incidents_db::load(&mut conn, incident_id).await?.is_none() {
+    if !incidents_db::exists(&mut conn, incident_id).await? {
         return Err(Error::NotFound {
             resource: "incident",
             id: incident_id.to_string(),

@@ -324,7 +324,7 @@ pub async fn list_status_updates(
     limit: usize,
 ) -> Result<Vec<StatusUpdate>> {
     let mut conn = store.reader().await?;
-    if db::load(&mut conn, id).await?.is_none() {
+    if !db::exists(&mut conn, id).await? {
         return Err(Error::NotFound {
             resource: "incident",
             id: id.to_string(),

@@ -61,7 +61,7 @@ pub async fn list(
 ) -> Result<Vec<Event>> {
     let mut conn = store.reader().await?;
     if let [id] = filter.incident_ids.as_slice()
-        && incidents::load(&mut conn, *id).await?.is_none()
+        && !incidents::exists(&mut conn, *id).await?
     {
         return Err(Error::NotFound {
             resource: "incident",

@@ -73,8 +73,6 @@ async fn check_sibling_name(conn: &mut SqliteConnection, c: &Component) -> Resul
 
 fn name_taken(c: &Component, sibling: String) -> Error {
     Error::AlreadyExists {
-        resource: "component",
-        id: c.id.to_string(),
         meta: ("component_id", sibling),
         message: format!("a sibling component is already named {:?}", c.name),
     }

@@ -126,6 +126,15 @@ pub async fn load(conn: &mut SqliteConnection, id: IncidentId) -> Result<Option<
     row.map(decode_counted).transpose()
 }
 
+/// Whether an incident exists (deleted or not), without reading it.
+pub async fn exists(conn: &mut SqliteConnection, id: IncidentId) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM incidents WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// Loads one incident by its reference number.
 pub async fn load_by_number(conn: &mut SqliteConnection, number: i64) -> Result<Option<Incident>> {
     let row: Option<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(

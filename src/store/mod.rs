@@ -87,11 +87,7 @@ impl Store {
     /// Opens (creating if needed) and migrates the database, then starts the writer.
     pub async fn open(database: &str, options: StoreOptions) -> Result<Store> {
         let opts = connect_options(database)?;
-        let mut conn = SqliteConnection::connect_with(&opts).await?;
-        sqlx::migrate!("./migrations")
-            .run(&mut conn)
-            .await
-            .map_err(|e| Error::Internal(format!("migration failed: {e}")))?;
+        let mut conn = connect_migrated(&opts).await?;
         let page_token_key = load_or_create_key(&mut conn).await?;
         let head = events::head(&mut conn).await?;
         let read = SqlitePoolOptions::new()
@@ -142,12 +138,7 @@ impl Store {
 
     /// Applies migrations only (the `migrate` command).
     pub async fn migrate(database: &str) -> Result<()> {
-        let opts = connect_options(database)?;
-        let mut conn = SqliteConnection::connect_with(&opts).await?;
-        sqlx::migrate!("./migrations")
-            .run(&mut conn)
-            .await
-            .map_err(|e| Error::Internal(format!("migration failed: {e}")))?;
+        let conn = connect_migrated(&connect_options(database)?).await?;
         conn.close().await?;
         Ok(())
     }
@@ -207,6 +198,16 @@ impl Store {
         self.writer.close().await;
         self.read.close().await;
     }
+}
+
+/// The write connection, with every migration applied.
+async fn connect_migrated(opts: &SqliteConnectOptions) -> Result<SqliteConnection> {
+    let mut conn = SqliteConnection::connect_with(opts).await?;
+    sqlx::migrate!("./migrations")
+        .run(&mut conn)
+        .await
+        .map_err(|e| Error::Internal(format!("migration failed: {e}")))?;
+    Ok(conn)
 }
 
 async fn load_or_create_key(conn: &mut SqliteConnection) -> Result<[u8; 32]> {
