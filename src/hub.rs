@@ -36,10 +36,10 @@ impl Hub {
     }
 
     /// Publishes committed events, in sequence order.
-    pub fn publish(&self, events: &[crate::domain::Event]) {
+    pub fn publish(&self, events: &[Arc<Event>]) {
         for e in events {
             // No receiver is fine: nobody is listening live.
-            let _ = self.events.send(Arc::new(e.clone()));
+            let _ = self.events.send(Arc::clone(e));
         }
     }
 

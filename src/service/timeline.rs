@@ -47,6 +47,7 @@ pub async fn add_note(
                 payload: EventPayload::NoteAdded { text },
             })
             .await
+            .map(|event| Event::clone(&event))
         })
     })
     .await

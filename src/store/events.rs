@@ -1,5 +1,7 @@
 //! The append-only event log.
 
+use std::sync::Arc;
+
 use sqlx::{Row, SqliteConnection};
 
 use super::{from_nanos, to_nanos};
@@ -11,7 +13,7 @@ const ROWS_PER_INSERT: usize = 1000;
 
 /// Writes numbered events, many rows per statement. Only the writer appends,
 /// so the sequences it numbered are the next ones of the log.
-pub async fn insert_all(conn: &mut SqliteConnection, events: &[Event]) -> Result<()> {
+pub async fn insert_all(conn: &mut SqliteConnection, events: &[Arc<Event>]) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_INSERT) {
         let mut rows = Vec::with_capacity(chunk.len());
         for e in chunk {

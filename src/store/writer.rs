@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -26,7 +27,7 @@ pub struct WriteCtx {
     /// Sequence of the last committed event.
     head: u64,
     /// This group's events, in sequence order from `head + 1`.
-    events: Vec<Event>,
+    events: Vec<Arc<Event>>,
 }
 
 impl WriteCtx {
@@ -41,7 +42,8 @@ impl WriteCtx {
     }
 
     /// Appends an event to the group, committed with the change it records.
-    pub async fn append(&mut self, event: NewEvent) -> Result<Event> {
+    /// The same allocation is written, published and returned.
+    pub async fn append(&mut self, event: NewEvent) -> Result<Arc<Event>> {
         let event = Event {
             sequence: self.head + self.events.len() as u64 + 1,
             kind: event.payload.kind(),
@@ -51,7 +53,8 @@ impl WriteCtx {
             actor: event.actor,
             payload: event.payload,
         };
-        self.events.push(event.clone());
+        let event = Arc::new(event);
+        self.events.push(Arc::clone(&event));
         Ok(event)
     }
 
