@@ -7,7 +7,6 @@ use super::{convert, page_start, paginate};
 use crate::domain::action_item::{ActionItemPatch, NewActionItem};
 use crate::domain::limits::TEXT_MAX_BYTES;
 use crate::domain::{ActionItemId, ActionItemStatus, Priority};
-use crate::error::Error;
 use crate::proto as pb;
 use crate::proto::action_item_service_server::ActionItemService;
 use crate::service::action_items as svc;
@@ -117,8 +116,7 @@ impl ActionItemService for ActionItems {
     ) -> Result<Response<pb::GetActionItemResponse>, Status> {
         let mut v = Violations::new();
         let id: Option<ActionItemId> = v.check("id", parse::uuid(&req.get_ref().id));
-        v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
+        let id = v.into_result(id)?;
         let item = svc::get(&self.store, id).await?;
         Ok(Response::new(pb::GetActionItemResponse {
             action_item: Some(convert::action_item(&item)),
@@ -248,9 +246,8 @@ impl ActionItemService for ActionItems {
                 p => v.add("update_mask", format!("unknown field path {p:?}")),
             }
         }
-        v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("action_item.id", "is required"))?;
-        let etag = (!a.etag.is_empty()).then(|| a.etag.clone());
+        let id = v.into_result(id)?;
+        let etag = parse::etag(&a.etag);
         let item = svc::update(&self.store, caller, key, id, etag, patch).await?;
         Ok(Response::new(pb::UpdateActionItemResponse {
             action_item: Some(convert::action_item(&item)),
@@ -268,9 +265,8 @@ impl ActionItemService for ActionItems {
             violations: mut v,
         } = parse::mutation(req);
         let id: Option<ActionItemId> = v.check("id", parse::uuid(&r.id));
-        v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
-        let etag = (!r.etag.is_empty()).then(|| r.etag.clone());
+        let id = v.into_result(id)?;
+        let etag = parse::etag(&r.etag);
         let item = svc::delete(&self.store, caller, key, id, etag).await?;
         Ok(Response::new(pb::DeleteActionItemResponse {
             action_item: Some(convert::action_item(&item)),

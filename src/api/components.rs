@@ -8,7 +8,6 @@ use super::{convert, page_start, paginate};
 use crate::domain::ComponentId;
 use crate::domain::component::ComponentPatch;
 use crate::domain::limits::TEXT_MAX_BYTES;
-use crate::error::Error;
 use crate::proto as pb;
 use crate::proto::component_service_server::ComponentService;
 use crate::service::components as svc;
@@ -109,8 +108,7 @@ impl ComponentService for Components {
     ) -> Result<Response<pb::GetComponentResponse>, Status> {
         let mut v = Violations::new();
         let id = component_id(&mut v, "id", &req.get_ref().id);
-        v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
+        let id = v.into_result(id)?;
         let c = svc::get(&self.store, id).await?;
         Ok(Response::new(pb::GetComponentResponse {
             component: Some(convert::component(&c)),
@@ -199,9 +197,8 @@ impl ComponentService for Components {
                 }
             }
         }
-        v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("component.id", "is required"))?;
-        let etag = (!c.etag.is_empty()).then(|| c.etag.clone());
+        let id = v.into_result(id)?;
+        let etag = parse::etag(&c.etag);
         let c = svc::update(&self.store, caller, key, id, etag, patch).await?;
         Ok(Response::new(pb::UpdateComponentResponse {
             component: Some(convert::component(&c)),
@@ -219,9 +216,8 @@ impl ComponentService for Components {
             violations: mut v,
         } = parse::mutation(req);
         let id = component_id(&mut v, "id", &r.id);
-        v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("id", "is required"))?;
-        let etag = (!r.etag.is_empty()).then(|| r.etag.clone());
+        let id = v.into_result(id)?;
+        let etag = parse::etag(&r.etag);
         let c = svc::delete(&self.store, caller, key, id, etag).await?;
         Ok(Response::new(pb::DeleteComponentResponse {
             component: Some(convert::component(&c)),

@@ -44,7 +44,7 @@ impl Incidents {
         let (id, etag) = id_and_etag(&r);
         let id = incident_id(&mut v, "id", id);
         let id = v.into_result(id)?;
-        let etag = (!etag.is_empty()).then(|| etag.to_owned());
+        let etag = parse::etag(etag);
         Ok(svc::set_deleted(&self.store, caller, key, id, etag, deleted).await?)
     }
 }
@@ -480,7 +480,7 @@ pub(crate) fn parse_update(
     );
     Some(UpdateInput {
         id: id?,
-        etag: (!p.etag.is_empty()).then(|| p.etag.clone()),
+        etag: parse::etag(&p.etag),
         patch,
         refs,
     })
@@ -544,7 +544,7 @@ pub(crate) fn parse_update_postmortem(
     }
     Some(PostmortemInput {
         id: id?,
-        etag: (!p.etag.is_empty()).then(|| p.etag.clone()),
+        etag: parse::etag(&p.etag),
         patch,
     })
 }
@@ -567,7 +567,7 @@ pub(crate) fn parse_publish(
         .flatten();
     Some(PublishInput {
         id: id?,
-        etag: (!r.etag.is_empty()).then(|| r.etag.clone()),
+        etag: parse::etag(&r.etag),
         occur_time,
     })
 }
@@ -709,8 +709,7 @@ impl IncidentService for Incidents {
         let mut v = Violations::new();
         let limit = parse::page_size(&mut v, r.page_size);
         let id = incident_id(&mut v, "incident_id", &r.incident_id);
-        v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("incident_id", "is required"))?;
+        let id = v.into_result(id)?;
         let scope_filters = id.to_string();
         let start: Option<Cursor> =
             page_start(&self.store, "status_updates", &scope_filters, &r.page_token)?;
@@ -736,8 +735,7 @@ impl IncidentService for Incidents {
     ) -> Result<Response<pb::GetPostmortemResponse>, Status> {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "incident_id", &req.get_ref().incident_id);
-        v.finish()?;
-        let id = id.ok_or_else(|| Error::invalid("incident_id", "is required"))?;
+        let id = v.into_result(id)?;
         let pm = action_items::get_postmortem(&self.store, id).await?;
         Ok(Response::new(pb::GetPostmortemResponse {
             postmortem: Some(convert::postmortem(&pm)),

@@ -234,6 +234,11 @@ pub fn mask_paths(mask: &Option<prost_types::FieldMask>, set: &[(&str, bool)]) -
     }
 }
 
+/// An etag to check: empty means "no check".
+pub fn etag(etag: &str) -> Option<String> {
+    (!etag.is_empty()).then(|| etag.to_owned())
+}
+
 /// A label key.
 pub fn label_key(k: &str) -> std::result::Result<(), String> {
     if k.is_empty() || k.chars().count() > LABEL_KEY_MAX_CHARS {
