@@ -65,6 +65,15 @@ pub enum Error {
     PermissionDenied(String),
     #[error("server is overloaded, retry with backoff")]
     Overloaded,
+    /// One caller holds its whole fair share of the server already.
+    #[error("{caller} has {limit} calls in progress, its share of the server; retry with backoff")]
+    FairShare { caller: String, limit: usize },
+    /// The request did not arrive, or its reads did not finish, in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// The request message is larger than the server accepts.
+    #[error("request message larger than {limit} bytes")]
+    MessageTooLarge { limit: usize },
     #[error("too many subscribers")]
     SubscriberLimit,
     /// The server is draining: resume from the last sequence received.
@@ -110,7 +119,9 @@ impl Error {
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             // The closed list has no reason of its own for a drain; the client
             // does what it does on overload: back off and retry elsewhere.
-            Error::Overloaded | Error::ShuttingDown => "OVERLOADED",
+            Error::Overloaded | Error::FairShare { .. } | Error::ShuttingDown => "OVERLOADED",
+            Error::Timeout(_) => "REQUEST_TIMEOUT",
+            Error::MessageTooLarge { .. } => "MESSAGE_TOO_LARGE",
             Error::SubscriberLimit => "SUBSCRIBER_LIMIT",
             Error::Internal(_) => "INTERNAL",
         }
@@ -132,7 +143,12 @@ impl Error {
             Error::SequenceAheadOfLog { .. } => Code::OutOfRange,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
-            Error::Overloaded | Error::SubscriberLimit => Code::ResourceExhausted,
+            Error::Overloaded | Error::FairShare { .. } | Error::SubscriberLimit => {
+                Code::ResourceExhausted
+            }
+            Error::Timeout(_) => Code::DeadlineExceeded,
+            // What tonic itself answers for an oversized message.
+            Error::MessageTooLarge { .. } => Code::OutOfRange,
             Error::ShuttingDown => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }
@@ -216,7 +232,15 @@ impl From<Error> for Status {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::Internal(format!("database: {e}"))
+        match e {
+            // Every read connection stayed busy past the acquire timeout.
+            sqlx::Error::PoolTimedOut => Error::Overloaded,
+            e if crate::store::is_interrupted(&e) => Error::Timeout(
+                "the query ran past the statement timeout; narrow the request (filters, page size)"
+                    .into(),
+            ),
+            e => Error::Internal(format!("database: {e}")),
+        }
     }
 }
 

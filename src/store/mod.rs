@@ -245,3 +245,9 @@ pub(crate) fn to_nanos(t: Time) -> i64 {
 pub(crate) fn from_nanos(n: i64) -> Time {
     chrono::DateTime::from_timestamp_nanos(n)
 }
+
+/// Whether `e` is SQLite's answer to a statement stopped by the statement
+/// timeout (SQLITE_INTERRUPT).
+pub(crate) fn is_interrupted(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("9"))
+}
