@@ -11,20 +11,11 @@ use tokio::sync::{broadcast, watch};
 
 use crate::domain::Event;
 
-/// Events kept in the ring for live subscribers.
-pub const LIVE_BUFFER: usize = 4096;
-
 /// Publishes committed events and the shutdown signal.
 #[derive(Clone)]
 pub struct Hub {
     events: broadcast::Sender<Arc<Event>>,
     shutdown: watch::Sender<bool>,
-}
-
-impl Default for Hub {
-    fn default() -> Self {
-        Self::new(LIVE_BUFFER)
-    }
 }
 
 impl Hub {

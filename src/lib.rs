@@ -3,6 +3,8 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod codec;
+pub mod config;
 pub mod domain;
 pub mod error;
 pub mod fuzzing;

@@ -25,6 +25,7 @@ use crate::api::components::Components;
 use crate::api::incidents::Incidents;
 use crate::api::timeline::Timeline;
 use crate::auth::{AuthLayer, Tokens};
+use crate::config::{LimitArgs, ServeArgs};
 use crate::domain::limits::REQUEST_MAX_BYTES;
 use crate::proto::action_item_service_server::ActionItemServiceServer;
 use crate::proto::component_service_server::ComponentServiceServer;
@@ -32,22 +33,21 @@ use crate::proto::incident_service_server::IncidentServiceServer;
 use crate::proto::timeline_service_server::TimelineServiceServer;
 use crate::store::{Store, StoreOptions};
 
-/// What `serve` needs to run.
+/// What `serve` needs to run: the settings of [`ServeArgs`] with the files
+/// they name already read.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
     pub database: String,
     pub store: StoreOptions,
-    /// Most SubscribeTimeline streams open at once.
-    pub max_subscribers: usize,
+    /// Connection, stream, call and subscriber limits and timeouts.
+    pub limits: LimitArgs,
     /// Seeds to load before serving (already loaded ones are skipped).
     pub seed_dir: Option<std::path::PathBuf>,
     /// Bearer tokens; `None` serves open, on loopback only.
     pub tokens: Option<Arc<Tokens>>,
     /// PEM certificate chain and key: serve TLS.
     pub tls: Option<TlsFiles>,
-    /// Most calls in flight across all connections; more are RESOURCE_EXHAUSTED.
-    pub max_concurrent_requests: usize,
     /// How long shutdown waits for calls and streams before cutting them off.
     pub shutdown_grace: Duration,
 }
@@ -60,18 +60,44 @@ pub struct TlsFiles {
 }
 
 impl Config {
-    /// A loopback server on `database` with every other setting at its default.
+    /// The server `incidentd serve` with these settings runs (without seeds:
+    /// the caller resolves the seed folder). Reads the tokens file.
+    pub fn from_args(args: &ServeArgs) -> anyhow::Result<Config> {
+        Ok(Config {
+            listen: args.listen,
+            database: args.db.database.clone(),
+            store: StoreOptions::from(&args.store),
+            limits: args.limits.clone(),
+            seed_dir: None,
+            tokens: args
+                .tokens_file
+                .as_deref()
+                .map(Tokens::load)
+                .transpose()?
+                .map(Arc::new),
+            tls: match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+            shutdown_grace: args.shutdown_grace,
+        })
+    }
+
+    /// A server on `listen` and `database` with every other setting at its default.
     pub fn new(listen: SocketAddr, database: impl Into<String>) -> Config {
+        let defaults = ServeArgs::default();
         Config {
             listen,
             database: database.into(),
-            store: StoreOptions::default(),
-            max_subscribers: 10_000,
+            store: StoreOptions::from(&defaults.store),
+            limits: defaults.limits,
             seed_dir: None,
             tokens: None,
             tls: None,
-            max_concurrent_requests: 1024,
-            shutdown_grace: Duration::from_secs(5),
+            shutdown_grace: defaults.shutdown_grace,
         }
     }
 }
@@ -136,9 +162,9 @@ impl Server {
 
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let svc_store = store.clone();
-        let max_subscribers = config.max_subscribers;
+        let max_subscribers = config.limits.max_subscribers;
         let auth = AuthLayer::new(config.tokens.clone());
-        let admission = AdmissionLayer::new(config.max_concurrent_requests);
+        let admission = AdmissionLayer::new(config.limits.max_concurrent_requests);
         let task = tokio::spawn(async move {
             let incidents = IncidentServiceServer::new(Incidents::new(svc_store.clone()))
                 .max_decoding_message_size(REQUEST_MAX_BYTES);

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use writer::Writer;
 pub use writer::{WriteCtx, WriteFuture};
 
+use crate::config::StoreArgs;
 use crate::domain::Time;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
@@ -32,24 +33,36 @@ use crate::hub::Hub;
 pub const REQUEST_ID_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 const REQUEST_ID_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
-/// Tuning of the store.
+/// Tuning of the store, built from [`StoreArgs`] (where the defaults live).
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// Most write requests committed in one transaction.
     pub max_batch: usize,
     /// Read connections in the pool.
     pub read_connections: u32,
+    /// How long a read waits for a free read connection.
+    pub read_queue_timeout: Duration,
+    /// Longest one read statement may run.
+    pub statement_timeout: Duration,
     /// Events kept in memory for live subscribers.
     pub live_buffer: usize,
 }
 
+impl From<&StoreArgs> for StoreOptions {
+    fn from(a: &StoreArgs) -> Self {
+        StoreOptions {
+            max_batch: a.max_batch,
+            read_connections: a.read_connections,
+            read_queue_timeout: a.read_queue_timeout,
+            statement_timeout: a.statement_timeout,
+            live_buffer: a.live_buffer,
+        }
+    }
+}
+
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            max_batch: 512,
-            read_connections: 8,
-            live_buffer: crate::hub::LIVE_BUFFER,
-        }
+        StoreOptions::from(&StoreArgs::default())
     }
 }
 
@@ -93,6 +106,9 @@ impl Store {
         let read = SqlitePoolOptions::new()
             .max_connections(options.read_connections)
             .min_connections(1)
+            // A read that cannot get a connection soon is refused (OVERLOADED)
+            // rather than queued behind expensive ones.
+            .acquire_timeout(options.read_queue_timeout)
             // Readers share the OS page cache; a small cache each keeps memory
             // bounded whatever the pool size.
             .connect_with(opts.read_only(true).pragma("cache_size", "-4096"))

@@ -1,0 +1,202 @@
+//! Every setting of the command line with its environment variable and its
+//! default: the one place a default is written. The server and the store take
+//! their options from these structs; `docs/operations.md` lists them and a
+//! test keeps that table and `incidentd serve --help` in step.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use clap::builder::TypedValueParser;
+
+/// The seed folder of `serve --seed` and `incidentd seed`.
+pub const SEED_DIR: &str = "seeds";
+
+/// Where the data lives; shared by every subcommand that opens the database.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// Database file path or sqlite: URL; created (mode 0600) and migrated if missing.
+    #[arg(long, env = "INCIDENTD_DATABASE", default_value = "./incidentd.db")]
+    pub database: String,
+}
+
+/// The settings of `incidentd serve`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "INCIDENTD_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+
+    /// Load the seed incidents before serving (those already loaded are skipped).
+    #[arg(long, env = "INCIDENTD_SEED", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub seed: bool,
+
+    /// Folder of seed files used by --seed.
+    #[arg(long, env = "INCIDENTD_SEED_DIR", default_value = SEED_DIR)]
+    pub seed_dir: PathBuf,
+
+    /// Bearer tokens with roles (TOML: [[token]] name, role, sha256). Without it
+    /// the server runs open, and only on a loopback address.
+    #[arg(long, env = "INCIDENTD_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+
+    /// TLS certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "INCIDENTD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, env = "INCIDENTD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve Prometheus metrics (GET /metrics) on this address.
+    #[arg(long, env = "INCIDENTD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// On SIGTERM/SIGINT, how long calls and streams get to finish before they
+    /// are cut off (e.g. 5s, 500ms).
+    #[arg(long, env = "INCIDENTD_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// How much of the server one connection, one caller or everyone may hold.
+#[derive(clap::Args, Clone, Debug)]
+pub struct LimitArgs {
+    /// Most calls in progress across all connections; more are refused with
+    /// RESOURCE_EXHAUSTED at once rather than queued. A call counts once its
+    /// request message has arrived.
+    #[arg(long, env = "INCIDENTD_MAX_CONCURRENT_REQUESTS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    pub max_concurrent_requests: usize,
+
+    /// Most calls in progress for one token (its fair share); more are refused
+    /// with RESOURCE_EXHAUSTED. A subscription counts while it catches up from
+    /// the database, not while it waits for live events. Not applied in open mode.
+    #[arg(long, env = "INCIDENTD_MAX_REQUESTS_PER_CALLER", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    pub max_requests_per_caller: usize,
+
+    /// Most SubscribeTimeline streams open at once; more are RESOURCE_EXHAUSTED.
+    #[arg(long, env = "INCIDENTD_MAX_SUBSCRIBERS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    pub max_subscribers: usize,
+
+    /// Most SubscribeTimeline streams one token may hold open; more are
+    /// RESOURCE_EXHAUSTED. Not applied in open mode.
+    #[arg(long, env = "INCIDENTD_MAX_SUBSCRIBERS_PER_CALLER", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    pub max_subscribers_per_caller: usize,
+
+    /// Most open client connections; past it a new connection is closed at
+    /// once, with a log line. Also held below the open-file limit.
+    #[arg(long, env = "INCIDENTD_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    pub max_connections: usize,
+
+    /// Most concurrent calls (HTTP/2 streams) on one connection, announced to
+    /// the client as SETTINGS_MAX_CONCURRENT_STREAMS.
+    #[arg(long, env = "INCIDENTD_MAX_STREAMS_PER_CONNECTION", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_streams_per_connection: u32,
+
+    /// How long a call's request message may take to arrive once its headers
+    /// have; past it the call ends with DEADLINE_EXCEEDED.
+    #[arg(long, env = "INCIDENTD_REQUEST_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_read_timeout: Duration,
+
+    /// A new connection must complete its handshake (TLS, HTTP/2 preface) and
+    /// start a call within this long, or it is closed.
+    #[arg(long, env = "INCIDENTD_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// A connection with no call in progress for this long is closed.
+    #[arg(long, env = "INCIDENTD_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+}
+
+/// Tuning of the database layer.
+#[derive(clap::Args, Clone, Debug)]
+pub struct StoreArgs {
+    /// Most write requests committed together in one transaction (1 disables group commit).
+    #[arg(long, env = "INCIDENTD_MAX_BATCH", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=100_000).map(|v| v as usize))]
+    pub max_batch: usize,
+
+    /// Read connections in the pool.
+    #[arg(long, env = "INCIDENTD_READ_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub read_connections: u32,
+
+    /// How long a read waits for a free read connection before it is refused
+    /// with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "INCIDENTD_READ_QUEUE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub read_queue_timeout: Duration,
+
+    /// Longest one read statement may run; past it the statement is stopped
+    /// and the call ends with DEADLINE_EXCEEDED.
+    #[arg(long, env = "INCIDENTD_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub statement_timeout: Duration,
+
+    /// Committed events kept in memory for live subscribers; a subscriber further
+    /// behind reads from the database until it catches up.
+    #[arg(long, env = "INCIDENTD_LIVE_BUFFER", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..=1_000_000).map(|v| v as usize))]
+    pub live_buffer: usize,
+}
+
+/// A command holding one group of settings, to read their defaults.
+#[derive(Parser)]
+#[command(no_binary_name = true)]
+struct Defaults<T: clap::Args> {
+    #[command(flatten)]
+    args: T,
+}
+
+/// The defaults of a group of settings: the attributes' values, with the
+/// environment ignored (a library caller asked for defaults, not for the
+/// environment of the process it runs in).
+fn defaults<T: clap::Args>() -> T {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Defaults::<T>::command()
+        .mut_args(|a| a.env(None))
+        .get_matches_from(std::iter::empty::<String>());
+    match Defaults::<T>::from_arg_matches(&matches) {
+        Ok(d) => d.args,
+        // Every field has a default or is optional, so this is a bug in the
+        // attributes above, caught by the test below.
+        Err(e) => panic!("settings without a default: {e}"),
+    }
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        defaults()
+    }
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        defaults()
+    }
+}
+
+impl Default for StoreArgs {
+    fn default() -> Self {
+        defaults()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_come_from_the_attributes() {
+        let s = StoreArgs::default();
+        assert_eq!(s.max_batch, 512);
+        assert_eq!(s.read_connections, 8);
+        let l = LimitArgs::default();
+        assert!(l.max_requests_per_caller < l.max_concurrent_requests);
+        assert_eq!(ServeArgs::default().listen.port(), 50051);
+    }
+}
