@@ -1,29 +1,42 @@
-//! Server-wide admission: at most N calls in flight across every connection
-//! (tonic's own limit is per connection). Past it, calls are refused at once
-//! with RESOURCE_EXHAUSTED instead of queueing without bound. A streaming call
-//! holds its permit only until its stream is returned; open streams are bounded
-//! by the subscriber cap instead.
+//! Admission: a call is counted only once its request message has arrived, so
+//! a client that sends headers and then stalls holds nothing but its own
+//! stream, and is ended with DEADLINE_EXCEEDED after the read timeout. Then
+//! the call must fit under the server-wide limit and its caller's fair share
+//! ([`Quotas`]); past either it is refused at once with RESOURCE_EXHAUSTED.
+//!
+//! Every method but reflection takes one request message, so its body is read
+//! whole here (bounded in size and time) before the handler runs. Reflection
+//! streams requests and passes through unread. Health probes are read but
+//! never refused: they must answer when the server is saturated. A streaming
+//! call holds its permit only until its stream is returned; open streams are
+//! bounded by the subscriber limits instead.
 
-use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::sync::Semaphore;
-use tonic::Status;
+use http_body_util::{BodyExt, Full, Limited};
 
+use crate::auth::Identity;
+use crate::domain::limits::REQUEST_MAX_BYTES;
 use crate::error::Error;
+use crate::quota::Quotas;
+
+/// A gRPC message frame: 1 byte compression flag, 4 bytes length.
+const FRAME_HEADER_BYTES: usize = 5;
 
 /// See the module docs.
 #[derive(Clone)]
 pub struct AdmissionLayer {
-    permits: Arc<Semaphore>,
+    quotas: Quotas,
+    read_timeout: Duration,
 }
 
 impl AdmissionLayer {
-    /// Admits at most `limit` calls at once.
-    pub fn new(limit: usize) -> Self {
+    pub fn new(quotas: Quotas, read_timeout: Duration) -> Self {
         AdmissionLayer {
-            permits: Arc::new(Semaphore::new(limit.max(1))),
+            quotas,
+            read_timeout,
         }
     }
 }
@@ -33,7 +46,8 @@ impl<S> tower::Layer<S> for AdmissionLayer {
     fn layer(&self, inner: S) -> Admission<S> {
         Admission {
             inner,
-            permits: self.permits.clone(),
+            quotas: self.quotas.clone(),
+            read_timeout: self.read_timeout,
         }
     }
 }
@@ -42,16 +56,42 @@ impl<S> tower::Layer<S> for AdmissionLayer {
 #[derive(Clone)]
 pub struct Admission<S> {
     inner: S,
-    permits: Arc<Semaphore>,
+    quotas: Quotas,
+    read_timeout: Duration,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for Admission<S>
+/// How a method is admitted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Health: read, never refused.
+    Probe,
+    /// Reflection: a stream of requests, passed through unread.
+    RequestStream,
+    /// Everything else: one request message, read before admission.
+    Call,
+}
+
+fn class(path: &str) -> Class {
+    if path.starts_with("/grpc.health.v1.Health/") {
+        Class::Probe
+    } else if path.starts_with("/grpc.reflection.") {
+        Class::RequestStream
+    } else {
+        Class::Call
+    }
+}
+
+type Body = tonic::body::Body;
+
+impl<S> tower::Service<http::Request<Body>> for Admission<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Send,
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
 {
-    type Response = http::Response<tonic::body::Body>;
+    type Response = http::Response<Body>;
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
@@ -59,24 +99,78 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        // Health probes must answer even when the server is saturated.
-        if req.uri().path().starts_with("/grpc.health.v1.Health/") {
-            return Box::pin(self.inner.call(req));
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let class = class(req.uri().path());
+        if class == Class::RequestStream {
+            return match self.quotas.admit_call(None) {
+                Ok(permit) => {
+                    let call = self.inner.call(req);
+                    Box::pin(async move {
+                        let response = call.await;
+                        drop(permit);
+                        response
+                    })
+                }
+                Err(e) => refuse(e),
+            };
         }
-        match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let call = self.inner.call(req);
-                Box::pin(async move {
-                    let response = call.await;
-                    drop(permit);
-                    response
-                })
+        // The service that was made ready goes with the call; a clone stays.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let quotas = self.quotas.clone();
+        let read_timeout = self.read_timeout;
+        Box::pin(async move {
+            let req = match read_whole(req, read_timeout).await {
+                Ok(req) => req,
+                Err(e) => return Ok(tonic::Status::from(e).into_http()),
+            };
+            if class == Class::Probe {
+                return inner.call(req).await;
             }
-            Err(_) => {
-                let status: Status = Error::Overloaded.into();
-                Box::pin(async move { Ok(status.into_http()) })
-            }
-        }
+            let permit = match quotas.admit_call(req.extensions().get::<Identity>()) {
+                Ok(p) => p,
+                Err(e) => return Ok(tonic::Status::from(e).into_http()),
+            };
+            let response = inner.call(req).await;
+            drop(permit);
+            response
+        })
     }
+}
+
+fn refuse<T>(e: Error) -> BoxFuture<'static, Result<http::Response<Body>, T>> {
+    let status = tonic::Status::from(e);
+    Box::pin(async move { Ok(status.into_http()) })
+}
+
+/// The request with its body read into memory: at most one message of the
+/// largest accepted size, arriving within `timeout`.
+async fn read_whole(
+    req: http::Request<Body>,
+    timeout: Duration,
+) -> Result<http::Request<Body>, Error> {
+    let (parts, body) = req.into_parts();
+    let limit = REQUEST_MAX_BYTES + FRAME_HEADER_BYTES;
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| {
+            Error::Timeout(format!(
+                "the request message did not arrive within {} (--request-read-timeout)",
+                humantime::format_duration(timeout)
+            ))
+        })?;
+    let bytes = match collected {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(Error::MessageTooLarge {
+                limit: REQUEST_MAX_BYTES,
+            });
+        }
+        // The client reset its stream; nobody reads the answer.
+        Err(e) => return Err(Error::Timeout(format!("the request body failed: {e}"))),
+    };
+    Ok(http::Request::from_parts(
+        parts,
+        Body::new(Full::new(bytes)),
+    ))
 }

@@ -69,7 +69,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = req.uri().path().to_owned();
+        let method = method_label(req.uri().path());
         let started = Instant::now();
         let call = self.inner.call(req);
         Box::pin(async move {
@@ -86,6 +86,51 @@ where
             response
         })
     }
+}
+
+/// The label of a request path: the path of a method the server has, or
+/// `unknown`, so made-up paths cannot create series without bound.
+pub fn method_label(path: &str) -> String {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        [
+            crate::proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ]
+        .into_iter()
+        .flat_map(method_paths)
+        .collect()
+    });
+    if known.contains(path) {
+        path.to_owned()
+    } else {
+        "unknown".to_owned()
+    }
+}
+
+/// Every `/package.Service/Method` an encoded descriptor set declares.
+fn method_paths(encoded: &[u8]) -> Vec<String> {
+    use prost::Message;
+    let Ok(set) = prost_types::FileDescriptorSet::decode(encoded) else {
+        return Vec::new();
+    };
+    let mut paths = Vec::new();
+    for file in &set.file {
+        for service in &file.service {
+            for method in &service.method {
+                paths.push(format!(
+                    "/{}.{}/{}",
+                    file.package(),
+                    service.name(),
+                    method.name()
+                ));
+            }
+        }
+    }
+    paths
 }
 
 /// The gRPC status code a header (or trailer) map carries, if any.
@@ -115,4 +160,29 @@ pub fn watch_database_size(path: Option<std::path::PathBuf>, every: Duration) {
             metrics::gauge!(DATABASE_BYTES).set(bytes as f64);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_served_methods_get_their_own_label() {
+        for path in [
+            "/incident.v1.IncidentService/GetIncident",
+            "/incident.v1.TimelineService/SubscribeTimeline",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert_eq!(method_label(path), path);
+        }
+        for path in [
+            "/incident.v1.IncidentService/Nope",
+            "/made.up/1",
+            "/",
+            "/incident.v1.IncidentService/GetIncident/extra",
+        ] {
+            assert_eq!(method_label(path), "unknown");
+        }
+    }
 }

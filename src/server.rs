@@ -17,7 +17,6 @@ use crate::metrics::grpc_code;
 use std::sync::Arc;
 
 use tonic::transport::ServerTlsConfig;
-use tonic::transport::server::TcpIncoming;
 
 use crate::admission::AdmissionLayer;
 use crate::api::action_items::ActionItems;
@@ -26,11 +25,13 @@ use crate::api::incidents::Incidents;
 use crate::api::timeline::Timeline;
 use crate::auth::{AuthLayer, Tokens};
 use crate::config::{LimitArgs, ServeArgs};
+use crate::connection::{ConnLimits, TrackLayer};
 use crate::domain::limits::REQUEST_MAX_BYTES;
 use crate::proto::action_item_service_server::ActionItemServiceServer;
 use crate::proto::component_service_server::ComponentServiceServer;
 use crate::proto::incident_service_server::IncidentServiceServer;
 use crate::proto::timeline_service_server::TimelineServiceServer;
+use crate::quota::Quotas;
 use crate::store::{Store, StoreOptions};
 
 /// What `serve` needs to run: the settings of [`ServeArgs`] with the files
@@ -147,9 +148,21 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
-        // Nagle plus delayed ACKs would hold small responses for ~40 ms; tonic
-        // sets TCP_NODELAY only on sockets it binds itself.
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let nofile = crate::connection::raise_nofile_limit();
+        let conn_limits = ConnLimits::new(&config.limits, nofile);
+        tracing::info!(
+            open_file_limit = nofile,
+            max_connections = conn_limits.max_connections,
+            "connection cap"
+        );
+        if conn_limits.max_connections < config.limits.max_connections {
+            tracing::warn!(
+                requested = config.limits.max_connections,
+                max_connections = conn_limits.max_connections,
+                "--max-connections lowered to fit the open-file limit; raise it (ulimit -n, LimitNOFILE=) to allow more"
+            );
+        }
+        let incoming = crate::connection::incoming(listener, conn_limits);
         if config.tokens.is_none() {
             tracing::warn!(%addr, "serving without authentication (open mode, loopback only); the actor is the x-actor metadata value");
         }
@@ -162,17 +175,17 @@ impl Server {
 
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let svc_store = store.clone();
-        let max_subscribers = config.limits.max_subscribers;
         let auth = AuthLayer::new(config.tokens.clone());
-        let admission = AdmissionLayer::new(config.limits.max_concurrent_requests);
+        let quotas = Quotas::new(&config.limits);
+        let admission = AdmissionLayer::new(quotas.clone(), config.limits.request_read_timeout);
+        let streams_per_connection = config.limits.max_streams_per_connection;
         let task = tokio::spawn(async move {
             let incidents = IncidentServiceServer::new(Incidents::new(svc_store.clone()))
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
             let components = ComponentServiceServer::new(Components::new(svc_store.clone()))
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
-            let timeline =
-                TimelineServiceServer::new(Timeline::new(svc_store.clone(), max_subscribers))
-                    .max_decoding_message_size(REQUEST_MAX_BYTES);
+            let timeline = TimelineServiceServer::new(Timeline::new(svc_store.clone(), quotas))
+                .max_decoding_message_size(REQUEST_MAX_BYTES);
             let action_items = ActionItemServiceServer::new(ActionItems::new(svc_store.clone()))
                 .max_decoding_message_size(REQUEST_MAX_BYTES);
             let health_on_stop = health.clone();
@@ -185,6 +198,8 @@ impl Server {
                 // Dead streaming clients are found by HTTP/2 pings and reaped.
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
                 .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+                .max_concurrent_streams(streams_per_connection)
+                .layer(TrackLayer)
                 .layer(
                     TraceLayer::new_for_grpc()
                         .make_span_with(rpc_span)

@@ -131,7 +131,10 @@ impl ActionItemService for ActionItems {
         let mut v = Violations::new();
         let limit = parse::page_size(&mut v, r.page_size);
         let mut statuses = Vec::new();
-        for (i, s) in r.statuses.iter().enumerate() {
+        for (i, s) in super::filter_list(&mut v, "statuses", &r.statuses)
+            .iter()
+            .enumerate()
+        {
             if let Some(s) = v.check(
                 &format!("statuses[{i}]"),
                 parse::required_enum(*s, ActionItemStatus::from_code),
@@ -243,7 +246,10 @@ impl ActionItemService for ActionItems {
                     patch.labels = Some(parse::labels(&mut v, "action_item.labels", &a.labels))
                 }
                 p if OUTPUT_ONLY.contains(&p) => {}
-                p => v.add("update_mask", format!("unknown field path {p:?}")),
+                p => v.add(
+                    "update_mask",
+                    format!("unknown field path {}", crate::error::quote(p)),
+                ),
             }
         }
         let id = v.into_result(id)?;

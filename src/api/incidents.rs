@@ -98,7 +98,10 @@ fn incident_ref(s: &str) -> Result<IncidentRef> {
     parse::uuid(t).map(IncidentRef::Id).map_err(|_| {
         Error::invalid(
             "id",
-            format!("{s:?} is neither an incident id nor a reference like INC-42"),
+            format!(
+                "{} is neither an incident id nor a reference like INC-42",
+                crate::error::quote(s)
+            ),
         )
     })
 }
@@ -224,7 +227,10 @@ fn update_paths(
                 out.push(path);
             }
         } else if !OUTPUT_ONLY.contains(&path.as_str()) {
-            v.add("update_mask", format!("unknown field path {path:?}"));
+            v.add(
+                "update_mask",
+                format!("unknown field path {}", crate::error::quote(&path)),
+            );
         }
     }
     out
@@ -307,7 +313,10 @@ fn patch(
 
 pub(crate) fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> IncidentFilter {
     let mut statuses = Vec::new();
-    for (i, s) in r.statuses.iter().enumerate() {
+    for (i, s) in super::filter_list(v, "statuses", &r.statuses)
+        .iter()
+        .enumerate()
+    {
         if let Some(s) = v.check(
             &format!("statuses[{i}]"),
             parse::required_enum(*s, IncidentStatus::from_code),
@@ -316,7 +325,10 @@ pub(crate) fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> I
         }
     }
     let mut severities = Vec::new();
-    for (i, s) in r.severities.iter().enumerate() {
+    for (i, s) in super::filter_list(v, "severities", &r.severities)
+        .iter()
+        .enumerate()
+    {
         if let Some(s) = v.check(
             &format!("severities[{i}]"),
             parse::required_enum(*s, Severity::from_code),
@@ -539,7 +551,10 @@ pub(crate) fn parse_update_postmortem(
             }
             "author" => patch.author = v.check("postmortem.author", parse::short(&p.author, false)),
             "incident_id" | "publish_time" | "update_time" | "etag" => {}
-            other => v.add("update_mask", format!("unknown field path {other:?}")),
+            other => v.add(
+                "update_mask",
+                format!("unknown field path {}", crate::error::quote(other)),
+            ),
         }
     }
     Some(PostmortemInput {

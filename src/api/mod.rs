@@ -10,10 +10,26 @@ pub mod timeline;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::domain::limits::PAGE_MAX_BYTES;
+use crate::domain::limits::{FILTER_LIST_MAX, PAGE_MAX_BYTES};
 use crate::error::Result;
 use crate::page_token;
 use crate::store::Store;
+
+/// The entries of a list filter to look at: all of them, or, past the cap, a
+/// violation and none (a huge filter costs nothing more than its decoding).
+pub(crate) fn filter_list<'a, T>(v: &mut parse::Violations, field: &str, list: &'a [T]) -> &'a [T] {
+    if list.len() > FILTER_LIST_MAX {
+        v.add(
+            field,
+            format!(
+                "at most {FILTER_LIST_MAX} entries (got {}); split the request",
+                list.len()
+            ),
+        );
+        return &[];
+    }
+    list
+}
 
 /// Reads the position of a page token, if one is given, checking it belongs to
 /// this list and these filters.

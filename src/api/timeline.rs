@@ -1,16 +1,15 @@
 //! TimelineService.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::Semaphore;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::parse::{self, Mutation, Violations};
-use super::{convert, page_start, paginate};
+use super::{convert, filter_list, page_start, paginate};
+use crate::auth::Identity;
 use crate::domain::filter::EventFilter;
 use crate::domain::limits::TEXT_MAX_BYTES;
 use crate::domain::{Event, EventKind, IncidentId, Severity};
@@ -18,6 +17,7 @@ use crate::error::Error;
 use crate::proto as pb;
 use crate::proto::subscribe_timeline_request::Start as PbStart;
 use crate::proto::timeline_service_server::TimelineService;
+use crate::quota::Quotas;
 use crate::service::timeline::{self as svc, Item, Start};
 use crate::store::Store;
 
@@ -29,22 +29,19 @@ const HEARTBEAT_MAX: Duration = Duration::from_secs(3600);
 #[derive(Clone)]
 pub struct Timeline {
     store: Store,
-    subscribers: Arc<Semaphore>,
+    quotas: Quotas,
 }
 
 impl Timeline {
-    /// `max_subscribers` bounds the streams open at once.
-    pub fn new(store: Store, max_subscribers: usize) -> Self {
-        Timeline {
-            store,
-            subscribers: Arc::new(Semaphore::new(max_subscribers)),
-        }
+    /// `quotas` bounds the streams open at once, per caller and in all.
+    pub fn new(store: Store, quotas: Quotas) -> Self {
+        Timeline { store, quotas }
     }
 }
 
 fn kinds(v: &mut Violations, list: &[i32]) -> Vec<EventKind> {
     let mut out = Vec::new();
-    for (i, k) in list.iter().enumerate() {
+    for (i, k) in filter_list(v, "kinds", list).iter().enumerate() {
         if let Some(k) = v.check(
             &format!("kinds[{i}]"),
             parse::required_enum(*k, EventKind::from_code),
@@ -103,6 +100,7 @@ impl TimelineService for Timeline {
         &self,
         req: Request<pb::SubscribeTimelineRequest>,
     ) -> Result<Response<Self::SubscribeTimelineStream>, Status> {
+        let caller = req.extensions().get::<Identity>().cloned();
         let r = req.into_inner();
         let mut v = Violations::new();
         let start = match r.start {
@@ -117,7 +115,10 @@ impl TimelineService for Timeline {
             }
         };
         let mut incident_ids = Vec::new();
-        for (i, id) in r.incident_ids.iter().enumerate() {
+        for (i, id) in filter_list(&mut v, "incident_ids", &r.incident_ids)
+            .iter()
+            .enumerate()
+        {
             if let Some(id) = v.check(&format!("incident_ids[{i}]"), parse::uuid::<IncidentId>(id))
             {
                 incident_ids.push(id);
@@ -150,11 +151,7 @@ impl TimelineService for Timeline {
         let Some(start) = start else {
             return Err(Error::invalid("start", "is required").into());
         };
-        let permit = self
-            .subscribers
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::SubscriberLimit)?;
+        let permit = self.quotas.admit_subscriber(caller.as_ref())?;
         let rx = svc::subscribe(self.store.clone(), start, filter, heartbeat, permit)?;
         let stream = ReceiverStream::new(rx).map(|item| {
             item.map(|item| pb::SubscribeTimelineResponse {

@@ -14,6 +14,8 @@ pub const LABEL_KEY_MAX_CHARS: usize = 63;
 pub const SHORT_TEXT_MAX_CHARS: usize = 256;
 /// Maximum role assignments, impact windows or component impacts on an incident.
 pub const LIST_MAX: usize = 256;
+/// Maximum entries of one list filter (incident_ids, kinds, statuses, severities).
+pub const FILTER_LIST_MAX: usize = 100;
 /// Maximum size of one request message.
 pub const REQUEST_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Default page size of every List.

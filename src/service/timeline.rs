@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 
 use crate::domain::filter::EventFilter;
 use crate::domain::{Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Time};
 use crate::error::{Error, Result};
+use crate::quota::SubscriberPermit;
 use crate::store::request_ids::RequestKey;
 use crate::store::{Store, events, incidents};
 
@@ -92,13 +93,14 @@ pub enum Item {
 /// Starts a subscription: catch-up from the database, then live from the hub,
 /// with no gap, no duplicate and strictly increasing sequences. The stream
 /// ends with an error only on shutdown (after everything committed by then
-/// was delivered). `permit` is held for the life of the stream.
+/// was delivered). `permit` is held for the life of the stream; while the
+/// subscription reads the database it also holds a place in its caller's share.
 pub fn subscribe(
     store: Store,
     start: Start,
     filter: EventFilter,
     heartbeat: Duration,
-    permit: OwnedSemaphorePermit,
+    permit: SubscriberPermit,
 ) -> Result<mpsc::Receiver<Result<Item>>> {
     let head = store.head_sequence();
     let cursor = match start {
@@ -108,7 +110,6 @@ pub fn subscribe(
     };
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     tokio::spawn(async move {
-        let _permit = permit;
         metrics::gauge!(crate::metrics::SUBSCRIBERS).increment(1.0);
         let _open = open_subscriber_guard();
         Subscription {
@@ -116,6 +117,7 @@ pub fn subscribe(
             filter,
             cursor,
             tx,
+            permit,
         }
         .run(heartbeat)
         .await;
@@ -141,6 +143,7 @@ struct Subscription {
     /// Every event up to here has been looked at (and sent if it matched).
     cursor: u64,
     tx: mpsc::Sender<Result<Item>>,
+    permit: SubscriberPermit,
 }
 
 /// The client went away: stop.
@@ -197,6 +200,7 @@ impl Subscription {
         &mut self,
         beat: &mut tokio::time::Interval,
     ) -> std::result::Result<(), Gone> {
+        let _share = self.permit.catching_up().await;
         loop {
             let head_before = self.store.head_sequence();
             let batch = match self.read_batch().await {

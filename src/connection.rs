@@ -1,0 +1,404 @@
+//! Accepted connections, bounded: at most `max_connections` open (a new one
+//! past the cap is closed at once, with a log line), and each closed when it
+//! does nothing useful: no call started within the handshake timeout of being
+//! accepted (a client that never completes TLS or the HTTP/2 preface), or no
+//! call in progress for the idle timeout. tonic has neither, and a connection
+//! that never speaks would otherwise hold a file descriptor forever.
+//!
+//! The timers live in the socket wrapper ([`Conn`]), where the connection's
+//! task already polls for reads; the calls in progress are counted by
+//! [`TrackLayer`], which finds the connection's [`ConnState`] in the request
+//! extensions (tonic puts each connection's `connect_info` there).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use std::future::Future;
+
+use futures::Stream;
+use futures::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use crate::config::LimitArgs;
+
+/// Connections currently open (a gauge).
+pub const CONNECTIONS_OPEN: &str = "incidentd_connections_open";
+/// Connections closed by the server, by reason (cap, handshake, idle).
+pub const CONNECTIONS_CLOSED: &str = "incidentd_connections_closed_total";
+
+/// File descriptors kept free for the database, the listener, logs and the
+/// metrics endpoint when the connection cap is held below the open-file limit.
+const RESERVED_FDS: u64 = 64;
+
+/// The connection limits in force.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl ConnLimits {
+    /// The limits of `args`, with the connection cap held below what the
+    /// open-file limit `nofile` allows.
+    pub fn new(args: &LimitArgs, nofile: Option<u64>) -> ConnLimits {
+        let by_fds = nofile
+            .map(|n| n.saturating_sub(RESERVED_FDS).max(1) as usize)
+            .unwrap_or(usize::MAX);
+        ConnLimits {
+            max_connections: args.max_connections.min(by_fds),
+            handshake_timeout: args.handshake_timeout,
+            idle_timeout: args.idle_timeout,
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit where it is lower, and
+/// returns the soft limit now in force (`None` where it cannot be read).
+pub fn raise_nofile_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .ok()
+                .map(|(soft, _)| soft)
+        }
+    }
+}
+
+/// What the calls of one connection and its socket share.
+#[derive(Debug)]
+pub struct ConnState {
+    accepted: Instant,
+    /// Calls in progress (request received, response not finished).
+    active: AtomicUsize,
+    /// Whether any call has started on this connection.
+    called: AtomicBool,
+    /// When the last call ended, in ms since `accepted`.
+    idle_since_ms: AtomicU64,
+    /// The socket's reader, woken when the last call ends so it arms the idle timer.
+    reader: AtomicWaker,
+}
+
+impl ConnState {
+    fn new() -> ConnState {
+        ConnState {
+            accepted: Instant::now(),
+            active: AtomicUsize::new(0),
+            called: AtomicBool::new(false),
+            idle_since_ms: AtomicU64::new(0),
+            reader: AtomicWaker::new(),
+        }
+    }
+
+    /// Marks a call started; the guard marks it ended when dropped.
+    pub fn call_started(self: &Arc<Self>) -> CallGuard {
+        self.called.store(true, Ordering::Relaxed);
+        self.active.fetch_add(1, Ordering::AcqRel);
+        CallGuard(self.clone())
+    }
+
+    /// When the connection becomes closable if nothing starts before then;
+    /// `None` while a call is in progress.
+    fn deadline(&self, limits: &ConnLimits) -> Option<(Instant, &'static str)> {
+        if self.active.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        if !self.called.load(Ordering::Relaxed) {
+            return Some((self.accepted + limits.handshake_timeout, "handshake"));
+        }
+        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
+        Some((self.accepted + since + limits.idle_timeout, "idle"))
+    }
+}
+
+/// A call in progress on a connection.
+pub struct CallGuard(Arc<ConnState>);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        let s = &self.0;
+        s.idle_since_ms
+            .store(s.accepted.elapsed().as_millis() as u64, Ordering::Relaxed);
+        if s.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            s.reader.wake();
+        }
+    }
+}
+
+/// The connection info tonic puts in every request's extensions.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub tcp: TcpConnectInfo,
+    pub state: Arc<ConnState>,
+}
+
+/// An accepted socket that closes itself when the connection has nothing in
+/// progress past its deadline, and frees its slot under the cap when dropped.
+pub struct Conn {
+    stream: TcpStream,
+    info: ConnInfo,
+    limits: ConnLimits,
+    timer: Pin<Box<Sleep>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        metrics::gauge!(CONNECTIONS_OPEN).decrement(1.0);
+    }
+}
+
+impl Connected for Conn {
+    type ConnectInfo = ConnInfo;
+    fn connect_info(&self) -> ConnInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Pending => {}
+            ready => return ready,
+        }
+        this.info.state.reader.register(cx.waker());
+        let Some((deadline, why)) = this.info.state.deadline(&this.limits) else {
+            return Poll::Pending;
+        };
+        if this.timer.deadline() != deadline.into() {
+            this.timer.as_mut().reset(deadline.into());
+        }
+        match this.timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                tracing::debug!(peer = ?this.info.tcp.remote_addr, reason = why, "closing connection");
+                metrics::counter!(CONNECTIONS_CLOSED, "reason" => why).increment(1);
+                // End of stream: the HTTP/2 (or TLS) layer above closes the connection.
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The accepted connections of `listener`, under `limits`.
+pub fn incoming(
+    listener: TcpListener,
+    limits: ConnLimits,
+) -> impl Stream<Item = io::Result<Conn>> + Send + 'static {
+    // Never yields an error (see the accept loop), so tonic never stops serving.
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = RefusalLog::default();
+    futures::stream::unfold(
+        (listener, slots, refusals),
+        move |(listener, slots, mut refusals)| async move {
+            loop {
+                let (stream, remote) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // tonic would stop serving on an error like EMFILE;
+                        // a server out of descriptors must instead go on
+                        // serving the connections it has, and accept again
+                        // once some close.
+                        refusals.accept_failed(&e);
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    refusals.refused(limits.max_connections);
+                    drop(stream);
+                    continue;
+                };
+                // Nagle plus delayed ACKs would hold small responses for ~40 ms.
+                let _ = stream.set_nodelay(true);
+                metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
+                let conn = Conn {
+                    info: ConnInfo {
+                        tcp: TcpConnectInfo {
+                            local_addr: stream.local_addr().ok(),
+                            remote_addr: Some(remote),
+                        },
+                        state: Arc::new(ConnState::new()),
+                    },
+                    stream,
+                    limits,
+                    timer: Box::pin(tokio::time::sleep(limits.handshake_timeout)),
+                    _slot: slot,
+                };
+                return Some((Ok(conn), (listener, slots, refusals)));
+            }
+        },
+    )
+}
+
+/// Pause after a failed accept (e.g. out of file descriptors), so the loop
+/// does not spin while nothing can be accepted.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Logs refusals at the cap at most once every few seconds, with a count.
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<Instant>,
+    since_last: u64,
+}
+
+impl RefusalLog {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn refused(&mut self, cap: usize) {
+        metrics::counter!(CONNECTIONS_CLOSED, "reason" => "cap").increment(1);
+        self.since_last += 1;
+        if self.last.is_none_or(|t| t.elapsed() >= Self::EVERY) {
+            tracing::warn!(
+                max_connections = cap,
+                refused = self.since_last,
+                "connection cap reached: closing new connections (see --max-connections)"
+            );
+            self.last = Some(Instant::now());
+            self.since_last = 0;
+        }
+    }
+
+    fn accept_failed(&mut self, e: &io::Error) {
+        metrics::counter!(CONNECTIONS_CLOSED, "reason" => "accept_error").increment(1);
+        self.since_last += 1;
+        if self.last.is_none_or(|t| t.elapsed() >= Self::EVERY) {
+            tracing::error!(error = %e, failed = self.since_last, "cannot accept connections (open-file limit?)");
+            self.last = Some(Instant::now());
+            self.since_last = 0;
+        }
+    }
+}
+
+/// Counts each call as in progress on its connection until its response
+/// (stream included) is finished or dropped.
+#[derive(Clone, Copy, Default)]
+pub struct TrackLayer;
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+    fn layer(&self, inner: S) -> Track<S> {
+        Track { inner }
+    }
+}
+
+/// See [`TrackLayer`].
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+}
+
+/// The connection state of a request, over TLS or not.
+fn conn_state<B>(req: &http::Request<B>) -> Option<Arc<ConnState>> {
+    let ext = req.extensions();
+    ext.get::<ConnInfo>()
+        .or_else(|| {
+            ext.get::<tonic::transport::server::TlsConnectInfo<ConnInfo>>()
+                .map(|t| t.get_ref())
+        })
+        .map(|i| i.state.clone())
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for Track<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    RB: Send + 'static,
+{
+    type Response = http::Response<Guarded<RB>>;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let guard = conn_state(&req).map(|s| s.call_started());
+        if let Some(info) = req.extensions().get::<ConnInfo>().map(|i| i.tcp.clone()) {
+            // tonic's `Request::remote_addr` looks for the plain TCP info.
+            req.extensions_mut().insert(info);
+        }
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            let response = call.await?;
+            Ok(response.map(|body| Guarded {
+                body,
+                _guard: guard,
+            }))
+        })
+    }
+}
+
+/// A response body that holds its call's guard until it is dropped (hyper
+/// drops it once the stream is finished or reset).
+pub struct Guarded<B> {
+    body: B,
+    _guard: Option<CallGuard>,
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for Guarded<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
