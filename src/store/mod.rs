@@ -4,9 +4,11 @@
 pub mod action_items;
 pub mod components;
 pub mod events;
+pub mod files;
 pub mod incidents;
 pub mod request_ids;
 pub mod seeds;
+mod statement_timeout;
 mod writer;
 
 use std::path::Path;
@@ -100,15 +102,26 @@ impl Store {
     /// Opens (creating if needed) and migrates the database, then starts the writer.
     pub async fn open(database: &str, options: StoreOptions) -> Result<Store> {
         let opts = connect_options(database)?;
+        // Owner-only, and so are the -wal and -shm SQLite derives from it.
+        files::prepare_database_file(database, &opts)
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let mut conn = connect_migrated(&opts).await?;
         let page_token_key = load_or_create_key(&mut conn).await?;
         let head = events::head(&mut conn).await?;
+        let statement_timeout = options.statement_timeout;
         let read = SqlitePoolOptions::new()
             .max_connections(options.read_connections)
             .min_connections(1)
             // A read that cannot get a connection soon is refused (OVERLOADED)
             // rather than queued behind expensive ones.
             .acquire_timeout(options.read_queue_timeout)
+            // Each connection carries its statement timeout, installed once;
+            // connections are kept for the life of the pool.
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .after_connect(move |conn, _| {
+                Box::pin(statement_timeout::install(conn, statement_timeout))
+            })
             // Readers share the OS page cache; a small cache each keeps memory
             // bounded whatever the pool size.
             .connect_with(opts.read_only(true).pragma("cache_size", "-4096"))
@@ -154,27 +167,38 @@ impl Store {
 
     /// Applies migrations only (the `migrate` command).
     pub async fn migrate(database: &str) -> Result<()> {
-        let conn = connect_migrated(&connect_options(database)?).await?;
+        let opts = connect_options(database)?;
+        files::prepare_database_file(database, &opts)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let conn = connect_migrated(&opts).await?;
         conn.close().await?;
         Ok(())
     }
 
     /// Writes a consistent copy of a (possibly live) database to `dest` with
     /// `VACUUM INTO`: a snapshot as of one instant, compacted, that `serve
-    /// --database dest` starts from. Refuses to overwrite an existing file.
+    /// --database dest` starts from. Refuses any existing path, a symlink
+    /// (even dangling) included; the copy is created with mode 0600.
     pub async fn backup(database: &str, dest: &Path) -> Result<()> {
-        if dest.exists() {
-            return Err(Error::Internal(format!(
-                "{} already exists",
-                dest.display()
-            )));
-        }
+        files::check_backup_destination(dest).map_err(Error::Internal)?;
+        // SQLite takes the name as text: a lossy one would be another file.
+        let name = dest
+            .to_str()
+            .ok_or_else(|| Error::Internal(format!("{} is not valid UTF-8", dest.display())))?;
         let opts = connect_options(database)?.create_if_missing(false);
         let mut conn = SqliteConnection::connect_with(&opts).await?;
-        sqlx::query("VACUUM INTO ?")
-            .bind(dest.display().to_string())
+        // Created here, 0600 and exclusively (O_EXCL follows no symlink, so
+        // nothing can slip in after the check); VACUUM INTO fills an empty file.
+        files::create_new_private(dest)
+            .map_err(|e| Error::Internal(format!("creating {}: {e}", dest.display())))?;
+        let written = sqlx::query("VACUUM INTO ?")
+            .bind(name)
             .execute(&mut conn)
-            .await?;
+            .await;
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(dest);
+            return Err(e.into());
+        }
         conn.close().await?;
         Ok(())
     }
