@@ -7,8 +7,60 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
 use clap::builder::TypedValueParser;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// The `incidentd` command line.
+#[derive(Parser)]
+#[command(name = "incidentd", version, about = "Incident coordination over gRPC")]
+pub struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        env = "INCIDENTD_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What to do.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the gRPC API.
+    Serve(ServeArgs),
+    /// Load the seed incidents (real public reports) into the database, then exit.
+    Seed {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Folder of seed files (*.toml).
+        #[arg(long, env = "INCIDENTD_SEED_DIR", default_value = SEED_DIR)]
+        dir: PathBuf,
+    },
+    /// Write a consistent copy of a live database to PATH (SQLite VACUUM INTO);
+    /// `serve --database PATH` starts from it.
+    Backup {
+        /// Where the copy goes (created 0600); must not exist, not even as a symlink.
+        path: PathBuf,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Create the database if needed and apply migrations, then exit.
+    Migrate {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
 
 /// The seed folder of `serve --seed` and `incidentd seed`.
 pub const SEED_DIR: &str = "seeds";
@@ -189,6 +241,107 @@ impl Default for StoreArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    /// flag → (environment variable, default) as a table row states them.
+    type Flags = BTreeMap<String, (String, String)>;
+
+    /// What `incidentd serve --help` prints, read back into [`Flags`]: a flag
+    /// without a value defaults to `false`, one without a default shows `—`.
+    fn flags_in_help() -> Flags {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        cli.build();
+        let help = cli
+            .find_subcommand_mut("serve")
+            .expect("serve")
+            .render_long_help()
+            .to_string();
+        let mut flags = Flags::new();
+        let mut current: Option<(String, bool, String)> = None;
+        let finish = |c: Option<(String, bool, String)>, flags: &mut Flags| {
+            let Some((flag, takes_value, text)) = c else {
+                return;
+            };
+            let env = between(&text, "[env: ", "=").unwrap_or_default();
+            let default = between(&text, "[default: ", "]").unwrap_or_else(|| {
+                if takes_value {
+                    "—".into()
+                } else {
+                    "false".into()
+                }
+            });
+            flags.insert(flag, (env, default));
+        };
+        for line in help.lines() {
+            let t = line.trim_start();
+            if let Some(rest) = t.strip_prefix("--").or_else(|| t.strip_prefix("-h, --")) {
+                finish(current.take(), &mut flags);
+                let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
+                current = Some((format!("--{name}"), value.starts_with('<'), String::new()));
+            } else if let Some((_, _, text)) = current.as_mut() {
+                text.push_str(t);
+                text.push(' ');
+            }
+        }
+        finish(current.take(), &mut flags);
+        flags.remove("--help");
+        flags
+    }
+
+    fn between(text: &str, start: &str, end: &str) -> Option<String> {
+        let from = text.find(start)? + start.len();
+        let len = text[from..].find(end)?;
+        Some(text[from..from + len].to_owned())
+    }
+
+    /// The rows of the flag table in docs/operations.md.
+    fn flags_in_docs() -> Flags {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md");
+        let doc = std::fs::read_to_string(path).expect("docs/operations.md");
+        let table = between(
+            &doc,
+            "<!-- serve-flags:begin -->",
+            "<!-- serve-flags:end -->",
+        )
+        .expect("the serve-flags markers in docs/operations.md");
+        let mut flags = Flags::new();
+        for row in table.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<String> = row
+                .split('|')
+                .map(|c| c.trim().trim_matches('`').to_owned())
+                .collect();
+            // "", flag, env, default, meaning, ""
+            assert!(cells.len() >= 5, "a row of four cells: {row}");
+            flags.insert(cells[1].clone(), (cells[2].clone(), cells[3].clone()));
+        }
+        flags
+    }
+
+    #[test]
+    fn the_operations_guide_lists_every_serve_flag_as_the_help_does() {
+        let help = flags_in_help();
+        let docs = flags_in_docs();
+        assert!(help.len() > 20, "help parsed: {help:?}");
+        let missing: Vec<_> = help.keys().filter(|f| !docs.contains_key(*f)).collect();
+        let stale: Vec<_> = docs.keys().filter(|f| !help.contains_key(*f)).collect();
+        let differ: Vec<_> = help
+            .iter()
+            .filter_map(|(f, h)| docs.get(f).filter(|d| *d != h).map(|d| (f, h, d)))
+            .collect();
+        assert!(
+            missing.is_empty() && stale.is_empty() && differ.is_empty(),
+            "docs/operations.md and `incidentd serve --help` disagree:\n\
+             missing from the docs: {missing:?}\n\
+             in the docs but not a flag: {stale:?}\n\
+             (flag, help, docs) differing: {differ:?}\n\
+             the rows as the help states them (meaning to be written):\n{}",
+            help.iter()
+                .map(|(f, (env, default))| format!("| `{f}` | `{env}` | `{default}` | |"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
 
     #[test]
     fn defaults_come_from_the_attributes() {

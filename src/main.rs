@@ -2,61 +2,12 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 
-use incidentd::config::{DatabaseArgs, ServeArgs};
+use incidentd::config::{Cli, Command, LogFormat};
 use incidentd::server::{Config, Server};
 use incidentd::store::{Store, StoreOptions};
 use tracing_subscriber::EnvFilter;
-
-#[derive(Parser)]
-#[command(name = "incidentd", version, about = "Incident coordination over gRPC")]
-struct Cli {
-    /// Log format.
-    #[arg(
-        long,
-        env = "INCIDENTD_LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
-    log_format: LogFormat,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the gRPC API.
-    Serve(ServeArgs),
-    /// Load the seed incidents (real public reports) into the database, then exit.
-    Seed {
-        #[command(flatten)]
-        db: DatabaseArgs,
-        /// Folder of seed files (*.toml).
-        #[arg(long, env = "INCIDENTD_SEED_DIR", default_value = incidentd::config::SEED_DIR)]
-        dir: PathBuf,
-    },
-    /// Write a consistent copy of a live database to PATH (SQLite VACUUM INTO);
-    /// `serve --database PATH` starts from it.
-    Backup {
-        /// Where the copy goes (created 0600); must not exist, not even as a symlink.
-        path: PathBuf,
-        #[command(flatten)]
-        db: DatabaseArgs,
-    },
-    /// Create the database if needed and apply migrations, then exit.
-    Migrate {
-        #[command(flatten)]
-        db: DatabaseArgs,
-    },
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
