@@ -1,22 +1,16 @@
 //! Operations: online backup and Prometheus metrics, through the real binary
 //! where the process boundary matters.
 
-mod common;
+use std::process::{Command, Stdio};
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use common::{TestServer, create_incident, plain_incident};
 use incident_client::tonic;
 use incident_client::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use crate::support::{
+    Daemon, Options, TestServer, create_incident, eventually, free_port, integrity_check,
+    plain_incident, start_server,
+};
 
 #[tokio::test]
 async fn a_backup_of_a_live_database_serves_everything_it_held() {
@@ -59,12 +53,9 @@ async fn a_backup_of_a_live_database_serves_everything_it_held() {
         "an existing backup is never overwritten"
     );
 
-    let restored = incidentd::server::Server::start(incidentd::server::Config::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dest.display().to_string(),
-    ))
-    .await
-    .expect("serve the backup");
+    let restored = start_server("127.0.0.1:0", &dest, &Options::default())
+        .await
+        .expect("serve the backup");
     let mut c = IncidentServiceClient::connect(format!("http://{}", restored.addr()))
         .await
         .expect("connect");
@@ -104,15 +95,6 @@ async fn a_backup_of_a_live_database_serves_everything_it_held() {
     restored.stop().await.unwrap();
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn http_get(addr: &str, path: &str) -> Option<String> {
     let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
     s.write_all(
@@ -129,33 +111,14 @@ async fn http_get(addr: &str, path: &str) -> Option<String> {
 async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.db");
-    let grpc = format!("127.0.0.1:{}", free_port());
     let metrics = format!("127.0.0.1:{}", free_port());
-    let _server = Proc(
-        Command::new(env!("CARGO_BIN_EXE_incidentd"))
-            .args([
-                "serve",
-                "--listen",
-                &grpc,
-                "--metrics-listen",
-                &metrics,
-                "--database",
-            ])
-            .arg(&db)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn incidentd"),
-    );
-    let mut client = None;
-    for _ in 0..100 {
-        if let Ok(c) = IncidentServiceClient::connect(format!("http://{grpc}")).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut client = client.expect("server up");
+    let server = Daemon::start(
+        &db,
+        &dir.path().join("log"),
+        &["--metrics-listen", &metrics],
+    )
+    .await;
+    let mut client = IncidentServiceClient::new(server.channel().await);
     client
         .create_incident(CreateIncidentRequest {
             incident: Some(Incident {
@@ -175,13 +138,21 @@ async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
 
-    let body = http_get(&metrics, "/metrics")
-        .await
-        .expect("metrics endpoint");
+    let body = eventually("the metrics endpoint answering", || {
+        http_get(&metrics, "/metrics")
+    })
+    .await;
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    for needle in [
+    for line in [
         r#"incidentd_rpc_requests_total{method="/incident.v1.IncidentService/CreateIncident",code="Ok"} 1"#,
         r#"incidentd_rpc_requests_total{method="/incident.v1.IncidentService/GetIncident",code="NotFound"} 1"#,
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "metrics lack the line {line}:\n{body}"
+        );
+    }
+    for needle in [
         "incidentd_rpc_duration_seconds_bucket",
         "incidentd_writer_batch_size",
     ] {
@@ -208,9 +179,5 @@ async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
         .await
         .unwrap();
     assert_eq!(titles, ["Metered"]);
-    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(check, "ok");
+    assert_eq!(integrity_check(&backup).await, "ok");
 }

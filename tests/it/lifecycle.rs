@@ -1,8 +1,6 @@
 //! The life of an incident, end to end over a real socket.
 
-mod common;
-
-use common::{TestServer, create_component, post_status_update, ts};
+use crate::support::{TestServer, create_component, post_status_update, ts};
 use incident_client::*;
 
 #[tokio::test]
@@ -203,11 +201,11 @@ async fn data_survives_a_restart() {
         None,
     )
     .await;
-    let before = srv.db_state().await;
+    let before = srv.snapshot().await;
 
     srv.restart().await;
 
-    assert_eq!(srv.db_state().await, before);
+    srv.assert_unchanged(&before, "a restart").await;
     let got = srv
         .incidents()
         .await

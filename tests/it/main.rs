@@ -1,0 +1,11 @@
+//! The integration tests: one binary, a module per area. Each test starts a
+//! real server on 127.0.0.1:0 over a temporary SQLite file (or the real
+//! binary) and drives it through `incident-client`; see `support`.
+
+mod support;
+
+mod crash;
+mod lifecycle;
+mod operations;
+mod validation;
+mod writes;

@@ -1,0 +1,121 @@
+//! The real binary, `incidentd serve`, as a child process.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use incident_client::tonic::transport::Channel;
+use tokio::process::{Child, Command};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use super::wait::within;
+
+/// `incidentd serve` on a free loopback port, its output in a log file.
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Daemon {
+    /// Starts the binary on `db` (with `extra` arguments to `serve`) and
+    /// waits until health says SERVING.
+    pub async fn start(db: &Path, log: &Path, extra: &[&str]) -> Daemon {
+        let port = free_port();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_incidentd"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("INCIDENTD_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--database")
+            .arg(db)
+            .args(extra)
+            .env("INCIDENTD_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone().expect("log file")))
+            .stderr(Stdio::from(out))
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("spawn incidentd");
+        let mut d = Daemon {
+            child,
+            port,
+            log: log.to_owned(),
+        };
+        d.wait_serving().await;
+        d
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the daemon wrote so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn wait_serving(&mut self) {
+        let log = self.log.clone();
+        within(
+            &format!("incidentd becoming SERVING (log {})", log.display()),
+            async {
+                loop {
+                    if let Some(status) = self.child.try_wait().expect("try_wait") {
+                        panic!("incidentd exited early ({status}):\n{}", self.log());
+                    }
+                    if let Ok(ch) = Channel::from_shared(self.url())
+                        .expect("url")
+                        .connect()
+                        .await
+                        && let Ok(r) = HealthClient::new(ch)
+                            .check(HealthCheckRequest::default())
+                            .await
+                        && r.into_inner().status == ServingStatus::Serving as i32
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            },
+        )
+        .await
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// Sends `sig` (e.g. "TERM") to the process.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("running");
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+}

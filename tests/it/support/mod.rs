@@ -1,0 +1,20 @@
+//! The harness of the integration tests: a real server on 127.0.0.1:0 over a
+//! temporary SQLite file (or the real binary), driven through
+//! `incident-client`; the database read straight from its file; the one
+//! rejection assertion; bounded waits.
+
+mod calls;
+mod daemon;
+mod db;
+mod rejection;
+mod server;
+mod values;
+mod wait;
+
+pub use calls::*;
+pub use daemon::*;
+pub use db::*;
+pub use rejection::*;
+pub use server::*;
+pub use values::*;
+pub use wait::*;
