@@ -4,6 +4,7 @@
 
 mod support;
 
+mod action_items;
 mod crash;
 mod lifecycle;
 mod operations;
