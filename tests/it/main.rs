@@ -7,6 +7,7 @@ mod support;
 mod action_items;
 mod crash;
 mod lifecycle;
+mod listing;
 mod operations;
 mod validation;
 mod writes;

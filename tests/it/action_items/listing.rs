@@ -319,7 +319,7 @@ async fn a_page_token_is_bound_to_its_filters() {
         .into_inner();
     assert_eq!(first.action_items.len(), 2);
     assert!(!first.next_page_token.is_empty());
-    // filters changed between pages
+    // Filters changed between pages.
     assert_rejected(
         &srv,
         Rejection::page_token(),

@@ -88,7 +88,7 @@ async fn soft_delete_hides_keeps_and_restores_an_incident() {
         }),
     )
     .await;
-    // post on a deleted incident
+    // Post on a deleted incident.
     assert_rejected(
         &srv,
         Rejection::deleted(&inc.id),
@@ -99,7 +99,7 @@ async fn soft_delete_hides_keeps_and_restores_an_incident() {
         }),
     )
     .await;
-    // update on a deleted incident
+    // Update on a deleted incident.
     assert_rejected(
         &srv,
         Rejection::deleted(&inc.id),
@@ -143,7 +143,7 @@ async fn soft_delete_hides_keeps_and_restores_an_incident() {
         get_component(&srv, &panel.id).await.status,
         ImpactLevel::MajorOutage as i32
     );
-    // undelete a live incident
+    // Undelete a live incident.
     assert_rejected(
         &srv,
         Rejection::already_exists("incident_id", &inc.id),
@@ -177,7 +177,7 @@ async fn component_names_are_unique_among_siblings_only() {
     let panel_login = create_component(&srv, "Login", &panel.id).await;
     let users = create_component(&srv, "Users", &admin.id).await;
 
-    // a second Login under Administration
+    // A second Login under Administration.
     assert_rejected(
         &srv,
         Rejection::already_exists("component_id", &admin_login.id),
@@ -191,7 +191,7 @@ async fn component_names_are_unique_among_siblings_only() {
         }),
     )
     .await;
-    // a second top-level Administration
+    // A second top-level Administration.
     assert_rejected(
         &srv,
         Rejection::already_exists("component_id", &admin.id),
@@ -221,7 +221,7 @@ async fn component_names_are_unique_among_siblings_only() {
         }),
     )
     .await;
-    // move next to a namesake
+    // Move next to a namesake.
     assert_rejected(
         &srv,
         Rejection::already_exists("component_id", &panel_login.id),
@@ -257,7 +257,7 @@ async fn component_names_are_unique_among_siblings_only() {
         .unwrap();
     assert_eq!(renamed.name, "Visitors");
     assert_ne!(renamed.etag, users.etag);
-    // stale component etag
+    // Stale component etag.
     assert_rejected(
         &srv,
         Rejection::stale_etag("component_id", &users.id),
@@ -294,7 +294,7 @@ async fn a_component_cannot_move_under_itself_or_its_descendants() {
     let login = create_component(&srv, "Login", &admin.id).await;
     let sso = create_component(&srv, "SSO", &login.id).await;
     for parent in [&admin.id, &login.id, &sso.id] {
-        // a cycle in the tree
+        // A cycle in the tree.
         assert_rejected(
             &srv,
             Rejection::invalid(&["component.parent_id"]),
@@ -346,7 +346,7 @@ async fn a_component_in_use_cannot_be_deleted_until_resolved() {
     )
     .await;
 
-    // an open incident uses it
+    // An open incident uses it.
     assert_rejected(
         &srv,
         Rejection::has_dependents(&login.id),
@@ -356,7 +356,7 @@ async fn a_component_in_use_cannot_be_deleted_until_resolved() {
         }),
     )
     .await;
-    // it has a live child
+    // It has a live child.
     assert_rejected(
         &srv,
         Rejection::has_dependents(&panel.id),
@@ -369,7 +369,7 @@ async fn a_component_in_use_cannot_be_deleted_until_resolved() {
 
     // Monitoring is still open.
     post(&mut client, &inc.id, IncidentStatus::Monitoring).await;
-    // still open while monitoring
+    // Still open while monitoring.
     assert_rejected(
         &srv,
         Rejection::has_dependents(&login.id),
@@ -397,7 +397,7 @@ async fn a_component_in_use_cannot_be_deleted_until_resolved() {
         deleted,
         "Get still returns it"
     );
-    // delete twice
+    // Delete twice.
     assert_rejected(
         &srv,
         Rejection::not_found("component_id", &login.id),
