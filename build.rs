@@ -20,6 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(out.join("incident_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .build_client(false)
+        // A request that does not decode is INVALID_ARGUMENT (MESSAGE_MALFORMED),
+        // not tonic-prost's INTERNAL; encoding stays tonic-prost's.
+        .codec_path("crate::codec::Codec")
         .btree_map(".")
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");

@@ -144,6 +144,30 @@ fn is_read(method: &str) -> bool {
         .any(|p| method.starts_with(p))
 }
 
+/// The token of an Authorization header value, as RFC 6750 §2.1 and RFC 9110
+/// §11.4 frame it: the scheme `Bearer` in any case, one or more spaces, then a
+/// token68 (`[A-Za-z0-9-._~+/]+=*`) and nothing else: no tabs, no other
+/// whitespace, no trailing text. (HTTP/2 forbids whitespace around a field
+/// value, so there is none to strip.)
+fn bearer_token(value: &[u8]) -> Option<&str> {
+    let value = std::str::from_utf8(value).ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("Bearer") {
+        return None;
+    }
+    let token = rest.trim_start_matches(' ');
+    is_token68(token).then_some(token)
+}
+
+/// `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
+fn is_token68(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
 /// Decides a call: the caller's identity, or the error to answer with.
 fn authorize(
     tokens: &Tokens,
@@ -153,21 +177,19 @@ fn authorize(
     let Some(needed) = required_role(path) else {
         return Ok(None);
     };
-    let header = headers
-        .get(http::header::AUTHORIZATION)
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let header = values
+        .next()
         .ok_or_else(|| Error::Unauthenticated("missing authorization: Bearer <token>".into()))?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            Error::Unauthenticated("malformed authorization header: expected Bearer <token>".into())
-        })?;
+    if values.next().is_some() {
+        // Which one would count is anyone's guess: a proxy may have added one.
+        return Err(Error::Unauthenticated(
+            "more than one authorization header: send exactly one, Bearer <token>".into(),
+        ));
+    }
+    let token = bearer_token(header.as_bytes()).ok_or_else(|| {
+        Error::Unauthenticated("malformed authorization header: expected Bearer <token>".into())
+    })?;
     let identity = tokens
         .identify(token)
         .ok_or_else(|| Error::Unauthenticated("unknown token".into()))?;
@@ -342,6 +364,85 @@ mod tests {
         assert!(matches!(missing, Err(Error::Unauthenticated(_))));
         let open = authorize(&t, "/grpc.health.v1.Health/Check", &http::HeaderMap::new()).unwrap();
         assert_eq!(open, None);
+    }
+
+    const GET: &str = "/incident.v1.IncidentService/GetIncident";
+
+    fn who(value: &[u8]) -> Result<Option<String>, Error> {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_bytes(value).unwrap(),
+        );
+        authorize(&tokens(), GET, &h).map(|i| i.map(|i| i.name))
+    }
+
+    fn refused(value: &[u8]) -> bool {
+        matches!(who(value), Err(Error::Unauthenticated(_)))
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused() {
+        let t = tokens();
+        for second in ["Bearer v-secret", "Bearer r-secret", "Bearer nope"] {
+            let mut h = http::HeaderMap::new();
+            h.append(
+                http::header::AUTHORIZATION,
+                "Bearer v-secret".parse().unwrap(),
+            );
+            h.append(http::header::AUTHORIZATION, second.parse().unwrap());
+            let r = authorize(&t, GET, &h);
+            assert!(
+                matches!(&r, Err(Error::Unauthenticated(m)) if m.contains("more than one")),
+                "{second}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            assert_eq!(
+                who(format!("{scheme} v-secret").as_bytes()).unwrap(),
+                Some("vic".into()),
+                "{scheme}"
+            );
+        }
+        assert!(refused(b"Bearers v-secret"));
+        assert!(refused(b"Beare v-secret"));
+        assert!(refused(b"Basic v-secret"));
+    }
+
+    #[test]
+    fn scheme_and_token_are_separated_by_spaces_only() {
+        assert_eq!(who(b"Bearer   v-secret").unwrap(), Some("vic".into()));
+        assert!(refused(b"Bearer\tv-secret"));
+        assert!(refused(b"Bearer \tv-secret"));
+        assert!(refused(b"Bearerv-secret"));
+        assert!(refused(b"Bearer"));
+        assert!(refused(b"Bearer "));
+        assert!(refused(b"Bearer    "));
+    }
+
+    #[test]
+    fn the_token_is_a_token68_and_nothing_follows() {
+        assert!(refused(b"Bearer v-secret extra"));
+        assert!(refused(b"Bearer v-secret "));
+        assert!(refused(b"Bearer v-secret\t"));
+        assert!(refused(b"Bearer v-secret,"));
+        assert!(refused(b"Bearer v-s\xc3\xa9cret"));
+        assert!(refused(b"Bearer ="));
+        assert!(refused(b"Bearer v=secret"));
+        assert!(is_token68("aZ09-._~+/"));
+        assert!(is_token68("abc=="));
+        assert!(!is_token68(""));
+        assert!(!is_token68("=="));
+        assert!(!is_token68("a b"));
+        assert!(!is_token68("a\"b"));
+        // A well-formed token that is not known is refused too, for its own reason.
+        assert!(
+            matches!(who(b"Bearer dW5rbm93bg=="), Err(Error::Unauthenticated(m)) if m == "unknown token")
+        );
     }
 
     #[test]

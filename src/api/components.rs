@@ -193,7 +193,10 @@ impl ComponentService for Components {
                 p if OUTPUT_ONLY.contains(&p) => {}
                 p => {
                     debug_assert!(!UPDATABLE.contains(&p));
-                    v.add("update_mask", format!("unknown field path {p:?}"));
+                    v.add(
+                        "update_mask",
+                        format!("unknown field path {}", crate::error::quote(p)),
+                    );
                 }
             }
         }

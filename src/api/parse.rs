@@ -132,7 +132,7 @@ pub fn required_enum<T>(
 pub fn uuid<T: std::str::FromStr>(s: &str) -> std::result::Result<T, String> {
     s.trim()
         .parse()
-        .map_err(|_| format!("{s:?} is not a valid UUID"))
+        .map_err(|_| format!("{} is not a valid UUID", crate::error::quote(s)))
 }
 
 /// An optional UUID: empty means none.
@@ -195,6 +195,8 @@ pub fn labels(
     let mut out = BTreeMap::new();
     for (k, val) in labels {
         if let Err(e) = label_key(k) {
+            // The key is the client's and may be anything: quote a prefix.
+            let k = crate::error::clip(k, crate::error::QUOTE_MAX_CHARS);
             v.add(format!("{field}[{k}]"), e);
             continue;
         }
