@@ -9,5 +9,6 @@ mod crash;
 mod lifecycle;
 mod listing;
 mod operations;
+mod timeline;
 mod validation;
 mod writes;

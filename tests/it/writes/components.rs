@@ -78,7 +78,6 @@ async fn soft_delete_hides_keeps_and_restores_an_incident() {
     );
 
     // Deleting again is NOT_FOUND; writes to it are refused.
-    // delete twice
     assert_rejected(
         &srv,
         Rejection::not_found("incident_id", &inc.id),
@@ -206,7 +205,6 @@ async fn component_names_are_unique_among_siblings_only() {
     .await;
 
     // Renaming onto a sibling's name, or moving next to a namesake, is refused.
-    // rename to a sibling's name
     assert_rejected(
         &srv,
         Rejection::already_exists("component_id", &admin_login.id),

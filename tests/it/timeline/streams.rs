@@ -1,0 +1,169 @@
+//! Refused subscriptions and notes, the subscriber cap, shutdown and resuming
+//! across a restart.
+
+use std::time::Duration;
+
+use incident_client::pb::subscribe_timeline_request::Start;
+use incident_client::pb::subscribe_timeline_response::Kind;
+use incident_client::tonic::Code;
+use incident_client::*;
+
+use super::*;
+use crate::support::*;
+
+#[tokio::test]
+async fn bad_subscriptions_are_refused() {
+    let srv = TestServer::start().await;
+    let inc = incident(&srv, "x", Severity::P1, &[]).await;
+    let mut c = srv.timeline().await;
+    assert_rejected(
+        &srv,
+        Rejection::invalid(&["start"]),
+        c.subscribe_timeline(SubscribeTimelineRequest::default()),
+    )
+    .await;
+
+    assert_rejected(
+        &srv,
+        Rejection::new(Code::OutOfRange, "SEQUENCE_AHEAD_OF_LOG").meta("head_sequence", "1"),
+        c.subscribe_timeline(subscribe_request(Start::AfterSequence(1000))),
+    )
+    .await;
+
+    assert_rejected(
+        &srv,
+        Rejection::invalid(&["heartbeat_interval"]),
+        c.subscribe_timeline(SubscribeTimelineRequest {
+            start: Some(Start::FromNow(())),
+            heartbeat_interval: Some(incident_client::prost_types::Duration {
+                seconds: 0,
+                nanos: 500_000_000,
+            }),
+            ..Default::default()
+        }),
+    )
+    .await;
+
+    assert_rejected(
+        &srv,
+        Rejection::invalid(&["text"]),
+        c.add_note(AddNoteRequest {
+            incident_id: inc.id.clone(),
+            text: "x".repeat(16 * 1024 + 1),
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert_rejected(
+        &srv,
+        Rejection::invalid(&["text"]),
+        c.add_note(AddNoteRequest {
+            incident_id: inc.id.clone(),
+            text: "  ".into(),
+            ..Default::default()
+        }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_subscriber_cap_refuses_more_and_frees_a_slot_on_disconnect() {
+    let srv = TestServer::start_with(Options {
+        max_subscribers: 2,
+        ..Options::default()
+    })
+    .await;
+    let mut c = srv.timeline().await;
+    let a = c
+        .subscribe_timeline(subscribe_request(Start::FromNow(())))
+        .await
+        .unwrap()
+        .into_inner();
+    let _b = c
+        .subscribe_timeline(subscribe_request(Start::FromNow(())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_rejected(
+        &srv,
+        Rejection::new(Code::ResourceExhausted, "SUBSCRIBER_LIMIT"),
+        c.subscribe_timeline(subscribe_request(Start::FromNow(()))),
+    )
+    .await;
+    drop(a);
+    // The server notices the cancelled stream and frees its slot.
+    let mut freed = false;
+    for _ in 0..100 {
+        if c.subscribe_timeline(subscribe_request(Start::FromNow(())))
+            .await
+            .is_ok()
+        {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(freed, "a disconnected subscriber's slot is released");
+}
+
+#[tokio::test]
+async fn shutdown_delivers_everything_committed_then_ends_with_unavailable() {
+    let mut srv = TestServer::start().await;
+    let inc = incident(&srv, "Draining", Severity::P1, &[]).await;
+    let mut stream = srv
+        .timeline()
+        .await
+        .subscribe_timeline(subscribe_request(Start::AfterSequence(0)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut t = srv.timeline().await;
+    let mut last = 0;
+    for i in 0..50 {
+        last = note(&mut t, &inc.id, &format!("n{i}")).await.sequence;
+    }
+    srv.stop().await;
+    let mut got = Vec::new();
+    let status = loop {
+        match stream.message().await {
+            Ok(Some(m)) => {
+                if let Some(Kind::Event(e)) = m.kind {
+                    got.push(e.sequence);
+                }
+            }
+            Ok(None) => panic!("the stream must end with a status"),
+            Err(s) => break s,
+        }
+    };
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(got.last().copied(), Some(last));
+    assert_eq!(got, (1..=last).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn the_client_subscription_resumes_across_a_restart_exactly_once() {
+    let mut srv = TestServer::start().await;
+    let inc = incident(&srv, "Restarting", Severity::P1, &[]).await;
+    let mut sub = Subscription::new(
+        srv.lazy_channel(),
+        subscribe_request(Start::AfterSequence(0)),
+    );
+    let mut t = srv.timeline().await;
+    for i in 0..5 {
+        note(&mut t, &inc.id, &format!("before {i}")).await;
+    }
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        seen.push(sub.next().await.expect("event").sequence);
+    }
+    srv.restart().await;
+    let mut t = srv.timeline().await;
+    for i in 0..5 {
+        note(&mut t, &inc.id, &format!("after {i}")).await;
+    }
+    for _ in 0..5 {
+        seen.push(sub.next().await.expect("event after restart").sequence);
+    }
+    assert_eq!(seen, (1..=11).collect::<Vec<_>>());
+    assert_eq!(sub.checkpoint(), Some(11));
+}
