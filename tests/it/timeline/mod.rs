@@ -10,7 +10,7 @@ use incident_client::tonic::Streaming;
 use incident_client::tonic::transport::Channel;
 use incident_client::*;
 
-use crate::support::{TestServer, list_all_timeline_events};
+use crate::support::{TestServer, list_all_timeline_events, within};
 
 pub async fn incident(
     srv: &TestServer,
@@ -80,8 +80,10 @@ pub fn subscribe_request(start: Start) -> SubscribeTimelineRequest {
     }
 }
 
-/// Reads a stream until an event with sequence `last` arrived; returns the
-/// events and the first heartbeat (the start position).
+/// Reads a stream until it delivered everything up to sequence `last`: an
+/// event at `last` (or past it) arrived, or a heartbeat says the stream is
+/// past it. Returns the events and the first heartbeat (the start
+/// position). A stream that stops short fails after `support::PATIENCE`.
 pub async fn read_until(
     stream: &mut Streaming<SubscribeTimelineResponse>,
     last: u64,
@@ -91,19 +93,25 @@ pub async fn read_until(
     if last == 0 {
         return (seqs, first_beat);
     }
-    while let Some(msg) = stream.message().await.expect("stream") {
-        match msg.kind {
-            Some(Kind::Event(e)) => {
-                seqs.push(e.sequence);
-                if e.sequence >= last {
-                    break;
+    within(&format!("the stream reaching sequence {last}"), async {
+        while let Some(msg) = stream.message().await.expect("stream") {
+            match msg.kind {
+                Some(Kind::Event(e)) => {
+                    seqs.push(e.sequence);
+                    if e.sequence >= last {
+                        break;
+                    }
                 }
+                Some(Kind::Heartbeat(h)) => {
+                    first_beat.get_or_insert(h.sequence);
+                    if h.sequence >= last {
+                        break;
+                    }
+                }
+                None => {}
             }
-            Some(Kind::Heartbeat(h)) => {
-                first_beat.get_or_insert(h.sequence);
-            }
-            None => {}
         }
-    }
+    })
+    .await;
     (seqs, first_beat)
 }

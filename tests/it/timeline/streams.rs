@@ -1,8 +1,6 @@
 //! Refused subscriptions and notes, the subscriber cap, shutdown and resuming
 //! across a restart.
 
-use std::time::Duration;
-
 use incident_client::pb::subscribe_timeline_request::Start;
 use incident_client::pb::subscribe_timeline_response::Kind;
 use incident_client::tonic::Code;
@@ -92,18 +90,16 @@ async fn the_subscriber_cap_refuses_more_and_frees_a_slot_on_disconnect() {
     .await;
     drop(a);
     // The server notices the cancelled stream and frees its slot.
-    let mut freed = false;
-    for _ in 0..100 {
-        if c.subscribe_timeline(subscribe_request(Start::FromNow(())))
-            .await
-            .is_ok()
-        {
-            freed = true;
-            break;
+    eventually("a disconnected subscriber's slot released", || {
+        let mut c = c.clone();
+        async move {
+            c.subscribe_timeline(subscribe_request(Start::FromNow(())))
+                .await
+                .ok()
+                .map(drop)
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(freed, "a disconnected subscriber's slot is released");
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -124,17 +120,20 @@ async fn shutdown_delivers_everything_committed_then_ends_with_unavailable() {
     }
     srv.stop().await;
     let mut got = Vec::new();
-    let status = loop {
-        match stream.message().await {
-            Ok(Some(m)) => {
-                if let Some(Kind::Event(e)) = m.kind {
-                    got.push(e.sequence);
+    let status = within("the end of the stream", async {
+        loop {
+            match stream.message().await {
+                Ok(Some(m)) => {
+                    if let Some(Kind::Event(e)) = m.kind {
+                        got.push(e.sequence);
+                    }
                 }
+                Ok(None) => panic!("the stream must end with a status"),
+                Err(s) => break s,
             }
-            Ok(None) => panic!("the stream must end with a status"),
-            Err(s) => break s,
         }
-    };
+    })
+    .await;
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(got.last().copied(), Some(last));
     assert_eq!(got, (1..=last).collect::<Vec<_>>());
@@ -154,7 +153,12 @@ async fn the_client_subscription_resumes_across_a_restart_exactly_once() {
     }
     let mut seen = Vec::new();
     for _ in 0..6 {
-        seen.push(sub.next().await.expect("event").sequence);
+        seen.push(
+            within("an event", sub.next())
+                .await
+                .expect("event")
+                .sequence,
+        );
     }
     srv.restart().await;
     let mut t = srv.timeline().await;
@@ -162,7 +166,12 @@ async fn the_client_subscription_resumes_across_a_restart_exactly_once() {
         note(&mut t, &inc.id, &format!("after {i}")).await;
     }
     for _ in 0..5 {
-        seen.push(sub.next().await.expect("event after restart").sequence);
+        seen.push(
+            within("an event after the restart", sub.next())
+                .await
+                .expect("event after restart")
+                .sequence,
+        );
     }
     assert_eq!(seen, (1..=11).collect::<Vec<_>>());
     assert_eq!(sub.checkpoint(), Some(11));

@@ -1,8 +1,6 @@
 //! Subscribers that see exactly the log: concurrent writers, a slow
 //! subscriber, filters, heartbeats.
 
-use std::time::Duration;
-
 use incident_client::pb::subscribe_timeline_request::Start;
 use incident_client::pb::subscribe_timeline_response::Kind;
 use incident_client::pb::timeline_event::Payload;
@@ -20,52 +18,62 @@ async fn concurrent_writers_and_subscribers_see_exactly_the_log() {
     for i in 0..30 {
         note(&mut t, &inc.id, &format!("before {i}")).await;
     }
+    let history = head_sequence(&mut t).await;
 
-    let writers: Vec<_> = (0..8)
+    const WRITERS: u64 = 8;
+    const NOTES: u64 = 40;
+    let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let url = srv.url.clone();
             let id = inc.id.clone();
             tokio::spawn(async move {
                 let mut c = TimelineServiceClient::connect(url).await.expect("connect");
-                for i in 0..40 {
+                for i in 0..NOTES {
                     note(&mut c, &id, &format!("writer {w} note {i}")).await;
-                    if i % 10 == 0 {
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                    }
                 }
             })
         })
         .collect();
 
-    let mut subscribers = Vec::new();
-    for s in 0..20u64 {
-        let url = srv.url.clone();
+    // Subscribers join one after the other while the writers write, each
+    // once the log has grown past its point: spread over the writes, and
+    // never starting after a sequence the log does not hold yet (that is
+    // OUT_OF_RANGE).
+    const SUBSCRIBERS: u64 = 20;
+    let mut streams = Vec::new();
+    for s in 0..SUBSCRIBERS {
         let start = match s % 3 {
             0 => Start::AfterSequence(0),
             1 => Start::AfterSequence(15 + s),
             _ => Start::FromNow(()),
         };
-        subscribers.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(3 * s)).await;
-            let mut c = TimelineServiceClient::connect(url).await.expect("connect");
-            let stream = c
-                .subscribe_timeline(subscribe_request(start))
-                .await
-                .expect("subscribe")
-                .into_inner();
-            (start, stream)
-        }));
-    }
-    let mut streams = Vec::new();
-    for s in subscribers {
-        streams.push(s.await.expect("subscriber"));
+        let after = match start {
+            Start::AfterSequence(n) => n,
+            Start::FromNow(()) => 0,
+        };
+        let point = (history + WRITERS * NOTES * s / SUBSCRIBERS).max(after);
+        eventually(&format!("the log past {point}"), || {
+            let mut t = t.clone();
+            async move { (head_sequence(&mut t).await >= point).then_some(()) }
+        })
+        .await;
+        // Each stream on its own connection, as independent clients are.
+        let stream = srv
+            .timeline()
+            .await
+            .subscribe_timeline(subscribe_request(start))
+            .await
+            .expect("subscribe")
+            .into_inner();
+        streams.push((start, stream));
     }
     for w in writers {
-        w.await.expect("writer");
+        within("a writer", w).await.expect("writer");
     }
 
     let log = all_events(&srv).await;
     let head = log.last().expect("events").sequence;
+    assert_eq!(head, history + WRITERS * NOTES);
     assert!(log.windows(2).all(|w| w[0].sequence < w[1].sequence));
     for (start, mut stream) in streams {
         let (seqs, first_beat) = read_until(&mut stream, head).await;
@@ -134,33 +142,32 @@ async fn a_slow_subscriber_overtaken_by_the_live_buffer_still_gets_everything() 
         .collect();
     assert_eq!(written.len(), 2000);
 
-    // The fast one is done while the slow one has hardly started.
+    // The slow one reads 100 events and then stops reading: the fast one
+    // still gets everything meanwhile, not held to the slow one's pace.
     let fast_reader = tokio::spawn(async move { read_until(&mut fast, head).await.0 });
     let mut slow_seqs = Vec::new();
-    let mut fast_done_while_slow_behind = false;
-    while let Some(msg) = slow.message().await.expect("slow stream") {
+    while slow_seqs.len() < 100 {
+        let msg = within("the slow stream", slow.message())
+            .await
+            .expect("slow stream")
+            .expect("slow stream open");
         if let Some(Kind::Event(e)) = msg.kind {
             slow_seqs.push(e.sequence);
-            if slow_seqs.len() == 100 {
-                fast_done_while_slow_behind = fast_reader.is_finished();
-            }
-            if slow_seqs.len() < 300 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            if e.sequence >= head {
-                break;
-            }
         }
     }
+    let fast_seqs = within(
+        "the fast subscriber reading everything while the slow one stalls",
+        fast_reader,
+    )
+    .await
+    .unwrap();
+    assert_eq!(fast_seqs, written);
+    // Then the slow one, overtaken long since, catches up.
+    let (rest, _) = read_until(&mut slow, head).await;
+    slow_seqs.extend(rest);
     assert_eq!(
         slow_seqs, written,
         "the slow subscriber got every event, in order, once"
-    );
-    let fast_seqs = fast_reader.await.unwrap();
-    assert_eq!(fast_seqs, written);
-    assert!(
-        fast_done_while_slow_behind,
-        "the fast subscriber was not held to the slow one's pace"
     );
 }
 
@@ -253,7 +260,10 @@ async fn heartbeats_report_progress_past_unmatched_events() {
         .await
         .unwrap()
         .into_inner();
-    let first = stream.message().await.unwrap().unwrap();
+    let first = within("the first heartbeat", stream.message())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         matches!(first.kind, Some(Kind::Heartbeat(Heartbeat { sequence: 0 }))),
         "{first:?}"
@@ -265,7 +275,12 @@ async fn heartbeats_report_progress_past_unmatched_events() {
     }
     let mut events = 0;
     loop {
-        match stream.message().await.unwrap().unwrap().kind {
+        match within("a heartbeat past the notes", stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .kind
+        {
             Some(Kind::Event(e)) => {
                 assert_eq!(e.incident_id, watched.id);
                 events += 1;
