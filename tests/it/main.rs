@@ -9,6 +9,7 @@ mod crash;
 mod lifecycle;
 mod listing;
 mod operations;
+mod seeds;
 mod timeline;
 mod validation;
 mod writes;
