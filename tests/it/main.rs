@@ -6,6 +6,7 @@ mod support;
 
 mod action_items;
 mod crash;
+mod hardening;
 mod lifecycle;
 mod listing;
 mod operations;

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use incident_client::tonic::transport::Channel;
 use incident_client::{
@@ -25,6 +26,8 @@ pub struct Options {
     pub tokens: Option<Arc<Tokens>>,
     pub tls: Option<TlsFiles>,
     pub max_concurrent_requests: Option<usize>,
+    /// How long a call's request message may take to arrive.
+    pub request_read_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -36,6 +39,7 @@ impl Default for Options {
             tokens: None,
             tls: None,
             max_concurrent_requests: None,
+            request_read_timeout: None,
         }
     }
 }
@@ -63,6 +67,9 @@ pub async fn start_server(
     config.tls = options.tls.clone();
     if let Some(n) = options.max_concurrent_requests {
         config.limits.max_concurrent_requests = n;
+    }
+    if let Some(t) = options.request_read_timeout {
+        config.limits.request_read_timeout = t;
     }
     Server::start(config).await
 }

@@ -390,14 +390,14 @@ async fn delete_component_refuses_while_referenced() {
     cases.finish();
 }
 
-/// A request over 4 MiB never reaches a handler: the transport answers
-/// OUT_OF_RANGE, and nothing is written.
+/// A request over 4 MiB never reaches a handler: it is refused as it is
+/// read (OUT_OF_RANGE, MESSAGE_TOO_LARGE), and nothing is written.
 #[tokio::test]
 async fn request_over_four_mib_is_refused_by_the_transport() {
     let srv = TestServer::start().await;
     assert_rejected(
         &srv,
-        Rejection::by_transport(Code::OutOfRange),
+        Rejection::new(Code::OutOfRange, "MESSAGE_TOO_LARGE"),
         srv.incidents()
             .await
             .create_incident(create_with(|i| i.summary = "s".repeat(5 * 1024 * 1024))),
