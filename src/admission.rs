@@ -169,8 +169,66 @@ async fn read_whole(
         // The client reset its stream; nobody reads the answer.
         Err(e) => return Err(Error::Timeout(format!("the request body failed: {e}"))),
     };
+    if !parts.headers.contains_key("grpc-encoding") {
+        check_one_frame(&bytes)?;
+    }
     Ok(http::Request::from_parts(
         parts,
         Body::new(Full::new(bytes)),
     ))
+}
+
+/// A body of one method taking one message holds exactly one uncompressed
+/// gRPC frame. tonic would answer anything else with INTERNAL before the
+/// codec sees it; it is the client's mistake, so it is told so.
+fn check_one_frame(body: &[u8]) -> Result<(), Error> {
+    let malformed = |why: &str| Err(Error::MessageMalformed(why.to_owned()));
+    let Some((header, message)) = body.split_first_chunk::<FRAME_HEADER_BYTES>() else {
+        return malformed("the body holds no complete gRPC message frame");
+    };
+    if header[0] != 0 {
+        return malformed("the message is flagged compressed, but no grpc-encoding was given");
+    }
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    match message.len().cmp(&len) {
+        std::cmp::Ordering::Less => malformed("the message frame is cut short"),
+        std::cmp::Ordering::Greater => {
+            malformed("the method takes one message; the body holds more")
+        }
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(flag: u8, declared: u32, message: &[u8]) -> Vec<u8> {
+        let mut b = vec![flag];
+        b.extend_from_slice(&declared.to_be_bytes());
+        b.extend_from_slice(message);
+        b
+    }
+
+    #[test]
+    fn one_whole_uncompressed_frame_is_the_only_body_accepted() {
+        assert!(check_one_frame(&frame(0, 3, b"abc")).is_ok());
+        assert!(
+            check_one_frame(&frame(0, 0, b"")).is_ok(),
+            "an empty message"
+        );
+        for bad in [
+            Vec::new(),
+            vec![0, 0, 0],
+            frame(0, 4, b"abc"),
+            frame(0, 2, b"abc"),
+            frame(1, 3, b"abc"),
+            [frame(0, 1, b"a"), frame(0, 1, b"b")].concat(),
+        ] {
+            assert!(
+                matches!(check_one_frame(&bad), Err(Error::MessageMalformed(_))),
+                "{bad:?}"
+            );
+        }
+    }
 }

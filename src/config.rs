@@ -36,6 +36,8 @@ pub enum LogFormat {
 
 /// What to do.
 #[derive(Subcommand)]
+// Parsed once per process: the size of `Serve` costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve the gRPC API.
     Serve(ServeArgs),
