@@ -3,13 +3,12 @@
 
 use std::process::{Command, Stdio};
 
-use incident_client::tonic;
 use incident_client::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
-    Daemon, Options, TestServer, create_incident, eventually, free_port, integrity_check,
-    plain_incident, start_server,
+    Daemon, Options, Rejection, TestServer, assert_rejected, create_incident, eventually,
+    free_port, integrity_check, plain_incident, start_server,
 };
 
 #[tokio::test]
@@ -130,13 +129,14 @@ async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
         })
         .await
         .unwrap();
-    let err = client
-        .get_incident(GetIncidentRequest {
+    assert_rejected(
+        &server,
+        Rejection::not_found("incident_id", "INC-999"),
+        client.get_incident(GetIncidentRequest {
             id: "INC-999".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::NotFound);
+        }),
+    )
+    .await;
 
     let body = eventually("the metrics endpoint answering", || {
         http_get(&metrics, "/metrics")

@@ -9,12 +9,14 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use super::db::DatabaseFile;
 use super::wait::within;
 
 /// `incidentd serve` on a free loopback port, its output in a log file.
 pub struct Daemon {
     pub child: Child,
     pub port: u16,
+    db: PathBuf,
     log: PathBuf,
 }
 
@@ -57,6 +59,7 @@ impl Daemon {
         let mut d = Daemon {
             child,
             port,
+            db: db.to_owned(),
             log: log.to_owned(),
         };
         d.wait_serving().await;
@@ -117,5 +120,11 @@ impl Daemon {
             .expect("kill")
             .success();
         assert!(ok, "kill -{sig} {pid}");
+    }
+}
+
+impl DatabaseFile for Daemon {
+    fn database(&self) -> &Path {
+        &self.db
     }
 }

@@ -6,6 +6,11 @@ use std::path::Path;
 
 use sqlx::{Connection, SqliteConnection};
 
+/// A server whose database file the tests read: a `TestServer` or a `Daemon`.
+pub trait DatabaseFile {
+    fn database(&self) -> &Path;
+}
+
 /// Every row of every table (SQLite's own `sqlite_*` tables aside), each
 /// value as SQLite's `quote()` renders it (so 1, '1' and X'31' differ), the
 /// rows of a table sorted. Two snapshots are equal when no row changed.

@@ -15,6 +15,7 @@ use std::future::Future;
 use incident_client::tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use super::db::{self, DatabaseFile};
 use super::server::TestServer;
 
 /// What a rejected call must answer.
@@ -232,13 +233,13 @@ fn clip(s: &str) -> String {
 /// Runs `call`, which must be rejected as `want` says and change no row of
 /// the database; on success returns the status, else every difference.
 pub async fn check_rejected<T: Debug>(
-    srv: &TestServer,
+    srv: &impl DatabaseFile,
     want: &Rejection,
     call: impl Future<Output = Result<T, Status>>,
 ) -> Result<Status, String> {
-    let before = srv.snapshot().await;
+    let before = db::snapshot(srv.database()).await;
     let result = call.await;
-    let after = srv.snapshot().await;
+    let after = db::snapshot(srv.database()).await;
     let mut problems = Vec::new();
     let status = match result {
         Ok(r) => {
@@ -269,7 +270,7 @@ pub async fn check_rejected<T: Debug>(
 /// Runs `call`, which must be rejected as `want` says and change no row of
 /// the database; returns the status.
 pub async fn assert_rejected<T: Debug>(
-    srv: &TestServer,
+    srv: &impl DatabaseFile,
     want: Rejection,
     call: impl Future<Output = Result<T, Status>>,
 ) -> Status {

@@ -13,7 +13,7 @@ use incidentd::auth::Tokens;
 use incidentd::server::{Config, Server, TlsFiles};
 use tempfile::TempDir;
 
-use super::db::{self, DbSnapshot};
+use super::db::{self, DatabaseFile, DbSnapshot};
 
 /// Tuning of a test server; what is not set here keeps the server's default.
 #[derive(Clone, Debug)]
@@ -184,5 +184,11 @@ impl TestServer {
     /// Number of rows of one table.
     pub async fn count(&self, table: &str) -> i64 {
         db::count(&self.db, table).await
+    }
+}
+
+impl DatabaseFile for TestServer {
+    fn database(&self) -> &Path {
+        &self.db
     }
 }
