@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{Changes, FieldChange};
+use super::change::{Changes, FieldChange};
 use super::{ActionItemId, ActionItemStatus, IncidentId, Priority, Time};
 use crate::error::Error;
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{Changes, FieldChange};
+use super::change::{Changes, FieldChange};
 use super::{
     ComponentId, ImpactLevel, IncidentId, IncidentKind, IncidentStatus, Severity, StatusUpdateId,
     Time,

@@ -1,6 +1,7 @@
 //! Plain domain types and the rules that govern them. No I/O, no proto, no SQL.
 
 pub mod action_item;
+pub mod change;
 pub mod component;
 pub mod event;
 pub mod filter;
@@ -12,7 +13,8 @@ pub mod status;
 
 pub use action_item::ActionItem;
 pub use component::Component;
-pub use event::{Event, EventKind, EventPayload, FieldChange, IncidentSnapshot, NewEvent};
+pub use change::FieldChange;
+pub use event::{Event, EventKind, EventPayload, IncidentSnapshot, NewEvent};
 pub use ids::{ActionItemId, ComponentId, IncidentId, StatusUpdateId};
 pub use incident::{
     ComponentImpact, ImpactWindow, Incident, Milestone, RoleAssignment, StatusUpdate, Visibility,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{Changes, FieldChange};
+use super::change::{Changes, FieldChange};
 use super::{IncidentId, Time};
 use crate::error::Error;
 
