@@ -9,6 +9,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::IncidentId;
+use crate::domain::rule::{Gone, RuleError, StatusSource};
 
 /// The `ErrorInfo.domain` of every error.
 pub const ERROR_DOMAIN: &str = "incidentd";
@@ -415,6 +416,50 @@ impl From<Error> for Status {
             }
         }
         err.status(last)
+    }
+}
+
+/// The edge's reading of a broken domain rule: the status it answers and,
+/// where a request field is at fault, that field's path.
+impl From<RuleError> for Error {
+    fn from(e: RuleError) -> Self {
+        let description = e.to_string();
+        match e {
+            RuleError::KindRequired => Error::invalid("incident.kind", description),
+            RuleError::NextUpdateNotAfterPost => Error::invalid("next_update_time", description),
+            RuleError::CompleteTimeOnOpenItem => {
+                Error::invalid("action_item.complete_time", description)
+            }
+            RuleError::StatusOfOtherKind {
+                incident_id,
+                given_as,
+                ..
+            } => Error::InvalidTransition {
+                incident_id,
+                subject: match given_as {
+                    StatusSource::Declared => "incident.status",
+                    StatusSource::Posted => "status",
+                }
+                .to_owned(),
+                description,
+            },
+            // Deleting what is already deleted: as if it were not there.
+            RuleError::Gone(gone) => {
+                let (resource, id) = match gone {
+                    Gone::Incident(id) => ("incident", id.to_string()),
+                    Gone::ActionItem(id) => ("action_item", id.to_string()),
+                    Gone::Component(id) => ("component", id.to_string()),
+                };
+                Error::NotFound { resource, id }
+            }
+            RuleError::IncidentDeleted(id) => Error::IncidentDeleted(id),
+            RuleError::IncidentNotDeleted(id) => Error::AlreadyExists {
+                meta: ("incident_id", id.to_string()),
+                message: "incident is not deleted".into(),
+            },
+            RuleError::PostmortemPublished(id) => Error::AlreadyPublished(id),
+            RuleError::IncidentOpen(id) => Error::IncidentOpen(id),
+        }
     }
 }
 

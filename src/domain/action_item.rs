@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::change::{Changes, FieldChange};
+use super::rule::{Gone, RuleError as Error};
 use super::{ActionItemId, ActionItemStatus, IncidentId, Priority, Time};
-use crate::error::Error;
 
 /// An action item.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,13 +55,6 @@ pub struct ActionItemPatch {
     pub labels: Option<BTreeMap<String, String>>,
 }
 
-fn complete_time_refused() -> Error {
-    Error::invalid(
-        "action_item.complete_time",
-        "can only be set on an item that is DONE or WONT_DO",
-    )
-}
-
 impl ActionItem {
     /// Creates an item; a closed one is completed at the time given, or now.
     pub fn create(new: NewActionItem, id: ActionItemId, now: Time) -> Result<ActionItem, Error> {
@@ -69,7 +62,7 @@ impl ActionItem {
         let complete_time = match (status.is_closed(), new.complete_time) {
             (true, given) => Some(given.unwrap_or(now)),
             (false, None) => None,
-            (false, Some(_)) => return Err(complete_time_refused()),
+            (false, Some(_)) => return Err(Error::CompleteTimeOnOpenItem),
         };
         Ok(ActionItem {
             id,
@@ -107,14 +100,11 @@ impl ActionItem {
         now: Time,
     ) -> Result<Vec<FieldChange>, Error> {
         if self.delete_time.is_some() {
-            return Err(Error::NotFound {
-                resource: "action_item",
-                id: self.id.to_string(),
-            });
+            return Err(Error::Gone(Gone::ActionItem(self.id)));
         }
         let new_status = patch.status.unwrap_or(self.status);
         let new_complete = match (new_status.is_closed(), patch.complete_time) {
-            (false, Some(Some(_))) => return Err(complete_time_refused()),
+            (false, Some(Some(_))) => return Err(Error::CompleteTimeOnOpenItem),
             (false, _) => None,
             (true, Some(Some(t))) => Some(t),
             // Cleared by hand on a closed item, or just closed: now.
@@ -141,10 +131,7 @@ impl ActionItem {
     /// Marks the item deleted; deleting twice is NOT_FOUND.
     pub fn delete(&mut self, now: Time) -> Result<(), Error> {
         if self.delete_time.is_some() {
-            return Err(Error::NotFound {
-                resource: "action_item",
-                id: self.id.to_string(),
-            });
+            return Err(Error::Gone(Gone::ActionItem(self.id)));
         }
         self.delete_time = Some(now);
         self.update_time = now;

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::change::{Changes, FieldChange};
+use super::rule::{Gone, RuleError as Error};
 use super::{ComponentId, ImpactLevel, Time};
-use crate::error::Error;
 
 /// A component, possibly inside a group (its parent).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,10 +72,7 @@ impl Component {
     /// Marks the component deleted; deleting twice is NOT_FOUND.
     pub fn delete(&mut self, now: Time) -> Result<(), Error> {
         if self.delete_time.is_some() {
-            return Err(Error::NotFound {
-                resource: "component",
-                id: self.id.to_string(),
-            });
+            return Err(Error::Gone(Gone::Component(self.id)));
         }
         self.delete_time = Some(now);
         self.update_time = now;

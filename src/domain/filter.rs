@@ -53,8 +53,8 @@ impl EventFilter {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{IncidentKind, IncidentSnapshot, IncidentStatus};
     use super::*;
-    use crate::domain::{IncidentKind, IncidentSnapshot, IncidentStatus};
     use proptest::prelude::*;
 
     fn event(severity: Option<Severity>, kind: EventKind, components: Vec<ComponentId>) -> Event {

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::change::{Changes, FieldChange};
+use super::rule::{Gone, RuleError as Error, StatusSource};
 use super::{
     ComponentId, ImpactLevel, IncidentId, IncidentKind, IncidentStatus, Severity, StatusUpdateId,
     Time,
 };
-use crate::error::Error;
 
 /// The impact an incident has on one component.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,11 +208,9 @@ impl Incident {
         declare_time: Time,
         now: Time,
     ) -> Result<Incident, Error> {
-        let kind = new
-            .kind
-            .ok_or_else(|| Error::invalid("incident.kind", "kind is required"))?;
+        let kind = new.kind.ok_or(Error::KindRequired)?;
         let status = new.status.unwrap_or(kind.initial_status());
-        check_status_kind(None, kind, status, "incident.status")?;
+        check_status_kind(None, kind, status, StatusSource::Declared)?;
         let mut incident = Incident {
             id,
             number,
@@ -264,14 +262,11 @@ impl Incident {
         self.ensure_live()?;
         let old_status = self.status;
         let new_status = new.status.unwrap_or(old_status);
-        check_status_kind(Some(self.id), self.kind, new_status, "status")?;
+        check_status_kind(Some(self.id), self.kind, new_status, StatusSource::Posted)?;
         if let Some(next) = new.next_update_time
             && next <= post_time
         {
-            return Err(Error::invalid(
-                "next_update_time",
-                "must be after the update's post time",
-            ));
+            return Err(Error::NextUpdateNotAfterPost);
         }
 
         let before: BTreeMap<ComponentId, ImpactLevel> = self
@@ -401,10 +396,7 @@ impl Incident {
     /// Marks the incident deleted.
     pub fn delete(&mut self, now: Time) -> Result<(), Error> {
         if self.delete_time.is_some() {
-            return Err(Error::NotFound {
-                resource: "incident",
-                id: self.id.to_string(),
-            });
+            return Err(Error::Gone(Gone::Incident(self.id)));
         }
         self.delete_time = Some(now);
         self.touch(now);
@@ -414,10 +406,7 @@ impl Incident {
     /// Restores a deleted incident.
     pub fn undelete(&mut self, now: Time) -> Result<(), Error> {
         if self.delete_time.is_none() {
-            return Err(Error::AlreadyExists {
-                meta: ("incident_id", self.id.to_string()),
-                message: "incident is not deleted".into(),
-            });
+            return Err(Error::IncidentNotDeleted(self.id));
         }
         self.delete_time = None;
         self.touch(now);
@@ -493,20 +482,16 @@ fn check_status_kind(
     incident_id: Option<IncidentId>,
     kind: IncidentKind,
     status: IncidentStatus,
-    field: &str,
+    source: StatusSource,
 ) -> Result<(), Error> {
     if status.kind() == kind {
         return Ok(());
     }
-    Err(Error::InvalidTransition {
+    Err(Error::StatusOfOtherKind {
         incident_id,
-        subject: field.to_owned(),
-        description: format!(
-            "status {} belongs to {} records; this one is {}",
-            status.name(),
-            status.kind().name(),
-            kind.name()
-        ),
+        status,
+        kind,
+        given_as: source,
     })
 }
 
@@ -613,7 +598,7 @@ mod tests {
             let mut i = declared(kind);
             let before = i.clone();
             let r = post(&mut i, 1, update(Some(wrong[idx]), vec![]));
-            let refused = matches!(r, Err(Error::InvalidTransition { .. }));
+            let refused = matches!(r, Err(Error::StatusOfOtherKind { .. }));
             prop_assert!(refused);
             prop_assert_eq!(i, before);
         }

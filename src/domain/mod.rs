@@ -9,17 +9,19 @@ pub mod ids;
 pub mod incident;
 pub mod limits;
 pub mod postmortem;
+pub mod rule;
 pub mod status;
 
 pub use action_item::ActionItem;
-pub use component::Component;
 pub use change::FieldChange;
+pub use component::Component;
 pub use event::{Event, EventKind, EventPayload, IncidentSnapshot, NewEvent};
 pub use ids::{ActionItemId, ComponentId, IncidentId, StatusUpdateId};
 pub use incident::{
     ComponentImpact, ImpactWindow, Incident, Milestone, RoleAssignment, StatusUpdate, Visibility,
 };
 pub use postmortem::Postmortem;
+pub use rule::RuleError;
 pub use status::{ActionItemStatus, ImpactLevel, IncidentKind, IncidentStatus, Priority, Severity};
 
 /// Instants are UTC with nanosecond precision, like `google.protobuf.Timestamp`.

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::change::{Changes, FieldChange};
+use super::rule::RuleError as Error;
 use super::{IncidentId, Time};
-use crate::error::Error;
 
 /// One titled section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +73,7 @@ impl Postmortem {
     /// Publishes it: only once, and only once the incident is closed.
     pub fn publish(&mut self, incident_closed: bool, at: Time, now: Time) -> Result<(), Error> {
         if self.publish_time.is_some() {
-            return Err(Error::AlreadyPublished(self.incident_id));
+            return Err(Error::PostmortemPublished(self.incident_id));
         }
         if !incident_closed {
             return Err(Error::IncidentOpen(self.incident_id));
