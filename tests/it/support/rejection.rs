@@ -22,8 +22,8 @@ use super::server::TestServer;
 #[derive(Clone, Debug)]
 pub struct Rejection {
     pub code: Code,
-    /// The ErrorInfo reason; `None` only for what the transport refuses
-    /// before any handler runs ([`Rejection::by_transport`]).
+    /// The ErrorInfo reason; `None` only for what tonic itself ends before
+    /// the server's code answers ([`Rejection::by_transport`]).
     pub reason: Option<&'static str>,
     /// Exactly the field paths the BadRequest names.
     pub fields: BTreeSet<String>,
@@ -45,8 +45,9 @@ impl Rejection {
         }
     }
 
-    /// Refused by the transport before any handler ran: only the code is
-    /// the server's to state (and no BadRequest or PreconditionFailure).
+    /// Ended by tonic itself (a client deadline passed), not by the
+    /// server's code: there is no ErrorInfo to check, only the code (and no
+    /// BadRequest or PreconditionFailure).
     pub fn by_transport(code: Code) -> Rejection {
         Rejection {
             reason: None,
