@@ -5,6 +5,7 @@
 mod support;
 
 mod action_items;
+mod attacks;
 mod crash;
 mod hardening;
 mod lifecycle;

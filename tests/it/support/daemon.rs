@@ -32,13 +32,27 @@ impl Daemon {
     /// Starts the binary on `db` (with `extra` arguments to `serve`) and
     /// waits until health says SERVING.
     pub async fn start(db: &Path, log: &Path, extra: &[&str]) -> Daemon {
+        Self::start_with(db, log, extra, None).await
+    }
+
+    /// As [`Daemon::start`], under an open-file limit of `nofile` (soft and
+    /// hard, set with `prlimit`) when given.
+    pub async fn start_with(db: &Path, log: &Path, extra: &[&str], nofile: Option<u64>) -> Daemon {
         let port = free_port();
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_incidentd"));
+        let bin = env!("CARGO_BIN_EXE_incidentd");
+        let mut cmd = match nofile {
+            None => Command::new(bin),
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(bin);
+                c
+            }
+        };
         for (k, _) in std::env::vars() {
             if k.starts_with("INCIDENTD_") {
                 cmd.env_remove(k);
