@@ -82,7 +82,7 @@ async fn an_idle_connection_is_closed_but_not_while_a_call_is_in_progress() {
         .subscribe_timeline(authed(
             VIC,
             SubscribeTimelineRequest {
-                start: Some(Start::FromNow(Default::default())),
+                start: Some(Start::FromNow(())),
                 heartbeat_interval: Some(PbDuration {
                     seconds: 1,
                     nanos: 0,

@@ -106,7 +106,7 @@ async fn huge_list_filters_are_refused_by_name() {
         .subscribe_timeline(authed(
             VIC,
             SubscribeTimelineRequest {
-                start: Some(Start::FromNow(Default::default())),
+                start: Some(Start::FromNow(())),
                 kinds: vec![3; 101],
                 ..Default::default()
             },

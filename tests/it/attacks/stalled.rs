@@ -86,7 +86,7 @@ async fn one_connection_cannot_hold_thousands_of_subscriptions() {
         "SETTINGS_MAX_CONCURRENT_STREAMS"
     );
     let request = SubscribeTimelineRequest {
-        start: Some(Start::FromNow(Default::default())),
+        start: Some(Start::FromNow(())),
         ..Default::default()
     }
     .encode_to_vec();
@@ -123,7 +123,7 @@ async fn one_token_cannot_take_the_whole_server() {
         authed(
             token,
             SubscribeTimelineRequest {
-                start: Some(Start::FromNow(Default::default())),
+                start: Some(Start::FromNow(())),
                 ..Default::default()
             },
         )
