@@ -291,3 +291,39 @@ pub(crate) fn from_nanos(n: i64) -> Time {
 pub(crate) fn is_interrupted(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("9"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that cannot get a connection is refused (OVERLOADED, a retry
+    /// with backoff) once the queue timeout passes, instead of waiting behind
+    /// whoever holds the pool.
+    #[tokio::test]
+    async fn a_read_that_cannot_get_a_connection_is_refused_as_overloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db").display().to_string();
+        let store = Store::open(
+            &db,
+            StoreOptions {
+                read_connections: 1,
+                read_queue_timeout: Duration::from_millis(100),
+                ..StoreOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let held = store.reader().await.unwrap();
+        let refused = tokio::time::timeout(Duration::from_secs(60), store.reader())
+            .await
+            .expect("refused, not queued forever");
+        assert!(
+            matches!(refused, Err(Error::Overloaded)),
+            "{:?}",
+            refused.err()
+        );
+        drop(held);
+        assert!(store.reader().await.is_ok(), "served once the pool is free");
+        store.close().await;
+    }
+}
