@@ -5,6 +5,8 @@
 
 mod admission;
 mod auth;
+mod files;
+mod input;
 mod request_ids;
 mod tls;
 
