@@ -5,11 +5,13 @@
 //! ([`Quotas`]); past either it is refused at once with RESOURCE_EXHAUSTED.
 //!
 //! Every method but reflection takes one request message, so its body is read
-//! whole here (bounded in size and time) before the handler runs. Reflection
-//! streams requests and passes through unread. Health probes are read but
-//! never refused: they must answer when the server is saturated. A streaming
-//! call holds its permit only until its stream is returned; open streams are
-//! bounded by the subscriber limits instead.
+//! whole here (bounded in size and time) before the handler runs. A call holds
+//! its place until its response is sent: a response the client does not read
+//! is still work in progress. Health checks are read but never refused: they
+//! must answer when the server is saturated. Streams that need no token
+//! (health Watch, reflection) have a cap of their own; SubscribeTimeline holds
+//! its place only until its stream is returned, then the subscriber limits
+//! bound it.
 
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -18,9 +20,10 @@ use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full, Limited};
 
 use crate::auth::Identity;
+use crate::body::Holding;
 use crate::domain::limits::REQUEST_MAX_BYTES;
 use crate::error::Error;
-use crate::quota::Quotas;
+use crate::quota::{CallPermit, OpenStreamPermit, Quotas};
 
 /// A gRPC message frame: 1 byte compression flag, 4 bytes length.
 const FRAME_HEADER_BYTES: usize = 5;
@@ -63,23 +66,32 @@ pub struct Admission<S> {
 /// How a method is admitted.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Class {
-    /// Health: read, never refused.
+    /// Health Check: read, never refused.
     Probe,
-    /// Reflection: a stream of requests, passed through unread.
-    RequestStream,
-    /// Everything else: one request message, read before admission.
+    /// Health Watch and reflection: streams that need no token, bounded by
+    /// their own cap for as long as they are open. Reflection streams its
+    /// requests and passes through unread.
+    OpenStream { read: bool },
+    /// SubscribeTimeline: admitted as a call until its stream is returned;
+    /// open streams are bounded by the subscriber limits.
+    Subscribe,
+    /// Everything else: admitted until its response is sent, so responses a
+    /// client does not read count as work in progress.
     Call,
 }
 
 fn class(path: &str) -> Class {
-    if path.starts_with("/grpc.health.v1.Health/") {
-        Class::Probe
-    } else if path.starts_with("/grpc.reflection.") {
-        Class::RequestStream
-    } else {
-        Class::Call
+    match path {
+        "/grpc.health.v1.Health/Check" => Class::Probe,
+        "/grpc.health.v1.Health/Watch" => Class::OpenStream { read: true },
+        "/incident.v1.TimelineService/SubscribeTimeline" => Class::Subscribe,
+        p if p.starts_with("/grpc.reflection.") => Class::OpenStream { read: false },
+        _ => Class::Call,
     }
 }
+
+/// Largest message of a method that needs no token (health).
+const SMALL_MESSAGE_MAX_BYTES: usize = 64 * 1024;
 
 type Body = tonic::body::Body;
 
@@ -101,56 +113,57 @@ where
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let class = class(req.uri().path());
-        if class == Class::RequestStream {
-            return match self.quotas.admit_call(None) {
-                Ok(permit) => {
-                    let call = self.inner.call(req);
-                    Box::pin(async move {
-                        let response = call.await;
-                        drop(permit);
-                        response
-                    })
-                }
-                Err(e) => refuse(e),
-            };
-        }
         // The service that was made ready goes with the call; a clone stays.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let quotas = self.quotas.clone();
         let read_timeout = self.read_timeout;
         Box::pin(async move {
-            let req = match read_whole(req, read_timeout).await {
+            let read = match class {
+                Class::OpenStream { read: false } => Ok(req),
+                Class::Probe | Class::OpenStream { read: true } => {
+                    read_whole(req, read_timeout, SMALL_MESSAGE_MAX_BYTES).await
+                }
+                Class::Subscribe | Class::Call => {
+                    read_whole(req, read_timeout, REQUEST_MAX_BYTES).await
+                }
+            };
+            let req = match read {
                 Ok(req) => req,
                 Err(e) => return Ok(tonic::Status::from(e).into_http()),
             };
-            if class == Class::Probe {
-                return inner.call(req).await;
-            }
-            let permit = match quotas.admit_call(req.extensions().get::<Identity>()) {
-                Ok(p) => p,
+            let who = req.extensions().get::<Identity>();
+            let admitted = match class {
+                Class::Probe => return inner.call(req).await,
+                Class::OpenStream { .. } => quotas.admit_open_stream().map(|p| (None, Some(p))),
+                Class::Subscribe | Class::Call => quotas.admit_call(who).map(|p| (Some(p), None)),
+            };
+            let held: Held = match admitted {
+                Ok(held) => held,
                 Err(e) => return Ok(tonic::Status::from(e).into_http()),
             };
-            let response = inner.call(req).await;
-            drop(permit);
-            response
+            let response = inner.call(req).await?;
+            Ok(match class {
+                // The stream is on its own from here: the subscriber limits bound it.
+                Class::Subscribe => response,
+                _ => response.map(|body| Body::new(Holding::new(body, held))),
+            })
         })
     }
 }
 
-fn refuse<T>(e: Error) -> BoxFuture<'static, Result<http::Response<Body>, T>> {
-    let status = tonic::Status::from(e);
-    Box::pin(async move { Ok(status.into_http()) })
-}
+/// The place a call or stream holds while its response is in flight.
+type Held = (Option<CallPermit>, Option<OpenStreamPermit>);
 
-/// The request with its body read into memory: at most one message of the
-/// largest accepted size, arriving within `timeout`.
+/// The request with its body read into memory: at most one message of at
+/// most `max_message` bytes, arriving within `timeout`.
 async fn read_whole(
     req: http::Request<Body>,
     timeout: Duration,
+    max_message: usize,
 ) -> Result<http::Request<Body>, Error> {
     let (parts, body) = req.into_parts();
-    let limit = REQUEST_MAX_BYTES + FRAME_HEADER_BYTES;
+    let limit = max_message + FRAME_HEADER_BYTES;
     let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
         .await
         .map_err(|_| {
@@ -162,9 +175,7 @@ async fn read_whole(
     let bytes = match collected {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(Error::MessageTooLarge {
-                limit: REQUEST_MAX_BYTES,
-            });
+            return Err(Error::MessageTooLarge { limit: max_message });
         }
         // The client reset its stream; nobody reads the answer.
         Err(e) => return Err(Error::Timeout(format!("the request body failed: {e}"))),

@@ -126,14 +126,14 @@ pub struct ServeArgs {
 #[derive(clap::Args, Clone, Debug)]
 pub struct LimitArgs {
     /// Most calls in progress across all connections; more are refused with
-    /// RESOURCE_EXHAUSTED at once rather than queued. A call counts once its
-    /// request message has arrived.
+    /// RESOURCE_EXHAUSTED at once rather than queued. A call counts from the
+    /// arrival of its request message until its response is sent.
     #[arg(long, env = "INCIDENTD_MAX_CONCURRENT_REQUESTS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
     pub max_concurrent_requests: usize,
 
     /// Most calls in progress for one token (its fair share); more are refused
-    /// with RESOURCE_EXHAUSTED. A subscription counts while it catches up from
-    /// the database, not while it waits for live events. Not applied in open mode.
+    /// with RESOURCE_EXHAUSTED. A call counts until its response is sent; a
+    /// subscription counts while it reads the database. Not applied in open mode.
     #[arg(long, env = "INCIDENTD_MAX_REQUESTS_PER_CALLER", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
     pub max_requests_per_caller: usize,
 
@@ -145,6 +145,11 @@ pub struct LimitArgs {
     /// RESOURCE_EXHAUSTED. Not applied in open mode.
     #[arg(long, env = "INCIDENTD_MAX_SUBSCRIBERS_PER_CALLER", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
     pub max_subscribers_per_caller: usize,
+
+    /// Most health Watch and server reflection streams open at once (they
+    /// need no token); more are RESOURCE_EXHAUSTED.
+    #[arg(long, env = "INCIDENTD_MAX_ANONYMOUS_STREAMS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    pub max_anonymous_streams: usize,
 
     /// Most open client connections; past it a new connection is closed at
     /// once, with a log line. Also held below the open-file limit.
@@ -158,17 +163,22 @@ pub struct LimitArgs {
 
     /// How long a call's request message may take to arrive once its headers
     /// have; past it the call ends with DEADLINE_EXCEEDED.
-    #[arg(long, env = "INCIDENTD_REQUEST_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "INCIDENTD_REQUEST_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub request_read_timeout: Duration,
 
-    /// A new connection must complete its handshake (TLS, HTTP/2 preface) and
-    /// start a call within this long, or it is closed.
-    #[arg(long, env = "INCIDENTD_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// A new connection must send its first bytes within this long, and a TLS
+    /// handshake must complete within it, or the connection is closed.
+    #[arg(long, env = "INCIDENTD_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub handshake_timeout: Duration,
 
     /// A connection with no call in progress for this long is closed.
-    #[arg(long, env = "INCIDENTD_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "INCIDENTD_IDLE_TIMEOUT", default_value = "5m", value_parser = positive_duration)]
     pub idle_timeout: Duration,
+
+    /// A connection whose writes stay blocked this long (the client reads
+    /// nothing, not even HTTP/2 pings) is closed.
+    #[arg(long, env = "INCIDENTD_SEND_TIMEOUT", default_value = "60s", value_parser = positive_duration)]
+    pub send_timeout: Duration,
 }
 
 /// Tuning of the database layer.
@@ -184,18 +194,27 @@ pub struct StoreArgs {
 
     /// How long a read waits for a free read connection before it is refused
     /// with RESOURCE_EXHAUSTED.
-    #[arg(long, env = "INCIDENTD_READ_QUEUE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "INCIDENTD_READ_QUEUE_TIMEOUT", default_value = "2s", value_parser = positive_duration)]
     pub read_queue_timeout: Duration,
 
     /// Longest one read statement may run; past it the statement is stopped
     /// and the call ends with DEADLINE_EXCEEDED.
-    #[arg(long, env = "INCIDENTD_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "INCIDENTD_STATEMENT_TIMEOUT", default_value = "5s", value_parser = positive_duration)]
     pub statement_timeout: Duration,
 
     /// Committed events kept in memory for live subscribers; a subscriber further
     /// behind reads from the database until it catches up.
     #[arg(long, env = "INCIDENTD_LIVE_BUFFER", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..=1_000_000).map(|v| v as usize))]
     pub live_buffer: usize,
+}
+
+/// A duration of at least a millisecond (`0s` would refuse everything).
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(1) {
+        return Err("must be at least 1ms".into());
+    }
+    Ok(d)
 }
 
 /// A command holding one group of settings, to read their defaults.

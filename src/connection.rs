@@ -1,9 +1,10 @@
 //! Accepted connections, bounded: at most `max_connections` open (a new one
 //! past the cap is closed at once, with a log line), and each closed when it
-//! does nothing useful: no call started within the handshake timeout of being
-//! accepted (a client that never completes TLS or the HTTP/2 preface), or no
-//! call in progress for the idle timeout. tonic has neither, and a connection
-//! that never speaks would otherwise hold a file descriptor forever.
+//! does nothing useful: nothing received within the handshake timeout of being
+//! accepted, no call in progress for the idle timeout, or writes blocked for
+//! the send timeout (a peer that stopped reading its socket). tonic has none of
+//! these, and a connection that never speaks would otherwise hold a file
+//! descriptor forever.
 //!
 //! The timers live in the socket wrapper ([`Conn`]), where the connection's
 //! task already polls for reads; the calls in progress are counted by
@@ -27,6 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+use crate::body::Holding;
 use crate::config::LimitArgs;
 
 /// Connections currently open (a gauge).
@@ -34,9 +36,11 @@ pub const CONNECTIONS_OPEN: &str = "incidentd_connections_open";
 /// Connections closed by the server, by reason (cap, handshake, idle).
 pub const CONNECTIONS_CLOSED: &str = "incidentd_connections_closed_total";
 
-/// File descriptors kept free for the database, the listener, logs and the
-/// metrics endpoint when the connection cap is held below the open-file limit.
+/// File descriptors kept free for the listener, logs and the metrics endpoint
+/// when the connection cap is held below the open-file limit ...
 const RESERVED_FDS: u64 = 64;
+/// ... and per database connection (database file, WAL, a temporary file).
+const FDS_PER_DATABASE_CONNECTION: u64 = 4;
 
 /// The connection limits in force.
 #[derive(Clone, Copy, Debug)]
@@ -44,19 +48,22 @@ pub struct ConnLimits {
     pub max_connections: usize,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
+    pub send_timeout: Duration,
 }
 
 impl ConnLimits {
     /// The limits of `args`, with the connection cap held below what the
-    /// open-file limit `nofile` allows.
-    pub fn new(args: &LimitArgs, nofile: Option<u64>) -> ConnLimits {
+    /// open-file limit `nofile` allows next to `database_connections`.
+    pub fn new(args: &LimitArgs, nofile: Option<u64>, database_connections: u32) -> ConnLimits {
+        let reserved = RESERVED_FDS + FDS_PER_DATABASE_CONNECTION * u64::from(database_connections);
         let by_fds = nofile
-            .map(|n| n.saturating_sub(RESERVED_FDS).max(1) as usize)
+            .map(|n| n.saturating_sub(reserved).max(1) as usize)
             .unwrap_or(usize::MAX);
         ConnLimits {
             max_connections: args.max_connections.min(by_fds),
             handshake_timeout: args.handshake_timeout,
             idle_timeout: args.idle_timeout,
+            send_timeout: args.send_timeout,
         }
     }
 }
@@ -81,8 +88,8 @@ pub struct ConnState {
     accepted: Instant,
     /// Calls in progress (request received, response not finished).
     active: AtomicUsize,
-    /// Whether any call has started on this connection.
-    called: AtomicBool,
+    /// Whether the client has sent anything yet.
+    heard: AtomicBool,
     /// When the last call ended, in ms since `accepted`.
     idle_since_ms: AtomicU64,
     /// The socket's reader, woken when the last call ends so it arms the idle timer.
@@ -94,7 +101,7 @@ impl ConnState {
         ConnState {
             accepted: Instant::now(),
             active: AtomicUsize::new(0),
-            called: AtomicBool::new(false),
+            heard: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(0),
             reader: AtomicWaker::new(),
         }
@@ -102,7 +109,6 @@ impl ConnState {
 
     /// Marks a call started; the guard marks it ended when dropped.
     pub fn call_started(self: &Arc<Self>) -> CallGuard {
-        self.called.store(true, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::AcqRel);
         CallGuard(self.clone())
     }
@@ -113,7 +119,7 @@ impl ConnState {
         if self.active.load(Ordering::Acquire) > 0 {
             return None;
         }
-        if !self.called.load(Ordering::Relaxed) {
+        if !self.heard.load(Ordering::Relaxed) {
             return Some((self.accepted + limits.handshake_timeout, "handshake"));
         }
         let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
@@ -127,8 +133,9 @@ pub struct CallGuard(Arc<ConnState>);
 impl Drop for CallGuard {
     fn drop(&mut self) {
         let s = &self.0;
+        // Calls ending together may store out of order: keep the latest.
         s.idle_since_ms
-            .store(s.accepted.elapsed().as_millis() as u64, Ordering::Relaxed);
+            .fetch_max(s.accepted.elapsed().as_millis() as u64, Ordering::Relaxed);
         if s.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             s.reader.wake();
         }
@@ -149,6 +156,11 @@ pub struct Conn {
     info: ConnInfo,
     limits: ConnLimits,
     timer: Pin<Box<Sleep>>,
+    /// Bytes arrived since the socket last had nothing to read: they may hold
+    /// a call hyper has not started yet, so the connection is not closed now.
+    fresh_bytes: bool,
+    /// Armed while a write is blocked (the peer reads nothing).
+    send_stall: Option<Pin<Box<Sleep>>>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -172,14 +184,28 @@ impl AsyncRead for Conn {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        let before = buf.filled().len();
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Pending => {}
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.fresh_bytes = true;
+                    this.info.state.heard.store(true, Ordering::Relaxed);
+                }
+                return Poll::Ready(Ok(()));
+            }
             ready => return ready,
         }
         this.info.state.reader.register(cx.waker());
         let Some((deadline, why)) = this.info.state.deadline(&this.limits) else {
             return Poll::Pending;
         };
+        if std::mem::take(&mut this.fresh_bytes) && Instant::now() >= deadline {
+            // What just arrived may be a call hyper starts once this read
+            // returns: look again at the next wake-up, when it counts.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         if this.timer.deadline() != deadline.into() {
             this.timer.as_mut().reset(deadline.into());
         }
@@ -195,13 +221,45 @@ impl AsyncRead for Conn {
     }
 }
 
+impl Conn {
+    /// Passes a write's outcome through, failing it once the socket has
+    /// refused writes for the send timeout: the peer stopped reading, and
+    /// HTTP/2 would otherwise wait on it forever (even to say goodbye).
+    fn watch_send<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.send_stall = None;
+            return polled;
+        }
+        let limit = self.limits.send_timeout;
+        let stall = self
+            .send_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stall.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                tracing::debug!(peer = ?self.info.tcp.remote_addr, "closing connection: writes blocked");
+                metrics::counter!(CONNECTIONS_CLOSED, "reason" => "send_stall").increment(1);
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer read nothing for the send timeout",
+                )))
+            }
+        }
+    }
+}
+
 impl AsyncWrite for Conn {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.watch_send(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -209,7 +267,8 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.watch_send(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -217,7 +276,8 @@ impl AsyncWrite for Conn {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        self.watch_send(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -268,6 +328,8 @@ pub fn incoming(
                     stream,
                     limits,
                     timer: Box::pin(tokio::time::sleep(limits.handshake_timeout)),
+                    fresh_bytes: false,
+                    send_stall: None,
                     _slot: slot,
                 };
                 return Some((Ok(conn), (listener, slots, refusals)));
@@ -351,7 +413,7 @@ where
     B: Send + 'static,
     RB: Send + 'static,
 {
-    type Response = http::Response<Guarded<RB>>;
+    type Response = http::Response<Holding<RB, Option<CallGuard>>>;
     type Error = S::Error;
     type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
@@ -362,43 +424,15 @@ where
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let guard = conn_state(&req).map(|s| s.call_started());
         if let Some(info) = req.extensions().get::<ConnInfo>().map(|i| i.tcp.clone()) {
-            // tonic's `Request::remote_addr` looks for the plain TCP info.
+            // tonic's `Request::remote_addr` looks for the plain TCP info
+            // (over TLS it looks for TLS info of its own type: none there).
             req.extensions_mut().insert(info);
         }
         let call = self.inner.call(req);
         Box::pin(async move {
             let response = call.await?;
-            Ok(response.map(|body| Guarded {
-                body,
-                _guard: guard,
-            }))
+            // hyper drops the body once the stream is finished or reset.
+            Ok(response.map(|body| Holding::new(body, guard)))
         })
-    }
-}
-
-/// A response body that holds its call's guard until it is dropped (hyper
-/// drops it once the stream is finished or reset).
-pub struct Guarded<B> {
-    body: B,
-    _guard: Option<CallGuard>,
-}
-
-impl<B: http_body::Body + Unpin> http_body::Body for Guarded<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
     }
 }

@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod codec;
 pub mod config;
 pub mod connection;

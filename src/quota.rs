@@ -23,6 +23,7 @@ pub struct Quotas {
 
 struct Inner {
     calls: Arc<Semaphore>,
+    open_streams: Arc<Semaphore>,
     subscribers: Arc<Semaphore>,
     per_caller_calls: usize,
     per_caller_subscribers: usize,
@@ -41,6 +42,11 @@ pub struct CallPermit {
     _caller: Option<OwnedSemaphorePermit>,
 }
 
+/// A health Watch or reflection stream's place, held while it is open.
+pub struct OpenStreamPermit {
+    _permit: OwnedSemaphorePermit,
+}
+
 /// A subscription's place under the limits, held for the life of the stream.
 pub struct SubscriberPermit {
     _server: OwnedSemaphorePermit,
@@ -50,8 +56,8 @@ pub struct SubscriberPermit {
 }
 
 impl SubscriberPermit {
-    /// Waits for a place in the caller's share of calls and holds it while the
-    /// subscription catches up from the database; an idle live subscription
+    /// Waits for a place in the caller's share of calls, to hold while the
+    /// subscription reads the database; a subscription delivering or idle
     /// holds none. Open mode: no wait.
     pub async fn catching_up(&self) -> Option<OwnedSemaphorePermit> {
         let share = self.catch_up.clone()?;
@@ -64,6 +70,7 @@ impl Quotas {
         Quotas {
             inner: Arc::new(Inner {
                 calls: Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1))),
+                open_streams: Arc::new(Semaphore::new(limits.max_anonymous_streams.max(1))),
                 subscribers: Arc::new(Semaphore::new(limits.max_subscribers.max(1))),
                 per_caller_calls: limits.max_requests_per_caller.max(1),
                 per_caller_subscribers: limits.max_subscribers_per_caller.max(1),
@@ -110,6 +117,16 @@ impl Quotas {
             _server: server,
             _caller: caller,
         })
+    }
+
+    /// Admits a stream that needs no token (health Watch, reflection).
+    pub fn admit_open_stream(&self) -> Result<OpenStreamPermit, Error> {
+        self.inner
+            .open_streams
+            .clone()
+            .try_acquire_owned()
+            .map(|p| OpenStreamPermit { _permit: p })
+            .map_err(|_| Error::SubscriberLimit)
     }
 
     /// Admits a subscription of `who` (`None`: open mode), or says why not.

@@ -131,7 +131,8 @@ impl Server {
                     .with_context(|| format!("reading TLS key {}", files.key.display()))?;
                 Some(
                     ServerTlsConfig::new()
-                        .identity(tonic::transport::Identity::from_pem(cert, key)),
+                        .identity(tonic::transport::Identity::from_pem(cert, key))
+                        .timeout(config.limits.handshake_timeout),
                 )
             }
         };
@@ -149,7 +150,8 @@ impl Server {
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let nofile = crate::connection::raise_nofile_limit();
-        let conn_limits = ConnLimits::new(&config.limits, nofile);
+        let conn_limits =
+            ConnLimits::new(&config.limits, nofile, config.store.read_connections + 1);
         tracing::info!(
             open_file_limit = nofile,
             max_connections = conn_limits.max_connections,

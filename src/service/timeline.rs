@@ -200,10 +200,18 @@ impl Subscription {
         &mut self,
         beat: &mut tokio::time::Interval,
     ) -> std::result::Result<(), Gone> {
-        let _share = self.permit.catching_up().await;
         loop {
             let head_before = self.store.head_sequence();
-            let batch = match self.read_batch().await {
+            // A database read is work done for the caller: it takes a place in
+            // its share (waiting for one), but delivering does not, so a
+            // subscriber that reads slowly holds nothing of its caller's.
+            let share = tokio::select! {
+                share = self.permit.catching_up() => share,
+                _ = self.tx.closed() => return Err(Gone),
+            };
+            let read = self.read_batch().await;
+            drop(share);
+            let batch = match read {
                 Ok(b) => b,
                 Err(e) => {
                     let _ = self.tx.send(Err(e)).await;

@@ -51,7 +51,7 @@ async fn made_up_paths_do_not_grow_the_metrics() {
 }
 
 /// GET /metrics over plain HTTP/1.1.
-async fn scrape(port: u16) -> String {
+pub(super) async fn scrape(port: u16) -> String {
     within("scraping /metrics", async {
         let mut s = TcpStream::connect(("127.0.0.1", port))
             .await
