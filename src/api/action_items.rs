@@ -96,6 +96,8 @@ impl ActionItemService for ActionItems {
         &self,
         req: Request<pb::CreateActionItemRequest>,
     ) -> Result<Response<pb::CreateActionItemResponse>, Status> {
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
         let Mutation {
             caller,
             request: r,
@@ -104,7 +106,9 @@ impl ActionItemService for ActionItems {
         } = parse::mutation(req);
         let input = parse_create(&r, &mut v);
         let new = v.into_result(input)?;
-        let item = svc::create(&self.store, caller, key, new).await?;
+        let item = svc::create(&self.store, caller, key, new)
+            .await
+            .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::CreateActionItemResponse {
             action_item: Some(convert::action_item(&item)),
         }))
@@ -127,6 +131,8 @@ impl ActionItemService for ActionItems {
         &self,
         req: Request<pb::ListActionItemsRequest>,
     ) -> Result<Response<pb::ListActionItemsResponse>, Status> {
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let limit = parse::page_size(&mut v, r.page_size);
@@ -166,7 +172,9 @@ impl ActionItemService for ActionItems {
         bound.overdue_at = as_of.filter(|_| r.overdue);
         let bound = (bound, r.overdue);
         let start: Option<Cursor> = page_start(&self.store, "action_items", &bound, &r.page_token)?;
-        let items = svc::list(&self.store, &filter, start.as_ref(), limit + 1).await?;
+        let items = svc::list(&self.store, &filter, start.as_ref(), limit + 1)
+            .await
+            .map_err(|e| sent.echo(e))?;
         let (action_items, next_page_token) = paginate(
             &self.store,
             "action_items",

@@ -34,6 +34,7 @@ impl Incidents {
         req: Request<M>,
         id_and_etag: fn(&M) -> (&str, &str),
         deleted: bool,
+        sent: &super::refs::Sent,
     ) -> Result<crate::domain::Incident, Status> {
         let Mutation {
             caller,
@@ -45,7 +46,11 @@ impl Incidents {
         let id = incident_id(&mut v, "id", id);
         let id = v.into_result(id)?;
         let etag = parse::etag(etag);
-        Ok(svc::set_deleted(&self.store, caller, key, id, etag, deleted).await?)
+        Ok(
+            svc::set_deleted(&self.store, caller, key, id, etag, deleted)
+                .await
+                .map_err(|e| sent.echo(e))?,
+        )
     }
 }
 
@@ -86,16 +91,10 @@ fn incident_id(v: &mut Violations, field: &str, s: &str) -> Option<IncidentId> {
 
 /// "INC-42" (any case) or a UUID.
 fn incident_ref(s: &str) -> Result<IncidentRef> {
-    let t = s.trim();
-    if let Some(n) = t
-        .get(..4)
-        .filter(|p| p.eq_ignore_ascii_case("INC-"))
-        .and_then(|_| t[4..].parse::<i64>().ok())
-        .filter(|n| *n > 0)
-    {
+    if let Some(n) = super::refs::reference_number(s) {
         return Ok(IncidentRef::Number(n));
     }
-    parse::uuid(t).map(IncidentRef::Id).map_err(|_| {
+    parse::uuid(s.trim()).map(IncidentRef::Id).map_err(|_| {
         Error::invalid(
             "id",
             format!(
@@ -652,6 +651,8 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::UpdateIncidentRequest>,
     ) -> Result<Response<pb::UpdateIncidentResponse>, Status> {
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
         let Mutation {
             caller,
             request: r,
@@ -665,7 +666,9 @@ impl IncidentService for Incidents {
             patch,
             refs,
         } = v.into_result(input)?;
-        let incident = svc::update(&self.store, caller, key, id, etag, patch, refs).await?;
+        let incident = svc::update(&self.store, caller, key, id, etag, patch, refs)
+            .await
+            .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::UpdateIncidentResponse {
             incident: Some(convert::incident(&incident)),
         }))
@@ -675,7 +678,11 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::DeleteIncidentRequest>,
     ) -> Result<Response<pb::DeleteIncidentResponse>, Status> {
-        let incident = self.set_deleted(req, |r| (&r.id, &r.etag), true).await?;
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let incident = self
+            .set_deleted(req, |r| (&r.id, &r.etag), true, &sent)
+            .await?;
         Ok(Response::new(pb::DeleteIncidentResponse {
             incident: Some(convert::incident(&incident)),
         }))
@@ -685,7 +692,11 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::UndeleteIncidentRequest>,
     ) -> Result<Response<pb::UndeleteIncidentResponse>, Status> {
-        let incident = self.set_deleted(req, |r| (&r.id, &r.etag), false).await?;
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let incident = self
+            .set_deleted(req, |r| (&r.id, &r.etag), false, &sent)
+            .await?;
         Ok(Response::new(pb::UndeleteIncidentResponse {
             incident: Some(convert::incident(&incident)),
         }))
@@ -695,6 +706,8 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::PostStatusUpdateRequest>,
     ) -> Result<Response<pb::PostStatusUpdateResponse>, Status> {
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
         let Mutation {
             caller,
             request: r,
@@ -709,7 +722,9 @@ impl IncidentService for Incidents {
             occur_time,
         } = v.into_result(input)?;
         let (update, incident) =
-            svc::post_status_update(&self.store, caller, key, id, new, refs, occur_time).await?;
+            svc::post_status_update(&self.store, caller, key, id, new, refs, occur_time)
+                .await
+                .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::PostStatusUpdateResponse {
             status_update: Some(convert::status_update(&update)),
             incident: Some(convert::incident(&incident)),
@@ -720,6 +735,8 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::ListStatusUpdatesRequest>,
     ) -> Result<Response<pb::ListStatusUpdatesResponse>, Status> {
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let limit = parse::page_size(&mut v, r.page_size);
@@ -728,7 +745,9 @@ impl IncidentService for Incidents {
         let scope_filters = id.to_string();
         let start: Option<Cursor> =
             page_start(&self.store, "status_updates", &scope_filters, &r.page_token)?;
-        let items = svc::list_status_updates(&self.store, id, start.as_ref(), limit + 1).await?;
+        let items = svc::list_status_updates(&self.store, id, start.as_ref(), limit + 1)
+            .await
+            .map_err(|e| sent.echo(e))?;
         let (status_updates, next_page_token) = paginate(
             &self.store,
             "status_updates",
@@ -748,10 +767,14 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::GetPostmortemRequest>,
     ) -> Result<Response<pb::GetPostmortemResponse>, Status> {
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
         let mut v = Violations::new();
         let id = incident_id(&mut v, "incident_id", &req.get_ref().incident_id);
         let id = v.into_result(id)?;
-        let pm = action_items::get_postmortem(&self.store, id).await?;
+        let pm = action_items::get_postmortem(&self.store, id)
+            .await
+            .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::GetPostmortemResponse {
             postmortem: Some(convert::postmortem(&pm)),
         }))
@@ -761,6 +784,8 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::UpdatePostmortemRequest>,
     ) -> Result<Response<pb::UpdatePostmortemResponse>, Status> {
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
         let Mutation {
             caller,
             request: r,
@@ -778,7 +803,8 @@ impl IncidentService for Incidents {
             patch,
             POSTMORTEM_MAX_BYTES,
         )
-        .await?;
+        .await
+        .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::UpdatePostmortemResponse {
             postmortem: Some(convert::postmortem(&pm)),
         }))
@@ -788,6 +814,8 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::PublishPostmortemRequest>,
     ) -> Result<Response<pb::PublishPostmortemResponse>, Status> {
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
         let Mutation {
             caller,
             request: r,
@@ -801,7 +829,8 @@ impl IncidentService for Incidents {
             occur_time,
         } = v.into_result(input)?;
         let pm = action_items::publish_postmortem(&self.store, caller, key, id, etag, occur_time)
-            .await?;
+            .await
+            .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::PublishPostmortemResponse {
             postmortem: Some(convert::postmortem(&pm)),
         }))

@@ -6,6 +6,7 @@ pub mod components;
 pub mod convert;
 pub mod incidents;
 pub mod parse;
+pub(crate) mod refs;
 pub mod timeline;
 
 use serde::{Serialize, de::DeserializeOwned};

@@ -65,6 +65,8 @@ impl TimelineService for Timeline {
         &self,
         req: Request<pb::ListTimelineEventsRequest>,
     ) -> Result<Response<pb::ListTimelineEventsResponse>, Status> {
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let limit = parse::page_size(&mut v, r.page_size);
@@ -80,7 +82,9 @@ impl TimelineService for Timeline {
         // A page token carries its position and supersedes after_sequence.
         let after = page_start::<u64>(&self.store, "timeline", &filter, &r.page_token)?
             .unwrap_or(r.after_sequence);
-        let items = svc::list(&self.store, &filter, after, limit + 1).await?;
+        let items = svc::list(&self.store, &filter, after, limit + 1)
+            .await
+            .map_err(|e| sent.echo(e))?;
         let (events, next_page_token) = paginate(
             &self.store,
             "timeline",
@@ -100,6 +104,8 @@ impl TimelineService for Timeline {
         &self,
         req: Request<pb::SubscribeTimelineRequest>,
     ) -> Result<Response<Self::SubscribeTimelineStream>, Status> {
+        let mut req = req;
+        super::refs::resolve(&self.store, req.get_mut()).await?;
         let caller = req.extensions().get::<Identity>().cloned();
         let r = req.into_inner();
         let mut v = Violations::new();
@@ -173,6 +179,8 @@ impl TimelineService for Timeline {
         &self,
         req: Request<pb::AddNoteRequest>,
     ) -> Result<Response<pb::AddNoteResponse>, Status> {
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
         let Mutation {
             caller,
             request: r,
@@ -188,7 +196,9 @@ impl TimelineService for Timeline {
         let (Some(id), Some(text)) = (id, text) else {
             return Err(Error::invalid("incident_id", "is required").into());
         };
-        let event = svc::add_note(&self.store, caller, key, id, text, occur_time).await?;
+        let event = svc::add_note(&self.store, caller, key, id, text, occur_time)
+            .await
+            .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::AddNoteResponse {
             event: Some(convert::event(&event)),
         }))

@@ -7,7 +7,7 @@ use super::{Cursor, to_nanos};
 use crate::domain::{
     ComponentId, Incident, IncidentId, IncidentKind, IncidentStatus, Severity, StatusUpdate, Time,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Filters of ListIncidents. Serialized into page tokens to bind them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -136,6 +136,19 @@ pub async fn exists(conn: &mut SqliteConnection, id: IncidentId) -> Result<bool>
 }
 
 /// Loads one incident by its reference number.
+/// The id of incident number `number` (deleted or not).
+pub async fn id_by_number(conn: &mut SqliteConnection, number: i64) -> Result<Option<IncidentId>> {
+    let id: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE number = ?")
+        .bind(number)
+        .fetch_optional(&mut *conn)
+        .await?;
+    id.map(|s| {
+        s.parse()
+            .map_err(|_| Error::Internal(format!("stored incident id {s:?} is not a UUID")))
+    })
+    .transpose()
+}
+
 pub async fn load_by_number(conn: &mut SqliteConnection, number: i64) -> Result<Option<Incident>> {
     let row: Option<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {WITH_COUNTS} FROM incidents i WHERE i.number = ?"

@@ -4,6 +4,7 @@
 
 mod components;
 mod milestones;
+mod references;
 mod request_ids;
 mod updates;
 
