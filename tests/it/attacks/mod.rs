@@ -155,8 +155,10 @@ fn spawn_isolated<T: Send + 'static>(
 const PROBE_MIN_CALLS: usize = 5;
 
 /// What every probe must see during an attack: answered, and fast enough to
-/// be of use (a correctness bound, not a speed target).
-const PROBE_P99: Duration = Duration::from_millis(250);
+/// be of use. A correctness bound, not a speed target: before the fixes the
+/// probe's calls were refused or timed out after 30 s; the bound leaves room
+/// for a 2-core machine running the rest of the suite beside the attack.
+const PROBE_P99: Duration = Duration::from_secs(1);
 
 impl Probe {
     fn start(channel: Channel, incident_id: String) -> Probe {

@@ -215,3 +215,62 @@ async fn one_token_cannot_take_the_whole_server() {
     })
     .await;
 }
+
+/// While the server-wide limit is held (here by two responses a client does
+/// not read), every other call is refused at once with OVERLOADED and writes
+/// nothing; health still answers; once the limit is free, calls are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_server_refuses_at_once_and_writes_nothing() {
+    let t = Target::start(&["--max-concurrent-requests", "2"]).await;
+    let message = GetIncidentRequest {
+        id: t.incident_id.clone(),
+    }
+    .encode_to_vec();
+    let mut conn = RawConn::open(t.daemon.port, 0).await;
+    let mut unread = Vec::new();
+    for _ in 0..2 {
+        let (mut body, response) = conn.start_call(GET_INCIDENT, Some(MALLORY)).await;
+        body.send_data(frame(&message), true).expect("request");
+        unread.push(
+            within("response headers", response)
+                .await
+                .expect("answered"),
+        );
+    }
+    let mut incidents = IncidentServiceClient::new(t.daemon.channel().await);
+    for i in 0..50 {
+        assert_rejected(
+            &t.daemon,
+            Rejection::new(Code::ResourceExhausted, "OVERLOADED"),
+            incidents.create_incident(authed(
+                RITA,
+                incident_client::CreateIncidentRequest {
+                    incident: Some(plain_incident(&format!("refused {i}"))),
+                    ..Default::default()
+                },
+            )),
+        )
+        .await;
+    }
+    let mut conn2 = RawConn::open(t.daemon.port, 65_535).await;
+    let (mut body, response) = conn2.start_call("/grpc.health.v1.Health/Check", None).await;
+    body.send_data(frame(b""), true).expect("request");
+    assert_eq!(
+        grpc_status(response).await,
+        Code::Ok,
+        "health answers at the limit"
+    );
+    drop((unread, conn));
+    eventually("served once the limit is free", || {
+        let mut c = incidents.clone();
+        let req = authed(
+            RITA,
+            incident_client::CreateIncidentRequest {
+                incident: Some(plain_incident("after")),
+                ..Default::default()
+            },
+        );
+        async move { c.create_incident(req).await.ok() }
+    })
+    .await;
+}

@@ -32,7 +32,7 @@ async fn delete_and_undelete_incident_reject_bad_input() {
         ),
         (
             "delete: id garbage",
-            del("INC-1", "", ""),
+            del("INC-1x", "", ""),
             Rejection::invalid(&["id"]),
         ),
         (

@@ -290,7 +290,7 @@ async fn post_status_update_rejects_bad_input() {
         ),
         (
             "incident_id garbage",
-            post_with("INC-1", |_| {}),
+            post_with("INC-1x", |_| {}),
             Rejection::invalid(&["incident_id"]),
         ),
         (
