@@ -111,21 +111,14 @@ impl Api {
     }
 
     pub async fn declare(&mut self, title: &str) -> Incident {
-        self.inc
-            .create_incident(CreateIncidentRequest {
-                incident: Some(Incident {
-                    title: title.into(),
-                    kind: IncidentKind::Incident as i32,
-                    severity: Severity::P1 as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .expect("create incident")
-            .into_inner()
-            .incident
-            .expect("incident")
+        crate::support::create_incident(
+            &mut self.inc,
+            Incident {
+                severity: Severity::P1 as i32,
+                ..crate::support::plain_incident(title)
+            },
+        )
+        .await
     }
 
     pub async fn post(&mut self, id: &str, status: IncidentStatus) -> Incident {

@@ -18,29 +18,21 @@ pub async fn incident(
     severity: Severity,
     components: &[&str],
 ) -> Incident {
-    srv.incidents()
-        .await
-        .create_incident(CreateIncidentRequest {
-            incident: Some(Incident {
-                title: title.into(),
-                kind: IncidentKind::Incident as i32,
-                severity: severity as i32,
-                component_impacts: components
-                    .iter()
-                    .map(|c| ComponentImpact {
-                        component_id: (*c).into(),
-                        impact: ImpactLevel::PartialOutage as i32,
-                    })
-                    .collect(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("create incident")
-        .into_inner()
-        .incident
-        .expect("incident")
+    crate::support::create_incident(
+        &mut srv.incidents().await,
+        Incident {
+            severity: severity as i32,
+            component_impacts: components
+                .iter()
+                .map(|c| ComponentImpact {
+                    component_id: (*c).into(),
+                    impact: ImpactLevel::PartialOutage as i32,
+                })
+                .collect(),
+            ..crate::support::plain_incident(title)
+        },
+    )
+    .await
 }
 
 pub async fn note(
