@@ -23,7 +23,7 @@ use crate::auth::Identity;
 use crate::body::Holding;
 use crate::domain::limits::REQUEST_MAX_BYTES;
 use crate::error::Error;
-use crate::quota::{CallPermit, OpenStreamPermit, Quotas};
+use crate::quota::Quotas;
 
 /// A gRPC message frame: 1 byte compression flag, 4 bytes length.
 const FRAME_HEADER_BYTES: usize = 5;
@@ -135,10 +135,10 @@ where
             let who = req.extensions().get::<Identity>();
             let admitted = match class {
                 Class::Probe => return inner.call(req).await,
-                Class::OpenStream { .. } => quotas.admit_open_stream().map(|p| (None, Some(p))),
-                Class::Subscribe | Class::Call => quotas.admit_call(who).map(|p| (Some(p), None)),
+                Class::OpenStream { .. } => quotas.admit_open_stream(),
+                Class::Subscribe | Class::Call => quotas.admit_call(who),
             };
-            let held: Held = match admitted {
+            let held = match admitted {
                 Ok(held) => held,
                 Err(e) => return Ok(tonic::Status::from(e).into_http()),
             };
@@ -151,9 +151,6 @@ where
         })
     }
 }
-
-/// The place a call or stream holds while its response is in flight.
-type Held = (Option<CallPermit>, Option<OpenStreamPermit>);
 
 /// The request with its body read into memory: at most one message of at
 /// most `max_message` bytes, arriving within `timeout`.

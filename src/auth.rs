@@ -97,6 +97,11 @@ impl Tokens {
         Ok(Tokens { entries })
     }
 
+    /// The name of every token.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(_, i)| i.name.as_str())
+    }
+
     /// The identity of a presented token. Every entry is compared, in constant
     /// time, so timing tells nothing about which digest came close.
     fn identify(&self, token: &str) -> Option<&Identity> {

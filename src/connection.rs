@@ -342,37 +342,51 @@ pub fn incoming(
 /// does not spin while nothing can be accepted.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Logs refusals at the cap at most once every few seconds, with a count.
+/// What happened since a kind of event was last logged: logs at most once
+/// every few seconds, with the count since the last line.
 #[derive(Default)]
-struct RefusalLog {
+struct Throttled {
     last: Option<Instant>,
     since_last: u64,
 }
 
-impl RefusalLog {
+impl Throttled {
     const EVERY: Duration = Duration::from_secs(5);
 
+    /// Counts one event; the count to log, when a line is due.
+    fn tick(&mut self) -> Option<u64> {
+        self.since_last += 1;
+        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.since_last))
+    }
+}
+
+/// The accept loop's log: refusals at the cap, and failed accepts.
+#[derive(Default)]
+struct RefusalLog {
+    at_cap: Throttled,
+    failed: Throttled,
+}
+
+impl RefusalLog {
     fn refused(&mut self, cap: usize) {
         metrics::counter!(CONNECTIONS_CLOSED, "reason" => "cap").increment(1);
-        self.since_last += 1;
-        if self.last.is_none_or(|t| t.elapsed() >= Self::EVERY) {
+        if let Some(refused) = self.at_cap.tick() {
             tracing::warn!(
                 max_connections = cap,
-                refused = self.since_last,
+                refused,
                 "connection cap reached: closing new connections (see --max-connections)"
             );
-            self.last = Some(Instant::now());
-            self.since_last = 0;
         }
     }
 
     fn accept_failed(&mut self, e: &io::Error) {
         metrics::counter!(CONNECTIONS_CLOSED, "reason" => "accept_error").increment(1);
-        self.since_last += 1;
-        if self.last.is_none_or(|t| t.elapsed() >= Self::EVERY) {
-            tracing::error!(error = %e, failed = self.since_last, "cannot accept connections (open-file limit?)");
-            self.last = Some(Instant::now());
-            self.since_last = 0;
+        if let Some(failed) = self.failed.tick() {
+            tracing::error!(error = %e, failed, "cannot accept connections (open-file limit?)");
         }
     }
 }
@@ -421,13 +435,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let guard = conn_state(&req).map(|s| s.call_started());
-        if let Some(info) = req.extensions().get::<ConnInfo>().map(|i| i.tcp.clone()) {
-            // tonic's `Request::remote_addr` looks for the plain TCP info
-            // (over TLS it looks for TLS info of its own type: none there).
-            req.extensions_mut().insert(info);
-        }
         let call = self.inner.call(req);
         Box::pin(async move {
             let response = call.await?;

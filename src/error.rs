@@ -105,14 +105,31 @@ pub enum Error {
 
 /// The violations for the message: at most [`VIOLATIONS_MAX`] of them.
 fn describe(v: &[FieldViolation]) -> String {
-    let mut out = v
-        .iter()
-        .take(VIOLATIONS_MAX)
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ");
-    if v.len() > VIOLATIONS_MAX {
-        out.push_str(&more_violations(v.len() - VIOLATIONS_MAX));
+    violations_message(v, &TIERS[0])
+}
+
+/// The violations as one line within `limits`: as many as fit, then how
+/// many more there are.
+fn violations_message(violations: &[FieldViolation], limits: &Limits) -> String {
+    const PREFIX: usize = "invalid request: ".len();
+    let mut out = String::new();
+    let mut shown = 0;
+    for v in violations.iter().take(VIOLATIONS_MAX) {
+        let item = format!(
+            "{}{}: {}",
+            if shown == 0 { "" } else { "; " },
+            clip(&v.field, limits.field.max(16)),
+            clip(&v.description, limits.description.max(16))
+        );
+        let fits = PREFIX + out.chars().count() + item.chars().count() <= limits.message;
+        if shown > 0 && !fits {
+            break;
+        }
+        out.push_str(&clip(&item, limits.message));
+        shown += 1;
+    }
+    if violations.len() > shown {
+        out.push_str(&more_violations(violations.len() - shown));
     }
     out
 }
@@ -333,26 +350,10 @@ impl Error {
         match self {
             Error::Internal(_) => "internal error".to_owned(),
             Error::InvalidArgument(violations) => {
-                let mut out = String::from("invalid request: ");
-                let mut shown = 0;
-                for v in violations.iter().take(VIOLATIONS_MAX) {
-                    let item = format!(
-                        "{}{}: {}",
-                        if shown == 0 { "" } else { "; " },
-                        clip(&v.field, limits.field.max(16)),
-                        clip(&v.description, limits.description.max(16))
-                    );
-                    let fits = out.chars().count() + item.chars().count() <= limits.message;
-                    if shown > 0 && !fits {
-                        break;
-                    }
-                    out.push_str(&clip(&item, limits.message));
-                    shown += 1;
-                }
-                if violations.len() > shown {
-                    out.push_str(&more_violations(violations.len() - shown));
-                }
-                out
+                format!(
+                    "invalid request: {}",
+                    violations_message(violations, limits)
+                )
             }
             other => clip(&other.to_string(), limits.message).into_owned(),
         }

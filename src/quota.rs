@@ -2,16 +2,17 @@
 //! per caller (a token's fair share), and subscriptions open server-wide and
 //! per caller. Refusals are immediate (RESOURCE_EXHAUSTED), never a queue.
 //!
-//! Per-caller shares apply to authenticated callers, keyed by token name (a
-//! bounded set: the tokens file). Open mode trusts its loopback callers and
-//! applies only the server-wide limits.
+//! Per-caller shares apply to authenticated callers, keyed by token name:
+//! one quota per token of the tokens file, made at start, so admitting a call
+//! takes no lock. Open mode trusts its loopback callers and applies only the
+//! server-wide limits.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::auth::Identity;
+use crate::auth::{Identity, Tokens};
 use crate::config::LimitArgs;
 use crate::error::Error;
 
@@ -26,31 +27,25 @@ struct Inner {
     open_streams: Arc<Semaphore>,
     subscribers: Arc<Semaphore>,
     per_caller_calls: usize,
-    per_caller_subscribers: usize,
-    callers: Mutex<HashMap<String, CallerQuota>>,
+    /// By token name.
+    callers: HashMap<String, CallerQuota>,
 }
 
-#[derive(Clone)]
 struct CallerQuota {
     calls: Arc<Semaphore>,
     subscribers: Arc<Semaphore>,
 }
 
-/// A call's place under the limits, released when dropped.
-pub struct CallPermit {
+/// A place under the limits (a call's, or a stream's that needs no token),
+/// released when dropped.
+pub struct Permit {
     _server: OwnedSemaphorePermit,
     _caller: Option<OwnedSemaphorePermit>,
-}
-
-/// A health Watch or reflection stream's place, held while it is open.
-pub struct OpenStreamPermit {
-    _permit: OwnedSemaphorePermit,
 }
 
 /// A subscription's place under the limits, held for the life of the stream.
 pub struct SubscriberPermit {
-    _server: OwnedSemaphorePermit,
-    _caller: Option<OwnedSemaphorePermit>,
+    _held: Permit,
     /// The caller's call share, taken while the subscription reads the database.
     catch_up: Option<Arc<Semaphore>>,
 }
@@ -65,92 +60,86 @@ impl SubscriberPermit {
     }
 }
 
+/// One place of `semaphore`, or `refusal`.
+fn take(
+    semaphore: &Arc<Semaphore>,
+    refusal: impl FnOnce() -> Error,
+) -> Result<OwnedSemaphorePermit, Error> {
+    semaphore.clone().try_acquire_owned().map_err(|_| refusal())
+}
+
 impl Quotas {
-    pub fn new(limits: &LimitArgs) -> Quotas {
+    /// The limits of `limits`, with a share for each token of `tokens`.
+    pub fn new(limits: &LimitArgs, tokens: Option<&Tokens>) -> Quotas {
+        let semaphore = |n: usize| Arc::new(Semaphore::new(n.max(1)));
+        let callers = tokens
+            .into_iter()
+            .flat_map(Tokens::names)
+            .map(|name| {
+                let quota = CallerQuota {
+                    calls: semaphore(limits.max_requests_per_caller),
+                    subscribers: semaphore(limits.max_subscribers_per_caller),
+                };
+                (name.to_owned(), quota)
+            })
+            .collect();
         Quotas {
             inner: Arc::new(Inner {
-                calls: Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1))),
-                open_streams: Arc::new(Semaphore::new(limits.max_anonymous_streams.max(1))),
-                subscribers: Arc::new(Semaphore::new(limits.max_subscribers.max(1))),
+                calls: semaphore(limits.max_concurrent_requests),
+                open_streams: semaphore(limits.max_anonymous_streams),
+                subscribers: semaphore(limits.max_subscribers),
                 per_caller_calls: limits.max_requests_per_caller.max(1),
-                per_caller_subscribers: limits.max_subscribers_per_caller.max(1),
-                callers: Mutex::new(HashMap::new()),
+                callers,
             }),
         }
     }
 
-    fn caller(&self, who: &Identity) -> CallerQuota {
-        let mut callers = match self.inner.callers.lock() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        callers
-            .entry(who.name.clone())
-            .or_insert_with(|| CallerQuota {
-                calls: Arc::new(Semaphore::new(self.inner.per_caller_calls)),
-                subscribers: Arc::new(Semaphore::new(self.inner.per_caller_subscribers)),
-            })
-            .clone()
+    /// The quota of an authenticated caller; `None` in open mode.
+    fn caller(&self, who: Option<&Identity>) -> Option<(&str, &CallerQuota)> {
+        self.inner
+            .callers
+            .get_key_value(&who?.name)
+            .map(|(name, q)| (name.as_str(), q))
     }
 
     /// Admits a call of `who` (`None`: open mode), or says why not.
-    pub fn admit_call(&self, who: Option<&Identity>) -> Result<CallPermit, Error> {
+    pub fn admit_call(&self, who: Option<&Identity>) -> Result<Permit, Error> {
         // The caller's share first: one caller at its share must not take
         // server-wide places from the others while it is refused.
-        let caller =
-            match who {
-                None => None,
-                Some(who) => Some(self.caller(who).calls.try_acquire_owned().map_err(|_| {
-                    Error::FairShare {
-                        caller: who.name.clone(),
-                        limit: self.inner.per_caller_calls,
-                    }
-                })?),
-            };
-        let server = self
-            .inner
-            .calls
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::Overloaded)?;
-        Ok(CallPermit {
-            _server: server,
+        let caller = match self.caller(who) {
+            None => None,
+            Some((name, q)) => Some(take(&q.calls, || Error::FairShare {
+                caller: name.to_owned(),
+                limit: self.inner.per_caller_calls,
+            })?),
+        };
+        Ok(Permit {
+            _server: take(&self.inner.calls, || Error::Overloaded)?,
             _caller: caller,
         })
     }
 
     /// Admits a stream that needs no token (health Watch, reflection).
-    pub fn admit_open_stream(&self) -> Result<OpenStreamPermit, Error> {
-        self.inner
-            .open_streams
-            .clone()
-            .try_acquire_owned()
-            .map(|p| OpenStreamPermit { _permit: p })
-            .map_err(|_| Error::SubscriberLimit)
+    pub fn admit_open_stream(&self) -> Result<Permit, Error> {
+        Ok(Permit {
+            _server: take(&self.inner.open_streams, || Error::SubscriberLimit)?,
+            _caller: None,
+        })
     }
 
     /// Admits a subscription of `who` (`None`: open mode), or says why not.
     pub fn admit_subscriber(&self, who: Option<&Identity>) -> Result<SubscriberPermit, Error> {
-        let quota = who.map(|w| self.caller(w));
-        let caller = match &quota {
+        let quota = self.caller(who).map(|(_, q)| q);
+        let caller = match quota {
             None => None,
-            Some(q) => Some(
-                q.subscribers
-                    .clone()
-                    .try_acquire_owned()
-                    .map_err(|_| Error::SubscriberLimit)?,
-            ),
+            Some(q) => Some(take(&q.subscribers, || Error::SubscriberLimit)?),
         };
-        let server = self
-            .inner
-            .subscribers
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::SubscriberLimit)?;
         Ok(SubscriberPermit {
-            _server: server,
-            _caller: caller,
-            catch_up: quota.map(|q| q.calls),
+            _held: Permit {
+                _server: take(&self.inner.subscribers, || Error::SubscriberLimit)?,
+                _caller: caller,
+            },
+            catch_up: quota.map(|q| q.calls.clone()),
         })
     }
 }
@@ -167,6 +156,18 @@ mod tests {
         }
     }
 
+    /// Quotas for the tokens "a" and "b".
+    fn quotas(limits: &LimitArgs) -> Quotas {
+        let tokens = Tokens::parse(&format!(
+            "[[token]]\nname = \"a\"\nrole = \"viewer\"\nsha256 = \"{}\"\n\n\
+             [[token]]\nname = \"b\"\nrole = \"viewer\"\nsha256 = \"{}\"\n",
+            crate::auth::token_digest("a"),
+            crate::auth::token_digest("b")
+        ))
+        .unwrap();
+        Quotas::new(limits, Some(&tokens))
+    }
+
     fn limits(calls: usize, per_caller: usize) -> LimitArgs {
         LimitArgs {
             max_concurrent_requests: calls,
@@ -179,7 +180,7 @@ mod tests {
 
     #[test]
     fn one_caller_cannot_take_the_whole_server() {
-        let q = Quotas::new(&limits(4, 2));
+        let q = quotas(&limits(4, 2));
         let (a, b) = (who("a"), who("b"));
         let held: Vec<_> = (0..2).map(|_| q.admit_call(Some(&a)).unwrap()).collect();
         assert!(matches!(
@@ -198,7 +199,7 @@ mod tests {
 
     #[test]
     fn subscriptions_are_capped_per_caller_and_server_wide() {
-        let q = Quotas::new(&limits(4, 2));
+        let q = quotas(&limits(4, 2));
         let (a, b) = (who("a"), who("b"));
         let _a1 = q.admit_subscriber(Some(&a)).unwrap();
         let _a2 = q.admit_subscriber(Some(&a)).unwrap();
@@ -209,7 +210,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_catching_up_subscription_counts_against_its_callers_share() {
-        let q = Quotas::new(&limits(4, 1));
+        let q = quotas(&limits(4, 1));
         let a = who("a");
         let sub = q.admit_subscriber(Some(&a)).unwrap();
         let reading = sub.catching_up().await.expect("a share while reading");

@@ -67,7 +67,7 @@ impl Config {
         Ok(Config {
             listen: args.listen,
             database: args.db.database.clone(),
-            store: StoreOptions::from(&args.store),
+            store: args.store.clone(),
             limits: args.limits.clone(),
             seed_dir: None,
             tokens: args
@@ -93,7 +93,7 @@ impl Config {
         Config {
             listen,
             database: database.into(),
-            store: StoreOptions::from(&defaults.store),
+            store: defaults.store,
             limits: defaults.limits,
             seed_dir: None,
             tokens: None,
@@ -178,7 +178,7 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let svc_store = store.clone();
         let auth = AuthLayer::new(config.tokens.clone());
-        let quotas = Quotas::new(&config.limits);
+        let quotas = Quotas::new(&config.limits, config.tokens.as_deref());
         let admission = AdmissionLayer::new(quotas.clone(), config.limits.request_read_timeout);
         let streams_per_connection = config.limits.max_streams_per_connection;
         let task = tokio::spawn(async move {

@@ -35,38 +35,8 @@ use crate::hub::Hub;
 pub const REQUEST_ID_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 const REQUEST_ID_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
-/// Tuning of the store, built from [`StoreArgs`] (where the defaults live).
-#[derive(Clone, Debug)]
-pub struct StoreOptions {
-    /// Most write requests committed in one transaction.
-    pub max_batch: usize,
-    /// Read connections in the pool.
-    pub read_connections: u32,
-    /// How long a read waits for a free read connection.
-    pub read_queue_timeout: Duration,
-    /// Longest one read statement may run.
-    pub statement_timeout: Duration,
-    /// Events kept in memory for live subscribers.
-    pub live_buffer: usize,
-}
-
-impl From<&StoreArgs> for StoreOptions {
-    fn from(a: &StoreArgs) -> Self {
-        StoreOptions {
-            max_batch: a.max_batch,
-            read_connections: a.read_connections,
-            read_queue_timeout: a.read_queue_timeout,
-            statement_timeout: a.statement_timeout,
-            live_buffer: a.live_buffer,
-        }
-    }
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions::from(&StoreArgs::default())
-    }
-}
+/// Tuning of the store: the settings of the command line, where the defaults live.
+pub type StoreOptions = StoreArgs;
 
 /// The database: a writer for changes, a pool for reads.
 #[derive(Clone)]
@@ -102,10 +72,7 @@ impl Store {
     /// Opens (creating if needed) and migrates the database, then starts the writer.
     pub async fn open(database: &str, options: StoreOptions) -> Result<Store> {
         let opts = connect_options(database)?;
-        // Owner-only, and so are the -wal and -shm SQLite derives from it.
-        files::prepare_database_file(database, &opts)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let mut conn = connect_migrated(&opts).await?;
+        let mut conn = connect_migrated(database, &opts).await?;
         let page_token_key = load_or_create_key(&mut conn).await?;
         let head = events::head(&mut conn).await?;
         let statement_timeout = options.statement_timeout;
@@ -167,10 +134,7 @@ impl Store {
 
     /// Applies migrations only (the `migrate` command).
     pub async fn migrate(database: &str) -> Result<()> {
-        let opts = connect_options(database)?;
-        files::prepare_database_file(database, &opts)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let conn = connect_migrated(&opts).await?;
+        let conn = connect_migrated(database, &connect_options(database)?).await?;
         conn.close().await?;
         Ok(())
     }
@@ -240,8 +204,11 @@ impl Store {
     }
 }
 
-/// The write connection, with every migration applied.
-async fn connect_migrated(opts: &SqliteConnectOptions) -> Result<SqliteConnection> {
+/// The write connection to `database` (whose options are `opts`), its file
+/// created owner-only if missing, with every migration applied.
+async fn connect_migrated(database: &str, opts: &SqliteConnectOptions) -> Result<SqliteConnection> {
+    // Owner-only, and so are the -wal and -shm SQLite derives from it.
+    files::prepare_database_file(database, opts).map_err(|e| Error::Internal(e.to_string()))?;
     let mut conn = SqliteConnection::connect_with(opts).await?;
     sqlx::migrate!("./migrations")
         .run(&mut conn)
