@@ -8,6 +8,13 @@ use crate::api::parse::{self, Violations};
 use crate::api::{action_items, components, incidents};
 use crate::proto as pb;
 
+/// The caller a fuzzed request comes from.
+fn fuzzer() -> crate::service::Caller {
+    crate::service::Caller {
+        actor: "fuzz".into(),
+    }
+}
+
 /// Decodes `data[1..]` as the request message chosen by `data[0]` and runs the
 /// validation its RPC runs. Returns whether the request was valid.
 pub fn decode_and_validate(data: &[u8]) -> bool {
@@ -26,13 +33,13 @@ pub fn decode_and_validate(data: &[u8]) -> bool {
     }
     match selector % 8 {
         0 => run!(pb::CreateIncidentRequest, |r, v| {
-            incidents::parse_create(&r, v)
+            incidents::parse_create(&r, &fuzzer(), v)
         }),
         1 => run!(pb::UpdateIncidentRequest, |r, v| {
-            incidents::parse_update(&r, v)
+            incidents::parse_update(&r, &fuzzer(), v)
         }),
         2 => run!(pb::PostStatusUpdateRequest, |r, v| {
-            incidents::parse_post(&r, v)
+            incidents::parse_post(&r, &fuzzer(), v)
         }),
         3 => run!(pb::ListIncidentsRequest, |r, v| {
             parse::page_size(v, r.page_size);

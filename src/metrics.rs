@@ -14,6 +14,8 @@ pub const RPC_REQUESTS: &str = "incidentd_rpc_requests_total";
 pub const RPC_DURATION: &str = "incidentd_rpc_duration_seconds";
 /// Requests committed per group commit.
 pub const WRITER_BATCH: &str = "incidentd_writer_batch_size";
+/// Statements each group commit ran, BEGIN to COMMIT.
+pub const WRITER_GROUP_STATEMENTS: &str = "incidentd_writer_group_statements";
 /// Write requests waiting for the writer.
 pub const WRITER_QUEUE: &str = "incidentd_writer_queue_depth";
 /// Open SubscribeTimeline streams.

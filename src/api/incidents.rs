@@ -11,8 +11,8 @@ use crate::domain::{IncidentId, IncidentKind, IncidentStatus, Severity, Time, Vi
 use crate::error::{Error, Result};
 use crate::proto as pb;
 use crate::proto::incident_service_server::IncidentService;
-use crate::service::action_items;
 use crate::service::incidents::{self as svc, IncidentRef};
+use crate::service::{Caller, action_items, execute};
 use crate::store::Cursor;
 use crate::store::Store;
 use crate::store::incidents::{IncidentFilter, cursor_after, status_update_cursor};
@@ -46,11 +46,15 @@ impl Incidents {
         let id = incident_id(&mut v, "id", id);
         let id = v.into_result(id)?;
         let etag = parse::etag(etag);
-        Ok(
-            svc::set_deleted(&self.store, caller, key, id, etag, deleted)
-                .await
-                .map_err(|e| sent.echo(e))?,
-        )
+        let command = svc::SetIncidentDeleted {
+            actor: caller.actor,
+            id,
+            etag,
+            deleted,
+        };
+        Ok(execute(&self.store, key, command)
+            .await
+            .map_err(|e| sent.echo(e))?)
     }
 }
 
@@ -380,18 +384,12 @@ pub(crate) fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> I
     }
 }
 
-/// A validated CreateIncident.
-pub(crate) struct CreateInput {
-    pub new: NewIncident,
-    pub refs: svc::ComponentRefs,
-    pub occur_time: Option<Time>,
-}
-
 /// Validates a CreateIncident request (all but its request_id).
 pub(crate) fn parse_create(
     r: &pb::CreateIncidentRequest,
+    caller: &Caller,
     v: &mut Violations,
-) -> Option<CreateInput> {
+) -> Option<svc::CreateIncident> {
     let occur_time = v
         .check("occur_time", parse::past_time(&r.occur_time))
         .flatten();
@@ -402,23 +400,20 @@ pub(crate) fn parse_create(
     let mut refs = Vec::new();
     let new = new_incident(v, p, &mut refs);
     check_schedule(v, new.scheduled_start_time, new.scheduled_end_time);
-    Some(CreateInput {
+    Some(svc::CreateIncident {
+        actor: caller.actor.clone(),
         new,
         refs,
         occur_time,
     })
 }
 
-/// A validated PostStatusUpdate.
-pub(crate) struct PostInput {
-    pub id: IncidentId,
-    pub new: NewStatusUpdate,
-    pub refs: svc::ComponentRefs,
-    pub occur_time: Option<Time>,
-}
-
 /// Validates a PostStatusUpdate request (all but its request_id).
-pub(crate) fn parse_post(r: &pb::PostStatusUpdateRequest, v: &mut Violations) -> Option<PostInput> {
+pub(crate) fn parse_post(
+    r: &pb::PostStatusUpdateRequest,
+    caller: &Caller,
+    v: &mut Violations,
+) -> Option<svc::PostStatusUpdate> {
     let id = incident_id(v, "incident_id", &r.incident_id);
     let status = v
         .check(
@@ -449,7 +444,8 @@ pub(crate) fn parse_post(r: &pb::PostStatusUpdateRequest, v: &mut Violations) ->
     let occur_time = v
         .check("occur_time", parse::past_time(&r.occur_time))
         .flatten();
-    Some(PostInput {
+    Some(svc::PostStatusUpdate {
+        actor: caller.actor.clone(),
         id: id?,
         new: NewStatusUpdate {
             status,
@@ -463,19 +459,12 @@ pub(crate) fn parse_post(r: &pb::PostStatusUpdateRequest, v: &mut Violations) ->
     })
 }
 
-/// A validated UpdateIncident.
-pub(crate) struct UpdateInput {
-    pub id: IncidentId,
-    pub etag: Option<String>,
-    pub patch: IncidentPatch,
-    pub refs: svc::ComponentRefs,
-}
-
 /// Validates an UpdateIncident request (all but its request_id).
 pub(crate) fn parse_update(
     r: &pb::UpdateIncidentRequest,
+    caller: &Caller,
     v: &mut Violations,
-) -> Option<UpdateInput> {
+) -> Option<svc::UpdateIncident> {
     let Some(p) = r.incident.as_ref() else {
         v.add("incident", "is required");
         return None;
@@ -489,11 +478,13 @@ pub(crate) fn parse_update(
         patch.scheduled_start_time.flatten(),
         patch.scheduled_end_time.flatten(),
     );
-    Some(UpdateInput {
+    Some(svc::UpdateIncident {
+        actor: caller.actor.clone(),
         id: id?,
         etag: parse::etag(&p.etag),
         patch,
         refs,
+        occur_time: None,
     })
 }
 
@@ -598,13 +589,8 @@ impl IncidentService for Incidents {
             key,
             violations: mut v,
         } = parse::mutation(req);
-        let input = parse_create(&r, &mut v);
-        let CreateInput {
-            new,
-            refs,
-            occur_time,
-        } = v.into_result(input)?;
-        let incident = svc::create(&self.store, caller, key, new, refs, occur_time).await?;
+        let command = parse_create(&r, &caller, &mut v);
+        let incident = execute(&self.store, key, v.into_result(command)?).await?;
         Ok(Response::new(pb::CreateIncidentResponse {
             incident: Some(convert::incident(&incident)),
         }))
@@ -659,14 +645,8 @@ impl IncidentService for Incidents {
             key,
             violations: mut v,
         } = parse::mutation(req);
-        let input = parse_update(&r, &mut v);
-        let UpdateInput {
-            id,
-            etag,
-            patch,
-            refs,
-        } = v.into_result(input)?;
-        let incident = svc::update(&self.store, caller, key, id, etag, patch, refs)
+        let command = parse_update(&r, &caller, &mut v);
+        let incident = execute(&self.store, key, v.into_result(command)?)
             .await
             .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::UpdateIncidentResponse {
@@ -714,17 +694,10 @@ impl IncidentService for Incidents {
             key,
             violations: mut v,
         } = parse::mutation(req);
-        let input = parse_post(&r, &mut v);
-        let PostInput {
-            id,
-            new,
-            refs,
-            occur_time,
-        } = v.into_result(input)?;
-        let (update, incident) =
-            svc::post_status_update(&self.store, caller, key, id, new, refs, occur_time)
-                .await
-                .map_err(|e| sent.echo(e))?;
+        let command = parse_post(&r, &caller, &mut v);
+        let (update, incident) = execute(&self.store, key, v.into_result(command)?)
+            .await
+            .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::PostStatusUpdateResponse {
             status_update: Some(convert::status_update(&update)),
             incident: Some(convert::incident(&incident)),

@@ -196,7 +196,13 @@ impl TimelineService for Timeline {
         let (Some(id), Some(text)) = (id, text) else {
             return Err(Error::invalid("incident_id", "is required").into());
         };
-        let event = svc::add_note(&self.store, caller, key, id, text, occur_time)
+        let command = svc::AddNote {
+            actor: caller.actor,
+            incident_id: id,
+            text,
+            occur_time,
+        };
+        let event = crate::service::execute(&self.store, key, command)
             .await
             .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::AddNoteResponse {

@@ -166,3 +166,18 @@ pub struct Event {
     pub actor: String,
     pub payload: EventPayload,
 }
+
+impl Event {
+    /// `event` as committed at `event_time` with number `sequence`.
+    pub fn numbered(event: NewEvent, sequence: u64, event_time: Time) -> Event {
+        Event {
+            sequence,
+            kind: event.payload.kind(),
+            incident: event.incident,
+            event_time,
+            occur_time: event.occur_time,
+            actor: event.actor,
+            payload: event.payload,
+        }
+    }
+}

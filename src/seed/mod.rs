@@ -18,7 +18,7 @@ use crate::api::{
 use crate::domain::ComponentId;
 use crate::error::Error;
 use crate::proto as pb;
-use crate::service::{Caller, action_items, components, incidents};
+use crate::service::{Caller, action_items, components};
 use crate::store::{Store, WriteCtx};
 use schema::SeedFile;
 
@@ -442,16 +442,10 @@ async fn load_one(ctx: &mut WriteCtx, mut seed: Seed) -> Result<Outcome, StepErr
             w.component_ids.iter_mut().for_each(resolve);
         }
     }
-    let create = checked("incident", |v| api_incidents::parse_create(&seed.create, v))?;
-    let incident = incidents::create_in(
-        ctx,
-        caller.clone(),
-        create.new,
-        create.refs,
-        create.occur_time,
-    )
-    .await
-    .map_err(at("incident"))?;
+    let create = checked("incident", |v| {
+        api_incidents::parse_create(&seed.create, &caller, v)
+    })?;
+    let incident = ctx.run(&create).await.map_err(at("incident"))?;
     let id = incident.id.to_string();
     // Facts the report states outright date from its last post at the latest;
     // the postmortem's content (its action items too) from its publication.
@@ -476,28 +470,19 @@ async fn load_one(ctx: &mut WriteCtx, mut seed: Seed) -> Result<Outcome, StepErr
         u.component_impacts
             .iter_mut()
             .for_each(|c| resolve(&mut c.component_id));
-        let p = checked(&step, |v| api_incidents::parse_post(&u, v))?;
-        incidents::post_status_update_in(ctx, caller.clone(), p.id, p.new, p.refs, p.occur_time)
-            .await
-            .map_err(at(&step))?;
+        let post = checked(&step, |v| api_incidents::parse_post(&u, &caller, v))?;
+        ctx.run(&post).await.map_err(at(&step))?;
     }
 
     if let Some(mut m) = seed.milestones {
         if let Some(inc) = m.incident.as_mut() {
             inc.id.clone_from(&id);
         }
-        let u = checked("milestones", |v| api_incidents::parse_update(&m, v))?;
-        incidents::update_in(
-            ctx,
-            caller.clone(),
-            u.id,
-            u.etag,
-            u.patch,
-            u.refs,
-            last_post,
-        )
-        .await
-        .map_err(at("milestones"))?;
+        let mut update = checked("milestones", |v| {
+            api_incidents::parse_update(&m, &caller, v)
+        })?;
+        update.occur_time = last_post;
+        ctx.run(&update).await.map_err(at("milestones"))?;
     }
 
     for (n, mut a) in seed.action_items.into_iter().enumerate() {

@@ -8,12 +8,10 @@ use crate::domain::{
     StatusUpdateId, Time,
 };
 use crate::error::{Error, Result};
-use crate::store::Cursor;
 use crate::store::incidents::{self as db, IncidentFilter};
-use crate::store::request_ids::RequestKey;
-use crate::store::{Store, WriteCtx, components};
+use crate::store::{Command, Cursor, Needs, Store, Tx, WriteFuture};
 
-use super::{Caller, check_etag, write_once};
+use super::check_etag;
 
 /// How a client names an incident: by id or by reference ("INC-42").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,18 +23,16 @@ pub enum IncidentRef {
 /// Components a write refers to, each with the request field that names it.
 pub type ComponentRefs = Vec<(String, ComponentId)>;
 
-async fn require_live_components(
-    conn: &mut sqlx::SqliteConnection,
-    refs: &ComponentRefs,
-) -> Result<()> {
+/// Refuses components a write names that do not exist or are deleted.
+pub(super) async fn require_live_components(tx: &mut Tx<'_>, refs: &ComponentRefs) -> Result<()> {
     if refs.is_empty() {
         return Ok(());
     }
     let ids: Vec<ComponentId> = refs.iter().map(|(_, id)| *id).collect();
-    let live = components::live(conn, &ids).await?;
+    let found = tx.components(&ids).await?;
     let missing: Vec<_> = refs
         .iter()
-        .filter(|(_, id)| !live.contains(id))
+        .filter(|(_, id)| !found.get(id).is_some_and(|c| c.live))
         .map(|(field, id)| crate::error::FieldViolation {
             field: field.clone(),
             description: format!("component {id} does not exist"),
@@ -49,66 +45,240 @@ async fn require_live_components(
     }
 }
 
-async fn load_for_write(conn: &mut sqlx::SqliteConnection, id: IncidentId) -> Result<Incident> {
-    db::load(conn, id).await?.ok_or(Error::NotFound {
+/// The incident a write is about, deleted or not.
+pub(super) async fn load_for_write(tx: &mut Tx<'_>, id: IncidentId) -> Result<Incident> {
+    tx.incident(id).await?.ok_or(Error::NotFound {
         resource: "incident",
         id: id.to_string(),
     })
 }
 
-fn event(
-    incident: &Incident,
-    occur_time: Time,
-    caller: &Caller,
-    payload: EventPayload,
-) -> NewEvent {
+fn event(incident: &Incident, occur_time: Time, actor: &str, payload: EventPayload) -> NewEvent {
     NewEvent {
         incident: Some(IncidentSnapshot::from(incident)),
         occur_time,
-        actor: caller.actor.clone(),
+        actor: actor.to_owned(),
         payload,
     }
 }
 
 /// Declares an incident.
-pub async fn create(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
-    new: NewIncident,
-    refs: ComponentRefs,
-    occur_time: Option<Time>,
-) -> Result<Incident> {
-    write_once(store, key, move |ctx| {
-        Box::pin(create_in(ctx, caller, new, refs, occur_time))
-    })
-    .await
+#[derive(Debug)]
+pub struct CreateIncident {
+    pub actor: String,
+    pub new: NewIncident,
+    pub refs: ComponentRefs,
+    pub occur_time: Option<Time>,
 }
 
-/// Inside a write transaction: see [`create`].
-pub async fn create_in(
-    ctx: &mut WriteCtx,
-    caller: Caller,
-    new: NewIncident,
-    refs: ComponentRefs,
-    occur_time: Option<Time>,
-) -> Result<Incident> {
-    require_live_components(ctx.conn(), &refs).await?;
-    let now = ctx.now();
-    let number = db::next_number(ctx.conn()).await?;
-    let declare_time = occur_time.unwrap_or(now);
-    let incident = Incident::declare(new, IncidentId::generate(), number, declare_time, now)?;
-    db::insert(ctx.conn(), &incident).await?;
-    ctx.append(event(
-        &incident,
-        declare_time,
-        &caller,
-        EventPayload::IncidentCreated {
-            incident: Box::new(incident.clone()),
-        },
-    ))
-    .await?;
-    Ok(incident)
+impl Command for CreateIncident {
+    type Output = Incident;
+
+    fn needs(&self, needs: &mut Needs) {
+        needs.incident_number = true;
+        needs.components.extend(self.refs.iter().map(|(_, id)| *id));
+    }
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Incident> {
+        Box::pin(async move {
+            require_live_components(tx, &self.refs).await?;
+            let now = tx.now();
+            let declare_time = self.occur_time.unwrap_or(now);
+            let number = tx.next_number().await?;
+            let incident = Incident::declare(
+                self.new.clone(),
+                IncidentId::generate(),
+                number,
+                declare_time,
+                now,
+            )?;
+            tx.append(event(
+                &incident,
+                declare_time,
+                &self.actor,
+                EventPayload::IncidentCreated {
+                    incident: Box::new(incident.clone()),
+                },
+            ));
+            tx.put_incident(incident.clone());
+            Ok(incident)
+        })
+    }
+}
+
+/// Changes the fields of a patch.
+#[derive(Debug)]
+pub struct UpdateIncident {
+    pub actor: String,
+    pub id: IncidentId,
+    pub etag: Option<String>,
+    pub patch: IncidentPatch,
+    pub refs: ComponentRefs,
+    /// When the change happened, if before it is recorded (imports).
+    pub occur_time: Option<Time>,
+}
+
+impl Command for UpdateIncident {
+    type Output = Incident;
+
+    fn needs(&self, needs: &mut Needs) {
+        needs.incidents.push(self.id);
+        needs.components.extend(self.refs.iter().map(|(_, id)| *id));
+    }
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Incident> {
+        Box::pin(async move {
+            let mut incident = load_for_write(tx, self.id).await?;
+            check_etag(
+                self.etag.as_deref(),
+                &incident.etag(),
+                "incident",
+                self.id.to_string(),
+            )?;
+            incident.ensure_live()?;
+            require_live_components(tx, &self.refs).await?;
+            let now = tx.now();
+            let changes = incident.apply_patch(self.patch.clone(), now)?;
+            if !changes.is_empty() {
+                tx.append(event(
+                    &incident,
+                    self.occur_time.unwrap_or(now),
+                    &self.actor,
+                    EventPayload::IncidentUpdated { changes },
+                ));
+                tx.put_incident(incident.clone());
+            }
+            Ok(incident)
+        })
+    }
+}
+
+/// Soft-deletes (or, with `deleted: false`, restores) an incident.
+#[derive(Debug)]
+pub struct SetIncidentDeleted {
+    pub actor: String,
+    pub id: IncidentId,
+    pub etag: Option<String>,
+    pub deleted: bool,
+}
+
+impl Command for SetIncidentDeleted {
+    type Output = Incident;
+
+    fn needs(&self, needs: &mut Needs) {
+        needs.incidents.push(self.id);
+    }
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Incident> {
+        Box::pin(async move {
+            let mut incident = load_for_write(tx, self.id).await?;
+            check_etag(
+                self.etag.as_deref(),
+                &incident.etag(),
+                "incident",
+                self.id.to_string(),
+            )?;
+            let now = tx.now();
+            let payload = if self.deleted {
+                incident.delete(now)?;
+                EventPayload::IncidentDeleted { delete_time: now }
+            } else {
+                incident.undelete(now)?;
+                EventPayload::IncidentUndeleted {
+                    incident: Box::new(incident.clone()),
+                }
+            };
+            tx.append(event(&incident, now, &self.actor, payload));
+            tx.put_incident(incident.clone());
+            Ok(incident)
+        })
+    }
+}
+
+/// Posts a status update; answers with it and the incident after it.
+#[derive(Debug)]
+pub struct PostStatusUpdate {
+    pub actor: String,
+    pub id: IncidentId,
+    pub new: NewStatusUpdate,
+    pub refs: ComponentRefs,
+    pub occur_time: Option<Time>,
+}
+
+impl Command for PostStatusUpdate {
+    type Output = (StatusUpdate, Incident);
+
+    fn needs(&self, needs: &mut Needs) {
+        needs.incidents.push(self.id);
+        needs.components.extend(self.refs.iter().map(|(_, id)| *id));
+    }
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Self::Output> {
+        Box::pin(async move {
+            let mut incident = load_for_write(tx, self.id).await?;
+            incident.ensure_live()?;
+            require_live_components(tx, &self.refs).await?;
+            let now = tx.now();
+            let post_time = self.occur_time.unwrap_or(now);
+            // Names only render impact changes: an update that lists no
+            // impact and does not close the incident changes none.
+            let closes = self.new.status.is_some_and(|s| s.is_closed());
+            let names: HashMap<ComponentId, String> =
+                if self.new.component_impacts.is_empty() && !closes {
+                    HashMap::new()
+                } else {
+                    let mut ids = incident.component_ids();
+                    ids.extend(self.new.component_impacts.iter().map(|c| c.component_id));
+                    tx.components(&ids)
+                        .await?
+                        .into_iter()
+                        .map(|(id, c)| (id, c.name))
+                        .collect()
+                };
+            let outcome = incident.post_status_update(
+                self.new.clone(),
+                StatusUpdateId::generate(),
+                self.actor.clone(),
+                post_time,
+                now,
+                |c| names.get(&c).cloned().unwrap_or_default(),
+            )?;
+            let update_id = outcome.update.id;
+            tx.append(event(
+                &incident,
+                post_time,
+                &self.actor,
+                EventPayload::StatusUpdatePosted {
+                    status_update: Box::new(outcome.update.clone()),
+                },
+            ));
+            if let Some(change) = outcome.status_change {
+                tx.append(event(
+                    &incident,
+                    post_time,
+                    &self.actor,
+                    EventPayload::StatusChanged {
+                        change,
+                        status_update_id: update_id,
+                    },
+                ));
+            }
+            if !outcome.impact_changes.is_empty() {
+                tx.append(event(
+                    &incident,
+                    post_time,
+                    &self.actor,
+                    EventPayload::ComponentImpactChanged {
+                        changes: outcome.impact_changes,
+                        status_update_id: Some(update_id),
+                    },
+                ));
+            }
+            tx.insert_status_update(outcome.update.clone());
+            tx.put_incident(incident.clone());
+            Ok((outcome.update, incident))
+        })
+    }
 }
 
 /// Gets an incident by id or reference, deleted or not.
@@ -136,184 +306,6 @@ pub async fn list(
 ) -> Result<Vec<Incident>> {
     let mut conn = store.reader().await?;
     db::list(&mut conn, filter, after, limit).await
-}
-
-/// Changes the fields of a patch.
-pub async fn update(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
-    id: IncidentId,
-    etag: Option<String>,
-    patch: IncidentPatch,
-    refs: ComponentRefs,
-) -> Result<Incident> {
-    write_once(store, key, move |ctx| {
-        Box::pin(update_in(ctx, caller, id, etag, patch, refs, None))
-    })
-    .await
-}
-
-/// Inside a write transaction: see [`update`].
-pub async fn update_in(
-    ctx: &mut WriteCtx,
-    caller: Caller,
-    id: IncidentId,
-    etag: Option<String>,
-    patch: IncidentPatch,
-    refs: ComponentRefs,
-    occur_time: Option<Time>,
-) -> Result<Incident> {
-    let mut incident = load_for_write(ctx.conn(), id).await?;
-    let before = incident.clone();
-    check_etag(
-        etag.as_deref(),
-        &incident.etag(),
-        "incident",
-        id.to_string(),
-    )?;
-    incident.ensure_live()?;
-    require_live_components(ctx.conn(), &refs).await?;
-    let now = ctx.now();
-    let changes = incident.apply_patch(patch, now)?;
-    if !changes.is_empty() {
-        db::save(ctx.conn(), &incident, Some(&before)).await?;
-        ctx.append(event(
-            &incident,
-            occur_time.unwrap_or(now),
-            &caller,
-            EventPayload::IncidentUpdated { changes },
-        ))
-        .await?;
-    }
-    Ok(incident)
-}
-
-/// Soft-deletes (or, with `undelete`, restores) an incident.
-pub async fn set_deleted(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
-    id: IncidentId,
-    etag: Option<String>,
-    deleted: bool,
-) -> Result<Incident> {
-    write_once(store, key, move |ctx| {
-        Box::pin(async move {
-            let mut incident = load_for_write(ctx.conn(), id).await?;
-            let before = incident.clone();
-            check_etag(
-                etag.as_deref(),
-                &incident.etag(),
-                "incident",
-                id.to_string(),
-            )?;
-            let now = ctx.now();
-            let payload = if deleted {
-                incident.delete(now)?;
-                EventPayload::IncidentDeleted { delete_time: now }
-            } else {
-                incident.undelete(now)?;
-                EventPayload::IncidentUndeleted {
-                    incident: Box::new(incident.clone()),
-                }
-            };
-            db::save(ctx.conn(), &incident, Some(&before)).await?;
-            ctx.append(event(&incident, now, &caller, payload)).await?;
-            Ok(incident)
-        })
-    })
-    .await
-}
-
-/// Posts a status update and returns it with the incident after it.
-pub async fn post_status_update(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
-    id: IncidentId,
-    new: NewStatusUpdate,
-    refs: ComponentRefs,
-    occur_time: Option<Time>,
-) -> Result<(StatusUpdate, Incident)> {
-    write_once(store, key, move |ctx| {
-        Box::pin(post_status_update_in(
-            ctx, caller, id, new, refs, occur_time,
-        ))
-    })
-    .await
-}
-
-/// Inside a write transaction: see [`post_status_update`].
-pub async fn post_status_update_in(
-    ctx: &mut WriteCtx,
-    caller: Caller,
-    id: IncidentId,
-    new: NewStatusUpdate,
-    refs: ComponentRefs,
-    occur_time: Option<Time>,
-) -> Result<(StatusUpdate, Incident)> {
-    let mut incident = load_for_write(ctx.conn(), id).await?;
-    let before = incident.clone();
-    incident.ensure_live()?;
-    require_live_components(ctx.conn(), &refs).await?;
-    let now = ctx.now();
-    let post_time = occur_time.unwrap_or(now);
-    // Names only render impact changes: an update that lists no impact and
-    // does not close the incident changes none.
-    let closes = new.status.is_some_and(|s| s.is_closed());
-    let names: HashMap<ComponentId, String> = if new.component_impacts.is_empty() && !closes {
-        HashMap::new()
-    } else {
-        let mut ids = incident.component_ids();
-        ids.extend(new.component_impacts.iter().map(|c| c.component_id));
-        components::names(ctx.conn(), &ids).await?
-    };
-    let outcome = incident.post_status_update(
-        new,
-        StatusUpdateId::generate(),
-        caller.actor.clone(),
-        post_time,
-        now,
-        |c| names.get(&c).cloned().unwrap_or_default(),
-    )?;
-    db::save(ctx.conn(), &incident, Some(&before)).await?;
-    db::insert_status_update(ctx.conn(), &outcome.update).await?;
-    let update_id = outcome.update.id;
-    ctx.append(event(
-        &incident,
-        post_time,
-        &caller,
-        EventPayload::StatusUpdatePosted {
-            status_update: Box::new(outcome.update.clone()),
-        },
-    ))
-    .await?;
-    if let Some(change) = outcome.status_change {
-        ctx.append(event(
-            &incident,
-            post_time,
-            &caller,
-            EventPayload::StatusChanged {
-                change,
-                status_update_id: update_id,
-            },
-        ))
-        .await?;
-    }
-    if !outcome.impact_changes.is_empty() {
-        ctx.append(event(
-            &incident,
-            post_time,
-            &caller,
-            EventPayload::ComponentImpactChanged {
-                changes: outcome.impact_changes,
-                status_update_id: Some(update_id),
-            },
-        ))
-        .await?;
-    }
-    Ok((outcome.update, incident))
 }
 
 /// One page of an incident's status updates, newest first.

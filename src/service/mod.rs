@@ -10,12 +10,22 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::{Error, Result};
 use crate::store::request_ids::{self, RequestKey};
-use crate::store::{Store, WriteCtx, WriteFuture};
+use crate::store::{Command, Store, WriteCtx, WriteFuture};
 
 /// Who is calling: the actor on every event and the scope of request ids.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub actor: String,
+}
+
+/// Runs a command in the next group commit, once per request id (a retry
+/// with the same request returns the first result and writes nothing).
+pub async fn execute<C: Command>(
+    store: &Store,
+    key: Option<RequestKey>,
+    command: C,
+) -> Result<C::Output> {
+    store.execute(key, command).await
 }
 
 /// Runs a write once per request id: a retry with the same request returns the

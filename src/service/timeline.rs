@@ -10,10 +10,7 @@ use crate::domain::filter::EventFilter;
 use crate::domain::{Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Time};
 use crate::error::{Error, Result};
 use crate::quota::SubscriberPermit;
-use crate::store::request_ids::RequestKey;
-use crate::store::{Store, events, incidents};
-
-use super::{Caller, write_once};
+use crate::store::{Command, Needs, Store, Tx, WriteFuture, events, incidents};
 
 /// Events read from the database per round trip while catching up.
 const CATCH_UP_BATCH: usize = 1000;
@@ -21,37 +18,37 @@ const CATCH_UP_BATCH: usize = 1000;
 /// subscriber waits, and falls back to the database if the live ring moves on.
 const STREAM_QUEUE: usize = 64;
 
-/// Appends a note to an incident's timeline.
-pub async fn add_note(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
-    incident_id: IncidentId,
-    text: String,
-    occur_time: Option<Time>,
-) -> Result<Event> {
-    write_once(store, key, move |ctx| {
+/// Appends a note to an incident's timeline; answers with its event.
+#[derive(Debug)]
+pub struct AddNote {
+    pub actor: String,
+    pub incident_id: IncidentId,
+    pub text: String,
+    pub occur_time: Option<Time>,
+}
+
+impl Command for AddNote {
+    type Output = Event;
+
+    fn needs(&self, needs: &mut Needs) {
+        needs.incidents.push(self.incident_id);
+    }
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Event> {
         Box::pin(async move {
-            let incident =
-                incidents::load(ctx.conn(), incident_id)
-                    .await?
-                    .ok_or(Error::NotFound {
-                        resource: "incident",
-                        id: incident_id.to_string(),
-                    })?;
+            let incident = super::incidents::load_for_write(tx, self.incident_id).await?;
             incident.ensure_live()?;
-            let occur_time = occur_time.unwrap_or(ctx.now());
-            ctx.append(NewEvent {
+            let event = tx.append(NewEvent {
                 incident: Some(IncidentSnapshot::from(&incident)),
-                occur_time,
-                actor: caller.actor,
-                payload: EventPayload::NoteAdded { text },
-            })
-            .await
-            .map(|event| Event::clone(&event))
+                occur_time: self.occur_time.unwrap_or(tx.now()),
+                actor: self.actor.clone(),
+                payload: EventPayload::NoteAdded {
+                    text: self.text.clone(),
+                },
+            });
+            Ok(Event::clone(&event))
         })
-    })
-    .await
+    }
 }
 
 /// One page of the log after `after`, oldest first.

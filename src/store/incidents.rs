@@ -25,36 +25,6 @@ pub struct IncidentFilter {
     pub show_deleted: bool,
 }
 
-/// The next reference number (the N of INC-N).
-pub async fn next_number(conn: &mut SqliteConnection) -> Result<i64> {
-    let max: Option<i64> = sqlx::query_scalar("SELECT max(number) FROM incidents")
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(max.unwrap_or(0) + 1)
-}
-
-/// Inserts a new incident.
-pub async fn insert(conn: &mut SqliteConnection, i: &Incident) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO incidents (id, number, title, title_key, kind, severity, status, is_open, create_time, delete_time, doc)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(i.id.to_string())
-    .bind(i.number)
-    .bind(&i.title)
-    .bind(i.title.to_lowercase())
-    .bind(i.kind.code())
-    .bind(i.severity.map(Severity::code))
-    .bind(i.status.code())
-    .bind(i.is_open())
-    .bind(to_nanos(i.create_time))
-    .bind(i.delete_time.map(to_nanos))
-    .bind(serde_json::to_string(i)?)
-    .execute(&mut *conn)
-    .await?;
-    write_side_tables(conn, i).await
-}
-
 /// Saves a changed incident; `before` (the incident as loaded) spares
 /// rewriting the filter tables when its impacts and labels did not change.
 pub async fn save(
@@ -165,12 +135,12 @@ fn decode(doc: &str) -> Result<Incident> {
 
 /// The document and its live action-item counts (all, and not yet closed:
 /// statuses 3 and 4 are DONE and WONT_DO), in the one query that reads it.
-const WITH_COUNTS: &str = "i.doc,
+pub(super) const WITH_COUNTS: &str = "i.doc,
     (SELECT count(*) FROM action_items a WHERE a.incident_id = i.id AND a.delete_time IS NULL),
     (SELECT count(*) FROM action_items a WHERE a.incident_id = i.id AND a.delete_time IS NULL
         AND a.status NOT IN (3, 4))";
 
-fn decode_counted((doc, all, open): (String, i64, i64)) -> Result<Incident> {
+pub(super) fn decode_counted((doc, all, open): (String, i64, i64)) -> Result<Incident> {
     let mut incident = decode(&doc)?;
     incident.action_item_count = all;
     incident.open_action_item_count = open;
@@ -240,20 +210,6 @@ pub fn cursor_after(i: &Incident) -> Cursor {
         create_time: to_nanos(i.create_time),
         id: i.id.to_string(),
     }
-}
-
-/// Records a status update.
-pub async fn insert_status_update(conn: &mut SqliteConnection, u: &StatusUpdate) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO status_updates (id, incident_id, create_time, doc) VALUES (?, ?, ?, ?)",
-    )
-    .bind(u.id.to_string())
-    .bind(u.incident_id.to_string())
-    .bind(to_nanos(u.create_time))
-    .bind(serde_json::to_string(u)?)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// One page of an incident's status updates, newest first.

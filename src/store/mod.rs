@@ -2,12 +2,14 @@
 //! connection and commits requests in groups; reads use a pool.
 
 pub mod action_items;
+mod batch;
 pub mod components;
 pub mod events;
 pub mod files;
 pub mod incidents;
 pub mod request_ids;
 pub mod seeds;
+mod statement_count;
 mod statement_timeout;
 mod writer;
 
@@ -22,13 +24,15 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokio::sync::watch;
 
+pub use batch::{ComponentRef, Needs, Tx};
 use writer::Writer;
-pub use writer::{WriteCtx, WriteFuture};
+pub use writer::{Command, WriteCtx, WriteFuture};
 
 use crate::config::StoreArgs;
 use crate::domain::Time;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
+use request_ids::RequestKey;
 
 /// How long a request_id record is kept: a retry within this window gets the
 /// first response back (AIP-155 asks for at least a day).
@@ -73,6 +77,7 @@ impl Store {
     pub async fn open(database: &str, options: StoreOptions) -> Result<Store> {
         let opts = connect_options(database)?;
         let mut conn = connect_migrated(database, &opts).await?;
+        let statements = statement_count::install(&mut conn).await?;
         let page_token_key = load_or_create_key(&mut conn).await?;
         let head = events::head(&mut conn).await?;
         let statement_timeout = options.statement_timeout;
@@ -95,7 +100,7 @@ impl Store {
             .await?;
         let (head_tx, head_rx) = watch::channel(head);
         let hub = Hub::new(options.live_buffer);
-        let writer = Writer::spawn(conn, options.max_batch, head_tx, hub.clone());
+        let writer = Writer::spawn(conn, statements, options.max_batch, head_tx, hub.clone());
         let store = Store {
             read,
             writer,
@@ -175,6 +180,27 @@ impl Store {
         F: for<'c> FnOnce(&'c mut WriteCtx) -> WriteFuture<'c, T> + Send + 'static,
     {
         self.writer.submit(job).await
+    }
+
+    /// Runs a command in the next group commit, once per request id (a retry
+    /// gets the first answer; another request under the same id is
+    /// REQUEST_ID_REUSED), and returns its output once durably committed.
+    pub async fn execute<C: Command>(
+        &self,
+        key: Option<RequestKey>,
+        command: C,
+    ) -> Result<C::Output> {
+        self.writer.execute(key, command).await
+    }
+
+    /// Statements run on the write connection since the store opened.
+    pub fn statements_written(&self) -> u64 {
+        self.writer.statements()
+    }
+
+    /// Write requests waiting for the writer.
+    pub fn writes_queued(&self) -> usize {
+        self.writer.queued()
     }
 
     /// A read connection from the pool.

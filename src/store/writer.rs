@@ -1,17 +1,26 @@
 //! The single writer: owns the write connection and commits concurrent write
-//! requests in groups: many requests, one transaction, one fsync. Each request
-//! runs inside its own savepoint, so one that fails is rolled back alone. The
-//! group's events are numbered as they are appended and written in one
-//! statement just before COMMIT: the log is the writer's alone, so the next
-//! sequence is always the committed head plus what the group holds.
+//! requests in groups: many requests, one transaction, one fsync.
+//!
+//! A request is either a typed [`Command`], run set-wise with the commands
+//! around it (see `batch`), or a job: a closure with the connection, run in
+//! its own savepoint so that one that fails is rolled back alone. The group's
+//! events are numbered as they are appended and written in one statement just
+//! before COMMIT: the log is the writer's alone, so the next sequence is
+//! always the committed head plus what the group holds. If a statement of a
+//! group fails, its commands are retried one at a time, so a bad one fails
+//! alone.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::batch::{self, Needs, Tx, Working};
+use super::request_ids::RequestKey;
 use crate::domain::{Event, NewEvent, Time};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
@@ -22,12 +31,28 @@ pub type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c
 /// What a write job sees: the write connection inside the group's transaction,
 /// the group's clock, and the event log to append to.
 pub struct WriteCtx {
-    conn: SqliteConnection,
-    now: Time,
+    pub(super) conn: SqliteConnection,
+    pub(super) now: Time,
     /// Sequence of the last committed event.
-    head: u64,
+    pub(super) head: u64,
     /// This group's events, in sequence order from `head + 1`.
-    events: Vec<Arc<Event>>,
+    pub(super) events: Vec<Arc<Event>>,
+    /// What the group's commands read and wrote, not yet in SQL.
+    pub(super) working: Working,
+}
+
+/// A typed write: what it reads is declared up front, and it runs in memory
+/// against a [`Tx`], so a group of them is read and written set-wise.
+pub trait Command: Send + 'static {
+    /// What the caller gets back; stored with the request_id for retries.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+
+    /// Declares what [`Command::apply`] will read.
+    fn needs(&self, needs: &mut Needs);
+
+    /// Applies the domain rules and stages the writes. An error leaves
+    /// nothing behind.
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Self::Output>;
 }
 
 impl WriteCtx {
@@ -44,18 +69,20 @@ impl WriteCtx {
     /// Appends an event to the group, committed with the change it records.
     /// The same allocation is written, published and returned.
     pub async fn append(&mut self, event: NewEvent) -> Result<Arc<Event>> {
-        let event = Event {
-            sequence: self.head + self.events.len() as u64 + 1,
-            kind: event.payload.kind(),
-            incident: event.incident,
-            event_time: self.now,
-            occur_time: event.occur_time,
-            actor: event.actor,
-            payload: event.payload,
-        };
-        let event = Arc::new(event);
+        let sequence = self.head + self.events.len() as u64 + 1;
+        let event = Arc::new(Event::numbered(event, sequence, self.now));
         self.events.push(Arc::clone(&event));
         Ok(event)
+    }
+
+    /// Runs a command inside a job and writes what it staged at once, so the
+    /// job's own statements after it see its writes.
+    pub async fn run<C: Command>(&mut self, command: &C) -> Result<C::Output> {
+        let mut tx = Tx::new(self);
+        let out = command.apply(&mut tx).await?;
+        tx.keep();
+        batch::flush(self).await?;
+        Ok(out)
     }
 
     /// Commits the group: its events first, then COMMIT.
@@ -69,8 +96,83 @@ type Done = Box<dyn FnOnce(Result<()>) + Send>;
 type JobFuture<'c> = Pin<Box<dyn Future<Output = (bool, Done)> + Send + 'c>>;
 type Job = Box<dyn for<'c> FnOnce(&'c mut WriteCtx) -> JobFuture<'c> + Send>;
 
-enum Msg {
+/// A command waiting in the queue, with its request_id and its caller's reply.
+trait Entry: Send {
+    fn key(&self) -> Option<&RequestKey>;
+    fn needs(&self, needs: &mut Needs);
+    /// Applies the command; keeps the outcome for [`Entry::finish`]. Returns
+    /// the response to record for the request_id, or `None` if it failed.
+    fn apply<'t, 'a>(&'t mut self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Option<String>>;
+    /// Answers from an earlier request's record instead of running.
+    fn replay(&mut self, fingerprint: &[u8], response: &str);
+    /// Answers the caller once the group's COMMIT (or its failure) is known.
+    fn finish(self: Box<Self>, commit: Result<()>);
+}
+
+struct Pending<C: Command> {
+    command: C,
+    key: Option<RequestKey>,
+    outcome: Option<Result<C::Output>>,
+    reply: oneshot::Sender<Result<C::Output>>,
+}
+
+impl<C: Command> Entry for Pending<C> {
+    fn key(&self) -> Option<&RequestKey> {
+        self.key.as_ref()
+    }
+
+    fn needs(&self, needs: &mut Needs) {
+        self.command.needs(needs);
+    }
+
+    fn apply<'t, 'a>(&'t mut self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Option<String>> {
+        Box::pin(async move {
+            let outcome = self.command.apply(tx).await;
+            let response = match (&outcome, &self.key) {
+                (Ok(out), Some(_)) => match serde_json::to_string(out) {
+                    Ok(json) => Some(json),
+                    Err(e) => {
+                        self.outcome = Some(Err(e.into()));
+                        return Ok(None);
+                    }
+                },
+                (Ok(_), None) => Some(String::new()),
+                (Err(_), _) => None,
+            };
+            self.outcome = Some(outcome);
+            Ok(response)
+        })
+    }
+
+    fn replay(&mut self, fingerprint: &[u8], response: &str) {
+        self.outcome = Some(match &self.key {
+            Some(key) if key.fingerprint != fingerprint => {
+                Err(Error::RequestIdReused(key.request_id.clone()))
+            }
+            _ => serde_json::from_str(response).map_err(Error::from),
+        });
+    }
+
+    fn finish(self: Box<Self>, commit: Result<()>) {
+        let outcome = self
+            .outcome
+            .unwrap_or_else(|| Err(Error::Internal("the writer dropped a request".into())));
+        // A command refused by its own rules reports that, commit or not.
+        let answer = match outcome {
+            Ok(out) => commit.map(|()| out),
+            Err(e) => Err(e),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+enum Item {
     Job(Job),
+    Command(Box<dyn Entry>),
+}
+
+enum Msg {
+    Item(Item),
     Close(oneshot::Sender<()>),
 }
 
@@ -78,19 +180,34 @@ enum Msg {
 #[derive(Clone)]
 pub(super) struct Writer {
     tx: mpsc::Sender<Msg>,
+    statements: Arc<AtomicU64>,
 }
 
 impl Writer {
     pub(super) fn spawn(
         conn: SqliteConnection,
+        statements: Arc<AtomicU64>,
         max_batch: usize,
         head: watch::Sender<u64>,
         hub: Hub,
     ) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
+        let writer = Writer {
+            tx,
+            statements: Arc::clone(&statements),
+        };
+        tokio::spawn(run(conn, statements, rx, max_batch.max(1), head, hub));
+        writer
+    }
 
-        tokio::spawn(run(conn, rx, max_batch.max(1), head, hub));
-        Writer { tx }
+    /// Statements run on the write connection since it opened.
+    pub(super) fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    /// Requests waiting for the writer.
+    pub(super) fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     pub(super) async fn submit<T, F>(&self, f: F) -> Result<T>
@@ -109,14 +226,34 @@ impl Writer {
                 (ok, done)
             })
         });
-        metrics::gauge!(crate::metrics::WRITER_QUEUE)
-            .set((self.tx.max_capacity() - self.tx.capacity()) as f64);
-        self.tx
-            .send(Msg::Job(job))
-            .await
-            .map_err(|_| Error::Internal("the writer has stopped".into()))?;
+        self.send(Item::Job(job)).await?;
         rx.await
             .map_err(|_| Error::Internal("the writer dropped a request".into()))?
+    }
+
+    pub(super) async fn execute<C: Command>(
+        &self,
+        key: Option<RequestKey>,
+        command: C,
+    ) -> Result<C::Output> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Item::Command(Box::new(Pending {
+            command,
+            key,
+            outcome: None,
+            reply,
+        })))
+        .await?;
+        rx.await
+            .map_err(|_| Error::Internal("the writer dropped a request".into()))?
+    }
+
+    async fn send(&self, item: Item) -> Result<()> {
+        metrics::gauge!(crate::metrics::WRITER_QUEUE).set(self.queued() as f64);
+        self.tx
+            .send(Msg::Item(item))
+            .await
+            .map_err(|_| Error::Internal("the writer has stopped".into()))
     }
 
     pub(super) async fn close(&self) {
@@ -129,6 +266,7 @@ impl Writer {
 
 async fn run(
     conn: SqliteConnection,
+    statements: Arc<AtomicU64>,
     mut rx: mpsc::Receiver<Msg>,
     max_batch: usize,
     head: watch::Sender<u64>,
@@ -139,20 +277,21 @@ async fn run(
         now: chrono::Utc::now(),
         head: *head.borrow(),
         events: Vec::new(),
+        working: Working::default(),
     };
     let mut closing: Option<oneshot::Sender<()>> = None;
     while closing.is_none() {
         let Some(first) = rx.recv().await else { break };
         let mut batch = Vec::with_capacity(16);
         match first {
-            Msg::Job(j) => batch.push(j),
+            Msg::Item(i) => batch.push(i),
             Msg::Close(ack) => closing = Some(ack),
         }
         // Everything that queued up while the previous group was committing
         // joins this one: that is what makes group commit pay off.
         while batch.len() < max_batch && closing.is_none() {
             match rx.try_recv() {
-                Ok(Msg::Job(j)) => batch.push(j),
+                Ok(Msg::Item(i)) => batch.push(i),
                 Ok(Msg::Close(ack)) => closing = Some(ack),
                 Err(_) => break,
             }
@@ -160,7 +299,15 @@ async fn run(
         if batch.is_empty() {
             continue;
         }
-        run_batch(&mut ctx, batch, &head, &hub).await;
+        let before = statements.load(Ordering::Relaxed);
+        metrics::histogram!(crate::metrics::WRITER_BATCH).record(batch.len() as f64);
+        let retry = run_batch(&mut ctx, batch, &head, &hub).await;
+        // A group whose statement failed: its commands again, one per group.
+        for entry in retry {
+            run_batch(&mut ctx, vec![Item::Command(entry)], &head, &hub).await;
+        }
+        metrics::histogram!(crate::metrics::WRITER_GROUP_STATEMENTS)
+            .record(statements.load(Ordering::Relaxed).saturating_sub(before) as f64);
     }
     rx.close();
     let _ = ctx.conn.close().await;
@@ -169,74 +316,99 @@ async fn run(
     }
 }
 
-async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Job>, head: &watch::Sender<u64>, hub: &Hub) {
+/// How a request of a group ended, to answer it after COMMIT.
+enum Ran {
+    Job(bool, Done),
+    Command(Box<dyn Entry>),
+}
+
+/// Runs and commits one group. If a statement fails in a group of several
+/// requests, its commands are handed back to be retried one at a time (jobs
+/// cannot be run twice: they are answered with the error).
+async fn run_batch(
+    ctx: &mut WriteCtx,
+    batch: Vec<Item>,
+    head: &watch::Sender<u64>,
+    hub: &Hub,
+) -> Vec<Box<dyn Entry>> {
     ctx.now = chrono::Utc::now();
     ctx.events.clear();
-    metrics::histogram!(crate::metrics::WRITER_BATCH).record(batch.len() as f64);
-    let mut done = Vec::with_capacity(batch.len());
+    ctx.working = Working::default();
+    let alone = batch.len() == 1;
     if let Err(e) = exec(&mut ctx.conn, "BEGIN IMMEDIATE").await {
-        // Dropping the jobs unrun answers each caller with an internal error.
+        // Dropping the requests unrun answers each caller with an internal error.
         tracing::error!(error = %e, "could not begin a write transaction");
-        return;
+        return Vec::new();
     }
+    let mut ran: Vec<Ran> = Vec::with_capacity(batch.len());
     let mut broken: Option<Error> = None;
-    // A lone job needs no savepoint: if it fails, the whole transaction is
-    // rolled back, which is the same thing for one job and two statements less.
-    if batch.len() == 1 {
-        if let Some(job) = batch.into_iter().next() {
-            let (ok, finish) = job(ctx).await;
-            let end = if ok {
-                ctx.commit().await
-            } else {
-                ctx.events.clear();
-                exec(&mut ctx.conn, "ROLLBACK").await
-            };
-            finish_group(ctx, vec![(ok, finish)], end, head, hub).await;
-        }
-        return;
-    }
-    for job in batch {
+    let mut items = batch.into_iter().peekable();
+    while let Some(item) = items.next() {
         if broken.is_some() {
-            // The transaction is unusable: the rest are dropped unrun, which
-            // answers their callers with an internal error.
-            continue;
-        }
-        if let Err(e) = exec(&mut ctx.conn, "SAVEPOINT job").await {
-            broken = Some(e);
-            continue;
-        }
-        let mark = ctx.events.len();
-        let (ok, finish) = job(ctx).await;
-        let end = if ok {
-            exec(&mut ctx.conn, "RELEASE job").await
-        } else {
-            ctx.events.truncate(mark);
-            match exec(&mut ctx.conn, "ROLLBACK TO job").await {
-                Ok(()) => exec(&mut ctx.conn, "RELEASE job").await,
-                Err(e) => Err(e),
+            // The transaction is unusable: jobs are dropped unrun (which
+            // answers their callers with an internal error), commands retried.
+            if let Item::Command(entry) = item {
+                ran.push(Ran::Command(entry));
             }
-        };
-        if let Err(e) = end {
-            broken = Some(e);
+            continue;
         }
-        done.push((ok, finish));
+        match item {
+            Item::Command(first) => {
+                // The run of commands up to the next job shares one read and one write.
+                let mut run = vec![first];
+                while let Some(Item::Command(_)) = items.peek() {
+                    if let Some(Item::Command(next)) = items.next() {
+                        run.push(next);
+                    }
+                }
+                if let Err(e) = run_commands(ctx, &mut run).await {
+                    broken = Some(e);
+                }
+                ran.extend(run.into_iter().map(Ran::Command));
+            }
+            Item::Job(job) if alone => {
+                // A lone job needs no savepoint: if it fails, the whole
+                // transaction is rolled back, which is the same for one job.
+                let (ok, finish) = job(ctx).await;
+                if !ok {
+                    ctx.events.clear();
+                    let end = exec(&mut ctx.conn, "ROLLBACK").await;
+                    finish(Ok(()));
+                    if let Err(e) = end {
+                        tracing::error!(error = %e, "rollback failed");
+                    }
+                    return Vec::new();
+                }
+                ran.push(Ran::Job(ok, finish));
+            }
+            Item::Job(job) => {
+                if let Err(e) = exec(&mut ctx.conn, "SAVEPOINT job").await {
+                    broken = Some(e);
+                    continue;
+                }
+                let mark = ctx.events.len();
+                let (ok, finish) = job(ctx).await;
+                ctx.working = Working::default();
+                let end = if ok {
+                    exec(&mut ctx.conn, "RELEASE job").await
+                } else {
+                    ctx.events.truncate(mark);
+                    match exec(&mut ctx.conn, "ROLLBACK TO job").await {
+                        Ok(()) => exec(&mut ctx.conn, "RELEASE job").await,
+                        Err(e) => Err(e),
+                    }
+                };
+                if let Err(e) = end {
+                    broken = Some(e);
+                }
+                ran.push(Ran::Job(ok, finish));
+            }
+        }
     }
     let commit = match broken {
         Some(e) => Err(e),
         None => ctx.commit().await,
     };
-    finish_group(ctx, done, commit, head, hub).await;
-}
-
-/// Answers a group's callers once its COMMIT (or rollback) is known, and
-/// publishes its events if it committed.
-async fn finish_group(
-    ctx: &mut WriteCtx,
-    done: Vec<(bool, Done)>,
-    commit: Result<()>,
-    head: &watch::Sender<u64>,
-    hub: &Hub,
-) {
     match commit {
         Ok(()) => {
             // Publish before answering: a client that sees its write acknowledged
@@ -247,24 +419,68 @@ async fn finish_group(
                 head.send_replace(last.sequence);
                 hub.publish(&ctx.events);
             }
-            for (_, finish) in done {
-                finish(Ok(()));
+            for r in ran {
+                match r {
+                    Ran::Job(_, finish) => finish(Ok(())),
+                    Ran::Command(entry) => entry.finish(Ok(())),
+                }
             }
+            Vec::new()
         }
         Err(e) => {
             tracing::error!(error = %e, "group commit failed; rolling back the group");
             let _ = exec(&mut ctx.conn, "ROLLBACK").await;
             ctx.events.clear();
-            for (ok, finish) in done {
-                // A job that failed on its own reports its own error.
-                if ok {
-                    finish(Err(Error::Internal(format!("commit failed: {e}"))));
-                } else {
-                    finish(Ok(()));
+            ctx.working = Working::default();
+            let mut retry = Vec::new();
+            for r in ran {
+                match r {
+                    // A job that failed on its own reports its own error.
+                    Ran::Job(true, finish) => {
+                        finish(Err(Error::Internal(format!("commit failed: {e}"))))
+                    }
+                    Ran::Job(false, finish) => finish(Ok(())),
+                    Ran::Command(entry) if !alone => retry.push(entry),
+                    Ran::Command(entry) => {
+                        entry.finish(Err(Error::Internal(format!("commit failed: {e}"))))
+                    }
                 }
+            }
+            retry
+        }
+    }
+}
+
+/// Runs consecutive commands set-wise: one read of what they need, each
+/// applied in memory (a refused one leaves nothing), one write of the rest.
+async fn run_commands(ctx: &mut WriteCtx, run: &mut [Box<dyn Entry>]) -> Result<()> {
+    let mut needs = Needs::default();
+    for entry in run.iter() {
+        entry.needs(&mut needs);
+    }
+    let keys: Vec<&RequestKey> = run.iter().filter_map(|e| e.key()).collect();
+    batch::prefetch(ctx, &needs, &keys).await?;
+    for entry in run.iter_mut() {
+        if let Some(key) = entry.key()
+            && let Some((fingerprint, response)) = ctx.working.request_id(key).cloned()
+        {
+            entry.replay(&fingerprint, &response);
+            continue;
+        }
+        let mut tx = Tx::new(ctx);
+        let response = entry.apply(&mut tx).await?;
+        if let Some(response) = response {
+            tx.keep();
+            if let Some(key) = entry.key() {
+                ctx.working.record_request_id(key.clone(), response);
             }
         }
     }
+    if ctx.working.is_dirty() {
+        batch::flush(ctx).await?;
+    }
+    ctx.working = Working::default();
+    Ok(())
 }
 
 async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
