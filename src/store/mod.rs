@@ -38,6 +38,8 @@ use request_ids::RequestKey;
 /// first response back (AIP-155 asks for at least a day).
 pub const REQUEST_ID_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 const REQUEST_ID_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+/// How often committed pages are copied from the WAL into the database.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Tuning of the store: the settings of the command line, where the defaults live.
 pub type StoreOptions = StoreArgs;
@@ -67,6 +69,9 @@ fn connect_options(database: &str) -> Result<SqliteConnectOptions> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5))
+        // Checkpoints run beside the writer (see `spawn_checkpointer`), not
+        // inside whichever commit crosses the threshold.
+        .pragma("wal_autocheckpoint", "0")
         // Page cache per connection, in KiB: the writer's is the big one.
         .pragma("cache_size", "-32768")
         .log_statements(tracing::log::LevelFilter::Trace))
@@ -96,7 +101,7 @@ impl Store {
             })
             // Readers share the OS page cache; a small cache each keeps memory
             // bounded whatever the pool size.
-            .connect_with(opts.read_only(true).pragma("cache_size", "-4096"))
+            .connect_with(opts.clone().read_only(true).pragma("cache_size", "-4096"))
             .await?;
         let (head_tx, head_rx) = watch::channel(head);
         let hub = Hub::new(options.live_buffer);
@@ -109,6 +114,7 @@ impl Store {
             hub,
         };
         store.spawn_request_id_pruner();
+        store.spawn_checkpointer(SqliteConnection::connect_with(&opts).await?);
         Ok(store)
     }
 
@@ -134,6 +140,38 @@ impl Store {
                     Err(_) => break,
                 }
             }
+        });
+    }
+
+    /// Copies committed pages from the WAL back into the database file on a
+    /// connection of its own, so the writer's commits never pay for it (an
+    /// automatic checkpoint would run inside the commit that crossed its
+    /// threshold, a latency spike of several milliseconds). PASSIVE: it never
+    /// waits for, nor blocks, the writer or a reader. Ends when the store closes.
+    fn spawn_checkpointer(&self, mut conn: SqliteConnection) {
+        let mut head = self.head.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut checkpointed = *head.borrow_and_update();
+            loop {
+                tick.tick().await;
+                if head.has_changed().is_err() {
+                    break;
+                }
+                let now = *head.borrow_and_update();
+                if now == checkpointed {
+                    continue;
+                }
+                match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&mut conn)
+                    .await
+                {
+                    Ok(_) => checkpointed = now,
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
+                }
+            }
+            let _ = conn.close().await;
         });
     }
 

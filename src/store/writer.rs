@@ -92,6 +92,10 @@ impl WriteCtx {
     }
 }
 
+/// How many times the writer lets other tasks run, at most, while a group is
+/// much smaller than the one before (see `run`).
+const LINGER_YIELDS: usize = 16;
+
 type Done = Box<dyn FnOnce(Result<()>) + Send>;
 type JobFuture<'c> = Pin<Box<dyn Future<Output = (bool, Done)> + Send + 'c>>;
 type Job = Box<dyn for<'c> FnOnce(&'c mut WriteCtx) -> JobFuture<'c> + Send>;
@@ -280,6 +284,7 @@ async fn run(
         working: Working::default(),
     };
     let mut closing: Option<oneshot::Sender<()>> = None;
+    let mut last_group = 0;
     while closing.is_none() {
         let Some(first) = rx.recv().await else { break };
         let mut batch = Vec::with_capacity(16);
@@ -289,13 +294,22 @@ async fn run(
         }
         // Everything that queued up while the previous group was committing
         // joins this one: that is what makes group commit pay off.
+        let mut lingered = 0;
         while batch.len() < max_batch && closing.is_none() {
             match rx.try_recv() {
                 Ok(Msg::Item(i)) => batch.push(i),
                 Ok(Msg::Close(ack)) => closing = Some(ack),
+                Err(_) if batch.len() * 2 < last_group && lingered < LINGER_YIELDS => {
+                    // The callers the last group answered are sending their
+                    // next writes: let them in rather than start a small
+                    // group they would all queue behind.
+                    lingered += 1;
+                    tokio::task::yield_now().await;
+                }
                 Err(_) => break,
             }
         }
+        last_group = batch.len();
         if batch.is_empty() {
             continue;
         }
