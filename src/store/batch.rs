@@ -343,6 +343,31 @@ pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
         );
         q.build().execute(&mut *conn).await?;
     }
+    // The title index follows new and renamed incidents.
+    let renamed: Vec<i64> = incidents
+        .iter()
+        .filter(|i| match w.read.get(&i.id) {
+            Some(Some(before)) => before.title != i.title,
+            _ => true,
+        })
+        .map(|i| i.number)
+        .collect();
+    if !renamed.is_empty() {
+        let numbers = serde_json::to_string(&renamed)?;
+        sqlx::query(
+            "DELETE FROM incidents_title_search WHERE rowid IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&numbers)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO incidents_title_search (rowid, title_key)
+             SELECT number, title_key FROM incidents WHERE number IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&numbers)
+        .execute(&mut *conn)
+        .await?;
+    }
     // The filter tables are rewritten only for incidents whose impacts or
     // labels changed since they were read (or that are new).
     let rewrite: Vec<&Incident> = incidents

@@ -1,7 +1,7 @@
 //! Incidents and their status updates.
 
 use serde::Serialize;
-use sqlx::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{Cursor, to_nanos};
 use crate::domain::{
@@ -46,6 +46,14 @@ pub async fn save(
     .bind(i.id.to_string())
     .execute(&mut *conn)
     .await?;
+    if before.is_none_or(|b| b.title != i.title) {
+        for sql in [
+            "DELETE FROM incidents_title_search WHERE rowid = ?",
+            "INSERT INTO incidents_title_search (rowid, title_key) SELECT number, title_key FROM incidents WHERE number = ?",
+        ] {
+            sqlx::query(sql).bind(i.number).execute(&mut *conn).await?;
+        }
+    }
     if let Some(b) = before
         && b.component_impacts == i.component_impacts
         && b.labels == i.labels
@@ -147,61 +155,180 @@ pub(super) fn decode_counted((doc, all, open): (String, i64, i64)) -> Result<Inc
     Ok(incident)
 }
 
+/// A filter matching at most this many rows drives the page from its own
+/// index (its matches sorted by time); above it the page is read in time
+/// order, each row checked, which stops as soon as the page is full.
+const SPARSE_MAX: i64 = 1000;
+
+/// Shortest query the trigram index serves; shorter ones are checked row by row.
+const TRIGRAM: usize = 3;
+
 /// One page of incidents, newest first.
+///
+/// Every filter has an index, but a dense filter is best served by reading
+/// incidents in page order and a sparse one (matching nothing, say) by
+/// reading its index: the label, component and title filters are first
+/// counted (up to [`SPARSE_MAX`], a bounded index probe) to choose.
 pub async fn list(
     conn: &mut SqliteConnection,
     f: &IncidentFilter,
     after: Option<&Cursor>,
     limit: usize,
 ) -> Result<Vec<Incident>> {
-    let codes = |v: Vec<i32>| (!v.is_empty()).then(|| serde_json::json!(v).to_string());
-    let statuses = codes(f.statuses.iter().map(|s| s.code()).collect());
-    let severities = codes(f.severities.iter().map(|s| s.code()).collect());
+    list_with(conn, f, after, limit, SPARSE_MAX).await
+}
+
+/// The selective filters of a ListIncidents: each can produce its matches from an index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Driver {
+    Label,
+    Component,
+    Title,
+}
+
+async fn list_with(
+    conn: &mut SqliteConnection,
+    f: &IncidentFilter,
+    after: Option<&Cursor>,
+    limit: usize,
+    sparse_max: i64,
+) -> Result<Vec<Incident>> {
     let query = f.query.as_ref().map(|q| q.to_lowercase());
-    let (label_key, label_value) = match &f.label {
-        Some((k, v)) => (Some(k.as_str()), v.as_deref()),
-        None => (None, None),
-    };
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        r"SELECT {WITH_COUNTS} FROM incidents i
-        WHERE (?1 IS NULL OR i.status IN (SELECT value FROM json_each(?1)))
-          AND (?2 IS NULL OR i.severity IN (SELECT value FROM json_each(?2)))
-          AND (?3 IS NULL OR i.kind = ?3)
-          AND (?4 IS NULL OR EXISTS (
-                SELECT 1 FROM incident_components ic
-                WHERE ic.incident_id = i.id AND ic.component_id IN (
-                    WITH RECURSIVE sub(id) AS (
-                        SELECT ?4 UNION SELECT c.id FROM components c JOIN sub ON c.parent_id = sub.id)
-                    SELECT id FROM sub)))
-          AND (?5 IS NULL OR i.is_open = ?5)
-          AND (?6 IS NULL OR i.create_time >= ?6)
-          AND (?7 IS NULL OR i.create_time < ?7)
-          AND (?8 IS NULL OR instr(i.title_key, ?8) > 0)
-          AND (?9 IS NULL OR EXISTS (
-                SELECT 1 FROM incident_labels l
-                WHERE l.incident_id = i.id AND l.key = ?9 AND (?10 IS NULL OR l.value = ?10)))
-          AND (?11 OR i.delete_time IS NULL)
-          AND (?12 IS NULL OR (i.create_time, i.id) < (?12, ?13))
-        ORDER BY i.create_time DESC, i.id DESC
-        LIMIT ?14"
-    )))
-    .bind(statuses)
-    .bind(severities)
-    .bind(f.kind.map(IncidentKind::code))
-    .bind(f.component_id.map(|c| c.to_string()))
-    .bind(f.open)
-    .bind(f.create_time_after.map(to_nanos))
-    .bind(f.create_time_before.map(to_nanos))
-    .bind(query)
-    .bind(label_key)
-    .bind(label_value)
-    .bind(f.show_deleted)
-    .bind(after.map(|c| c.create_time))
-    .bind(after.map(|c| c.id.as_str()))
-    .bind(limit as i64)
-    .fetch_all(&mut *conn)
-    .await?;
+    let indexed_query = query.as_ref().filter(|q| q.chars().count() >= TRIGRAM);
+    let mut candidates = Vec::new();
+    if f.label.is_some() {
+        candidates.push(Driver::Label);
+    }
+    if f.component_id.is_some() {
+        candidates.push(Driver::Component);
+    }
+    if indexed_query.is_some() {
+        candidates.push(Driver::Title);
+    }
+    let mut driver: Option<(Driver, i64)> = None;
+    for d in candidates {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM (");
+        push_matches(&mut q, d, f, indexed_query.map(String::as_str));
+        q.push(" LIMIT ").push_bind(sparse_max + 1).push(")");
+        let n: i64 = q.build_query_scalar().fetch_one(&mut *conn).await?;
+        if n <= sparse_max && driver.is_none_or(|(_, best)| n < best) {
+            driver = Some((d, n));
+        }
+    }
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
+    q.push(WITH_COUNTS);
+    match driver {
+        Some((d, _)) => {
+            // CROSS JOIN keeps SQLite from reordering: the few matches first.
+            q.push(" FROM (");
+            push_matches(&mut q, d, f, indexed_query.map(String::as_str));
+            q.push(") m CROSS JOIN incidents i ON i.id = m.id WHERE 1");
+        }
+        None => {
+            q.push(" FROM incidents i INDEXED BY incidents_by_create WHERE 1");
+        }
+    }
+    let driven = driver.map(|(d, _)| d);
+    if !f.statuses.is_empty() {
+        q.push(" AND i.status IN (SELECT value FROM json_each(")
+            .push_bind(codes(f.statuses.iter().map(|s| s.code())))
+            .push("))");
+    }
+    if !f.severities.is_empty() {
+        q.push(" AND i.severity IN (SELECT value FROM json_each(")
+            .push_bind(codes(f.severities.iter().map(|s| s.code())))
+            .push("))");
+    }
+    if let Some(kind) = f.kind {
+        q.push(" AND i.kind = ").push_bind(kind.code());
+    }
+    if let Some(open) = f.open {
+        q.push(" AND i.is_open = ").push_bind(open);
+    }
+    if let Some(t) = f.create_time_after {
+        q.push(" AND i.create_time >= ").push_bind(to_nanos(t));
+    }
+    if let Some(t) = f.create_time_before {
+        q.push(" AND i.create_time < ").push_bind(to_nanos(t));
+    }
+    // The selective filters that do not drive are checked row by row, each
+    // by a lookup that stops at its first hit.
+    if let Some((key, value)) = f.label.as_ref().filter(|_| driven != Some(Driver::Label)) {
+        q.push(
+            " AND EXISTS (SELECT 1 FROM incident_labels l WHERE l.incident_id = i.id AND l.key = ",
+        )
+        .push_bind(key.clone());
+        if let Some(v) = value {
+            q.push(" AND l.value = ").push_bind(v.clone());
+        }
+        q.push(")");
+    }
+    if let Some(c) = f.component_id.filter(|_| driven != Some(Driver::Component)) {
+        q.push(" AND EXISTS (SELECT 1 FROM incident_components ic WHERE ic.incident_id = i.id AND ic.component_id IN (");
+        push_subtree(&mut q, c);
+        q.push("))");
+    }
+    if let Some(query) = query.as_ref().filter(|_| driven != Some(Driver::Title)) {
+        q.push(" AND instr(i.title_key, ")
+            .push_bind(query.clone())
+            .push(") > 0");
+    }
+    if !f.show_deleted {
+        q.push(" AND i.delete_time IS NULL");
+    }
+    if let Some(c) = after {
+        q.push(" AND (i.create_time, i.id) < (")
+            .push_bind(c.create_time)
+            .push(", ")
+            .push_bind(c.id.clone())
+            .push(")");
+    }
+    q.push(" ORDER BY i.create_time DESC, i.id DESC LIMIT ")
+        .push_bind(limit as i64);
+    let rows: Vec<(String, i64, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
     rows.into_iter().map(decode_counted).collect()
+}
+
+fn codes(codes: impl Iterator<Item = i32>) -> String {
+    serde_json::Value::from(codes.collect::<Vec<_>>()).to_string()
+}
+
+/// The ids of a component and of every component under it.
+fn push_subtree(q: &mut QueryBuilder<Sqlite>, id: ComponentId) {
+    q.push("WITH RECURSIVE sub(id) AS (SELECT ")
+        .push_bind(id.to_string())
+        .push(" UNION SELECT c.id FROM components c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub");
+}
+
+/// The ids of the incidents one selective filter matches, from its index.
+fn push_matches(q: &mut QueryBuilder<Sqlite>, d: Driver, f: &IncidentFilter, query: Option<&str>) {
+    match d {
+        Driver::Label => {
+            let (key, value) = f.label.clone().unwrap_or_default();
+            q.push("SELECT incident_id AS id FROM incident_labels WHERE key = ")
+                .push_bind(key);
+            if let Some(v) = value {
+                q.push(" AND value = ").push_bind(v);
+            }
+        }
+        Driver::Component => {
+            q.push("SELECT DISTINCT incident_id AS id FROM incident_components WHERE component_id IN (");
+            if let Some(c) = f.component_id {
+                push_subtree(q, c);
+            }
+            q.push(")");
+        }
+        Driver::Title => {
+            // A phrase of the query: a substring match under the trigram tokenizer.
+            let phrase = format!("\"{}\"", query.unwrap_or_default().replace('"', "\"\""));
+            q.push(
+                "SELECT id FROM incidents WHERE number IN (
+                    SELECT rowid FROM incidents_title_search WHERE incidents_title_search MATCH ",
+            )
+            .push_bind(phrase)
+            .push(")");
+        }
+    }
 }
 
 /// The cursor positioned after `i`.
@@ -238,5 +365,197 @@ pub fn status_update_cursor(u: &StatusUpdate) -> Cursor {
     Cursor {
         create_time: to_nanos(u.create_time),
         id: u.id.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::domain::incident::{ComponentImpact, NewIncident};
+    use crate::domain::{ImpactLevel, IncidentKind};
+    use crate::service::incidents::{CreateIncident, UpdateIncident};
+    use crate::service::{Caller, components};
+    use crate::store::{Store, StoreOptions};
+
+    /// Every filter gives the same pages whether the page is read in time
+    /// order (a dense filter) or from the filter's own index (a sparse one),
+    /// and both give exactly the incidents the filter describes.
+    #[tokio::test]
+    async fn both_ways_of_reading_a_filtered_page_agree_with_the_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db").display().to_string();
+        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+        let caller = Caller {
+            actor: "ana".into(),
+        };
+        let api = components::create(&store, caller.clone(), None, "API".into(), "".into(), None)
+            .await
+            .unwrap();
+        let login = components::create(
+            &store,
+            caller.clone(),
+            None,
+            "Login".into(),
+            "".into(),
+            Some(api.id),
+        )
+        .await
+        .unwrap();
+        let titles = [
+            "Échec de paiement",
+            "Login slow",
+            "Checkout down",
+            "Lenteurs login",
+        ];
+        let mut all = Vec::new();
+        for n in 0..40 {
+            let title = format!("{} #{n}", titles[n % titles.len()]);
+            let labels: BTreeMap<String, String> = match n % 3 {
+                0 => [("team".into(), "payments".into())].into(),
+                1 => [("team".into(), "identity".into())].into(),
+                _ => BTreeMap::new(),
+            };
+            let component_impacts = if n % 5 == 0 {
+                vec![ComponentImpact {
+                    component_id: login.id,
+                    impact: ImpactLevel::MajorOutage,
+                }]
+            } else {
+                Vec::new()
+            };
+            let refs = component_impacts
+                .iter()
+                .map(|c| ("component_impacts".to_owned(), c.component_id))
+                .collect();
+            let command = CreateIncident {
+                actor: "ana".into(),
+                new: NewIncident {
+                    title,
+                    kind: Some(IncidentKind::Incident),
+                    labels,
+                    component_impacts,
+                    ..NewIncident::default()
+                },
+                refs,
+                occur_time: None,
+            };
+            all.push(store.execute(None, command).await.unwrap());
+        }
+        // A rename moves the incident in the title index.
+        let renamed = UpdateIncident {
+            actor: "ana".into(),
+            id: all[3].id,
+            etag: None,
+            patch: crate::domain::incident::IncidentPatch {
+                title: Some("Xylophone incident".into()),
+                ..Default::default()
+            },
+            refs: Vec::new(),
+            occur_time: None,
+        };
+        all[3] = store.execute(None, renamed).await.unwrap();
+        all.sort_by(|a, b| {
+            (b.create_time, b.id.to_string()).cmp(&(a.create_time, a.id.to_string()))
+        });
+
+        let label = |k: &str, v: Option<&str>| IncidentFilter {
+            label: Some((k.into(), v.map(Into::into))),
+            ..IncidentFilter::default()
+        };
+        let query = |q: &str| IncidentFilter {
+            query: Some(q.into()),
+            ..IncidentFilter::default()
+        };
+        let component = |c: ComponentId| IncidentFilter {
+            component_id: Some(c),
+            ..IncidentFilter::default()
+        };
+        type Matches = Box<dyn Fn(&Incident) -> bool>;
+        let cases: Vec<(IncidentFilter, Matches)> = vec![
+            (
+                label("team", Some("payments")),
+                Box::new(|i| i.labels.get("team").is_some_and(|v| v == "payments")),
+            ),
+            (
+                label("team", None),
+                Box::new(|i| i.labels.contains_key("team")),
+            ),
+            (label("nobody", None), Box::new(|_| false)),
+            (
+                query("ÉCHEC"),
+                Box::new(|i| i.title.to_lowercase().contains("échec")),
+            ),
+            (
+                query("login"),
+                Box::new(|i| i.title.to_lowercase().contains("login")),
+            ),
+            (
+                query("lo"),
+                Box::new(|i| i.title.to_lowercase().contains("lo")),
+            ),
+            (
+                query("xylophone"),
+                Box::new(|i| i.title.starts_with("Xylophone")),
+            ),
+            (
+                query("lenteurs #3"),
+                Box::new(|i| i.title.to_lowercase().contains("lenteurs #3")),
+            ),
+            (query("zzz-no-match"), Box::new(|_| false)),
+            // INC-4 was "Lenteurs login #3" before its rename.
+            (
+                query("lenteurs"),
+                Box::new(|i| i.title.to_lowercase().contains("lenteurs")),
+            ),
+            (
+                component(api.id),
+                Box::new(move |i| i.component_ids().contains(&login.id)),
+            ),
+            (
+                component(login.id),
+                Box::new(move |i| i.component_ids().contains(&login.id)),
+            ),
+            (
+                IncidentFilter {
+                    label: Some(("team".into(), Some("payments".into()))),
+                    query: Some("login".into()),
+                    component_id: Some(api.id),
+                    ..IncidentFilter::default()
+                },
+                Box::new(move |i| {
+                    i.labels.get("team").is_some_and(|v| v == "payments")
+                        && i.title.to_lowercase().contains("login")
+                        && i.component_ids().contains(&login.id)
+                }),
+            ),
+        ];
+        let mut conn = store.reader().await.unwrap();
+        for (filter, matches) in &cases {
+            let expected: Vec<IncidentId> =
+                all.iter().filter(|i| matches(i)).map(|i| i.id).collect();
+            for sparse_max in [0, SPARSE_MAX] {
+                // Pages of 3, to cross page boundaries on both ways.
+                let mut got = Vec::new();
+                let mut after: Option<Cursor> = None;
+                loop {
+                    let page = list_with(&mut conn, filter, after.as_ref(), 3, sparse_max)
+                        .await
+                        .unwrap();
+                    got.extend(page.iter().map(|i| i.id));
+                    match page.last() {
+                        Some(last) if page.len() == 3 => after = Some(cursor_after(last)),
+                        _ => break,
+                    }
+                }
+                assert_eq!(
+                    got, expected,
+                    "{filter:?} read with sparse_max {sparse_max}"
+                );
+            }
+        }
+        drop(conn);
+        store.close().await;
     }
 }

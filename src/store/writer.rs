@@ -501,3 +501,202 @@ async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
     sqlx::query(sql).execute(conn).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::incident::{NewIncident, NewStatusUpdate};
+    use crate::domain::{Incident, IncidentId, IncidentKind, Visibility};
+    use crate::service::incidents::{CreateIncident, PostStatusUpdate};
+    use crate::service::timeline::AddNote;
+    use crate::store::{Store, StoreOptions};
+
+    async fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db").display().to_string();
+        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+        (dir, store)
+    }
+
+    async fn declare(store: &Store) -> Incident {
+        let new = NewIncident {
+            title: "Checkout down".into(),
+            kind: Some(IncidentKind::Incident),
+            ..NewIncident::default()
+        };
+        let command = CreateIncident {
+            actor: "ana".into(),
+            new,
+            refs: Vec::new(),
+            occur_time: None,
+        };
+        store.execute(None, command).await.unwrap()
+    }
+
+    fn post(id: IncidentId, n: usize) -> PostStatusUpdate {
+        PostStatusUpdate {
+            actor: "ana".into(),
+            id,
+            new: NewStatusUpdate {
+                status: None,
+                message: format!("update {n}"),
+                component_impacts: Vec::new(),
+                next_update_time: None,
+                visibility: Visibility::Public,
+            },
+            refs: Vec::new(),
+            occur_time: None,
+        }
+    }
+
+    /// Holds the writer inside a job until the returned sender fires, so that
+    /// what is submitted meanwhile forms the next group, whole.
+    async fn hold_writer(store: &Store) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (release, held) = oneshot::channel::<()>();
+        let (entered_tx, entered) = oneshot::channel::<()>();
+        let s = store.clone();
+        let job = tokio::spawn(async move {
+            s.write(move |_ctx| {
+                Box::pin(async move {
+                    let _ = entered_tx.send(());
+                    let _ = held.await;
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+        });
+        entered.await.unwrap();
+        (release, job)
+    }
+
+    async fn until_queued(store: &Store, n: usize) {
+        while store.writes_queued() < n {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Statements run by one group of `n` status updates (and the lone group
+    /// of the job that held the writer, the same for every `n`).
+    async fn statements_for_group_of(n: usize) -> u64 {
+        let (_dir, store) = open().await;
+        let incidents = [declare(&store).await, declare(&store).await];
+        let (release, held) = hold_writer(&store).await;
+        let before = store.statements_written();
+        let mut posts = Vec::new();
+        for i in 0..n {
+            let (s, id) = (store.clone(), incidents[i % 2].id);
+            posts.push(tokio::spawn(
+                async move { s.execute(None, post(id, i)).await },
+            ));
+        }
+        until_queued(&store, n).await;
+        release.send(()).unwrap();
+        held.await.unwrap();
+        for p in posts {
+            p.await.unwrap().unwrap();
+        }
+        let statements = store.statements_written() - before;
+        let mut conn = store.reader().await.unwrap();
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM status_updates")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(stored, n as i64, "every update of the group is stored");
+        drop(conn);
+        store.close().await;
+        statements
+    }
+
+    #[tokio::test]
+    async fn the_statements_of_a_group_do_not_grow_with_the_group() {
+        let two = statements_for_group_of(2).await;
+        let two_hundred = statements_for_group_of(200).await;
+        assert_eq!(
+            two, two_hundred,
+            "a group of 200 status updates runs the statements of a group of 2"
+        );
+        // BEGIN, the incidents read, two multi-row writes, the events, COMMIT,
+        // and the holding job's own BEGIN and COMMIT.
+        assert!(two <= 10, "{two} statements");
+    }
+
+    /// Stages an incident under a reference number already taken: it passes
+    /// every rule in memory and fails only in SQL (UNIQUE).
+    struct DuplicateNumber(Incident);
+
+    impl Command for DuplicateNumber {
+        type Output = ();
+
+        fn needs(&self, _: &mut Needs) {}
+
+        fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, ()> {
+            Box::pin(async move {
+                let mut copy = self.0.clone();
+                copy.id = IncidentId::generate();
+                tx.put_incident(copy);
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_whose_statement_fails_fails_alone() {
+        let (_dir, store) = open().await;
+        let incident = declare(&store).await;
+        let (release, held) = hold_writer(&store).await;
+        let s = store.clone();
+        let good = tokio::spawn(async move { s.execute(None, post(incident.id, 1)).await });
+        until_queued(&store, 1).await;
+        let s = store.clone();
+        let bad_incident = incident.clone();
+        let bad = tokio::spawn(async move { s.execute(None, DuplicateNumber(bad_incident)).await });
+        until_queued(&store, 2).await;
+        let s = store.clone();
+        let note = tokio::spawn(async move {
+            s.execute(
+                None,
+                AddNote {
+                    actor: "ana".into(),
+                    incident_id: incident.id,
+                    text: "still here".into(),
+                    occur_time: None,
+                },
+            )
+            .await
+        });
+        until_queued(&store, 3).await;
+        release.send(()).unwrap();
+        held.await.unwrap();
+        let (update, _) = good.await.unwrap().expect("the update before it commits");
+        assert!(bad.await.unwrap().is_err(), "the bad command fails");
+        let note = note.await.unwrap().expect("the note after it commits");
+        assert!(note.sequence > 0);
+        let mut conn = store.reader().await.unwrap();
+        let incidents: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(incidents, 1, "nothing of the bad command is stored");
+        let updates: Vec<String> = sqlx::query_scalar("SELECT id FROM status_updates")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(updates, vec![update.id.to_string()]);
+        let sequences: Vec<i64> =
+            sqlx::query_scalar("SELECT sequence FROM events ORDER BY sequence")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            sequences,
+            (1..=sequences.len() as i64).collect::<Vec<_>>(),
+            "the log has no gap where the bad command was"
+        );
+        assert_eq!(*sequences.last().unwrap() as u64, note.sequence);
+        drop(conn);
+        store.close().await;
+    }
+}

@@ -155,6 +155,7 @@ async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
     for needle in [
         "incidentd_rpc_duration_seconds_bucket",
         "incidentd_writer_batch_size",
+        "incidentd_writer_group_statements",
     ] {
         assert!(body.contains(needle), "metrics lack {needle}:\n{body}");
     }
