@@ -208,7 +208,17 @@ async fn list_with(
     let mut driver: Option<(Driver, i64)> = None;
     for d in candidates {
         let mut q = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM (");
-        push_matches(&mut q, d, f, indexed_query.map(String::as_str));
+        match (d, indexed_query) {
+            // Counted in the index itself: going through the incidents
+            // would read every match before the LIMIT applies.
+            (Driver::Title, Some(query)) => {
+                q.push(
+                    "SELECT rowid FROM incidents_title_search WHERE incidents_title_search MATCH ",
+                )
+                .push_bind(phrase(query));
+            }
+            _ => push_matches(&mut q, d, f, indexed_query.map(String::as_str)),
+        }
         q.push(" LIMIT ").push_bind(sparse_max + 1).push(")");
         let n: i64 = q.build_query_scalar().fetch_one(&mut *conn).await?;
         if n <= sparse_max && driver.is_none_or(|(_, best)| n < best) {
@@ -293,6 +303,11 @@ fn codes(codes: impl Iterator<Item = i32>) -> String {
     serde_json::Value::from(codes.collect::<Vec<_>>()).to_string()
 }
 
+/// The query as one FTS5 phrase: a substring match under the trigram tokenizer.
+fn phrase(query: &str) -> String {
+    format!("\"{}\"", query.replace('"', "\"\""))
+}
+
 /// The ids of a component and of every component under it.
 fn push_subtree(q: &mut QueryBuilder<Sqlite>, id: ComponentId) {
     q.push("WITH RECURSIVE sub(id) AS (SELECT ")
@@ -319,13 +334,11 @@ fn push_matches(q: &mut QueryBuilder<Sqlite>, d: Driver, f: &IncidentFilter, que
             q.push(")");
         }
         Driver::Title => {
-            // A phrase of the query: a substring match under the trigram tokenizer.
-            let phrase = format!("\"{}\"", query.unwrap_or_default().replace('"', "\"\""));
             q.push(
                 "SELECT id FROM incidents WHERE number IN (
                     SELECT rowid FROM incidents_title_search WHERE incidents_title_search MATCH ",
             )
-            .push_bind(phrase)
+            .push_bind(phrase(query.unwrap_or_default()))
             .push(")");
         }
     }
@@ -504,6 +517,7 @@ mod tests {
                 Box::new(|i| i.title.to_lowercase().contains("lenteurs #3")),
             ),
             (query("zzz-no-match"), Box::new(|_| false)),
+            (query("in\" OR \"lo"), Box::new(|_| false)),
             // INC-4 was "Lenteurs login #3" before its rename.
             (
                 query("lenteurs"),
