@@ -1,6 +1,6 @@
 //! `incident-bench`: starts the release `incidentd` as a child process, drives
 //! it with `incident-client`, and prints one table of throughput, latency,
-//! server memory and CPU, and the targets of issue 7.
+//! server memory and CPU, and whether each performance target is met.
 //!
 //! ```text
 //! cargo build --release
@@ -30,13 +30,14 @@ Starts target/release/incidentd (build it first: cargo build --release) on a
 free loopback port with a fresh database and measures it. With no scenario,
 runs them all. The baseline always runs: every throughput is a ratio to it.
 
-scenarios: baseline get list post-1 post-16 post-64 mixed fanout catchup
-           groupcommit stalled overload
+scenarios: baseline get list post-1 post-16 post-64 note-128 mixed fanout
+           catchup groupcommit stalled overload
 
   --quick           scaled down (under a minute in all)
   --json PATH       also write the figures as JSON
-  --incidents N     incidents in the table for `list` (default 100000; quick 10000)
-  --subscribers N   subscribers for `fanout` and `stalled` (default 1000; quick 200)
+  --incidents N     incidents in the table for `list` (default 1000000, created
+                    one CreateIncident call each: minutes; quick 10000)
+  --subscribers N   subscribers for `fanout` and `stalled` (default 10000; quick 200)
   --events N        events replayed by `catchup` (default 1000000; quick 50000)
   --duration SECS   measured window per scenario (default 5; quick 1)
   --server PATH     the incidentd binary (default: next to this executable)
@@ -119,7 +120,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let bin = server::locate(args.server.as_deref())?;
     let quick = args.quick;
-    let subscribers = args.subscribers.unwrap_or(if quick { 200 } else { 1000 });
+    let subscribers = args.subscribers.unwrap_or(if quick { 200 } else { 10_000 });
     let window = Duration::from_secs_f64(args.duration.unwrap_or(if quick { 1.0 } else { 5.0 }));
     let mut selected: Vec<&str> = if args.scenarios.is_empty() {
         ALL.to_vec()
@@ -145,7 +146,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         quick,
         incidents: args
             .incidents
-            .unwrap_or(if quick { 10_000 } else { 100_000 }),
+            .unwrap_or(if quick { 10_000 } else { 1_000_000 }),
         subscribers,
         events: args
             .events

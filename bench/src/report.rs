@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-/// A target of issue 7 next to the figure it constrains.
+/// A performance target next to the figure it constrains.
 pub struct Target {
     /// The target, e.g. "p99 <= 20 ms".
     pub target: String,
@@ -78,7 +78,7 @@ pub fn table(rows: &[Row]) -> String {
         "srv RSS MiB",
         "srv CPU",
         "cli CPU",
-        "target (issue 7)",
+        "target",
         "measured",
         "",
     ];
