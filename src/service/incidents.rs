@@ -53,6 +53,13 @@ pub(super) async fn load_for_write(tx: &mut Tx<'_>, id: IncidentId) -> Result<In
     })
 }
 
+/// The incident a write with an etag is about, if the etag (when given) is current.
+async fn load_at_etag(tx: &mut Tx<'_>, id: IncidentId, etag: Option<&str>) -> Result<Incident> {
+    let incident = load_for_write(tx, id).await?;
+    check_etag(etag, &incident.etag(), "incident", id.to_string())?;
+    Ok(incident)
+}
+
 fn event(incident: &Incident, occur_time: Time, actor: &str, payload: EventPayload) -> NewEvent {
     NewEvent {
         incident: Some(IncidentSnapshot::from(incident)),
@@ -128,13 +135,7 @@ impl Command for UpdateIncident {
 
     fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Incident> {
         Box::pin(async move {
-            let mut incident = load_for_write(tx, self.id).await?;
-            check_etag(
-                self.etag.as_deref(),
-                &incident.etag(),
-                "incident",
-                self.id.to_string(),
-            )?;
+            let mut incident = load_at_etag(tx, self.id, self.etag.as_deref()).await?;
             incident.ensure_live()?;
             require_live_components(tx, &self.refs).await?;
             let now = tx.now();
@@ -171,13 +172,7 @@ impl Command for SetIncidentDeleted {
 
     fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Incident> {
         Box::pin(async move {
-            let mut incident = load_for_write(tx, self.id).await?;
-            check_etag(
-                self.etag.as_deref(),
-                &incident.etag(),
-                "incident",
-                self.id.to_string(),
-            )?;
+            let mut incident = load_at_etag(tx, self.id, self.etag.as_deref()).await?;
             let now = tx.now();
             let payload = if self.deleted {
                 incident.delete(now)?;

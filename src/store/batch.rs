@@ -14,15 +14,9 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::incidents::WITH_COUNTS;
 use super::request_ids::RequestKey;
-use super::{WriteCtx, to_nanos};
-use crate::domain::{
-    ComponentId, Event, Incident, IncidentId, NewEvent, Severity, StatusUpdate, Time,
-};
+use super::{ROWS_PER_STATEMENT, WriteCtx, to_nanos};
+use crate::domain::{ComponentId, Event, Incident, IncidentId, NewEvent, StatusUpdate, Time};
 use crate::error::{Error, Result};
-
-/// Rows per multi-row statement: the widest table (incidents, 11 columns)
-/// stays well under SQLite's 32,766 bound variables.
-const ROWS_PER_STATEMENT: usize = 1000;
 
 /// What a command will read, declared before its group runs.
 #[derive(Debug, Default)]
@@ -314,124 +308,12 @@ async fn fetch_next_number(conn: &mut SqliteConnection, w: &mut Working) -> Resu
 pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
     let w = std::mem::take(&mut ctx.working);
     let conn = &mut ctx.conn;
-    let incidents: Vec<&Incident> = w.changed.values().collect();
-    for chunk in incidents.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO incidents (id, number, title, title_key, kind, severity, status, is_open, create_time, delete_time, doc) ",
-        );
-        let mut docs = Vec::with_capacity(chunk.len());
-        for i in chunk {
-            docs.push(serde_json::to_string(i)?);
-        }
-        q.push_values(chunk.iter().zip(docs), |mut b, (i, doc)| {
-            b.push_bind(i.id.to_string())
-                .push_bind(i.number)
-                .push_bind(i.title.clone())
-                .push_bind(i.title.to_lowercase())
-                .push_bind(i.kind.code())
-                .push_bind(i.severity.map(Severity::code))
-                .push_bind(i.status.code())
-                .push_bind(i.is_open())
-                .push_bind(to_nanos(i.create_time))
-                .push_bind(i.delete_time.map(to_nanos))
-                .push_bind(doc);
-        });
-        q.push(
-            " ON CONFLICT (id) DO UPDATE SET title = excluded.title, title_key = excluded.title_key,
-              severity = excluded.severity, status = excluded.status, is_open = excluded.is_open,
-              delete_time = excluded.delete_time, doc = excluded.doc",
-        );
-        q.build().execute(&mut *conn).await?;
-    }
-    // The title index follows new and renamed incidents.
-    let renamed: Vec<i64> = incidents
-        .iter()
-        .filter(|i| match w.read.get(&i.id) {
-            Some(Some(before)) => before.title != i.title,
-            _ => true,
-        })
-        .map(|i| i.number)
+    let changed: Vec<(&Incident, Option<&Incident>)> = w
+        .changed
+        .values()
+        .map(|i| (i, w.read.get(&i.id).and_then(Option::as_ref)))
         .collect();
-    if !renamed.is_empty() {
-        let numbers = serde_json::to_string(&renamed)?;
-        sqlx::query(
-            "DELETE FROM incidents_title_search WHERE rowid IN (SELECT value FROM json_each(?))",
-        )
-        .bind(&numbers)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO incidents_title_search (rowid, title_key)
-             SELECT number, title_key FROM incidents WHERE number IN (SELECT value FROM json_each(?))",
-        )
-        .bind(&numbers)
-        .execute(&mut *conn)
-        .await?;
-    }
-    // The filter tables are rewritten only for incidents whose impacts or
-    // labels changed since they were read (or that are new).
-    let rewrite: Vec<&Incident> = incidents
-        .iter()
-        .filter(|i| match w.read.get(&i.id) {
-            Some(Some(before)) => {
-                before.component_impacts != i.component_impacts || before.labels != i.labels
-            }
-            _ => true,
-        })
-        .copied()
-        .collect();
-    if !rewrite.is_empty() {
-        let ids: Vec<String> = rewrite.iter().map(|i| i.id.to_string()).collect();
-        let ids = serde_json::to_string(&ids)?;
-        for table in ["incident_components", "incident_labels"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE incident_id IN (SELECT value FROM json_each(?))"
-            )))
-            .bind(&ids)
-            .execute(&mut *conn)
-            .await?;
-        }
-        let impacts: Vec<(String, String, i32)> = rewrite
-            .iter()
-            .flat_map(|i| {
-                i.component_impacts.iter().map(|c| {
-                    (
-                        i.id.to_string(),
-                        c.component_id.to_string(),
-                        c.impact.code(),
-                    )
-                })
-            })
-            .collect();
-        for chunk in impacts.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO incident_components (incident_id, component_id, impact) ",
-            );
-            q.push_values(chunk, |mut b, (i, c, impact)| {
-                b.push_bind(i.as_str())
-                    .push_bind(c.as_str())
-                    .push_bind(*impact);
-            });
-            q.build().execute(&mut *conn).await?;
-        }
-        let labels: Vec<(String, &str, &str)> = rewrite
-            .iter()
-            .flat_map(|i| {
-                i.labels
-                    .iter()
-                    .map(|(k, v)| (i.id.to_string(), k.as_str(), v.as_str()))
-            })
-            .collect();
-        for chunk in labels.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO incident_labels (incident_id, key, value) ",
-            );
-            q.push_values(chunk, |mut b, (i, k, v)| {
-                b.push_bind(i.as_str()).push_bind(*k).push_bind(*v);
-            });
-            q.build().execute(&mut *conn).await?;
-        }
-    }
+    super::incidents::write_changed(conn, &changed).await?;
     for chunk in w.status_updates.chunks(ROWS_PER_STATEMENT) {
         let mut docs = Vec::with_capacity(chunk.len());
         for u in chunk {

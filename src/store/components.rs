@@ -178,24 +178,6 @@ async fn fill_statuses(conn: &mut SqliteConnection, components: &mut [Component]
     Ok(())
 }
 
-/// Names of the given components, for rendering events; unknown ids are absent.
-pub async fn names(
-    conn: &mut SqliteConnection,
-    ids: &[ComponentId],
-) -> Result<HashMap<ComponentId, String>> {
-    let ids: Vec<String> = ids.iter().map(|c| c.to_string()).collect();
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT id, name FROM components WHERE id IN (SELECT value FROM json_each(?))",
-    )
-    .bind(serde_json::to_string(&ids)?)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, name)| Some((id.parse().ok()?, name)))
-        .collect())
-}
-
 /// Which of `ids` are live components.
 pub async fn live(conn: &mut SqliteConnection, ids: &[ComponentId]) -> Result<Vec<ComponentId>> {
     let ids: Vec<String> = ids.iter().map(|c| c.to_string()).collect();

@@ -4,17 +4,14 @@ use std::sync::Arc;
 
 use sqlx::{Row, SqliteConnection};
 
-use super::{from_nanos, to_nanos};
+use super::{ROWS_PER_STATEMENT, from_nanos, to_nanos};
 use crate::domain::{Event, EventKind, IncidentId};
 use crate::error::{Error, Result};
-
-/// Most rows per INSERT (8 values each, well under SQLite's variable limit).
-const ROWS_PER_INSERT: usize = 1000;
 
 /// Writes numbered events, many rows per statement. Only the writer appends,
 /// so the sequences it numbered are the next ones of the log.
 pub async fn insert_all(conn: &mut SqliteConnection, events: &[Arc<Event>]) -> Result<()> {
-    for chunk in events.chunks(ROWS_PER_INSERT) {
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let mut rows = Vec::with_capacity(chunk.len());
         for e in chunk {
             rows.push((

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::{Cursor, to_nanos};
+use super::{Cursor, ROWS_PER_STATEMENT, to_nanos};
 use crate::domain::{
     ComponentId, Incident, IncidentId, IncidentKind, IncidentStatus, Severity, StatusUpdate, Time,
 };
@@ -32,63 +32,129 @@ pub async fn save(
     i: &Incident,
     before: Option<&Incident>,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE incidents SET title = ?, title_key = ?, severity = ?, status = ?, is_open = ?,
-         delete_time = ?, doc = ? WHERE id = ?",
-    )
-    .bind(&i.title)
-    .bind(i.title.to_lowercase())
-    .bind(i.severity.map(Severity::code))
-    .bind(i.status.code())
-    .bind(i.is_open())
-    .bind(i.delete_time.map(to_nanos))
-    .bind(serde_json::to_string(i)?)
-    .bind(i.id.to_string())
-    .execute(&mut *conn)
-    .await?;
-    if before.is_none_or(|b| b.title != i.title) {
-        for sql in [
-            "DELETE FROM incidents_title_search WHERE rowid = ?",
-            "INSERT INTO incidents_title_search (rowid, title_key) SELECT number, title_key FROM incidents WHERE number = ?",
-        ] {
-            sqlx::query(sql).bind(i.number).execute(&mut *conn).await?;
-        }
-    }
-    if let Some(b) = before
-        && b.component_impacts == i.component_impacts
-        && b.labels == i.labels
-    {
-        return Ok(());
-    }
-    sqlx::query("DELETE FROM incident_components WHERE incident_id = ?")
-        .bind(i.id.to_string())
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM incident_labels WHERE incident_id = ?")
-        .bind(i.id.to_string())
-        .execute(&mut *conn)
-        .await?;
-    write_side_tables(conn, i).await
+    write_changed(conn, &[(i, before)]).await
 }
 
-async fn write_side_tables(conn: &mut SqliteConnection, i: &Incident) -> Result<()> {
-    for c in &i.component_impacts {
+/// Writes new and changed incidents, each with the version it had when read
+/// (`None`: new), in a fixed number of multi-row statements: the incidents
+/// (an upsert), and, only for those whose title, labels or impacts changed,
+/// the title index and the filter tables.
+pub(super) async fn write_changed(
+    conn: &mut SqliteConnection,
+    changed: &[(&Incident, Option<&Incident>)],
+) -> Result<()> {
+    let incidents: Vec<&Incident> = changed.iter().map(|(i, _)| *i).collect();
+    for chunk in incidents.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO incidents (id, number, title, title_key, kind, severity, status, is_open, create_time, delete_time, doc) ",
+        );
+        let mut docs = Vec::with_capacity(chunk.len());
+        for i in chunk {
+            docs.push(serde_json::to_string(i)?);
+        }
+        q.push_values(chunk.iter().zip(docs), |mut b, (i, doc)| {
+            b.push_bind(i.id.to_string())
+                .push_bind(i.number)
+                .push_bind(i.title.clone())
+                .push_bind(i.title.to_lowercase())
+                .push_bind(i.kind.code())
+                .push_bind(i.severity.map(Severity::code))
+                .push_bind(i.status.code())
+                .push_bind(i.is_open())
+                .push_bind(to_nanos(i.create_time))
+                .push_bind(i.delete_time.map(to_nanos))
+                .push_bind(doc);
+        });
+        q.push(
+            " ON CONFLICT (id) DO UPDATE SET title = excluded.title, title_key = excluded.title_key,
+              severity = excluded.severity, status = excluded.status, is_open = excluded.is_open,
+              delete_time = excluded.delete_time, doc = excluded.doc",
+        );
+        q.build().execute(&mut *conn).await?;
+    }
+    // The title index follows new and renamed incidents.
+    let renamed: Vec<i64> = changed
+        .iter()
+        .filter(|(i, before)| before.is_none_or(|b| b.title != i.title))
+        .map(|(i, _)| i.number)
+        .collect();
+    if !renamed.is_empty() {
+        let numbers = serde_json::to_string(&renamed)?;
         sqlx::query(
-            "INSERT INTO incident_components (incident_id, component_id, impact) VALUES (?, ?, ?)",
+            "DELETE FROM incidents_title_search WHERE rowid IN (SELECT value FROM json_each(?))",
         )
-        .bind(i.id.to_string())
-        .bind(c.component_id.to_string())
-        .bind(c.impact.code())
+        .bind(&numbers)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO incidents_title_search (rowid, title_key)
+             SELECT number, title_key FROM incidents WHERE number IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&numbers)
         .execute(&mut *conn)
         .await?;
     }
-    for (k, v) in &i.labels {
-        sqlx::query("INSERT INTO incident_labels (incident_id, key, value) VALUES (?, ?, ?)")
-            .bind(i.id.to_string())
-            .bind(k)
-            .bind(v)
+    // The filter tables are rewritten only for incidents whose impacts or
+    // labels changed since they were read (or that are new).
+    let rewrite: Vec<&Incident> = changed
+        .iter()
+        .filter(|(i, before)| {
+            before
+                .is_none_or(|b| b.component_impacts != i.component_impacts || b.labels != i.labels)
+        })
+        .map(|(i, _)| *i)
+        .collect();
+    if !rewrite.is_empty() {
+        let ids: Vec<String> = rewrite.iter().map(|i| i.id.to_string()).collect();
+        let ids = serde_json::to_string(&ids)?;
+        for table in ["incident_components", "incident_labels"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE incident_id IN (SELECT value FROM json_each(?))"
+            )))
+            .bind(&ids)
             .execute(&mut *conn)
             .await?;
+        }
+        let impacts: Vec<(String, String, i32)> = rewrite
+            .iter()
+            .flat_map(|i| {
+                i.component_impacts.iter().map(|c| {
+                    (
+                        i.id.to_string(),
+                        c.component_id.to_string(),
+                        c.impact.code(),
+                    )
+                })
+            })
+            .collect();
+        for chunk in impacts.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO incident_components (incident_id, component_id, impact) ",
+            );
+            q.push_values(chunk, |mut b, (i, c, impact)| {
+                b.push_bind(i.as_str())
+                    .push_bind(c.as_str())
+                    .push_bind(*impact);
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        let labels: Vec<(String, &str, &str)> = rewrite
+            .iter()
+            .flat_map(|i| {
+                i.labels
+                    .iter()
+                    .map(|(k, v)| (i.id.to_string(), k.as_str(), v.as_str()))
+            })
+            .collect();
+        for chunk in labels.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO incident_labels (incident_id, key, value) ",
+            );
+            q.push_values(chunk, |mut b, (i, k, v)| {
+                b.push_bind(i.as_str()).push_bind(*k).push_bind(*v);
+            });
+            q.build().execute(&mut *conn).await?;
+        }
     }
     Ok(())
 }

@@ -41,6 +41,10 @@ const REQUEST_ID_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 /// How often committed pages are copied from the WAL into the database.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Rows per multi-row statement: the widest table written so (incidents, 11
+/// columns) stays well under SQLite's 32,766 bound variables.
+const ROWS_PER_STATEMENT: usize = 1000;
+
 /// Tuning of the store: the settings of the command line, where the defaults live.
 pub type StoreOptions = StoreArgs;
 
