@@ -7,30 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::SqliteConnection;
 
-/// Counts every statement `conn` runs from now on into the returned counter.
+/// Counts every statement `conn` runs from now on into the returned counter
+/// (one per write connection, of which a process opens one).
 pub(super) async fn install(conn: &mut SqliteConnection) -> sqlx::Result<Arc<AtomicU64>> {
     let count = Arc::new(AtomicU64::new(0));
-    let mut handle = conn.lock_handle().await?;
-    // The callback's context lives as long as the connection: the reference
-    // is handed to SQLite and never taken back (one counter per write
-    // connection, of which a process opens one).
-    let context = Arc::into_raw(Arc::clone(&count)) as *mut c_void;
-    // SAFETY: the handle is locked out of the worker for this call, the
-    // callback matches the signature SQLite expects, and `context` points to
-    // an `AtomicU64` that is never freed.
-    let rc = unsafe {
-        libsqlite3_sys::sqlite3_trace_v2(
-            handle.as_raw_handle().as_ptr(),
-            libsqlite3_sys::SQLITE_TRACE_STMT,
-            Some(statement_started),
-            context,
-        )
-    };
-    if rc != libsqlite3_sys::SQLITE_OK {
-        return Err(sqlx::Error::Protocol(format!(
-            "cannot install the statement counter (sqlite3_trace_v2: {rc})"
-        )));
-    }
+    super::statement_timeout::on_statement_start(conn, statement_started, Arc::clone(&count))
+        .await?;
     Ok(count)
 }
 

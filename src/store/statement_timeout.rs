@@ -37,32 +37,46 @@ pub(super) async fn install(conn: &mut SqliteConnection, limit: Duration) -> sql
         started_us: AtomicU64::new(0),
     });
     let limit_us = limit.as_micros().min(u64::MAX as u128) as u64;
-    let mut handle = conn.lock_handle().await?;
-    // The trace callback's context lives as long as the connection: the
-    // reference is handed to SQLite and never taken back (one small
-    // allocation per connection; the read pool keeps its connections).
-    let context = Arc::into_raw(clock.clone()) as *mut c_void;
-    // SAFETY: the handle is locked out of the worker for this call, the
-    // callback matches the signature SQLite expects, and `context` points to
-    // a `Clock` that is never freed.
-    let rc = unsafe {
-        libsqlite3_sys::sqlite3_trace_v2(
-            handle.as_raw_handle().as_ptr(),
-            libsqlite3_sys::SQLITE_TRACE_STMT,
-            Some(statement_started),
-            context,
-        )
-    };
-    if rc != libsqlite3_sys::SQLITE_OK {
-        return Err(sqlx::Error::Protocol(format!(
-            "cannot install the statement timeout (sqlite3_trace_v2: {rc})"
-        )));
-    }
+    // The read pool keeps its connections: one small leak per connection.
+    let mut handle = on_statement_start(conn, statement_started, clock.clone()).await?;
     handle.set_progress_handler(STEPS_PER_CHECK, move || {
         let started = clock.started_us.load(Ordering::Relaxed);
         clock.elapsed_us().saturating_sub(started) <= limit_us
     });
     Ok(())
+}
+
+/// What SQLite calls as a statement starts: `(event, context, statement, sql)`.
+pub(super) type StatementHook =
+    unsafe extern "C" fn(c_uint, *mut c_void, *mut c_void, *mut c_void) -> c_int;
+
+/// Calls `hook` with `context` each time a statement of `conn` starts
+/// (SQLITE_TRACE_STMT); returns the locked handle for more settings. The
+/// context lives as long as the connection: the reference is handed to
+/// SQLite and never taken back.
+pub(super) async fn on_statement_start<T: Send + Sync + 'static>(
+    conn: &mut SqliteConnection,
+    hook: StatementHook,
+    context: Arc<T>,
+) -> sqlx::Result<sqlx::sqlite::LockedSqliteHandle<'_>> {
+    let mut handle = conn.lock_handle().await?;
+    let context = Arc::into_raw(context) as *mut c_void;
+    // SAFETY: the handle is locked out of the worker for this call, `hook`
+    // has the signature SQLite expects, and `context` is never freed.
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_trace_v2(
+            handle.as_raw_handle().as_ptr(),
+            libsqlite3_sys::SQLITE_TRACE_STMT,
+            Some(hook),
+            context,
+        )
+    };
+    if rc != libsqlite3_sys::SQLITE_OK {
+        return Err(sqlx::Error::Protocol(format!(
+            "cannot install a statement hook (sqlite3_trace_v2: {rc})"
+        )));
+    }
+    Ok(handle)
 }
 
 /// SQLITE_TRACE_STMT: a statement starts running (also at each trigger it
