@@ -24,6 +24,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // not tonic-prost's INTERNAL; encoding stays tonic-prost's.
         .codec_path("crate::codec::Codec")
         .btree_map(".")
+        // Replies that carry events embed the log's stored encoding as it is
+        // (src/wire.rs); they encode the same messages.
+        .extern_path(
+            ".incident.v1.SubscribeTimelineResponse",
+            "crate::wire::SubscribeTimelineResponse",
+        )
+        .extern_path(
+            ".incident.v1.ListTimelineEventsResponse",
+            "crate::wire::ListTimelineEventsResponse",
+        )
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())

@@ -1,20 +1,20 @@
 //! The in-process fan-out of committed events to live subscribers.
 //!
 //! The writer publishes each committed group in sequence order. Subscribers
-//! read a shared ring buffer (one copy of each event, whatever the number of
-//! subscribers); one that falls behind the ring is told it lagged and goes back
+//! read a shared ring buffer (one copy of each event, in its wire form,
+//! whatever the number of subscribers); one that falls behind the ring is told it lagged and goes back
 //! to the database, so memory stays bounded and nothing is lost.
 
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, watch};
 
-use crate::domain::Event;
+use crate::domain::EncodedEvent;
 
 /// Publishes committed events and the shutdown signal.
 #[derive(Clone)]
 pub struct Hub {
-    events: broadcast::Sender<Arc<Event>>,
+    events: broadcast::Sender<Arc<EncodedEvent>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -27,7 +27,7 @@ impl Hub {
     }
 
     /// Publishes committed events, in sequence order.
-    pub fn publish(&self, events: &[Arc<Event>]) {
+    pub fn publish(&self, events: &[Arc<EncodedEvent>]) {
         for e in events {
             // No receiver is fine: nobody is listening live.
             let _ = self.events.send(Arc::clone(e));
@@ -35,7 +35,7 @@ impl Hub {
     }
 
     /// Receives every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<EncodedEvent>> {
         self.events.subscribe()
     }
 

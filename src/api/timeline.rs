@@ -12,7 +12,7 @@ use super::{convert, filter_list, page_start, paginate};
 use crate::auth::Identity;
 use crate::domain::filter::EventFilter;
 use crate::domain::limits::TEXT_MAX_BYTES;
-use crate::domain::{Event, EventKind, IncidentId, Severity};
+use crate::domain::{EncodedEvent, EventKind, IncidentId, Severity};
 use crate::error::Error;
 use crate::proto as pb;
 use crate::proto::subscribe_timeline_request::Start as PbStart;
@@ -20,6 +20,7 @@ use crate::proto::timeline_service_server::TimelineService;
 use crate::quota::Quotas;
 use crate::service::timeline::{self as svc, Item, Start};
 use crate::store::Store;
+use crate::wire::{ListTimelineEventsResponse, SubscribeTimelineResponse};
 
 const HEARTBEAT_DEFAULT: Duration = Duration::from_secs(15);
 const HEARTBEAT_MIN: Duration = Duration::from_secs(1);
@@ -54,8 +55,7 @@ fn kinds(v: &mut Violations, list: &[i32]) -> Vec<EventKind> {
     out
 }
 
-type EventStream =
-    Pin<Box<dyn Stream<Item = Result<pb::SubscribeTimelineResponse, Status>> + Send>>;
+type EventStream = Pin<Box<dyn Stream<Item = Result<SubscribeTimelineResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl TimelineService for Timeline {
@@ -64,7 +64,7 @@ impl TimelineService for Timeline {
     async fn list_timeline_events(
         &self,
         req: Request<pb::ListTimelineEventsRequest>,
-    ) -> Result<Response<pb::ListTimelineEventsResponse>, Status> {
+    ) -> Result<Response<ListTimelineEventsResponse>, Status> {
         let mut req = req;
         let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
         let r = req.into_inner();
@@ -91,10 +91,10 @@ impl TimelineService for Timeline {
             &filter,
             items,
             limit,
-            convert::event,
-            |e: &Event| e.sequence,
+            |e: &EncodedEvent| e.body.clone(),
+            |e: &EncodedEvent| e.keys.sequence,
         )?;
-        Ok(Response::new(pb::ListTimelineEventsResponse {
+        Ok(Response::new(ListTimelineEventsResponse {
             events,
             next_page_token,
         }))
@@ -160,15 +160,12 @@ impl TimelineService for Timeline {
         let permit = self.quotas.admit_subscriber(caller.as_ref())?;
         let rx = svc::subscribe(self.store.clone(), start, filter, heartbeat, permit)?;
         let stream = ReceiverStream::new(rx).map(|item| {
-            item.map(|item| pb::SubscribeTimelineResponse {
-                kind: Some(match item {
-                    Item::Event(e) => {
-                        pb::subscribe_timeline_response::Kind::Event(convert::event(&e))
-                    }
-                    Item::Heartbeat(sequence) => {
-                        pb::subscribe_timeline_response::Kind::Heartbeat(pb::Heartbeat { sequence })
-                    }
-                }),
+            item.map(|item| match item {
+                // The stored encoding, shared by every subscriber.
+                Item::Event(e) => SubscribeTimelineResponse::Event(e.body.clone()),
+                Item::Heartbeat(sequence) => {
+                    SubscribeTimelineResponse::Heartbeat(pb::Heartbeat { sequence })
+                }
             })
             .map_err(Status::from)
         });

@@ -181,3 +181,51 @@ impl Event {
         }
     }
 }
+
+/// What subscription filters look at in an event. Kept beside its encoded
+/// form in the log, so a replay filters without decoding the event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventKeys {
+    pub sequence: u64,
+    pub kind: EventKind,
+    pub incident_id: Option<IncidentId>,
+    /// The incident's severity as of the event.
+    pub severity: Option<Severity>,
+    /// The components the incident affected as of the event, and the
+    /// component a component event is about.
+    pub component_ids: Vec<ComponentId>,
+}
+
+impl Event {
+    /// The filter keys of this event.
+    pub fn keys(&self) -> EventKeys {
+        let mut component_ids = self
+            .incident
+            .as_ref()
+            .map(|s| s.component_ids.clone())
+            .unwrap_or_default();
+        if let EventPayload::ComponentCreated { component }
+        | EventPayload::ComponentUpdated { component, .. }
+        | EventPayload::ComponentDeleted { component } = &self.payload
+            && !component_ids.contains(&component.id)
+        {
+            component_ids.push(component.id);
+        }
+        EventKeys {
+            sequence: self.sequence,
+            kind: self.kind,
+            incident_id: self.incident.as_ref().map(|s| s.id),
+            severity: self.incident.as_ref().and_then(|s| s.severity),
+            component_ids,
+        }
+    }
+}
+
+/// An event as the log keeps it: its filter keys and its wire encoding (an
+/// encoded `incident.v1.TimelineEvent`), which every reader and subscriber is
+/// sent as it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodedEvent {
+    pub keys: EventKeys,
+    pub body: bytes::Bytes,
+}

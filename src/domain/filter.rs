@@ -2,7 +2,7 @@
 //! each event's own incident snapshot, so a replay and the live stream select
 //! the same events.
 
-use super::{ComponentId, Event, EventKind, EventPayload, IncidentId, Severity};
+use super::{ComponentId, EventKeys, EventKind, IncidentId, Severity};
 
 /// A conjunction of optional conditions; an empty filter matches everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -18,34 +18,27 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
-    /// Whether `e` is selected.
-    pub fn matches(&self, e: &Event) -> bool {
+    /// Whether the event with these keys is selected.
+    pub fn matches(&self, e: &EventKeys) -> bool {
         if !self.kinds.is_empty() && !self.kinds.contains(&e.kind) {
             return false;
         }
-        let snapshot = e.incident.as_ref();
         if !self.incident_ids.is_empty()
-            && !snapshot.is_some_and(|s| self.incident_ids.contains(&s.id))
+            && !e
+                .incident_id
+                .is_some_and(|id| self.incident_ids.contains(&id))
         {
             return false;
         }
         if let Some(floor) = self.severity_at_least
-            && !snapshot
-                .and_then(|s| s.severity)
-                .is_some_and(|s| s.at_least(floor))
+            && !e.severity.is_some_and(|s| s.at_least(floor))
         {
             return false;
         }
-        if let Some(c) = self.component_id {
-            let about_component = match &e.payload {
-                EventPayload::ComponentCreated { component }
-                | EventPayload::ComponentUpdated { component, .. }
-                | EventPayload::ComponentDeleted { component } => component.id == c,
-                _ => false,
-            };
-            if !about_component && !snapshot.is_some_and(|s| s.component_ids.contains(&c)) {
-                return false;
-            }
+        if let Some(c) = self.component_id
+            && !e.component_ids.contains(&c)
+        {
+            return false;
         }
         true
     }
@@ -53,7 +46,7 @@ impl EventFilter {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{IncidentKind, IncidentSnapshot, IncidentStatus};
+    use super::super::{Event, EventPayload, IncidentKind, IncidentSnapshot, IncidentStatus};
     use super::*;
     use proptest::prelude::*;
 
@@ -77,14 +70,51 @@ mod tests {
         }
     }
 
+    fn keys(
+        severity: Option<Severity>,
+        kind: EventKind,
+        components: Vec<ComponentId>,
+    ) -> EventKeys {
+        event(severity, kind, components).keys()
+    }
+
+    #[test]
+    fn a_component_event_matches_the_component_it_is_about() {
+        let c = ComponentId(uuid::Uuid::from_u128(7));
+        let e = Event {
+            kind: EventKind::ComponentDeleted,
+            incident: None,
+            payload: EventPayload::ComponentDeleted {
+                component: Box::new(crate::domain::Component::new(
+                    c,
+                    "db".into(),
+                    String::new(),
+                    None,
+                    chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
+                )),
+            },
+            ..event(None, EventKind::NoteAdded, vec![])
+        };
+        let f = EventFilter {
+            component_id: Some(c),
+            ..Default::default()
+        };
+        assert!(f.matches(&e.keys()));
+        let other = EventFilter {
+            component_id: Some(ComponentId(uuid::Uuid::from_u128(8))),
+            ..Default::default()
+        };
+        assert!(!other.matches(&e.keys()));
+    }
+
     #[test]
     fn unassessed_severity_never_matches_a_floor() {
         let f = EventFilter {
             severity_at_least: Some(Severity::P4),
             ..Default::default()
         };
-        assert!(!f.matches(&event(None, EventKind::NoteAdded, vec![])));
-        assert!(f.matches(&event(Some(Severity::P4), EventKind::NoteAdded, vec![])));
+        assert!(!f.matches(&keys(None, EventKind::NoteAdded, vec![])));
+        assert!(f.matches(&keys(Some(Severity::P4), EventKind::NoteAdded, vec![])));
     }
 
     proptest! {
@@ -92,7 +122,7 @@ mod tests {
         fn severity_floor_selects_exactly_the_more_severe(sev in 1i32..=5, floor in 1i32..=5) {
             let f = EventFilter { severity_at_least: Severity::from_code(floor), ..Default::default() };
             let e = event(Severity::from_code(sev), EventKind::NoteAdded, vec![]);
-            prop_assert_eq!(f.matches(&e), sev <= floor);
+            prop_assert_eq!(f.matches(&e.keys()), sev <= floor);
         }
 
         #[test]
@@ -109,7 +139,7 @@ mod tests {
                 if kind_ok { EventKind::NoteAdded } else { EventKind::StatusChanged },
                 vec![if comp_ok { c } else { other }],
             );
-            prop_assert_eq!(f.matches(&e), kind_ok && comp_ok);
+            prop_assert_eq!(f.matches(&e.keys()), kind_ok && comp_ok);
         }
     }
 }

@@ -15,7 +15,9 @@ pub mod status;
 pub use action_item::ActionItem;
 pub use change::FieldChange;
 pub use component::Component;
-pub use event::{Event, EventKind, EventPayload, IncidentSnapshot, NewEvent};
+pub use event::{
+    EncodedEvent, Event, EventKeys, EventKind, EventPayload, IncidentSnapshot, NewEvent,
+};
 pub use ids::{ActionItemId, ComponentId, IncidentId, StatusUpdateId};
 pub use incident::{
     ComponentImpact, ImpactWindow, Incident, Milestone, RoleAssignment, StatusUpdate, Visibility,

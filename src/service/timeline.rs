@@ -7,7 +7,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::domain::filter::EventFilter;
-use crate::domain::{Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Time};
+use crate::domain::{
+    EncodedEvent, Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Time,
+};
 use crate::error::{Error, Result};
 use crate::quota::SubscriberPermit;
 use crate::store::{Command, Needs, Store, Tx, WriteFuture, events, incidents};
@@ -57,7 +59,7 @@ pub async fn list(
     filter: &EventFilter,
     after: u64,
     limit: usize,
-) -> Result<Vec<Event>> {
+) -> Result<Vec<EncodedEvent>> {
     let mut conn = store.reader().await?;
     if let [id] = filter.incident_ids.as_slice()
         && !incidents::exists(&mut conn, *id).await?
@@ -82,7 +84,7 @@ pub enum Start {
 /// What a subscription delivers.
 #[derive(Clone, Debug)]
 pub enum Item {
-    Event(Arc<Event>),
+    Event(Arc<EncodedEvent>),
     /// Every matching event up to this sequence has been delivered.
     Heartbeat(u64),
 }
@@ -230,7 +232,7 @@ impl Subscription {
         }
     }
 
-    async fn read_batch(&self) -> Result<Vec<Event>> {
+    async fn read_batch(&self) -> Result<Vec<EncodedEvent>> {
         let mut conn = self.store.reader().await?;
         events::list(
             &mut conn,
@@ -243,12 +245,12 @@ impl Subscription {
     }
 
     /// Sends an event if it is new and matches; advances the cursor either way.
-    async fn deliver(&mut self, e: Arc<Event>) -> std::result::Result<(), Gone> {
-        if e.sequence <= self.cursor {
+    async fn deliver(&mut self, e: Arc<EncodedEvent>) -> std::result::Result<(), Gone> {
+        let sequence = e.keys.sequence;
+        if sequence <= self.cursor {
             return Ok(());
         }
-        let sequence = e.sequence;
-        if self.filter.matches(&e) {
+        if self.filter.matches(&e.keys) {
             let lag = self.store.head_sequence().saturating_sub(sequence);
             metrics::histogram!(crate::metrics::SUBSCRIBER_LAG).record(lag as f64);
             self.send(Item::Event(e)).await?;

@@ -1,37 +1,37 @@
-//! The append-only event log.
+//! The append-only event log. Each event is kept in its wire form, beside the
+//! keys subscription filters read, so a replay sends rows as they are.
 
 use std::sync::Arc;
 
-use sqlx::{Row, SqliteConnection};
+use serde::Deserialize;
+use sqlx::SqliteConnection;
 
-use super::{ROWS_PER_STATEMENT, from_nanos, to_nanos};
-use crate::domain::{Event, EventKind, IncidentId};
+use super::{ROWS_PER_STATEMENT, from_nanos};
+use crate::domain::{
+    ComponentId, EncodedEvent, Event, EventKeys, EventKind, EventPayload, IncidentId,
+    IncidentSnapshot, Severity,
+};
 use crate::error::{Error, Result};
+
+/// Rows re-encoded per transaction when opening a database written before
+/// events were stored encoded.
+const LEGACY_BATCH: i64 = 1000;
 
 /// Writes numbered events, many rows per statement. Only the writer appends,
 /// so the sequences it numbered are the next ones of the log.
-pub async fn insert_all(conn: &mut SqliteConnection, events: &[Arc<Event>]) -> Result<()> {
+pub async fn insert_all(conn: &mut SqliteConnection, events: &[Arc<EncodedEvent>]) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for e in chunk {
-            rows.push((
-                e,
-                e.incident.as_ref().map(serde_json::to_string).transpose()?,
-                serde_json::to_string(&e.payload)?,
-            ));
-        }
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO events (sequence, kind, incident_id, event_time, occur_time, actor, snapshot, payload) ",
+            "INSERT INTO events (sequence, kind, incident_id, severity, component_ids, body) ",
         );
-        q.push_values(rows, |mut b, (e, snapshot, payload)| {
-            b.push_bind(e.sequence as i64)
-                .push_bind(e.kind.code())
-                .push_bind(e.incident.as_ref().map(|s| s.id.to_string()))
-                .push_bind(to_nanos(e.event_time))
-                .push_bind(to_nanos(e.occur_time))
-                .push_bind(e.actor.clone())
-                .push_bind(snapshot)
-                .push_bind(payload);
+        q.push_values(chunk, |mut b, e| {
+            let k = &e.keys;
+            b.push_bind(k.sequence as i64)
+                .push_bind(k.kind.code())
+                .push_bind(k.incident_id.map(|id| id.to_string()))
+                .push_bind(k.severity.map(|s| s.code()))
+                .push_bind(component_blob(&k.component_ids))
+                .push_bind(&e.body[..]);
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -46,15 +46,17 @@ pub async fn head(conn: &mut SqliteConnection) -> Result<u64> {
     Ok(head.unwrap_or(0) as u64)
 }
 
+type Row = (i64, i32, Option<String>, Option<i32>, Vec<u8>, Vec<u8>);
+
 /// Events after `after`, oldest first, of the given incidents and kinds (empty:
-/// any). Other conditions of a filter are applied by the caller on the snapshot.
+/// any). Other conditions of a filter are applied by the caller on the keys.
 pub async fn list(
     conn: &mut SqliteConnection,
     incident_ids: &[IncidentId],
     kinds: &[EventKind],
     after: u64,
     limit: usize,
-) -> Result<Vec<Event>> {
+) -> Result<Vec<EncodedEvent>> {
     let ids = (!incident_ids.is_empty())
         .then(|| {
             serde_json::to_string(
@@ -68,8 +70,8 @@ pub async fn list(
     let kinds = (!kinds.is_empty())
         .then(|| serde_json::to_string(&kinds.iter().map(|k| k.code()).collect::<Vec<_>>()))
         .transpose()?;
-    let rows = sqlx::query(
-        "SELECT sequence, kind, event_time, occur_time, actor, snapshot, payload FROM events
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT sequence, kind, incident_id, severity, component_ids, body FROM events
          WHERE sequence > ?1
            AND (?2 IS NULL OR incident_id IN (SELECT value FROM json_each(?2)))
            AND (?3 IS NULL OR kind IN (SELECT value FROM json_each(?3)))
@@ -81,21 +83,212 @@ pub async fn list(
     .bind(limit as i64)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter().map(decode).collect()
+    rows.into_iter().map(decode).collect()
 }
 
-fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
-    let kind_code: i32 = row.try_get("kind")?;
-    let snapshot: Option<String> = row.try_get("snapshot")?;
-    let payload: String = row.try_get("payload")?;
-    Ok(Event {
-        sequence: row.try_get::<i64, _>("sequence")? as u64,
-        kind: EventKind::from_code(kind_code)
-            .ok_or_else(|| Error::Internal(format!("unknown event kind {kind_code}")))?,
-        incident: snapshot.as_deref().map(serde_json::from_str).transpose()?,
-        event_time: from_nanos(row.try_get("event_time")?),
-        occur_time: from_nanos(row.try_get("occur_time")?),
-        actor: row.try_get("actor")?,
-        payload: serde_json::from_str(&payload)?,
+fn decode((sequence, kind, incident_id, severity, components, body): Row) -> Result<EncodedEvent> {
+    let corrupt =
+        |what: &str| Error::Internal(format!("event {sequence}: stored {what} is invalid"));
+    Ok(EncodedEvent {
+        keys: EventKeys {
+            sequence: sequence as u64,
+            kind: EventKind::from_code(kind).ok_or_else(|| corrupt("kind"))?,
+            incident_id: incident_id
+                .map(|id| id.parse().map_err(|_| corrupt("incident id")))
+                .transpose()?,
+            severity: severity
+                .map(|s| Severity::from_code(s).ok_or_else(|| corrupt("severity")))
+                .transpose()?,
+            component_ids: components
+                .chunks_exact(16)
+                .map(|c| {
+                    uuid::Uuid::from_slice(c)
+                        .map(ComponentId)
+                        .map_err(|_| corrupt("component ids"))
+                })
+                .collect::<Result<_>>()?,
+        },
+        body: body.into(),
     })
+}
+
+/// Component ids as stored: 16 bytes each, concatenated.
+fn component_blob(ids: &[ComponentId]) -> Vec<u8> {
+    ids.iter().flat_map(|c| *c.0.as_bytes()).collect()
+}
+
+/// The columns of an event written before events were stored encoded.
+#[derive(Deserialize)]
+struct Legacy {
+    event_time: i64,
+    occur_time: i64,
+    actor: String,
+    snapshot: Option<IncidentSnapshot>,
+    payload: EventPayload,
+}
+
+/// Encodes the events written before the log kept them encoded, a batch per
+/// transaction, so a database of any age opens into one format. Returns how
+/// many it encoded (0 once done: the partial index finds none).
+pub async fn encode_legacy(conn: &mut SqliteConnection) -> Result<u64> {
+    let mut done = 0u64;
+    loop {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let rows: Vec<(i64, i32, String)> = sqlx::query_as(
+            "SELECT sequence, kind, legacy FROM events
+             WHERE body IS NULL ORDER BY sequence LIMIT ?",
+        )
+        .bind(LEGACY_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(done);
+        }
+        for (sequence, kind, legacy) in rows {
+            let old: Legacy = serde_json::from_str(&legacy)?;
+            let event = Event {
+                sequence: sequence as u64,
+                kind: EventKind::from_code(kind)
+                    .ok_or_else(|| Error::Internal(format!("event {sequence}: unknown kind")))?,
+                incident: old.snapshot,
+                event_time: from_nanos(old.event_time),
+                occur_time: from_nanos(old.occur_time),
+                actor: old.actor,
+                payload: old.payload,
+            };
+            let keys = event.keys();
+            sqlx::query(
+                "UPDATE events SET severity = ?, component_ids = ?, body = ?, legacy = NULL
+                 WHERE sequence = ?",
+            )
+            .bind(keys.severity.map(|s| s.code()))
+            .bind(component_blob(&keys.component_ids))
+            .bind(crate::wire::encode_event(&event).to_vec())
+            .bind(sequence)
+            .execute(&mut *tx)
+            .await?;
+            done += 1;
+        }
+        tx.commit().await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use sqlx::Connection;
+
+    use super::*;
+    use crate::domain::{Component, IncidentKind, IncidentStatus};
+    use crate::store::{Store, StoreOptions, to_nanos};
+
+    fn old_events() -> Vec<Event> {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 5).unwrap_or_default();
+        let component = ComponentId(uuid::Uuid::from_u128(9));
+        vec![
+            Event {
+                sequence: 1,
+                kind: EventKind::ComponentCreated,
+                incident: None,
+                event_time: at,
+                occur_time: at,
+                actor: "alice".into(),
+                payload: EventPayload::ComponentCreated {
+                    component: Box::new(Component::new(
+                        component,
+                        "db".into(),
+                        String::new(),
+                        None,
+                        at,
+                    )),
+                },
+            },
+            Event {
+                sequence: 2,
+                kind: EventKind::NoteAdded,
+                incident: Some(IncidentSnapshot {
+                    id: IncidentId(uuid::Uuid::from_u128(1)),
+                    number: 1,
+                    title: "Checkout fails".into(),
+                    severity: Some(Severity::P2),
+                    status: IncidentStatus::Investigating,
+                    kind: IncidentKind::Incident,
+                    component_ids: vec![component],
+                }),
+                event_time: at,
+                occur_time: at - chrono::TimeDelta::minutes(3),
+                actor: "bob".into(),
+                payload: EventPayload::NoteAdded {
+                    text: "rolled back".into(),
+                },
+            },
+        ]
+    }
+
+    /// A database whose log was written before events were stored encoded
+    /// opens into the same events, in the one format.
+    #[tokio::test]
+    async fn an_older_log_is_encoded_when_the_database_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("old.db").display().to_string();
+        let mut conn = SqliteConnection::connect_with(&super::super::connect_options(&db).unwrap())
+            .await
+            .unwrap();
+        let mut before = sqlx::migrate!("./migrations");
+        before.migrations = Cow::Owned(
+            before
+                .migrations
+                .iter()
+                .filter(|m| m.version < 5)
+                .cloned()
+                .collect(),
+        );
+        before.run(&mut conn).await.unwrap();
+        let events = old_events();
+        // As the writer of that version wrote them.
+        for e in &events {
+            sqlx::query(
+                "INSERT INTO events (sequence, kind, incident_id, event_time, occur_time, actor, snapshot, payload)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(e.sequence as i64)
+            .bind(e.kind.code())
+            .bind(e.incident.as_ref().map(|s| s.id.to_string()))
+            .bind(to_nanos(e.event_time))
+            .bind(to_nanos(e.occur_time))
+            .bind(&e.actor)
+            .bind(e.incident.as_ref().map(|s| serde_json::to_string(s).unwrap()))
+            .bind(serde_json::to_string(&e.payload).unwrap())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        conn.close().await.unwrap();
+
+        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+        assert_eq!(store.head_sequence(), 2);
+        let mut r = store.reader().await.unwrap();
+        let stored = list(&mut r, &[], &[], 0, 10).await.unwrap();
+        assert_eq!(stored.len(), events.len());
+        for (s, e) in stored.iter().zip(&events) {
+            assert_eq!(s.keys, e.keys());
+            assert_eq!(s.body, crate::wire::encode_event(e));
+        }
+        let legacy: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM events WHERE legacy IS NOT NULL")
+                .fetch_one(&mut *r)
+                .await
+                .unwrap();
+        assert_eq!(legacy, 0);
+        // The keys filter the way the events did.
+        let p2 = list(&mut r, &[IncidentId(uuid::Uuid::from_u128(1))], &[], 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(p2.len(), 1);
+        assert_eq!(p2[0].keys.severity, Some(Severity::P2));
+        drop(r);
+        store.close().await;
+    }
 }

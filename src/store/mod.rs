@@ -88,6 +88,13 @@ impl Store {
         let mut conn = connect_migrated(database, &opts).await?;
         let statements = statement_count::install(&mut conn).await?;
         let page_token_key = load_or_create_key(&mut conn).await?;
+        let encoded = events::encode_legacy(&mut conn).await?;
+        if encoded > 0 {
+            tracing::info!(
+                events = encoded,
+                "encoded the events of an older log in their wire form"
+            );
+        }
         let head = events::head(&mut conn).await?;
         let statement_timeout = options.statement_timeout;
         let read = SqlitePoolOptions::new()

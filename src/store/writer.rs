@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::batch::{self, Needs, Tx, Working};
 use super::request_ids::RequestKey;
-use crate::domain::{Event, NewEvent, Time};
+use crate::domain::{EncodedEvent, Event, NewEvent, Time};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 
@@ -85,10 +85,22 @@ impl WriteCtx {
         Ok(out)
     }
 
-    /// Commits the group: its events first, then COMMIT.
-    async fn commit(&mut self) -> Result<()> {
-        super::events::insert_all(&mut self.conn, &self.events).await?;
-        exec(&mut self.conn, "COMMIT").await
+    /// Commits the group: its events first, encoded once in their wire
+    /// form, then COMMIT. Returns the events as committed.
+    async fn commit(&mut self) -> Result<Vec<Arc<EncodedEvent>>> {
+        let encoded: Vec<Arc<EncodedEvent>> = self
+            .events
+            .iter()
+            .map(|e| {
+                Arc::new(EncodedEvent {
+                    keys: e.keys(),
+                    body: crate::wire::encode_event(e),
+                })
+            })
+            .collect();
+        super::events::insert_all(&mut self.conn, &encoded).await?;
+        exec(&mut self.conn, "COMMIT").await?;
+        Ok(encoded)
     }
 }
 
@@ -424,14 +436,14 @@ async fn run_batch(
         None => ctx.commit().await,
     };
     match commit {
-        Ok(()) => {
+        Ok(committed) => {
             // Publish before answering: a client that sees its write acknowledged
             // and then subscribes from now must not see the write again, and one
             // subscribed before must see it.
-            if let Some(last) = ctx.events.last() {
-                ctx.head = last.sequence;
-                head.send_replace(last.sequence);
-                hub.publish(&ctx.events);
+            if let Some(last) = committed.last() {
+                ctx.head = last.keys.sequence;
+                head.send_replace(last.keys.sequence);
+                hub.publish(&committed);
             }
             for r in ran {
                 match r {
