@@ -2,15 +2,45 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::Cursor;
-use super::{from_nanos, to_nanos};
+use super::{Cursor, ROWS_PER_STATEMENT, from_nanos, to_nanos};
 use crate::domain::{Component, ComponentId, ImpactLevel};
 use crate::error::{Error, Result};
 
 const COLUMNS: &str =
     "id, parent_id, name, description, create_time, update_time, delete_time, version";
+
+/// Writes new and changed components in one multi-row upsert per
+/// [`ROWS_PER_STATEMENT`] of them. The unique index of live sibling names
+/// backs the check the commands make first.
+pub(super) async fn write_changed(
+    conn: &mut SqliteConnection,
+    changed: &[&Component],
+) -> Result<()> {
+    for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO components (id, parent_id, name, description, create_time, update_time, delete_time, version) ",
+        );
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(c.id.to_string())
+                .push_bind(c.parent_id.map(|p| p.to_string()))
+                .push_bind(c.name.clone())
+                .push_bind(c.description.clone())
+                .push_bind(to_nanos(c.create_time))
+                .push_bind(to_nanos(c.update_time))
+                .push_bind(c.delete_time.map(to_nanos))
+                .push_bind(c.version as i64);
+        });
+        q.push(
+            " ON CONFLICT (id) DO UPDATE SET parent_id = excluded.parent_id, name = excluded.name,
+              description = excluded.description, update_time = excluded.update_time,
+              delete_time = excluded.delete_time, version = excluded.version",
+        );
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
 
 /// Inserts a component; a name taken by a live sibling is ALREADY_EXISTS.
 pub async fn insert(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
