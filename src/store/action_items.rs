@@ -20,57 +20,6 @@ pub struct ActionItemFilter {
     pub show_deleted: bool,
 }
 
-/// Inserts a new item.
-pub async fn insert(conn: &mut SqliteConnection, a: &ActionItem) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO action_items (id, incident_id, status, owner, due_time, create_time, delete_time, doc)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(a.id.to_string())
-    .bind(a.incident_id.to_string())
-    .bind(a.status.code())
-    .bind(&a.owner)
-    .bind(a.due_time.map(to_nanos))
-    .bind(to_nanos(a.create_time))
-    .bind(a.delete_time.map(to_nanos))
-    .bind(serde_json::to_string(a)?)
-    .execute(&mut *conn)
-    .await?;
-    write_labels(conn, a).await
-}
-
-/// Saves a changed item.
-pub async fn save(conn: &mut SqliteConnection, a: &ActionItem) -> Result<()> {
-    sqlx::query(
-        "UPDATE action_items SET status = ?, owner = ?, due_time = ?, delete_time = ?, doc = ? WHERE id = ?",
-    )
-    .bind(a.status.code())
-    .bind(&a.owner)
-    .bind(a.due_time.map(to_nanos))
-    .bind(a.delete_time.map(to_nanos))
-    .bind(serde_json::to_string(a)?)
-    .bind(a.id.to_string())
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM action_item_labels WHERE action_item_id = ?")
-        .bind(a.id.to_string())
-        .execute(&mut *conn)
-        .await?;
-    write_labels(conn, a).await
-}
-
-async fn write_labels(conn: &mut SqliteConnection, a: &ActionItem) -> Result<()> {
-    for (k, v) in &a.labels {
-        sqlx::query("INSERT INTO action_item_labels (action_item_id, key, value) VALUES (?, ?, ?)")
-            .bind(a.id.to_string())
-            .bind(k)
-            .bind(v)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
 /// Writes new and changed items, each with the version it had when read
 /// (`None`: new), in a fixed number of multi-row statements: the items (an
 /// upsert), and, only for those whose labels changed, their labels.
@@ -236,19 +185,6 @@ pub async fn load_postmortem(
         Some(d) => serde_json::from_str(&d)?,
         None => Postmortem::empty(incident_id),
     })
-}
-
-/// Saves the postmortem.
-pub async fn save_postmortem(conn: &mut SqliteConnection, p: &Postmortem) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO postmortems (incident_id, doc) VALUES (?1, ?2)
-         ON CONFLICT (incident_id) DO UPDATE SET doc = ?2",
-    )
-    .bind(p.incident_id.to_string())
-    .bind(serde_json::to_string(p)?)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// The postmortems written so far of the incidents of `ids`, in one statement

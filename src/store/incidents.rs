@@ -25,16 +25,6 @@ pub struct IncidentFilter {
     pub show_deleted: bool,
 }
 
-/// Saves a changed incident; `before` (the incident as loaded) spares
-/// rewriting the filter tables when its impacts and labels did not change.
-pub async fn save(
-    conn: &mut SqliteConnection,
-    i: &Incident,
-    before: Option<&Incident>,
-) -> Result<()> {
-    write_changed(conn, &[(i, before)]).await
-}
-
 /// Writes new and changed incidents, each with the version it had when read
 /// (`None`: new), in a fixed number of multi-row statements: the incidents
 /// (an upsert), and, only for those whose title, labels or impacts changed,
