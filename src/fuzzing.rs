@@ -52,7 +52,7 @@ pub fn decode_and_validate(data: &[u8]) -> bool {
             incidents::parse_publish(&r, &fuzzer(), v)
         }),
         6 => run!(pb::CreateComponentRequest, |r, v| {
-            components::parse_create(&r, v)
+            components::parse_create(&r, &fuzzer(), v)
         }),
         _ => run!(pb::CreateActionItemRequest, |r, v| {
             action_items::parse_create(&r, &fuzzer(), v)

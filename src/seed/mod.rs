@@ -18,7 +18,7 @@ use crate::api::{
 use crate::domain::ComponentId;
 use crate::error::Error;
 use crate::proto as pb;
-use crate::service::{Caller, components};
+use crate::service::Caller;
 use crate::store::{Store, WriteCtx};
 use schema::SeedFile;
 
@@ -547,9 +547,7 @@ async fn ensure_component(
         }),
         request_id: String::new(),
     };
-    let c = checked(step, |v| api_components::parse_create(&req, v))?;
-    let created = components::create_in(ctx, caller.clone(), c.name, c.description, c.parent)
-        .await
-        .map_err(at)?;
+    let create = checked(step, |v| api_components::parse_create(&req, caller, v))?;
+    let created = ctx.run(&create).await.map_err(at)?;
     Ok(created.id)
 }

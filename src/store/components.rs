@@ -42,86 +42,6 @@ pub(super) async fn write_changed(
     Ok(())
 }
 
-/// Inserts a component; a name taken by a live sibling is ALREADY_EXISTS.
-pub async fn insert(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
-    check_sibling_name(conn, c).await?;
-    let r = sqlx::query(
-        "INSERT INTO components (id, parent_id, name, description, create_time, update_time, delete_time, version)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(c.id.to_string())
-    .bind(c.parent_id.map(|p| p.to_string()))
-    .bind(&c.name)
-    .bind(&c.description)
-    .bind(to_nanos(c.create_time))
-    .bind(to_nanos(c.update_time))
-    .bind(c.delete_time.map(to_nanos))
-    .bind(c.version as i64)
-    .execute(&mut *conn)
-    .await;
-    unique_name(r, c)
-}
-
-/// Saves a changed component; a name taken by a live sibling is ALREADY_EXISTS.
-pub async fn save(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
-    if c.delete_time.is_none() {
-        check_sibling_name(conn, c).await?;
-    }
-    let r = sqlx::query(
-        "UPDATE components SET parent_id = ?, name = ?, description = ?, update_time = ?,
-         delete_time = ?, version = ? WHERE id = ?",
-    )
-    .bind(c.parent_id.map(|p| p.to_string()))
-    .bind(&c.name)
-    .bind(&c.description)
-    .bind(to_nanos(c.update_time))
-    .bind(c.delete_time.map(to_nanos))
-    .bind(c.version as i64)
-    .bind(c.id.to_string())
-    .execute(&mut *conn)
-    .await;
-    unique_name(r, c)
-}
-
-/// ALREADY_EXISTS naming the live sibling that holds `c`'s name, if any.
-async fn check_sibling_name(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
-    let taken: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM components
-         WHERE coalesce(parent_id, '') = coalesce(?1, '') AND name = ?2 AND id != ?3
-           AND delete_time IS NULL",
-    )
-    .bind(c.parent_id.map(|p| p.to_string()))
-    .bind(&c.name)
-    .bind(c.id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
-    match taken {
-        Some(sibling) => Err(name_taken(c, sibling)),
-        None => Ok(()),
-    }
-}
-
-fn name_taken(c: &Component, sibling: String) -> Error {
-    Error::AlreadyExists {
-        meta: ("component_id", sibling),
-        message: format!("a sibling component is already named {:?}", c.name),
-    }
-}
-
-/// The unique index backs the check above; its violation means the same.
-fn unique_name(
-    r: std::result::Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
-    c: &Component,
-) -> Result<()> {
-    match r {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.kind() == sqlx::error::ErrorKind::UniqueViolation => {
-            Err(name_taken(c, String::new()))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Loads one component (deleted or not), with its derived status.
 pub async fn load(conn: &mut SqliteConnection, id: ComponentId) -> Result<Option<Component>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -206,18 +126,6 @@ async fn fill_statuses(conn: &mut SqliteConnection, components: &mut [Component]
             .unwrap_or(ImpactLevel::Operational);
     }
     Ok(())
-}
-
-/// Which of `ids` are live components.
-pub async fn live(conn: &mut SqliteConnection, ids: &[ComponentId]) -> Result<Vec<ComponentId>> {
-    let ids: Vec<String> = ids.iter().map(|c| c.to_string()).collect();
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM components WHERE delete_time IS NULL AND id IN (SELECT value FROM json_each(?))",
-    )
-    .bind(serde_json::to_string(&ids)?)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.iter().filter_map(|id| id.parse().ok()).collect())
 }
 
 /// Whether `ancestor` is `id` or above it in the tree (to refuse cycles).
