@@ -698,3 +698,423 @@ async fn write(conn: &mut SqliteConnection, w: &Working, now: Time) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::domain::action_item::{ActionItemPatch, NewActionItem};
+    use crate::domain::incident::{ComponentImpact, NewIncident};
+    use crate::domain::postmortem::PostmortemPatch;
+    use crate::domain::{ActionItemStatus, ImpactLevel, IncidentKind};
+    use crate::service::action_items::{
+        CreateActionItem, DeleteActionItem, UpdateActionItem, UpdatePostmortem,
+    };
+    use crate::service::components::{CreateComponent, DeleteComponent};
+    use crate::service::incidents::CreateIncident;
+    use crate::store::{Command, Store, StoreOptions, WriteFuture};
+
+    async fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db").display().to_string();
+        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+        (dir, store)
+    }
+
+    fn declaration(component_impacts: Vec<ComponentImpact>) -> CreateIncident {
+        let refs = component_impacts
+            .iter()
+            .map(|c| ("component_impacts".to_owned(), c.component_id))
+            .collect();
+        CreateIncident {
+            actor: "ana".into(),
+            new: NewIncident {
+                title: "Checkout down".into(),
+                kind: Some(IncidentKind::Incident),
+                component_impacts,
+                ..NewIncident::default()
+            },
+            refs,
+            occur_time: None,
+        }
+    }
+
+    fn new_item(incident_id: IncidentId) -> CreateActionItem {
+        CreateActionItem {
+            actor: "ana".into(),
+            new: NewActionItem {
+                incident_id,
+                title: "Add an alert".into(),
+                description: String::new(),
+                owner: "ana".into(),
+                status: None,
+                priority: None,
+                due_time: None,
+                complete_time: None,
+                labels: [("team".to_owned(), "payments".to_owned())].into(),
+            },
+            occur_time: None,
+        }
+    }
+
+    /// Holds the writer inside a job until the returned sender fires, so that
+    /// what is submitted meanwhile forms the next group, whole.
+    async fn hold_writer(store: &Store) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (release, held) = oneshot::channel::<()>();
+        let (entered_tx, entered) = oneshot::channel::<()>();
+        let s = store.clone();
+        let job = tokio::spawn(async move {
+            s.write(move |_ctx| {
+                Box::pin(async move {
+                    let _ = entered_tx.send(());
+                    let _ = held.await;
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+        });
+        entered.await.unwrap();
+        (release, job)
+    }
+
+    /// Queues `commands` in order behind a held writer, so that they run as one
+    /// group, and returns their answers.
+    async fn one_group<C: Command>(store: &Store, commands: Vec<C>) -> Vec<Result<C::Output>> {
+        let (release, held) = hold_writer(store).await;
+        let mut running = Vec::new();
+        for (n, command) in commands.into_iter().enumerate() {
+            let s = store.clone();
+            running.push(tokio::spawn(async move { s.execute(None, command).await }));
+            while store.writes_queued() <= n {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        release.send(()).unwrap();
+        held.await.unwrap();
+        let mut answers = Vec::new();
+        for r in running {
+            answers.push(r.await.unwrap());
+        }
+        answers
+    }
+
+    /// Mixed action item and postmortem writes, as one group.
+    #[derive(Debug)]
+    enum Write {
+        Item(UpdateActionItem),
+        Postmortem(UpdatePostmortem),
+    }
+
+    impl Command for Write {
+        type Output = ();
+
+        fn needs(&self, needs: &mut Needs) {
+            match self {
+                Write::Item(c) => c.needs(needs),
+                Write::Postmortem(c) => c.needs(needs),
+            }
+        }
+
+        fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, ()> {
+            Box::pin(async move {
+                match self {
+                    Write::Item(c) => c.apply(tx).await.map(drop),
+                    Write::Postmortem(c) => c.apply(tx).await.map(drop),
+                }
+            })
+        }
+    }
+
+    /// Statements run by one group of `n` writes, half closing and relabeling
+    /// an action item, half editing a postmortem (and by the lone group of
+    /// the job that held the writer, the same for every `n`).
+    async fn statements_for_group_of(n: usize) -> u64 {
+        let (_dir, store) = open().await;
+        let incidents = [
+            store.execute(None, declaration(Vec::new())).await.unwrap(),
+            store.execute(None, declaration(Vec::new())).await.unwrap(),
+        ];
+        let mut items = Vec::new();
+        for i in 0..n.div_ceil(2) {
+            let item = new_item(incidents[i % 2].id);
+            items.push(store.execute(None, item).await.unwrap());
+        }
+        let writes: Vec<Write> = (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    Write::Item(UpdateActionItem {
+                        actor: "ana".into(),
+                        id: items[i / 2].id,
+                        etag: None,
+                        patch: ActionItemPatch {
+                            status: Some(ActionItemStatus::Done),
+                            labels: Some([("n".to_owned(), i.to_string())].into()),
+                            ..ActionItemPatch::default()
+                        },
+                    })
+                } else {
+                    Write::Postmortem(UpdatePostmortem {
+                        actor: "ana".into(),
+                        incident_id: incidents[(i / 2) % 2].id,
+                        etag: None,
+                        patch: PostmortemPatch {
+                            body: Some(format!("draft {i}")),
+                            ..PostmortemPatch::default()
+                        },
+                        max_bytes: 1 << 20,
+                        occur_time: None,
+                    })
+                }
+            })
+            .collect();
+        let before = store.statements_written();
+        for answer in one_group(&store, writes).await {
+            answer.unwrap();
+        }
+        let statements = store.statements_written() - before;
+        let mut conn = store.reader().await.unwrap();
+        let (closed, labels, postmortems): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM action_items WHERE status = ?),
+                    (SELECT count(*) FROM action_item_labels WHERE key = 'n'),
+                    (SELECT count(*) FROM postmortems)",
+        )
+        .bind(ActionItemStatus::Done.code())
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(closed as usize, n.div_ceil(2), "every item is closed");
+        assert_eq!(labels as usize, n.div_ceil(2), "every item is relabeled");
+        assert_eq!(
+            postmortems,
+            n.min(4) as i64 / 2,
+            "the postmortems are written"
+        );
+        drop(conn);
+        store.close().await;
+        statements
+    }
+
+    #[tokio::test]
+    async fn the_statements_of_a_group_of_action_item_and_postmortem_writes_do_not_grow_with_it() {
+        let two = statements_for_group_of(2).await;
+        let two_hundred = statements_for_group_of(200).await;
+        assert_eq!(
+            two, two_hundred,
+            "a group of 200 item and postmortem writes runs the statements of a group of 2"
+        );
+        // BEGIN, the items, incidents and postmortems read, the items,
+        // labels (delete and insert) and postmortems written, the events,
+        // COMMIT, and the holding job's own BEGIN and COMMIT: 12.
+        assert!(two <= 14, "{two} statements");
+    }
+
+    /// An id a command of the group learns when it runs, for those after it.
+    type Slot<T> = Arc<Mutex<Option<T>>>;
+
+    fn slot<T>() -> Slot<T> {
+        Arc::new(Mutex::new(None))
+    }
+
+    fn taken<T: Copy>(slot: &Slot<T>) -> T {
+        slot.lock()
+            .unwrap()
+            .expect("an earlier command of the group filled it")
+    }
+
+    /// Commands that name what earlier commands of their group created, as a
+    /// client could only in its next request: what they read is not
+    /// prefetched, it is what the group kept.
+    #[derive(Debug)]
+    enum Step {
+        Declare(Slot<IncidentId>, Vec<ComponentImpact>),
+        AddItem(Slot<IncidentId>, Slot<ActionItemId>),
+        CloseItem(Slot<ActionItemId>),
+        DeleteItem(Slot<ActionItemId>, Option<String>),
+        /// The incident's counts: (all items, open items).
+        Counts(Slot<IncidentId>),
+        DeleteComponent(ComponentId),
+    }
+
+    impl Command for Step {
+        type Output = (i64, i64);
+
+        fn needs(&self, _: &mut Needs) {}
+
+        fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, (i64, i64)> {
+            Box::pin(async move {
+                match self {
+                    Step::Declare(out, impacts) => {
+                        let i = declaration(impacts.clone()).apply(tx).await?;
+                        *out.lock().unwrap() = Some(i.id);
+                    }
+                    Step::AddItem(incident, out) => {
+                        let item = new_item(taken(incident)).apply(tx).await?;
+                        *out.lock().unwrap() = Some(item.id);
+                    }
+                    Step::CloseItem(item) => {
+                        let close = UpdateActionItem {
+                            actor: "ana".into(),
+                            id: taken(item),
+                            etag: None,
+                            patch: ActionItemPatch {
+                                status: Some(ActionItemStatus::Done),
+                                ..ActionItemPatch::default()
+                            },
+                        };
+                        close.apply(tx).await?;
+                    }
+                    Step::DeleteItem(item, etag) => {
+                        let delete = DeleteActionItem {
+                            actor: "ana".into(),
+                            id: taken(item),
+                            etag: etag.clone(),
+                        };
+                        delete.apply(tx).await?;
+                    }
+                    Step::Counts(incident) => {
+                        let i = tx.incident(taken(incident)).await?.expect("the incident");
+                        return Ok((i.action_item_count, i.open_action_item_count));
+                    }
+                    Step::DeleteComponent(id) => {
+                        let delete = DeleteComponent {
+                            actor: "ana".into(),
+                            id: *id,
+                            etag: None,
+                        };
+                        delete.apply(tx).await?;
+                    }
+                }
+                Ok((0, 0))
+            })
+        }
+    }
+
+    /// Inside one group: an incident declared, items added to it, closed and
+    /// deleted, each command seeing what those before it kept, the incident's
+    /// action-item counts included; a refused command leaves nothing.
+    #[tokio::test]
+    async fn reads_in_a_group_see_what_the_commands_before_them_kept() {
+        let (_dir, store) = open().await;
+        let incident = slot();
+        let (first, second, third) = (slot(), slot(), slot());
+        let answers = one_group(
+            &store,
+            vec![
+                Step::Declare(incident.clone(), Vec::new()),
+                Step::AddItem(incident.clone(), first.clone()),
+                Step::AddItem(incident.clone(), second.clone()),
+                Step::AddItem(incident.clone(), third.clone()),
+                Step::Counts(incident.clone()),
+                Step::CloseItem(first.clone()),
+                Step::Counts(incident.clone()),
+                Step::DeleteItem(second.clone(), Some("stale".into())),
+                Step::DeleteItem(third.clone(), None),
+                Step::Counts(incident.clone()),
+                Step::DeleteItem(third.clone(), None),
+            ],
+        )
+        .await;
+        let counts: Vec<(i64, i64)> = [4, 6, 9]
+            .iter()
+            .map(|&n| *answers[n].as_ref().unwrap())
+            .collect();
+        assert_eq!(counts, vec![(3, 3), (3, 2), (2, 1)]);
+        assert!(
+            matches!(answers[7], Err(Error::EtagMismatch { .. })),
+            "{:?}",
+            answers[7]
+        );
+        assert!(
+            matches!(answers[10], Err(Error::NotFound { .. })),
+            "deleting twice in one group: {:?}",
+            answers[10]
+        );
+        for n in [0, 1, 2, 3, 5, 8] {
+            answers[n].as_ref().unwrap();
+        }
+        let mut conn = store.reader().await.unwrap();
+        let stored = super::super::incidents::load(&mut conn, taken(&incident))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (stored.action_item_count, stored.open_action_item_count),
+            (2, 1),
+            "the stored counts are those the group saw last"
+        );
+        let second = super::super::action_items::load(&mut conn, taken(&second))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            second.delete_time.is_none(),
+            "the refused delete left nothing"
+        );
+        assert_eq!(second.version, 1);
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(events, 6, "created, 3 items created, 1 closed, 1 deleted");
+        drop(conn);
+        store.close().await;
+    }
+
+    /// A component command reads through the connection: it sees the
+    /// incidents the group kept before it, and the commands after it see the
+    /// component it kept.
+    #[tokio::test]
+    async fn component_commands_see_the_group_and_the_group_sees_them() {
+        let (_dir, store) = open().await;
+        let component = |name: &str| CreateComponent {
+            actor: "ana".into(),
+            name: name.into(),
+            description: String::new(),
+            parent_id: None,
+        };
+        let used = store.execute(None, component("Login")).await.unwrap();
+        let unused = store.execute(None, component("Billing")).await.unwrap();
+        let impact = |c: &Component| ComponentImpact {
+            component_id: c.id,
+            impact: ImpactLevel::MajorOutage,
+        };
+        let answers = one_group(
+            &store,
+            vec![
+                Step::Declare(slot(), vec![impact(&used)]),
+                Step::DeleteComponent(used.id),
+                Step::DeleteComponent(unused.id),
+                Step::Declare(slot(), vec![impact(&unused)]),
+            ],
+        )
+        .await;
+        answers[0].as_ref().unwrap();
+        assert!(
+            matches!(answers[1], Err(Error::HasDependents { .. })),
+            "the incident declared before it uses the component: {:?}",
+            answers[1]
+        );
+        answers[2].as_ref().unwrap();
+        assert!(
+            matches!(answers[3], Err(Error::InvalidArgument(_))),
+            "the component was deleted before it: {:?}",
+            answers[3]
+        );
+        let mut conn = store.reader().await.unwrap();
+        let (incidents, live): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM incidents),
+                    (SELECT count(*) FROM components WHERE delete_time IS NULL)",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!((incidents, live), (1, 1));
+        drop(conn);
+        store.close().await;
+    }
+}
