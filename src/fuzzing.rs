@@ -46,16 +46,16 @@ pub fn decode_and_validate(data: &[u8]) -> bool {
             incidents::list_filter(v, &r)
         }),
         4 => run!(pb::UpdatePostmortemRequest, |r, v| {
-            incidents::parse_update_postmortem(&r, v)
+            incidents::parse_update_postmortem(&r, &fuzzer(), v)
         }),
         5 => run!(pb::PublishPostmortemRequest, |r, v| {
-            incidents::parse_publish(&r, v)
+            incidents::parse_publish(&r, &fuzzer(), v)
         }),
         6 => run!(pb::CreateComponentRequest, |r, v| {
-            components::parse_create(&r, v)
+            components::parse_create(&r, &fuzzer(), v)
         }),
         _ => run!(pb::CreateActionItemRequest, |r, v| {
-            action_items::parse_create(&r, v)
+            action_items::parse_create(&r, &fuzzer(), v)
         }),
     }
     v.finish().is_ok()

@@ -10,6 +10,7 @@ use crate::domain::{ActionItemId, ActionItemStatus, Priority};
 use crate::proto as pb;
 use crate::proto::action_item_service_server::ActionItemService;
 use crate::service::action_items as svc;
+use crate::service::{Caller, execute};
 use crate::store::Cursor;
 use crate::store::Store;
 use crate::store::action_items::{ActionItemFilter, cursor_after};
@@ -42,8 +43,9 @@ fn owner(s: &str) -> Result<String, String> {
 /// Validates a CreateActionItem request (all but its request_id).
 pub(crate) fn parse_create(
     r: &pb::CreateActionItemRequest,
+    caller: &Caller,
     v: &mut Violations,
-) -> Option<NewActionItem> {
+) -> Option<svc::CreateActionItem> {
     let Some(a) = r.action_item.as_ref() else {
         v.add("action_item", "is required");
         return None;
@@ -77,16 +79,106 @@ pub(crate) fn parse_create(
         )
         .flatten();
     let labels = parse::labels(v, "action_item.labels", &a.labels);
-    Some(NewActionItem {
-        incident_id: incident_id?,
-        title: title?,
-        description: description?,
-        owner: owner?,
-        status,
-        priority,
-        due_time,
-        complete_time,
-        labels,
+    Some(svc::CreateActionItem {
+        actor: caller.actor.clone(),
+        new: NewActionItem {
+            incident_id: incident_id?,
+            title: title?,
+            description: description?,
+            owner: owner?,
+            status,
+            priority,
+            due_time,
+            complete_time,
+            labels,
+        },
+        occur_time: None,
+    })
+}
+
+/// Validates an UpdateActionItem request (all but its request_id).
+pub(crate) fn parse_update(
+    r: &pb::UpdateActionItemRequest,
+    caller: &Caller,
+    v: &mut Violations,
+) -> Option<svc::UpdateActionItem> {
+    let Some(a) = r.action_item.as_ref() else {
+        v.add("action_item", "is required");
+        return None;
+    };
+    let id: Option<ActionItemId> = v.check("action_item.id", parse::uuid(&a.id));
+    let paths = parse::mask_paths(
+        &r.update_mask,
+        &[
+            ("title", !a.title.is_empty()),
+            ("description", !a.description.is_empty()),
+            ("owner", !a.owner.is_empty()),
+            ("status", a.status != 0),
+            ("priority", a.priority != 0),
+            ("due_time", a.due_time.is_some()),
+            ("complete_time", a.complete_time.is_some()),
+            ("labels", !a.labels.is_empty()),
+        ],
+    );
+    let mut patch = ActionItemPatch::default();
+    for path in &paths {
+        match path.as_str() {
+            "title" => patch.title = v.check("action_item.title", parse::title(&a.title)),
+            "description" => {
+                patch.description = v.check(
+                    "action_item.description",
+                    parse::text(&a.description, TEXT_MAX_BYTES, false),
+                )
+            }
+            "owner" => patch.owner = v.check("action_item.owner", owner(&a.owner)),
+            "status" => {
+                patch.status = v.check(
+                    "action_item.status",
+                    parse::required_enum(a.status, ActionItemStatus::from_code),
+                )
+            }
+            "priority" => {
+                patch.priority = v.check(
+                    "action_item.priority",
+                    parse::optional_enum(a.priority, Priority::from_code),
+                )
+            }
+            "due_time" => {
+                patch.due_time = v.check("action_item.due_time", parse::optional_time(&a.due_time))
+            }
+            "complete_time" => {
+                patch.complete_time = v.check(
+                    "action_item.complete_time",
+                    parse::past_time(&a.complete_time),
+                )
+            }
+            "labels" => patch.labels = Some(parse::labels(v, "action_item.labels", &a.labels)),
+            p if OUTPUT_ONLY.contains(&p) => {}
+            p => v.add(
+                "update_mask",
+                format!("unknown field path {}", crate::error::quote(p)),
+            ),
+        }
+    }
+    Some(svc::UpdateActionItem {
+        actor: caller.actor.clone(),
+        id: id?,
+        etag: parse::etag(&a.etag),
+        patch,
+    })
+}
+
+/// Validates a DeleteActionItem request (all but its request_id).
+pub(crate) fn parse_delete(
+    r: &pb::DeleteActionItemRequest,
+    caller: &Caller,
+    v: &mut Violations,
+) -> Option<svc::DeleteActionItem> {
+    let id: Option<ActionItemId> = v.check("id", parse::uuid(&r.id));
+    Some(svc::DeleteActionItem {
+        actor: caller.actor.clone(),
+        id: id?,
+        etag: parse::etag(&r.etag),
     })
 }
 
@@ -104,9 +196,8 @@ impl ActionItemService for ActionItems {
             key,
             violations: mut v,
         } = parse::mutation(req);
-        let input = parse_create(&r, &mut v);
-        let new = v.into_result(input)?;
-        let item = svc::create(&self.store, caller, key, new)
+        let command = parse_create(&r, &caller, &mut v);
+        let item = execute(&self.store, key, v.into_result(command)?)
             .await
             .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::CreateActionItemResponse {
@@ -200,69 +291,8 @@ impl ActionItemService for ActionItems {
             key,
             violations: mut v,
         } = parse::mutation(req);
-        let Some(a) = r.action_item.as_ref() else {
-            return Err(v.fail("action_item", "is required").into());
-        };
-        let id: Option<ActionItemId> = v.check("action_item.id", parse::uuid(&a.id));
-        let paths = parse::mask_paths(
-            &r.update_mask,
-            &[
-                ("title", !a.title.is_empty()),
-                ("description", !a.description.is_empty()),
-                ("owner", !a.owner.is_empty()),
-                ("status", a.status != 0),
-                ("priority", a.priority != 0),
-                ("due_time", a.due_time.is_some()),
-                ("complete_time", a.complete_time.is_some()),
-                ("labels", !a.labels.is_empty()),
-            ],
-        );
-        let mut patch = ActionItemPatch::default();
-        for path in &paths {
-            match path.as_str() {
-                "title" => patch.title = v.check("action_item.title", parse::title(&a.title)),
-                "description" => {
-                    patch.description = v.check(
-                        "action_item.description",
-                        parse::text(&a.description, TEXT_MAX_BYTES, false),
-                    )
-                }
-                "owner" => patch.owner = v.check("action_item.owner", owner(&a.owner)),
-                "status" => {
-                    patch.status = v.check(
-                        "action_item.status",
-                        parse::required_enum(a.status, ActionItemStatus::from_code),
-                    )
-                }
-                "priority" => {
-                    patch.priority = v.check(
-                        "action_item.priority",
-                        parse::optional_enum(a.priority, Priority::from_code),
-                    )
-                }
-                "due_time" => {
-                    patch.due_time =
-                        v.check("action_item.due_time", parse::optional_time(&a.due_time))
-                }
-                "complete_time" => {
-                    patch.complete_time = v.check(
-                        "action_item.complete_time",
-                        parse::past_time(&a.complete_time),
-                    )
-                }
-                "labels" => {
-                    patch.labels = Some(parse::labels(&mut v, "action_item.labels", &a.labels))
-                }
-                p if OUTPUT_ONLY.contains(&p) => {}
-                p => v.add(
-                    "update_mask",
-                    format!("unknown field path {}", crate::error::quote(p)),
-                ),
-            }
-        }
-        let id = v.into_result(id)?;
-        let etag = parse::etag(&a.etag);
-        let item = svc::update(&self.store, caller, key, id, etag, patch).await?;
+        let command = parse_update(&r, &caller, &mut v);
+        let item = execute(&self.store, key, v.into_result(command)?).await?;
         Ok(Response::new(pb::UpdateActionItemResponse {
             action_item: Some(convert::action_item(&item)),
         }))
@@ -278,10 +308,8 @@ impl ActionItemService for ActionItems {
             key,
             violations: mut v,
         } = parse::mutation(req);
-        let id: Option<ActionItemId> = v.check("id", parse::uuid(&r.id));
-        let id = v.into_result(id)?;
-        let etag = parse::etag(&r.etag);
-        let item = svc::delete(&self.store, caller, key, id, etag).await?;
+        let command = parse_delete(&r, &caller, &mut v);
+        let item = execute(&self.store, key, v.into_result(command)?).await?;
         Ok(Response::new(pb::DeleteActionItemResponse {
             action_item: Some(convert::action_item(&item)),
         }))

@@ -11,6 +11,7 @@ use crate::domain::limits::TEXT_MAX_BYTES;
 use crate::proto as pb;
 use crate::proto::component_service_server::ComponentService;
 use crate::service::components as svc;
+use crate::service::{Caller, execute};
 use crate::store::Cursor;
 use crate::store::Store;
 use crate::store::components::cursor_after;
@@ -47,18 +48,12 @@ fn component_id(v: &mut Violations, field: &str, s: &str) -> Option<ComponentId>
     v.check(field, parse::uuid(s))
 }
 
-/// A validated CreateComponent.
-pub(crate) struct CreateInput {
-    pub name: String,
-    pub description: String,
-    pub parent: Option<ComponentId>,
-}
-
 /// Validates a CreateComponent request (all but its request_id).
 pub(crate) fn parse_create(
     r: &pb::CreateComponentRequest,
+    caller: &Caller,
     v: &mut Violations,
-) -> Option<CreateInput> {
+) -> Option<svc::CreateComponent> {
     let Some(c) = r.component.as_ref() else {
         v.add("component", "is required");
         return None;
@@ -68,13 +63,78 @@ pub(crate) fn parse_create(
         "component.description",
         parse::text(&c.description, TEXT_MAX_BYTES, false),
     );
-    let parent = v
+    let parent_id = v
         .check("component.parent_id", parse::optional_uuid(&c.parent_id))
         .flatten();
-    Some(CreateInput {
+    Some(svc::CreateComponent {
+        actor: caller.actor.clone(),
         name: name?,
         description: description?,
-        parent,
+        parent_id,
+    })
+}
+
+/// Validates an UpdateComponent request (all but its request_id).
+pub(crate) fn parse_update(
+    r: &pb::UpdateComponentRequest,
+    caller: &Caller,
+    v: &mut Violations,
+) -> Option<svc::UpdateComponent> {
+    let Some(c) = r.component.as_ref() else {
+        v.add("component", "is required");
+        return None;
+    };
+    let id = component_id(v, "component.id", &c.id);
+    let paths = parse::mask_paths(
+        &r.update_mask,
+        &[
+            ("name", !c.name.is_empty()),
+            ("description", !c.description.is_empty()),
+            ("parent_id", !c.parent_id.is_empty()),
+        ],
+    );
+    let mut patch = ComponentPatch::default();
+    for path in &paths {
+        match path.as_str() {
+            "name" => patch.name = v.check("component.name", parse::title(&c.name)),
+            "description" => {
+                patch.description = v.check(
+                    "component.description",
+                    parse::text(&c.description, TEXT_MAX_BYTES, false),
+                )
+            }
+            "parent_id" => {
+                patch.parent_id = v.check("component.parent_id", parse::optional_uuid(&c.parent_id))
+            }
+            p if OUTPUT_ONLY.contains(&p) => {}
+            p => {
+                debug_assert!(!UPDATABLE.contains(&p));
+                v.add(
+                    "update_mask",
+                    format!("unknown field path {}", crate::error::quote(p)),
+                );
+            }
+        }
+    }
+    Some(svc::UpdateComponent {
+        actor: caller.actor.clone(),
+        id: id?,
+        etag: parse::etag(&c.etag),
+        patch,
+    })
+}
+
+/// Validates a DeleteComponent request (all but its request_id).
+pub(crate) fn parse_delete(
+    r: &pb::DeleteComponentRequest,
+    caller: &Caller,
+    v: &mut Violations,
+) -> Option<svc::DeleteComponent> {
+    let id = component_id(v, "id", &r.id);
+    Some(svc::DeleteComponent {
+        actor: caller.actor.clone(),
+        id: id?,
+        etag: parse::etag(&r.etag),
     })
 }
 
@@ -90,13 +150,8 @@ impl ComponentService for Components {
             key,
             violations: mut v,
         } = parse::mutation(req);
-        let input = parse_create(&r, &mut v);
-        let CreateInput {
-            name,
-            description,
-            parent,
-        } = v.into_result(input)?;
-        let c = svc::create(&self.store, caller, key, name, description, parent).await?;
+        let command = parse_create(&r, &caller, &mut v);
+        let c = execute(&self.store, key, v.into_result(command)?).await?;
         Ok(Response::new(pb::CreateComponentResponse {
             component: Some(convert::component(&c)),
         }))
@@ -164,45 +219,8 @@ impl ComponentService for Components {
             key,
             violations: mut v,
         } = parse::mutation(req);
-        let Some(c) = r.component.as_ref() else {
-            return Err(v.fail("component", "is required").into());
-        };
-        let id = component_id(&mut v, "component.id", &c.id);
-        let paths = parse::mask_paths(
-            &r.update_mask,
-            &[
-                ("name", !c.name.is_empty()),
-                ("description", !c.description.is_empty()),
-                ("parent_id", !c.parent_id.is_empty()),
-            ],
-        );
-        let mut patch = ComponentPatch::default();
-        for path in &paths {
-            match path.as_str() {
-                "name" => patch.name = v.check("component.name", parse::title(&c.name)),
-                "description" => {
-                    patch.description = v.check(
-                        "component.description",
-                        parse::text(&c.description, TEXT_MAX_BYTES, false),
-                    )
-                }
-                "parent_id" => {
-                    patch.parent_id =
-                        v.check("component.parent_id", parse::optional_uuid(&c.parent_id))
-                }
-                p if OUTPUT_ONLY.contains(&p) => {}
-                p => {
-                    debug_assert!(!UPDATABLE.contains(&p));
-                    v.add(
-                        "update_mask",
-                        format!("unknown field path {}", crate::error::quote(p)),
-                    );
-                }
-            }
-        }
-        let id = v.into_result(id)?;
-        let etag = parse::etag(&c.etag);
-        let c = svc::update(&self.store, caller, key, id, etag, patch).await?;
+        let command = parse_update(&r, &caller, &mut v);
+        let c = execute(&self.store, key, v.into_result(command)?).await?;
         Ok(Response::new(pb::UpdateComponentResponse {
             component: Some(convert::component(&c)),
         }))
@@ -218,10 +236,8 @@ impl ComponentService for Components {
             key,
             violations: mut v,
         } = parse::mutation(req);
-        let id = component_id(&mut v, "id", &r.id);
-        let id = v.into_result(id)?;
-        let etag = parse::etag(&r.etag);
-        let c = svc::delete(&self.store, caller, key, id, etag).await?;
+        let command = parse_delete(&r, &caller, &mut v);
+        let c = execute(&self.store, key, v.into_result(command)?).await?;
         Ok(Response::new(pb::DeleteComponentResponse {
             component: Some(convert::component(&c)),
         }))

@@ -7,7 +7,7 @@ use super::{convert, page_start, paginate};
 use crate::domain::incident::{IncidentPatch, NewIncident, NewStatusUpdate};
 use crate::domain::limits::{POSTMORTEM_MAX_BYTES, TEXT_MAX_BYTES, TITLE_MAX_CHARS};
 use crate::domain::postmortem::{PostmortemPatch, Section};
-use crate::domain::{IncidentId, IncidentKind, IncidentStatus, Severity, Time, Visibility};
+use crate::domain::{IncidentId, IncidentKind, IncidentStatus, Severity, Visibility};
 use crate::error::{Error, Result};
 use crate::proto as pb;
 use crate::proto::incident_service_server::IncidentService;
@@ -488,18 +488,12 @@ pub(crate) fn parse_update(
     })
 }
 
-/// A validated UpdatePostmortem.
-pub(crate) struct PostmortemInput {
-    pub id: IncidentId,
-    pub etag: Option<String>,
-    pub patch: PostmortemPatch,
-}
-
 /// Validates an UpdatePostmortem request (all but its request_id).
 pub(crate) fn parse_update_postmortem(
     r: &pb::UpdatePostmortemRequest,
+    caller: &Caller,
     v: &mut Violations,
-) -> Option<PostmortemInput> {
+) -> Option<action_items::UpdatePostmortem> {
     let Some(p) = r.postmortem.as_ref() else {
         v.add("postmortem", "is required");
         return None;
@@ -547,31 +541,29 @@ pub(crate) fn parse_update_postmortem(
             ),
         }
     }
-    Some(PostmortemInput {
-        id: id?,
+    Some(action_items::UpdatePostmortem {
+        actor: caller.actor.clone(),
+        incident_id: id?,
         etag: parse::etag(&p.etag),
         patch,
+        max_bytes: POSTMORTEM_MAX_BYTES,
+        occur_time: None,
     })
-}
-
-/// A validated PublishPostmortem.
-pub(crate) struct PublishInput {
-    pub id: IncidentId,
-    pub etag: Option<String>,
-    pub occur_time: Option<Time>,
 }
 
 /// Validates a PublishPostmortem request (all but its request_id).
 pub(crate) fn parse_publish(
     r: &pb::PublishPostmortemRequest,
+    caller: &Caller,
     v: &mut Violations,
-) -> Option<PublishInput> {
+) -> Option<action_items::PublishPostmortem> {
     let id = incident_id(v, "incident_id", &r.incident_id);
     let occur_time = v
         .check("occur_time", parse::past_time(&r.occur_time))
         .flatten();
-    Some(PublishInput {
-        id: id?,
+    Some(action_items::PublishPostmortem {
+        actor: caller.actor.clone(),
+        incident_id: id?,
         etag: parse::etag(&r.etag),
         occur_time,
     })
@@ -765,19 +757,10 @@ impl IncidentService for Incidents {
             key,
             violations: mut v,
         } = parse::mutation(req);
-        let input = parse_update_postmortem(&r, &mut v);
-        let PostmortemInput { id, etag, patch } = v.into_result(input)?;
-        let pm = action_items::update_postmortem(
-            &self.store,
-            caller,
-            key,
-            id,
-            etag,
-            patch,
-            POSTMORTEM_MAX_BYTES,
-        )
-        .await
-        .map_err(|e| sent.echo(e))?;
+        let command = parse_update_postmortem(&r, &caller, &mut v);
+        let pm = execute(&self.store, key, v.into_result(command)?)
+            .await
+            .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::UpdatePostmortemResponse {
             postmortem: Some(convert::postmortem(&pm)),
         }))
@@ -795,13 +778,8 @@ impl IncidentService for Incidents {
             key,
             violations: mut v,
         } = parse::mutation(req);
-        let input = parse_publish(&r, &mut v);
-        let PublishInput {
-            id,
-            etag,
-            occur_time,
-        } = v.into_result(input)?;
-        let pm = action_items::publish_postmortem(&self.store, caller, key, id, etag, occur_time)
+        let command = parse_publish(&r, &caller, &mut v);
+        let pm = execute(&self.store, key, v.into_result(command)?)
             .await
             .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::PublishPostmortemResponse {

@@ -18,7 +18,7 @@ use crate::api::{
 use crate::domain::ComponentId;
 use crate::error::Error;
 use crate::proto as pb;
-use crate::service::{Caller, action_items, components};
+use crate::service::Caller;
 use crate::store::{Store, WriteCtx};
 use schema::SeedFile;
 
@@ -490,10 +490,9 @@ async fn load_one(ctx: &mut WriteCtx, mut seed: Seed) -> Result<Outcome, StepErr
         if let Some(item) = a.action_item.as_mut() {
             item.incident_id.clone_from(&id);
         }
-        let new = checked(&step, |v| api_items::parse_create(&a, v))?;
-        action_items::create_in(ctx, caller.clone(), new, written)
-            .await
-            .map_err(at(&step))?;
+        let mut create = checked(&step, |v| api_items::parse_create(&a, &caller, v))?;
+        create.occur_time = written;
+        ctx.run(&create).await.map_err(at(&step))?;
     }
 
     if let Some((mut update, mut publish)) = seed.postmortem {
@@ -501,24 +500,15 @@ async fn load_one(ctx: &mut WriteCtx, mut seed: Seed) -> Result<Outcome, StepErr
             p.incident_id.clone_from(&id);
         }
         publish.incident_id.clone_from(&id);
-        let u = checked("postmortem", |v| {
-            api_incidents::parse_update_postmortem(&update, v)
+        let mut edit = checked("postmortem", |v| {
+            api_incidents::parse_update_postmortem(&update, &caller, v)
         })?;
-        action_items::update_postmortem_in(
-            ctx,
-            caller.clone(),
-            u.id,
-            u.etag,
-            u.patch,
-            crate::domain::limits::POSTMORTEM_MAX_BYTES,
-            written,
-        )
-        .await
-        .map_err(at("postmortem"))?;
-        let p = checked("postmortem.publish_time", |v| {
-            api_incidents::parse_publish(&publish, v)
+        edit.occur_time = written;
+        ctx.run(&edit).await.map_err(at("postmortem"))?;
+        let publish = checked("postmortem.publish_time", |v| {
+            api_incidents::parse_publish(&publish, &caller, v)
         })?;
-        action_items::publish_postmortem_in(ctx, caller.clone(), p.id, p.etag, p.occur_time)
+        ctx.run(&publish)
             .await
             .map_err(at("postmortem.publish_time"))?;
     }
@@ -557,9 +547,7 @@ async fn ensure_component(
         }),
         request_id: String::new(),
     };
-    let c = checked(step, |v| api_components::parse_create(&req, v))?;
-    let created = components::create_in(ctx, caller.clone(), c.name, c.description, c.parent)
-        .await
-        .map_err(at)?;
+    let create = checked(step, |v| api_components::parse_create(&req, caller, v))?;
+    let created = ctx.run(&create).await.map_err(at)?;
     Ok(created.id)
 }

@@ -3,88 +3,140 @@
 use crate::domain::action_item::{ActionItemPatch, NewActionItem};
 use crate::domain::postmortem::PostmortemPatch;
 use crate::domain::{
-    ActionItem, ActionItemId, EventPayload, Incident, IncidentId, IncidentSnapshot, NewEvent,
-    Postmortem, Time,
+    ActionItem, ActionItemId, EventPayload, Incident, IncidentId, Postmortem, Time,
 };
 use crate::error::{Error, Result};
-use crate::store::Cursor;
 use crate::store::action_items::{self as db, ActionItemFilter};
 use crate::store::incidents as incidents_db;
-use crate::store::request_ids::RequestKey;
-use crate::store::{Store, WriteCtx};
+use crate::store::{Command, Cursor, Needs, Store, Tx, WriteFuture};
 
-use super::{Caller, check_etag, write_once};
+use super::check_etag;
+use super::incidents::{event, load_for_write};
 
-async fn live_incident(ctx: &mut WriteCtx, id: IncidentId) -> Result<Incident> {
-    let incident = incidents_db::load(ctx.conn(), id)
-        .await?
-        .ok_or(Error::NotFound {
-            resource: "incident",
-            id: id.to_string(),
-        })?;
+/// The incident a write on its action items or postmortem is about; it must be live.
+async fn live_incident(tx: &mut Tx<'_>, id: IncidentId) -> Result<Incident> {
+    let incident = load_for_write(tx, id).await?;
     incident.ensure_live()?;
     Ok(incident)
 }
 
-async fn load_item(ctx: &mut WriteCtx, id: ActionItemId) -> Result<ActionItem> {
-    db::load(ctx.conn(), id).await?.ok_or(Error::NotFound {
+/// The item a write is about, deleted or not, if the etag (when given) is current.
+async fn load_at_etag(tx: &mut Tx<'_>, id: ActionItemId, etag: Option<&str>) -> Result<ActionItem> {
+    let item = tx.action_item(id).await?.ok_or(Error::NotFound {
         resource: "action_item",
         id: id.to_string(),
-    })
-}
-
-async fn append(
-    ctx: &mut WriteCtx,
-    incident: &Incident,
-    occur_time: Time,
-    caller: &Caller,
-    payload: EventPayload,
-) -> Result<()> {
-    ctx.append(NewEvent {
-        incident: Some(IncidentSnapshot::from(incident)),
-        occur_time,
-        actor: caller.actor.clone(),
-        payload,
-    })
-    .await?;
-    Ok(())
+    })?;
+    check_etag(etag, &item.etag(), "action_item", id.to_string())?;
+    Ok(item)
 }
 
 /// Creates an action item on a live incident.
-pub async fn create(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
-    new: NewActionItem,
-) -> Result<ActionItem> {
-    write_once(store, key, move |ctx| {
-        Box::pin(create_in(ctx, caller, new, None))
-    })
-    .await
+#[derive(Debug)]
+pub struct CreateActionItem {
+    pub actor: String,
+    pub new: NewActionItem,
+    /// When it was written, if before it is recorded (seeds).
+    pub occur_time: Option<Time>,
 }
 
-/// Inside a write transaction: see [`create`].
-pub async fn create_in(
-    ctx: &mut WriteCtx,
-    caller: Caller,
-    new: NewActionItem,
-    occur_time: Option<Time>,
-) -> Result<ActionItem> {
-    let incident = live_incident(ctx, new.incident_id).await?;
-    let now = ctx.now();
-    let item = ActionItem::create(new, ActionItemId::generate(), now)?;
-    db::insert(ctx.conn(), &item).await?;
-    append(
-        ctx,
-        &incident,
-        occur_time.unwrap_or(now),
-        &caller,
-        EventPayload::ActionItemCreated {
-            action_item: Box::new(item.clone()),
-        },
-    )
-    .await?;
-    Ok(item)
+impl Command for CreateActionItem {
+    type Output = ActionItem;
+
+    fn needs(&self, needs: &mut Needs) {
+        needs.incidents.push(self.new.incident_id);
+    }
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, ActionItem> {
+        Box::pin(async move {
+            let incident = live_incident(tx, self.new.incident_id).await?;
+            let now = tx.now();
+            let item = ActionItem::create(self.new.clone(), ActionItemId::generate(), now)?;
+            tx.append(event(
+                &incident,
+                self.occur_time.unwrap_or(now),
+                &self.actor,
+                EventPayload::ActionItemCreated {
+                    action_item: Box::new(item.clone()),
+                },
+            ));
+            tx.put_action_item(item.clone());
+            Ok(item)
+        })
+    }
+}
+
+/// Changes an item of a live incident.
+#[derive(Debug)]
+pub struct UpdateActionItem {
+    pub actor: String,
+    pub id: ActionItemId,
+    pub etag: Option<String>,
+    pub patch: ActionItemPatch,
+}
+
+impl Command for UpdateActionItem {
+    type Output = ActionItem;
+
+    fn needs(&self, needs: &mut Needs) {
+        needs.action_items.push(self.id);
+    }
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, ActionItem> {
+        Box::pin(async move {
+            let mut item = load_at_etag(tx, self.id, self.etag.as_deref()).await?;
+            let incident = live_incident(tx, item.incident_id).await?;
+            let now = tx.now();
+            let changes = item.apply_patch(self.patch.clone(), now)?;
+            if !changes.is_empty() {
+                tx.append(event(
+                    &incident,
+                    now,
+                    &self.actor,
+                    EventPayload::ActionItemUpdated {
+                        action_item: Box::new(item.clone()),
+                        changes,
+                    },
+                ));
+                tx.put_action_item(item.clone());
+            }
+            Ok(item)
+        })
+    }
+}
+
+/// Soft-deletes an item of a live incident.
+#[derive(Debug)]
+pub struct DeleteActionItem {
+    pub actor: String,
+    pub id: ActionItemId,
+    pub etag: Option<String>,
+}
+
+impl Command for DeleteActionItem {
+    type Output = ActionItem;
+
+    fn needs(&self, needs: &mut Needs) {
+        needs.action_items.push(self.id);
+    }
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, ActionItem> {
+        Box::pin(async move {
+            let mut item = load_at_etag(tx, self.id, self.etag.as_deref()).await?;
+            let incident = live_incident(tx, item.incident_id).await?;
+            let now = tx.now();
+            item.delete(now)?;
+            tx.append(event(
+                &incident,
+                now,
+                &self.actor,
+                EventPayload::ActionItemDeleted {
+                    action_item: Box::new(item.clone()),
+                },
+            ));
+            tx.put_action_item(item.clone());
+            Ok(item)
+        })
+    }
 }
 
 /// Gets an item, deleted or not.
@@ -107,74 +159,6 @@ pub async fn list(
     db::list(&mut conn, filter, after, limit).await
 }
 
-/// Changes an item.
-pub async fn update(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
-    id: ActionItemId,
-    etag: Option<String>,
-    patch: ActionItemPatch,
-) -> Result<ActionItem> {
-    write_once(store, key, move |ctx| {
-        Box::pin(async move {
-            let mut item = load_item(ctx, id).await?;
-            check_etag(etag.as_deref(), &item.etag(), "action_item", id.to_string())?;
-            let incident = live_incident(ctx, item.incident_id).await?;
-            let now = ctx.now();
-            let changes = item.apply_patch(patch, now)?;
-            if !changes.is_empty() {
-                db::save(ctx.conn(), &item).await?;
-                append(
-                    ctx,
-                    &incident,
-                    now,
-                    &caller,
-                    EventPayload::ActionItemUpdated {
-                        action_item: Box::new(item.clone()),
-                        changes,
-                    },
-                )
-                .await?;
-            }
-            Ok(item)
-        })
-    })
-    .await
-}
-
-/// Soft-deletes an item.
-pub async fn delete(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
-    id: ActionItemId,
-    etag: Option<String>,
-) -> Result<ActionItem> {
-    write_once(store, key, move |ctx| {
-        Box::pin(async move {
-            let mut item = load_item(ctx, id).await?;
-            check_etag(etag.as_deref(), &item.etag(), "action_item", id.to_string())?;
-            let incident = live_incident(ctx, item.incident_id).await?;
-            let now = ctx.now();
-            item.delete(now)?;
-            db::save(ctx.conn(), &item).await?;
-            append(
-                ctx,
-                &incident,
-                now,
-                &caller,
-                EventPayload::ActionItemDeleted {
-                    action_item: Box::new(item.clone()),
-                },
-            )
-            .await?;
-            Ok(item)
-        })
-    })
-    .await
-}
-
 /// The postmortem of an incident (its empty draft if never written).
 pub async fn get_postmortem(store: &Store, incident_id: IncidentId) -> Result<Postmortem> {
     let mut conn = store.reader().await?;
@@ -187,138 +171,115 @@ pub async fn get_postmortem(store: &Store, incident_id: IncidentId) -> Result<Po
     db::load_postmortem(&mut conn, incident_id).await
 }
 
-/// Edits the postmortem draft.
-pub async fn update_postmortem(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
+/// The postmortem of a live incident, if the etag (when given) is current.
+async fn postmortem_at_etag(
+    tx: &mut Tx<'_>,
     incident_id: IncidentId,
-    etag: Option<String>,
-    patch: PostmortemPatch,
-    max_bytes: usize,
+    etag: Option<&str>,
 ) -> Result<Postmortem> {
-    write_once(store, key, move |ctx| {
-        Box::pin(update_postmortem_in(
-            ctx,
-            caller,
-            incident_id,
-            etag,
-            patch,
-            max_bytes,
-            None,
-        ))
-    })
-    .await
+    let pm = tx.postmortem(incident_id).await?;
+    check_etag(etag, &pm.etag(), "postmortem", incident_id.to_string())?;
+    Ok(pm)
 }
 
-/// Inside a write transaction: see [`update_postmortem`].
-pub async fn update_postmortem_in(
-    ctx: &mut WriteCtx,
-    caller: Caller,
-    incident_id: IncidentId,
-    etag: Option<String>,
-    patch: PostmortemPatch,
-    max_bytes: usize,
-    occur_time: Option<Time>,
-) -> Result<Postmortem> {
-    let incident = live_incident(ctx, incident_id).await?;
-    let mut pm = db::load_postmortem(ctx.conn(), incident_id).await?;
-    check_etag(
-        etag.as_deref(),
-        &pm.etag(),
-        "postmortem",
-        incident_id.to_string(),
-    )?;
-    let now = ctx.now();
-    let changes = pm.apply_patch(patch, now);
-    // The limit holds for the whole document, whichever part grew.
-    let size = pm.body.len()
-        + pm.sections
-            .iter()
-            .map(|s| s.title.len() + s.body.len())
-            .sum::<usize>();
-    if size > max_bytes {
-        return Err(Error::invalid(
-            "postmortem",
-            format!(
-                "body and sections together must be at most {} KiB",
-                max_bytes / 1024
-            ),
-        ));
+/// Edits the postmortem draft of a live incident.
+#[derive(Debug)]
+pub struct UpdatePostmortem {
+    pub actor: String,
+    pub incident_id: IncidentId,
+    pub etag: Option<String>,
+    pub patch: PostmortemPatch,
+    /// The most the body and sections may hold together, in bytes.
+    pub max_bytes: usize,
+    /// When it was written, if before it is recorded (seeds).
+    pub occur_time: Option<Time>,
+}
+
+impl Command for UpdatePostmortem {
+    type Output = Postmortem;
+
+    fn needs(&self, needs: &mut Needs) {
+        needs.incidents.push(self.incident_id);
+        needs.postmortems.push(self.incident_id);
     }
-    if !changes.is_empty() {
-        db::save_postmortem(ctx.conn(), &pm).await?;
-        let section_titles = pm.section_titles();
-        append(
-            ctx,
-            &incident,
-            occur_time.unwrap_or(now),
-            &caller,
-            EventPayload::PostmortemUpdated {
-                changes,
-                section_titles,
-            },
-        )
-        .await?;
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Postmortem> {
+        Box::pin(async move {
+            let incident = live_incident(tx, self.incident_id).await?;
+            let mut pm = postmortem_at_etag(tx, self.incident_id, self.etag.as_deref()).await?;
+            let now = tx.now();
+            let changes = pm.apply_patch(self.patch.clone(), now);
+            // The limit holds for the whole document, whichever part grew.
+            let size = pm.body.len()
+                + pm.sections
+                    .iter()
+                    .map(|s| s.title.len() + s.body.len())
+                    .sum::<usize>();
+            if size > self.max_bytes {
+                return Err(Error::invalid(
+                    "postmortem",
+                    format!(
+                        "body and sections together must be at most {} KiB",
+                        self.max_bytes / 1024
+                    ),
+                ));
+            }
+            if !changes.is_empty() {
+                let section_titles = pm.section_titles();
+                tx.append(event(
+                    &incident,
+                    self.occur_time.unwrap_or(now),
+                    &self.actor,
+                    EventPayload::PostmortemUpdated {
+                        changes,
+                        section_titles,
+                    },
+                ));
+                tx.put_postmortem(pm.clone());
+            }
+            Ok(pm)
+        })
     }
-    Ok(pm)
 }
 
 /// Publishes the postmortem of a resolved or completed incident.
-pub async fn publish_postmortem(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
-    incident_id: IncidentId,
-    etag: Option<String>,
-    occur_time: Option<Time>,
-) -> Result<Postmortem> {
-    write_once(store, key, move |ctx| {
-        Box::pin(publish_postmortem_in(
-            ctx,
-            caller,
-            incident_id,
-            etag,
-            occur_time,
-        ))
-    })
-    .await
+#[derive(Debug)]
+pub struct PublishPostmortem {
+    pub actor: String,
+    pub incident_id: IncidentId,
+    pub etag: Option<String>,
+    pub occur_time: Option<Time>,
 }
 
-/// Inside a write transaction: see [`publish_postmortem`].
-pub async fn publish_postmortem_in(
-    ctx: &mut WriteCtx,
-    caller: Caller,
-    incident_id: IncidentId,
-    etag: Option<String>,
-    occur_time: Option<Time>,
-) -> Result<Postmortem> {
-    let mut incident = live_incident(ctx, incident_id).await?;
-    let before = incident.clone();
-    let mut pm = db::load_postmortem(ctx.conn(), incident_id).await?;
-    check_etag(
-        etag.as_deref(),
-        &pm.etag(),
-        "postmortem",
-        incident_id.to_string(),
-    )?;
-    let now = ctx.now();
-    let at = occur_time.unwrap_or(now);
-    pm.publish(!incident.is_open(), at, now)?;
-    incident.record_postmortem_published(at, now);
-    db::save_postmortem(ctx.conn(), &pm).await?;
-    incidents_db::save(ctx.conn(), &incident, Some(&before)).await?;
-    append(
-        ctx,
-        &incident,
-        at,
-        &caller,
-        EventPayload::PostmortemPublished {
-            publish_time: at,
-            author: pm.author.clone(),
-            section_titles: pm.section_titles(),
-        },
-    )
-    .await?;
-    Ok(pm)
+impl Command for PublishPostmortem {
+    type Output = Postmortem;
+
+    fn needs(&self, needs: &mut Needs) {
+        needs.incidents.push(self.incident_id);
+        needs.postmortems.push(self.incident_id);
+    }
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Postmortem> {
+        Box::pin(async move {
+            let mut incident = live_incident(tx, self.incident_id).await?;
+            let mut pm = postmortem_at_etag(tx, self.incident_id, self.etag.as_deref()).await?;
+            let now = tx.now();
+            let at = self.occur_time.unwrap_or(now);
+            pm.publish(!incident.is_open(), at, now)?;
+            incident.record_postmortem_published(at, now);
+            tx.append(event(
+                &incident,
+                at,
+                &self.actor,
+                EventPayload::PostmortemPublished {
+                    publish_time: at,
+                    author: pm.author.clone(),
+                    section_titles: pm.section_titles(),
+                },
+            ));
+            tx.put_postmortem(pm.clone());
+            tx.put_incident(incident);
+            Ok(pm)
+        })
+    }
 }

@@ -3,27 +3,28 @@
 use crate::domain::component::ComponentPatch;
 use crate::domain::{Component, ComponentId, EventPayload, NewEvent};
 use crate::error::{Error, FieldViolation, Result};
-use crate::store::Cursor;
 use crate::store::components as db;
-use crate::store::request_ids::RequestKey;
-use crate::store::{Store, WriteCtx};
+use crate::store::{Command, Cursor, Needs, Store, Tx, WriteFuture};
 
-use super::{Caller, check_etag, write_once};
+use super::check_etag;
 
-async fn load_for_write(ctx: &mut WriteCtx, id: ComponentId) -> Result<Component> {
-    db::load(ctx.conn(), id).await?.ok_or(Error::NotFound {
+/// The component a write is about, deleted or not, if the etag (when given) is current.
+async fn load_at_etag(tx: &mut Tx<'_>, id: ComponentId, etag: Option<&str>) -> Result<Component> {
+    let c = tx.component(id).await?.ok_or(Error::NotFound {
         resource: "component",
         id: id.to_string(),
-    })
+    })?;
+    check_etag(etag, &c.etag(), "component", id.to_string())?;
+    Ok(c)
 }
 
 async fn require_live_parent(
-    ctx: &mut WriteCtx,
+    tx: &mut Tx<'_>,
     field: &str,
     parent: Option<ComponentId>,
 ) -> Result<()> {
     if let Some(p) = parent
-        && db::live(ctx.conn(), &[p]).await?.is_empty()
+        && !tx.components(&[p]).await?.get(&p).is_some_and(|c| c.live)
     {
         return Err(Error::InvalidArgument(vec![FieldViolation {
             field: field.to_owned(),
@@ -33,59 +34,151 @@ async fn require_live_parent(
     Ok(())
 }
 
-async fn append(ctx: &mut WriteCtx, caller: &Caller, payload: EventPayload) -> Result<()> {
-    let now = ctx.now();
-    ctx.append(NewEvent {
+/// ALREADY_EXISTS naming the live sibling that holds a live component's name, if any.
+async fn require_unique_name(tx: &mut Tx<'_>, c: &Component) -> Result<()> {
+    match tx.live_component_named(c.parent_id, &c.name).await? {
+        Some(sibling) if sibling != c.id => Err(Error::AlreadyExists {
+            meta: ("component_id", sibling.to_string()),
+            message: format!("a sibling component is already named {:?}", c.name),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn event(tx: &Tx<'_>, actor: &str, payload: EventPayload) -> NewEvent {
+    NewEvent {
         incident: None,
-        occur_time: now,
-        actor: caller.actor.clone(),
+        occur_time: tx.now(),
+        actor: actor.to_owned(),
         payload,
-    })
-    .await?;
-    Ok(())
+    }
 }
 
 /// Creates a component.
-pub async fn create(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
-    name: String,
-    description: String,
-    parent_id: Option<ComponentId>,
-) -> Result<Component> {
-    write_once(store, key, move |ctx| {
-        Box::pin(create_in(ctx, caller, name, description, parent_id))
-    })
-    .await
+#[derive(Debug)]
+pub struct CreateComponent {
+    pub actor: String,
+    pub name: String,
+    pub description: String,
+    pub parent_id: Option<ComponentId>,
 }
 
-/// Inside a write transaction: see [`create`].
-pub async fn create_in(
-    ctx: &mut WriteCtx,
-    caller: Caller,
-    name: String,
-    description: String,
-    parent_id: Option<ComponentId>,
-) -> Result<Component> {
-    require_live_parent(ctx, "component.parent_id", parent_id).await?;
-    let c = Component::new(
-        ComponentId::generate(),
-        name,
-        description,
-        parent_id,
-        ctx.now(),
-    );
-    db::insert(ctx.conn(), &c).await?;
-    append(
-        ctx,
-        &caller,
-        EventPayload::ComponentCreated {
-            component: Box::new(c.clone()),
-        },
-    )
-    .await?;
-    Ok(c)
+impl Command for CreateComponent {
+    type Output = Component;
+
+    fn needs(&self, needs: &mut Needs) {
+        needs.components.extend(self.parent_id);
+    }
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Component> {
+        Box::pin(async move {
+            require_live_parent(tx, "component.parent_id", self.parent_id).await?;
+            let c = Component::new(
+                ComponentId::generate(),
+                self.name.clone(),
+                self.description.clone(),
+                self.parent_id,
+                tx.now(),
+            );
+            require_unique_name(tx, &c).await?;
+            let payload = EventPayload::ComponentCreated {
+                component: Box::new(c.clone()),
+            };
+            tx.append(event(tx, &self.actor, payload));
+            tx.put_component(c.clone());
+            Ok(c)
+        })
+    }
+}
+
+/// Changes a component's name, description or parent.
+#[derive(Debug)]
+pub struct UpdateComponent {
+    pub actor: String,
+    pub id: ComponentId,
+    pub etag: Option<String>,
+    pub patch: ComponentPatch,
+}
+
+impl Command for UpdateComponent {
+    type Output = Component;
+
+    /// Reads through the connection (see [`Tx::component`]).
+    fn needs(&self, _: &mut Needs) {}
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Component> {
+        Box::pin(async move {
+            let id = self.id;
+            let mut c = load_at_etag(tx, id, self.etag.as_deref()).await?;
+            if c.delete_time.is_some() {
+                return Err(Error::NotFound {
+                    resource: "component",
+                    id: id.to_string(),
+                });
+            }
+            if let Some(Some(parent)) = self.patch.parent_id {
+                require_live_parent(tx, "component.parent_id", Some(parent)).await?;
+                if tx.is_ancestor_or_self(id, parent).await? {
+                    return Err(Error::invalid(
+                        "component.parent_id",
+                        "a component cannot be moved under itself or its descendants",
+                    ));
+                }
+            }
+            let changes = c.apply_patch(self.patch.clone(), tx.now());
+            if !changes.is_empty() {
+                require_unique_name(tx, &c).await?;
+                let payload = EventPayload::ComponentUpdated {
+                    component: Box::new(c.clone()),
+                    changes,
+                };
+                tx.append(event(tx, &self.actor, payload));
+                tx.put_component(c.clone());
+            }
+            Ok(c)
+        })
+    }
+}
+
+/// Soft-deletes a component nothing live refers to.
+#[derive(Debug)]
+pub struct DeleteComponent {
+    pub actor: String,
+    pub id: ComponentId,
+    pub etag: Option<String>,
+}
+
+impl Command for DeleteComponent {
+    type Output = Component;
+
+    /// Reads through the connection (see [`Tx::component`]).
+    fn needs(&self, _: &mut Needs) {}
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Component> {
+        Box::pin(async move {
+            let id = self.id;
+            let mut c = load_at_etag(tx, id, self.etag.as_deref()).await?;
+            if c.delete_time.is_none() {
+                let (children, incidents) = tx.component_dependents(id).await?;
+                if children > 0 || incidents > 0 {
+                    return Err(Error::HasDependents {
+                        resource: "component",
+                        id: id.to_string(),
+                        description: format!(
+                            "component {id} is still used by {incidents} open incident(s) and has {children} live child component(s)"
+                        ),
+                    });
+                }
+            }
+            c.delete(tx.now())?;
+            let payload = EventPayload::ComponentDeleted {
+                component: Box::new(c.clone()),
+            };
+            tx.append(event(tx, &self.actor, payload));
+            tx.put_component(c.clone());
+            Ok(c)
+        })
+    }
 }
 
 /// Gets a component, deleted or not.
@@ -107,84 +200,4 @@ pub async fn list(
 ) -> Result<Vec<Component>> {
     let mut conn = store.reader().await?;
     db::list(&mut conn, parent_id, show_deleted, after, limit).await
-}
-
-/// Changes a component's name, description or parent.
-pub async fn update(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
-    id: ComponentId,
-    etag: Option<String>,
-    patch: ComponentPatch,
-) -> Result<Component> {
-    write_once(store, key, move |ctx| {
-        Box::pin(async move {
-            let mut c = load_for_write(ctx, id).await?;
-            check_etag(etag.as_deref(), &c.etag(), "component", id.to_string())?;
-            if c.delete_time.is_some() {
-                return Err(Error::NotFound {
-                    resource: "component",
-                    id: id.to_string(),
-                });
-            }
-            if let Some(Some(parent)) = patch.parent_id {
-                require_live_parent(ctx, "component.parent_id", Some(parent)).await?;
-                if db::is_ancestor_or_self(ctx.conn(), id, parent).await? {
-                    return Err(Error::invalid(
-                        "component.parent_id",
-                        "a component cannot be moved under itself or its descendants",
-                    ));
-                }
-            }
-            let changes = c.apply_patch(patch, ctx.now());
-            if !changes.is_empty() {
-                db::save(ctx.conn(), &c).await?;
-                append(
-                    ctx,
-                    &caller,
-                    EventPayload::ComponentUpdated {
-                        component: Box::new(c.clone()),
-                        changes,
-                    },
-                )
-                .await?;
-            }
-            Ok(c)
-        })
-    })
-    .await
-}
-
-/// Soft-deletes a component nothing live refers to.
-pub async fn delete(
-    store: &Store,
-    caller: Caller,
-    key: Option<RequestKey>,
-    id: ComponentId,
-    etag: Option<String>,
-) -> Result<Component> {
-    write_once(store, key, move |ctx| {
-        Box::pin(async move {
-            let mut c = load_for_write(ctx, id).await?;
-            check_etag(etag.as_deref(), &c.etag(), "component", id.to_string())?;
-            if c.delete_time.is_none() {
-                let (children, incidents) = db::dependents(ctx.conn(), id).await?;
-                if children > 0 || incidents > 0 {
-                    return Err(Error::HasDependents {
-                        resource: "component",
-                        id: id.to_string(),
-                        description: format!(
-                            "component {id} is still used by {incidents} open incident(s) and has {children} live child component(s)"
-                        ),
-                    });
-                }
-            }
-            c.delete(ctx.now())?;
-            db::save(ctx.conn(), &c).await?;
-            append(ctx, &caller, EventPayload::ComponentDeleted { component: Box::new(c.clone()) }).await?;
-            Ok(c)
-        })
-    })
-    .await
 }

@@ -60,7 +60,13 @@ async fn load_at_etag(tx: &mut Tx<'_>, id: IncidentId, etag: Option<&str>) -> Re
     Ok(incident)
 }
 
-fn event(incident: &Incident, occur_time: Time, actor: &str, payload: EventPayload) -> NewEvent {
+/// An event about `incident`, as it is after the change.
+pub(super) fn event(
+    incident: &Incident,
+    occur_time: Time,
+    actor: &str,
+    payload: EventPayload,
+) -> NewEvent {
     NewEvent {
         incident: Some(IncidentSnapshot::from(incident)),
         occur_time,

@@ -1,10 +1,9 @@
 //! Action items and the postmortem singleton.
 
 use serde::Serialize;
-use sqlx::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::Cursor;
-use super::to_nanos;
+use super::{Cursor, ROWS_PER_STATEMENT, to_nanos};
 use crate::domain::{ActionItem, ActionItemId, ActionItemStatus, IncidentId, Postmortem, Time};
 use crate::error::Result;
 
@@ -21,55 +20,90 @@ pub struct ActionItemFilter {
     pub show_deleted: bool,
 }
 
-/// Inserts a new item.
-pub async fn insert(conn: &mut SqliteConnection, a: &ActionItem) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO action_items (id, incident_id, status, owner, due_time, create_time, delete_time, doc)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(a.id.to_string())
-    .bind(a.incident_id.to_string())
-    .bind(a.status.code())
-    .bind(&a.owner)
-    .bind(a.due_time.map(to_nanos))
-    .bind(to_nanos(a.create_time))
-    .bind(a.delete_time.map(to_nanos))
-    .bind(serde_json::to_string(a)?)
-    .execute(&mut *conn)
-    .await?;
-    write_labels(conn, a).await
-}
-
-/// Saves a changed item.
-pub async fn save(conn: &mut SqliteConnection, a: &ActionItem) -> Result<()> {
-    sqlx::query(
-        "UPDATE action_items SET status = ?, owner = ?, due_time = ?, delete_time = ?, doc = ? WHERE id = ?",
-    )
-    .bind(a.status.code())
-    .bind(&a.owner)
-    .bind(a.due_time.map(to_nanos))
-    .bind(a.delete_time.map(to_nanos))
-    .bind(serde_json::to_string(a)?)
-    .bind(a.id.to_string())
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM action_item_labels WHERE action_item_id = ?")
-        .bind(a.id.to_string())
+/// Writes new and changed items, each with the version it had when read
+/// (`None`: new), in a fixed number of multi-row statements: the items (an
+/// upsert), and, only for those whose labels changed, their labels.
+pub(super) async fn write_changed(
+    conn: &mut SqliteConnection,
+    changed: &[(&ActionItem, Option<&ActionItem>)],
+) -> Result<()> {
+    for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+        let mut docs = Vec::with_capacity(chunk.len());
+        for (a, _) in chunk {
+            docs.push(serde_json::to_string(a)?);
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO action_items (id, incident_id, status, owner, due_time, create_time, delete_time, doc) ",
+        );
+        q.push_values(chunk.iter().zip(docs), |mut b, ((a, _), doc)| {
+            b.push_bind(a.id.to_string())
+                .push_bind(a.incident_id.to_string())
+                .push_bind(a.status.code())
+                .push_bind(a.owner.clone())
+                .push_bind(a.due_time.map(to_nanos))
+                .push_bind(to_nanos(a.create_time))
+                .push_bind(a.delete_time.map(to_nanos))
+                .push_bind(doc);
+        });
+        q.push(
+            " ON CONFLICT (id) DO UPDATE SET status = excluded.status, owner = excluded.owner,
+              due_time = excluded.due_time, delete_time = excluded.delete_time, doc = excluded.doc",
+        );
+        q.build().execute(&mut *conn).await?;
+    }
+    // The label table is rewritten only for items whose labels changed since
+    // they were read (or that are new).
+    let relabeled: Vec<&ActionItem> = changed
+        .iter()
+        .filter(|(a, before)| before.is_none_or(|b| b.labels != a.labels))
+        .map(|(a, _)| *a)
+        .collect();
+    let stale: Vec<String> = changed
+        .iter()
+        .filter(|(a, before)| before.is_some_and(|b| b.labels != a.labels))
+        .map(|(a, _)| a.id.to_string())
+        .collect();
+    if !stale.is_empty() {
+        sqlx::query(
+            "DELETE FROM action_item_labels WHERE action_item_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(&stale)?)
         .execute(&mut *conn)
         .await?;
-    write_labels(conn, a).await
-}
-
-async fn write_labels(conn: &mut SqliteConnection, a: &ActionItem) -> Result<()> {
-    for (k, v) in &a.labels {
-        sqlx::query("INSERT INTO action_item_labels (action_item_id, key, value) VALUES (?, ?, ?)")
-            .bind(a.id.to_string())
-            .bind(k)
-            .bind(v)
-            .execute(&mut *conn)
-            .await?;
+    }
+    let labels: Vec<(String, &str, &str)> = relabeled
+        .iter()
+        .flat_map(|a| {
+            a.labels
+                .iter()
+                .map(|(k, v)| (a.id.to_string(), k.as_str(), v.as_str()))
+        })
+        .collect();
+    for chunk in labels.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO action_item_labels (action_item_id, key, value) ",
+        );
+        q.push_values(chunk, |mut b, (a, k, v)| {
+            b.push_bind(a.as_str()).push_bind(*k).push_bind(*v);
+        });
+        q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// The items of `ids` that exist, deleted or not, in one statement.
+pub(super) async fn load_many(
+    conn: &mut SqliteConnection,
+    ids: &[ActionItemId],
+) -> Result<Vec<ActionItem>> {
+    let wanted: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let docs: Vec<String> = sqlx::query_scalar(
+        "SELECT doc FROM action_items WHERE id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(serde_json::to_string(&wanted)?)
+    .fetch_all(&mut *conn)
+    .await?;
+    docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
 }
 
 /// Loads one item, deleted or not.
@@ -153,15 +187,39 @@ pub async fn load_postmortem(
     })
 }
 
-/// Saves the postmortem.
-pub async fn save_postmortem(conn: &mut SqliteConnection, p: &Postmortem) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO postmortems (incident_id, doc) VALUES (?1, ?2)
-         ON CONFLICT (incident_id) DO UPDATE SET doc = ?2",
+/// The postmortems written so far of the incidents of `ids`, in one statement
+/// (an incident without one has its empty draft, which is not stored).
+pub(super) async fn load_postmortems(
+    conn: &mut SqliteConnection,
+    ids: &[IncidentId],
+) -> Result<Vec<Postmortem>> {
+    let wanted: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let docs: Vec<String> = sqlx::query_scalar(
+        "SELECT doc FROM postmortems WHERE incident_id IN (SELECT value FROM json_each(?))",
     )
-    .bind(p.incident_id.to_string())
-    .bind(serde_json::to_string(p)?)
-    .execute(&mut *conn)
+    .bind(serde_json::to_string(&wanted)?)
+    .fetch_all(&mut *conn)
     .await?;
+    docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+}
+
+/// Writes changed postmortems, in one multi-row upsert per
+/// [`ROWS_PER_STATEMENT`] of them.
+pub(super) async fn write_postmortems(
+    conn: &mut SqliteConnection,
+    changed: &[&Postmortem],
+) -> Result<()> {
+    for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+        let mut docs = Vec::with_capacity(chunk.len());
+        for p in chunk {
+            docs.push(serde_json::to_string(p)?);
+        }
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO postmortems (incident_id, doc) ");
+        q.push_values(chunk.iter().zip(docs), |mut b, (p, doc)| {
+            b.push_bind(p.incident_id.to_string()).push_bind(doc);
+        });
+        q.push(" ON CONFLICT (incident_id) DO UPDATE SET doc = excluded.doc");
+        q.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }

@@ -6,6 +6,12 @@
 //! multi-row statements before the one COMMIT: the statements per group do not
 //! grow with the group, which is what a network database (one round trip per
 //! statement) needs as much as SQLite (one thread hand-off per statement).
+//!
+//! Component writes are rare, and their rules read the tree and the incidents
+//! that use it (names unique among live siblings, no cycles, nothing live
+//! referring to a deleted one): their reads go to the connection, after the
+//! writes the group kept so far are written (still before the COMMIT), which
+//! then count as read.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,7 +21,10 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use super::incidents::WITH_COUNTS;
 use super::request_ids::RequestKey;
 use super::{ROWS_PER_STATEMENT, WriteCtx, to_nanos};
-use crate::domain::{ComponentId, Event, Incident, IncidentId, NewEvent, StatusUpdate, Time};
+use crate::domain::{
+    ActionItem, ActionItemId, Component, ComponentId, Event, Incident, IncidentId, NewEvent,
+    Postmortem, StatusUpdate, Time,
+};
 use crate::error::{Error, Result};
 
 /// What a command will read, declared before its group runs.
@@ -23,6 +32,10 @@ use crate::error::{Error, Result};
 pub struct Needs {
     pub incidents: Vec<IncidentId>,
     pub components: Vec<ComponentId>,
+    /// Action items; the incident of each is read with them.
+    pub action_items: Vec<ActionItemId>,
+    /// Postmortems, by their incident.
+    pub postmortems: Vec<IncidentId>,
     /// Whether it takes a new reference number (creates an incident).
     pub incident_number: bool,
 }
@@ -34,21 +47,59 @@ pub struct ComponentRef {
     pub live: bool,
 }
 
+impl From<&Component> for ComponentRef {
+    fn from(c: &Component) -> Self {
+        ComponentRef {
+            name: c.name.clone(),
+            live: c.delete_time.is_none(),
+        }
+    }
+}
+
+/// What an action item adds to its incident's counts: (all, not yet
+/// closed), of live items only, as `WITH_COUNTS` counts them.
+fn counted(item: Option<&ActionItem>) -> (i64, i64) {
+    match item {
+        Some(a) if a.delete_time.is_none() => (1, i64::from(!a.status.is_closed())),
+        _ => (0, 0),
+    }
+}
+
+/// How a write of an action item (`before` as read, `None`: new) changes its
+/// incident's counts.
+fn count_change(before: Option<&ActionItem>, after: &ActionItem) -> (i64, i64) {
+    let (b, a) = (counted(before), counted(Some(after)));
+    (a.0 - b.0, a.1 - b.1)
+}
+
 /// The state a group works on: rows read once, and the writes of the
 /// commands kept so far, not yet in SQL.
 #[derive(Default)]
 pub(super) struct Working {
-    /// Incidents as read from the database (`None`: no such incident).
+    /// Incidents as read from the database (`None`: no such incident), with
+    /// their action-item counts as read.
     read: HashMap<IncidentId, Option<Incident>>,
     components: HashMap<ComponentId, Option<ComponentRef>>,
+    /// Action items as read (`None`: no such item).
+    action_items: HashMap<ActionItemId, Option<ActionItem>>,
+    /// Postmortems as read, by incident (the empty draft if none is stored).
+    postmortems: HashMap<IncidentId, Postmortem>,
     /// The next unused reference number, once read.
     next_number: Option<i64>,
     /// request_id records, read or written in this group.
     request_ids: HashMap<(String, &'static str, String), (Vec<u8>, String)>,
     /// Changed and new incidents, as last written.
     changed: HashMap<IncidentId, Incident>,
+    changed_components: HashMap<ComponentId, Component>,
+    changed_action_items: HashMap<ActionItemId, ActionItem>,
+    changed_postmortems: HashMap<IncidentId, Postmortem>,
+    /// What the changed action items add to their incidents' counts as read.
+    count_changes: HashMap<IncidentId, (i64, i64)>,
     status_updates: Vec<StatusUpdate>,
     records: Vec<(RequestKey, String)>,
+    /// Why writing the kept commands failed in the middle of the group (see
+    /// [`Tx::write_kept`]): the group cannot commit.
+    failed: Option<String>,
 }
 
 impl Working {
@@ -59,9 +110,53 @@ impl Working {
         self.read.get(&id).map(Option::as_ref)
     }
 
-    /// Whether writes are waiting for [`flush`].
+    /// An incident's action-item counts: as read, and what the kept writes
+    /// changed since.
+    fn counts(&self, id: IncidentId) -> (i64, i64) {
+        let (mut all, mut open) = match self.read.get(&id) {
+            Some(Some(i)) => (i.action_item_count, i.open_action_item_count),
+            _ => (0, 0),
+        };
+        if let Some((a, o)) = self.count_changes.get(&id) {
+            all += a;
+            open += o;
+        }
+        (all, open)
+    }
+
+    fn action_item(&self, id: ActionItemId) -> Option<Option<&ActionItem>> {
+        if let Some(a) = self.changed_action_items.get(&id) {
+            return Some(Some(a));
+        }
+        self.action_items.get(&id).map(Option::as_ref)
+    }
+
+    fn postmortem(&self, incident_id: IncidentId) -> Option<&Postmortem> {
+        self.changed_postmortems
+            .get(&incident_id)
+            .or_else(|| self.postmortems.get(&incident_id))
+    }
+
+    fn component(&self, id: ComponentId) -> Option<Option<ComponentRef>> {
+        if let Some(c) = self.changed_components.get(&id) {
+            return Some(Some(ComponentRef::from(c)));
+        }
+        self.components.get(&id).cloned()
+    }
+
+    /// Whether the kept commands wrote anything not yet in SQL.
+    fn has_writes(&self) -> bool {
+        !self.changed.is_empty()
+            || !self.changed_components.is_empty()
+            || !self.changed_action_items.is_empty()
+            || !self.changed_postmortems.is_empty()
+            || !self.status_updates.is_empty()
+            || !self.records.is_empty()
+    }
+
+    /// Whether writes are waiting for [`flush`] (or a failed one must be reported by it).
     pub(super) fn is_dirty(&self) -> bool {
-        !self.changed.is_empty() || !self.status_updates.is_empty() || !self.records.is_empty()
+        self.has_writes() || self.failed.is_some()
     }
 
     /// The record of an earlier request with this key, if any.
@@ -78,6 +173,32 @@ impl Working {
         );
         self.records.push((key, response));
     }
+
+    /// Once the kept writes are in SQL: they become the state as read, so
+    /// what comes next neither writes them again nor reads them again.
+    fn settle(&mut self) {
+        for (id, mut incident) in std::mem::take(&mut self.changed) {
+            (incident.action_item_count, incident.open_action_item_count) = self.counts(id);
+            self.count_changes.remove(&id);
+            self.read.insert(id, Some(incident));
+        }
+        for (id, (all, open)) in std::mem::take(&mut self.count_changes) {
+            if let Some(Some(i)) = self.read.get_mut(&id) {
+                i.action_item_count += all;
+                i.open_action_item_count += open;
+            }
+        }
+        for (id, c) in std::mem::take(&mut self.changed_components) {
+            self.components.insert(id, Some(ComponentRef::from(&c)));
+        }
+        for (id, a) in std::mem::take(&mut self.changed_action_items) {
+            self.action_items.insert(id, Some(a));
+        }
+        self.postmortems
+            .extend(std::mem::take(&mut self.changed_postmortems));
+        self.status_updates.clear();
+        self.records.clear();
+    }
 }
 
 /// One command's view of the group: reads see the group's state and this
@@ -86,6 +207,9 @@ impl Working {
 pub struct Tx<'a> {
     ctx: &'a mut WriteCtx,
     incidents: HashMap<IncidentId, Incident>,
+    components: HashMap<ComponentId, Component>,
+    action_items: HashMap<ActionItemId, ActionItem>,
+    postmortems: HashMap<IncidentId, Postmortem>,
     status_updates: Vec<StatusUpdate>,
     events: Vec<Arc<Event>>,
     numbers_taken: i64,
@@ -96,6 +220,9 @@ impl<'a> Tx<'a> {
         Tx {
             ctx,
             incidents: HashMap::new(),
+            components: HashMap::new(),
+            action_items: HashMap::new(),
+            postmortems: HashMap::new(),
             status_updates: Vec::new(),
             events: Vec::new(),
             numbers_taken: 0,
@@ -107,17 +234,34 @@ impl<'a> Tx<'a> {
         self.ctx.now
     }
 
-    /// An incident, deleted or not, as this command would see it now.
-    /// Read from the database only if the group did not fetch it.
+    /// An incident, deleted or not, as this command would see it now, its
+    /// action-item counts included. Read from the database only if the
+    /// group did not fetch it.
     pub async fn incident(&mut self, id: IncidentId) -> Result<Option<Incident>> {
-        if let Some(i) = self.incidents.get(&id) {
-            return Ok(Some(i.clone()));
+        let found = if let Some(i) = self.incidents.get(&id) {
+            Some(i.clone())
+        } else if let Some(found) = self.ctx.working.incident(id) {
+            found.cloned()
+        } else {
+            fetch_incidents(&mut self.ctx.conn, &mut self.ctx.working, &[id]).await?;
+            self.ctx.working.incident(id).flatten().cloned()
+        };
+        Ok(found.map(|mut i| {
+            (i.action_item_count, i.open_action_item_count) = self.counts(id);
+            i
+        }))
+    }
+
+    /// An incident's action-item counts, this command's writes included.
+    fn counts(&self, id: IncidentId) -> (i64, i64) {
+        let w = &self.ctx.working;
+        let (mut all, mut open) = w.counts(id);
+        for a in self.action_items.values().filter(|a| a.incident_id == id) {
+            let (da, dopen) = count_change(w.action_item(a.id).flatten(), a);
+            all += da;
+            open += dopen;
         }
-        if let Some(found) = self.ctx.working.incident(id) {
-            return Ok(found.cloned());
-        }
-        fetch_incidents(&mut self.ctx.conn, &mut self.ctx.working, &[id]).await?;
-        Ok(self.ctx.working.incident(id).flatten().cloned())
+        (all, open)
     }
 
     /// Stages a new or changed incident.
@@ -135,14 +279,17 @@ impl<'a> Tx<'a> {
         Ok(n)
     }
 
-    /// The given components as stored; unknown ids are absent.
+    /// The given components as this command would see them now; unknown ids
+    /// are absent.
     pub async fn components(
         &mut self,
         ids: &[ComponentId],
     ) -> Result<HashMap<ComponentId, ComponentRef>> {
         let missing: Vec<ComponentId> = ids
             .iter()
-            .filter(|id| !self.ctx.working.components.contains_key(id))
+            .filter(|id| {
+                !self.components.contains_key(id) && self.ctx.working.component(**id).is_none()
+            })
             .copied()
             .collect();
         if !missing.is_empty() {
@@ -151,10 +298,97 @@ impl<'a> Tx<'a> {
         Ok(ids
             .iter()
             .filter_map(|id| {
-                let c = self.ctx.working.components.get(id)?.clone()?;
+                let c = match self.components.get(id) {
+                    Some(c) => ComponentRef::from(c),
+                    None => self.ctx.working.component(*id)??,
+                };
                 Some((*id, c))
             })
             .collect())
+    }
+
+    /// A whole component, deleted or not, with its derived status: this
+    /// command's own if it staged one, else read from the database after the
+    /// writes the group kept so far. The component reads below read the
+    /// database the same way, without this command's own writes.
+    pub async fn component(&mut self, id: ComponentId) -> Result<Option<Component>> {
+        if let Some(c) = self.components.get(&id) {
+            return Ok(Some(c.clone()));
+        }
+        self.write_kept().await?;
+        super::components::load(&mut self.ctx.conn, id).await
+    }
+
+    /// The live component named `name` under `parent` (top level when `None`).
+    pub async fn live_component_named(
+        &mut self,
+        parent: Option<ComponentId>,
+        name: &str,
+    ) -> Result<Option<ComponentId>> {
+        self.write_kept().await?;
+        super::components::live_named(&mut self.ctx.conn, parent, name).await
+    }
+
+    /// Whether `ancestor` is `id` or above it in the tree.
+    pub async fn is_ancestor_or_self(
+        &mut self,
+        ancestor: ComponentId,
+        id: ComponentId,
+    ) -> Result<bool> {
+        self.write_kept().await?;
+        super::components::is_ancestor_or_self(&mut self.ctx.conn, ancestor, id).await
+    }
+
+    /// What still refers to a component: (live children, open live incidents).
+    pub async fn component_dependents(&mut self, id: ComponentId) -> Result<(i64, i64)> {
+        self.write_kept().await?;
+        super::components::dependents(&mut self.ctx.conn, id).await
+    }
+
+    /// Stages a new or changed component.
+    pub fn put_component(&mut self, component: Component) {
+        self.components.insert(component.id, component);
+    }
+
+    /// An action item, deleted or not, as this command would see it now.
+    /// Read from the database only if the group did not fetch it.
+    pub async fn action_item(&mut self, id: ActionItemId) -> Result<Option<ActionItem>> {
+        if let Some(a) = self.action_items.get(&id) {
+            return Ok(Some(a.clone()));
+        }
+        if self.ctx.working.action_item(id).is_none() {
+            fetch_action_items(&mut self.ctx.conn, &mut self.ctx.working, &[id]).await?;
+        }
+        Ok(self.ctx.working.action_item(id).flatten().cloned())
+    }
+
+    /// Stages a new or changed action item (a changed one must have been
+    /// read first, through [`Tx::action_item`], for its incident's counts).
+    pub fn put_action_item(&mut self, item: ActionItem) {
+        self.action_items.insert(item.id, item);
+    }
+
+    /// The postmortem of an incident as this command would see it now (its
+    /// empty draft if none was written). Read from the database only if the
+    /// group did not fetch it.
+    pub async fn postmortem(&mut self, incident_id: IncidentId) -> Result<Postmortem> {
+        if let Some(p) = self.postmortems.get(&incident_id) {
+            return Ok(p.clone());
+        }
+        if self.ctx.working.postmortem(incident_id).is_none() {
+            fetch_postmortems(&mut self.ctx.conn, &mut self.ctx.working, &[incident_id]).await?;
+        }
+        Ok(self
+            .ctx
+            .working
+            .postmortem(incident_id)
+            .cloned()
+            .unwrap_or_else(|| Postmortem::empty(incident_id)))
+    }
+
+    /// Stages a changed postmortem.
+    pub fn put_postmortem(&mut self, postmortem: Postmortem) {
+        self.postmortems.insert(postmortem.incident_id, postmortem);
     }
 
     /// Stages a new status update.
@@ -170,11 +404,35 @@ impl<'a> Tx<'a> {
         event
     }
 
+    /// Writes what the group kept so far, so that a read through the
+    /// connection sees it; the group's state stays as it is, now as read.
+    /// If that fails, the group cannot commit: [`flush`] reports it, and the
+    /// writer retries the group's commands one at a time.
+    async fn write_kept(&mut self) -> Result<()> {
+        let ctx = &mut *self.ctx;
+        if let Some(e) = &ctx.working.failed {
+            return Err(Error::Internal(e.clone()));
+        }
+        if !ctx.working.has_writes() {
+            return Ok(());
+        }
+        if let Err(e) = write(&mut ctx.conn, &ctx.working, ctx.now).await {
+            let e = format!("writing the group's earlier commands failed: {e}");
+            ctx.working.failed = Some(e.clone());
+            return Err(Error::Internal(e));
+        }
+        ctx.working.settle();
+        Ok(())
+    }
+
     /// Keeps this command's writes: they join the group.
     pub fn keep(self) {
         let Tx {
             ctx,
             incidents,
+            components,
+            action_items,
+            postmortems,
             status_updates,
             events,
             numbers_taken,
@@ -183,7 +441,18 @@ impl<'a> Tx<'a> {
         if let Some(n) = w.next_number.as_mut() {
             *n += numbers_taken;
         }
+        for (id, item) in action_items {
+            let (all, open) = count_change(w.action_item(id).flatten(), &item);
+            if (all, open) != (0, 0) {
+                let c = w.count_changes.entry(item.incident_id).or_default();
+                c.0 += all;
+                c.1 += open;
+            }
+            w.changed_action_items.insert(id, item);
+        }
         w.changed.extend(incidents);
+        w.changed_components.extend(components);
+        w.changed_postmortems.extend(postmortems);
         w.status_updates.extend(status_updates);
         ctx.events.extend(events);
     }
@@ -197,12 +466,30 @@ pub(super) async fn prefetch(
 ) -> Result<()> {
     let conn = &mut ctx.conn;
     let w = &mut ctx.working;
-    let incidents: Vec<IncidentId> = needs
-        .incidents
+    let items = unique(
+        needs
+            .action_items
+            .iter()
+            .copied()
+            .filter(|id| w.action_item(*id).is_none()),
+    );
+    if !items.is_empty() {
+        fetch_action_items(conn, w, &items).await?;
+    }
+    // The incidents of the action items are read with those the commands name.
+    let of_items: Vec<IncidentId> = needs
+        .action_items
         .iter()
-        .filter(|id| w.incident(**id).is_none())
-        .copied()
+        .filter_map(|id| w.action_item(*id).flatten().map(|a| a.incident_id))
         .collect();
+    let incidents = unique(
+        needs
+            .incidents
+            .iter()
+            .copied()
+            .chain(of_items)
+            .filter(|id| w.incident(*id).is_none()),
+    );
     if !incidents.is_empty() {
         fetch_incidents(conn, w, &incidents).await?;
     }
@@ -221,6 +508,16 @@ pub(super) async fn prefetch(
     }
     if needs.incident_number && w.next_number.is_none() {
         fetch_next_number(conn, w).await?;
+    }
+    let postmortems = unique(
+        needs
+            .postmortems
+            .iter()
+            .copied()
+            .filter(|id| w.postmortem(*id).is_none()),
+    );
+    if !postmortems.is_empty() {
+        fetch_postmortems(conn, w, &postmortems).await?;
     }
     let keys: Vec<&&RequestKey> = keys.iter().filter(|k| w.request_id(k).is_none()).collect();
     if !keys.is_empty() {
@@ -302,12 +599,58 @@ async fn fetch_next_number(conn: &mut SqliteConnection, w: &mut Working) -> Resu
     Ok(())
 }
 
+/// Each id once, in the order first seen.
+fn unique<T: Copy + Eq + std::hash::Hash>(ids: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen = HashSet::new();
+    ids.filter(|id| seen.insert(*id)).collect()
+}
+
+async fn fetch_action_items(
+    conn: &mut SqliteConnection,
+    w: &mut Working,
+    ids: &[ActionItemId],
+) -> Result<()> {
+    let found = super::action_items::load_many(conn, ids).await?;
+    for id in ids {
+        w.action_items.insert(*id, None);
+    }
+    for a in found {
+        w.action_items.insert(a.id, Some(a));
+    }
+    Ok(())
+}
+
+async fn fetch_postmortems(
+    conn: &mut SqliteConnection,
+    w: &mut Working,
+    ids: &[IncidentId],
+) -> Result<()> {
+    let found = super::action_items::load_postmortems(conn, ids).await?;
+    for id in ids {
+        w.postmortems.insert(*id, Postmortem::empty(*id));
+    }
+    for p in found {
+        w.postmortems.insert(p.incident_id, p);
+    }
+    Ok(())
+}
+
 /// Writes what the kept commands wrote, a fixed number of statements whatever
 /// their number, and forgets what was read: the next command to run may
 /// follow a write this state did not see.
 pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
     let w = std::mem::take(&mut ctx.working);
-    let conn = &mut ctx.conn;
+    if let Some(e) = w.failed {
+        return Err(Error::Internal(e));
+    }
+    write(&mut ctx.conn, &w, ctx.now).await
+}
+
+/// Writes the kept commands' writes: a fixed number of multi-row statements
+/// per table, parents before what refers to them.
+async fn write(conn: &mut SqliteConnection, w: &Working, now: Time) -> Result<()> {
+    let components: Vec<&Component> = w.changed_components.values().collect();
+    super::components::write_changed(conn, &components).await?;
     let changed: Vec<(&Incident, Option<&Incident>)> = w
         .changed
         .values()
@@ -330,7 +673,15 @@ pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
         });
         q.build().execute(&mut *conn).await?;
     }
-    let now = to_nanos(ctx.now);
+    let items: Vec<(&ActionItem, Option<&ActionItem>)> = w
+        .changed_action_items
+        .values()
+        .map(|a| (a, w.action_items.get(&a.id).and_then(Option::as_ref)))
+        .collect();
+    super::action_items::write_changed(conn, &items).await?;
+    let postmortems: Vec<&Postmortem> = w.changed_postmortems.values().collect();
+    super::action_items::write_postmortems(conn, &postmortems).await?;
+    let now = to_nanos(now);
     for chunk in w.records.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO request_ids (caller, method, request_id, fingerprint, response, create_time) ",
@@ -346,4 +697,424 @@ pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::domain::action_item::{ActionItemPatch, NewActionItem};
+    use crate::domain::incident::{ComponentImpact, NewIncident};
+    use crate::domain::postmortem::PostmortemPatch;
+    use crate::domain::{ActionItemStatus, ImpactLevel, IncidentKind};
+    use crate::service::action_items::{
+        CreateActionItem, DeleteActionItem, UpdateActionItem, UpdatePostmortem,
+    };
+    use crate::service::components::{CreateComponent, DeleteComponent};
+    use crate::service::incidents::CreateIncident;
+    use crate::store::{Command, Store, StoreOptions, WriteFuture};
+
+    async fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db").display().to_string();
+        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+        (dir, store)
+    }
+
+    fn declaration(component_impacts: Vec<ComponentImpact>) -> CreateIncident {
+        let refs = component_impacts
+            .iter()
+            .map(|c| ("component_impacts".to_owned(), c.component_id))
+            .collect();
+        CreateIncident {
+            actor: "ana".into(),
+            new: NewIncident {
+                title: "Checkout down".into(),
+                kind: Some(IncidentKind::Incident),
+                component_impacts,
+                ..NewIncident::default()
+            },
+            refs,
+            occur_time: None,
+        }
+    }
+
+    fn new_item(incident_id: IncidentId) -> CreateActionItem {
+        CreateActionItem {
+            actor: "ana".into(),
+            new: NewActionItem {
+                incident_id,
+                title: "Add an alert".into(),
+                description: String::new(),
+                owner: "ana".into(),
+                status: None,
+                priority: None,
+                due_time: None,
+                complete_time: None,
+                labels: [("team".to_owned(), "payments".to_owned())].into(),
+            },
+            occur_time: None,
+        }
+    }
+
+    /// Holds the writer inside a job until the returned sender fires, so that
+    /// what is submitted meanwhile forms the next group, whole.
+    async fn hold_writer(store: &Store) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (release, held) = oneshot::channel::<()>();
+        let (entered_tx, entered) = oneshot::channel::<()>();
+        let s = store.clone();
+        let job = tokio::spawn(async move {
+            s.write(move |_ctx| {
+                Box::pin(async move {
+                    let _ = entered_tx.send(());
+                    let _ = held.await;
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+        });
+        entered.await.unwrap();
+        (release, job)
+    }
+
+    /// Queues `commands` in order behind a held writer, so that they run as one
+    /// group, and returns their answers.
+    async fn one_group<C: Command>(store: &Store, commands: Vec<C>) -> Vec<Result<C::Output>> {
+        let (release, held) = hold_writer(store).await;
+        let mut running = Vec::new();
+        for (n, command) in commands.into_iter().enumerate() {
+            let s = store.clone();
+            running.push(tokio::spawn(async move { s.execute(None, command).await }));
+            while store.writes_queued() <= n {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        release.send(()).unwrap();
+        held.await.unwrap();
+        let mut answers = Vec::new();
+        for r in running {
+            answers.push(r.await.unwrap());
+        }
+        answers
+    }
+
+    /// Mixed action item and postmortem writes, as one group.
+    #[derive(Debug)]
+    enum Write {
+        Item(UpdateActionItem),
+        Postmortem(UpdatePostmortem),
+    }
+
+    impl Command for Write {
+        type Output = ();
+
+        fn needs(&self, needs: &mut Needs) {
+            match self {
+                Write::Item(c) => c.needs(needs),
+                Write::Postmortem(c) => c.needs(needs),
+            }
+        }
+
+        fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, ()> {
+            Box::pin(async move {
+                match self {
+                    Write::Item(c) => c.apply(tx).await.map(drop),
+                    Write::Postmortem(c) => c.apply(tx).await.map(drop),
+                }
+            })
+        }
+    }
+
+    /// Statements run by one group of `n` writes, half closing and relabeling
+    /// an action item, half editing a postmortem (and by the lone group of
+    /// the job that held the writer, the same for every `n`).
+    async fn statements_for_group_of(n: usize) -> u64 {
+        let (_dir, store) = open().await;
+        let incidents = [
+            store.execute(None, declaration(Vec::new())).await.unwrap(),
+            store.execute(None, declaration(Vec::new())).await.unwrap(),
+        ];
+        let mut items = Vec::new();
+        for i in 0..n.div_ceil(2) {
+            let item = new_item(incidents[i % 2].id);
+            items.push(store.execute(None, item).await.unwrap());
+        }
+        let writes: Vec<Write> = (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    Write::Item(UpdateActionItem {
+                        actor: "ana".into(),
+                        id: items[i / 2].id,
+                        etag: None,
+                        patch: ActionItemPatch {
+                            status: Some(ActionItemStatus::Done),
+                            labels: Some([("n".to_owned(), i.to_string())].into()),
+                            ..ActionItemPatch::default()
+                        },
+                    })
+                } else {
+                    Write::Postmortem(UpdatePostmortem {
+                        actor: "ana".into(),
+                        incident_id: incidents[(i / 2) % 2].id,
+                        etag: None,
+                        patch: PostmortemPatch {
+                            body: Some(format!("draft {i}")),
+                            ..PostmortemPatch::default()
+                        },
+                        max_bytes: 1 << 20,
+                        occur_time: None,
+                    })
+                }
+            })
+            .collect();
+        let before = store.statements_written();
+        for answer in one_group(&store, writes).await {
+            answer.unwrap();
+        }
+        let statements = store.statements_written() - before;
+        let mut conn = store.reader().await.unwrap();
+        let (closed, labels, postmortems): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM action_items WHERE status = ?),
+                    (SELECT count(*) FROM action_item_labels WHERE key = 'n'),
+                    (SELECT count(*) FROM postmortems)",
+        )
+        .bind(ActionItemStatus::Done.code())
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(closed as usize, n.div_ceil(2), "every item is closed");
+        assert_eq!(labels as usize, n.div_ceil(2), "every item is relabeled");
+        assert_eq!(
+            postmortems,
+            n.min(4) as i64 / 2,
+            "the postmortems are written"
+        );
+        drop(conn);
+        store.close().await;
+        statements
+    }
+
+    #[tokio::test]
+    async fn the_statements_of_a_group_of_action_item_and_postmortem_writes_do_not_grow_with_it() {
+        let two = statements_for_group_of(2).await;
+        let two_hundred = statements_for_group_of(200).await;
+        assert_eq!(
+            two, two_hundred,
+            "a group of 200 item and postmortem writes runs the statements of a group of 2"
+        );
+        // BEGIN, the items, incidents and postmortems read, the items,
+        // labels (delete and insert) and postmortems written, the events,
+        // COMMIT, and the holding job's own BEGIN and COMMIT: 12.
+        assert!(two <= 14, "{two} statements");
+    }
+
+    /// An id a command of the group learns when it runs, for those after it.
+    type Slot<T> = Arc<Mutex<Option<T>>>;
+
+    fn slot<T>() -> Slot<T> {
+        Arc::new(Mutex::new(None))
+    }
+
+    fn taken<T: Copy>(slot: &Slot<T>) -> T {
+        slot.lock()
+            .unwrap()
+            .expect("an earlier command of the group filled it")
+    }
+
+    /// Commands that name what earlier commands of their group created, as a
+    /// client could only in its next request: what they read is not
+    /// prefetched, it is what the group kept.
+    #[derive(Debug)]
+    enum Step {
+        Declare(Slot<IncidentId>, Vec<ComponentImpact>),
+        AddItem(Slot<IncidentId>, Slot<ActionItemId>),
+        CloseItem(Slot<ActionItemId>),
+        DeleteItem(Slot<ActionItemId>, Option<String>),
+        /// The incident's counts: (all items, open items).
+        Counts(Slot<IncidentId>),
+        DeleteComponent(ComponentId),
+    }
+
+    impl Command for Step {
+        type Output = (i64, i64);
+
+        fn needs(&self, _: &mut Needs) {}
+
+        fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, (i64, i64)> {
+            Box::pin(async move {
+                match self {
+                    Step::Declare(out, impacts) => {
+                        let i = declaration(impacts.clone()).apply(tx).await?;
+                        *out.lock().unwrap() = Some(i.id);
+                    }
+                    Step::AddItem(incident, out) => {
+                        let item = new_item(taken(incident)).apply(tx).await?;
+                        *out.lock().unwrap() = Some(item.id);
+                    }
+                    Step::CloseItem(item) => {
+                        let close = UpdateActionItem {
+                            actor: "ana".into(),
+                            id: taken(item),
+                            etag: None,
+                            patch: ActionItemPatch {
+                                status: Some(ActionItemStatus::Done),
+                                ..ActionItemPatch::default()
+                            },
+                        };
+                        close.apply(tx).await?;
+                    }
+                    Step::DeleteItem(item, etag) => {
+                        let delete = DeleteActionItem {
+                            actor: "ana".into(),
+                            id: taken(item),
+                            etag: etag.clone(),
+                        };
+                        delete.apply(tx).await?;
+                    }
+                    Step::Counts(incident) => {
+                        let i = tx.incident(taken(incident)).await?.expect("the incident");
+                        return Ok((i.action_item_count, i.open_action_item_count));
+                    }
+                    Step::DeleteComponent(id) => {
+                        let delete = DeleteComponent {
+                            actor: "ana".into(),
+                            id: *id,
+                            etag: None,
+                        };
+                        delete.apply(tx).await?;
+                    }
+                }
+                Ok((0, 0))
+            })
+        }
+    }
+
+    /// Inside one group: an incident declared, items added to it, closed and
+    /// deleted, each command seeing what those before it kept, the incident's
+    /// action-item counts included; a refused command leaves nothing.
+    #[tokio::test]
+    async fn reads_in_a_group_see_what_the_commands_before_them_kept() {
+        let (_dir, store) = open().await;
+        let incident = slot();
+        let (first, second, third) = (slot(), slot(), slot());
+        let answers = one_group(
+            &store,
+            vec![
+                Step::Declare(incident.clone(), Vec::new()),
+                Step::AddItem(incident.clone(), first.clone()),
+                Step::AddItem(incident.clone(), second.clone()),
+                Step::AddItem(incident.clone(), third.clone()),
+                Step::Counts(incident.clone()),
+                Step::CloseItem(first.clone()),
+                Step::Counts(incident.clone()),
+                Step::DeleteItem(second.clone(), Some("stale".into())),
+                Step::DeleteItem(third.clone(), None),
+                Step::Counts(incident.clone()),
+                Step::DeleteItem(third.clone(), None),
+            ],
+        )
+        .await;
+        let counts: Vec<(i64, i64)> = [4, 6, 9]
+            .iter()
+            .map(|&n| *answers[n].as_ref().unwrap())
+            .collect();
+        assert_eq!(counts, vec![(3, 3), (3, 2), (2, 1)]);
+        assert!(
+            matches!(answers[7], Err(Error::EtagMismatch { .. })),
+            "{:?}",
+            answers[7]
+        );
+        assert!(
+            matches!(answers[10], Err(Error::NotFound { .. })),
+            "deleting twice in one group: {:?}",
+            answers[10]
+        );
+        for n in [0, 1, 2, 3, 5, 8] {
+            answers[n].as_ref().unwrap();
+        }
+        let mut conn = store.reader().await.unwrap();
+        let stored = super::super::incidents::load(&mut conn, taken(&incident))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (stored.action_item_count, stored.open_action_item_count),
+            (2, 1),
+            "the stored counts are those the group saw last"
+        );
+        let second = super::super::action_items::load(&mut conn, taken(&second))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            second.delete_time.is_none(),
+            "the refused delete left nothing"
+        );
+        assert_eq!(second.version, 1);
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(events, 6, "created, 3 items created, 1 closed, 1 deleted");
+        drop(conn);
+        store.close().await;
+    }
+
+    /// A component command reads through the connection: it sees the
+    /// incidents the group kept before it, and the commands after it see the
+    /// component it kept.
+    #[tokio::test]
+    async fn component_commands_see_the_group_and_the_group_sees_them() {
+        let (_dir, store) = open().await;
+        let component = |name: &str| CreateComponent {
+            actor: "ana".into(),
+            name: name.into(),
+            description: String::new(),
+            parent_id: None,
+        };
+        let used = store.execute(None, component("Login")).await.unwrap();
+        let unused = store.execute(None, component("Billing")).await.unwrap();
+        let impact = |c: &Component| ComponentImpact {
+            component_id: c.id,
+            impact: ImpactLevel::MajorOutage,
+        };
+        let answers = one_group(
+            &store,
+            vec![
+                Step::Declare(slot(), vec![impact(&used)]),
+                Step::DeleteComponent(used.id),
+                Step::DeleteComponent(unused.id),
+                Step::Declare(slot(), vec![impact(&unused)]),
+            ],
+        )
+        .await;
+        answers[0].as_ref().unwrap();
+        assert!(
+            matches!(answers[1], Err(Error::HasDependents { .. })),
+            "the incident declared before it uses the component: {:?}",
+            answers[1]
+        );
+        answers[2].as_ref().unwrap();
+        assert!(
+            matches!(answers[3], Err(Error::InvalidArgument(_))),
+            "the component was deleted before it: {:?}",
+            answers[3]
+        );
+        let mut conn = store.reader().await.unwrap();
+        let (incidents, live): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM incidents),
+                    (SELECT count(*) FROM components WHERE delete_time IS NULL)",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!((incidents, live), (1, 1));
+        drop(conn);
+        store.close().await;
+    }
 }

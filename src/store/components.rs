@@ -2,94 +2,44 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::Cursor;
-use super::{from_nanos, to_nanos};
+use super::{Cursor, ROWS_PER_STATEMENT, from_nanos, to_nanos};
 use crate::domain::{Component, ComponentId, ImpactLevel};
 use crate::error::{Error, Result};
 
 const COLUMNS: &str =
     "id, parent_id, name, description, create_time, update_time, delete_time, version";
 
-/// Inserts a component; a name taken by a live sibling is ALREADY_EXISTS.
-pub async fn insert(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
-    check_sibling_name(conn, c).await?;
-    let r = sqlx::query(
-        "INSERT INTO components (id, parent_id, name, description, create_time, update_time, delete_time, version)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(c.id.to_string())
-    .bind(c.parent_id.map(|p| p.to_string()))
-    .bind(&c.name)
-    .bind(&c.description)
-    .bind(to_nanos(c.create_time))
-    .bind(to_nanos(c.update_time))
-    .bind(c.delete_time.map(to_nanos))
-    .bind(c.version as i64)
-    .execute(&mut *conn)
-    .await;
-    unique_name(r, c)
-}
-
-/// Saves a changed component; a name taken by a live sibling is ALREADY_EXISTS.
-pub async fn save(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
-    if c.delete_time.is_none() {
-        check_sibling_name(conn, c).await?;
-    }
-    let r = sqlx::query(
-        "UPDATE components SET parent_id = ?, name = ?, description = ?, update_time = ?,
-         delete_time = ?, version = ? WHERE id = ?",
-    )
-    .bind(c.parent_id.map(|p| p.to_string()))
-    .bind(&c.name)
-    .bind(&c.description)
-    .bind(to_nanos(c.update_time))
-    .bind(c.delete_time.map(to_nanos))
-    .bind(c.version as i64)
-    .bind(c.id.to_string())
-    .execute(&mut *conn)
-    .await;
-    unique_name(r, c)
-}
-
-/// ALREADY_EXISTS naming the live sibling that holds `c`'s name, if any.
-async fn check_sibling_name(conn: &mut SqliteConnection, c: &Component) -> Result<()> {
-    let taken: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM components
-         WHERE coalesce(parent_id, '') = coalesce(?1, '') AND name = ?2 AND id != ?3
-           AND delete_time IS NULL",
-    )
-    .bind(c.parent_id.map(|p| p.to_string()))
-    .bind(&c.name)
-    .bind(c.id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
-    match taken {
-        Some(sibling) => Err(name_taken(c, sibling)),
-        None => Ok(()),
-    }
-}
-
-fn name_taken(c: &Component, sibling: String) -> Error {
-    Error::AlreadyExists {
-        meta: ("component_id", sibling),
-        message: format!("a sibling component is already named {:?}", c.name),
-    }
-}
-
-/// The unique index backs the check above; its violation means the same.
-fn unique_name(
-    r: std::result::Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
-    c: &Component,
+/// Writes new and changed components in one multi-row upsert per
+/// [`ROWS_PER_STATEMENT`] of them. The unique index of live sibling names
+/// backs the check the commands make first.
+pub(super) async fn write_changed(
+    conn: &mut SqliteConnection,
+    changed: &[&Component],
 ) -> Result<()> {
-    match r {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.kind() == sqlx::error::ErrorKind::UniqueViolation => {
-            Err(name_taken(c, String::new()))
-        }
-        Err(e) => Err(e.into()),
+    for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO components (id, parent_id, name, description, create_time, update_time, delete_time, version) ",
+        );
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(c.id.to_string())
+                .push_bind(c.parent_id.map(|p| p.to_string()))
+                .push_bind(c.name.clone())
+                .push_bind(c.description.clone())
+                .push_bind(to_nanos(c.create_time))
+                .push_bind(to_nanos(c.update_time))
+                .push_bind(c.delete_time.map(to_nanos))
+                .push_bind(c.version as i64);
+        });
+        q.push(
+            " ON CONFLICT (id) DO UPDATE SET parent_id = excluded.parent_id, name = excluded.name,
+              description = excluded.description, update_time = excluded.update_time,
+              delete_time = excluded.delete_time, version = excluded.version",
+        );
+        q.build().execute(&mut *conn).await?;
     }
+    Ok(())
 }
 
 /// Loads one component (deleted or not), with its derived status.
@@ -176,18 +126,6 @@ async fn fill_statuses(conn: &mut SqliteConnection, components: &mut [Component]
             .unwrap_or(ImpactLevel::Operational);
     }
     Ok(())
-}
-
-/// Which of `ids` are live components.
-pub async fn live(conn: &mut SqliteConnection, ids: &[ComponentId]) -> Result<Vec<ComponentId>> {
-    let ids: Vec<String> = ids.iter().map(|c| c.to_string()).collect();
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM components WHERE delete_time IS NULL AND id IN (SELECT value FROM json_each(?))",
-    )
-    .bind(serde_json::to_string(&ids)?)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.iter().filter_map(|id| id.parse().ok()).collect())
 }
 
 /// Whether `ancestor` is `id` or above it in the tree (to refuse cycles).

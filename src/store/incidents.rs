@@ -25,16 +25,6 @@ pub struct IncidentFilter {
     pub show_deleted: bool,
 }
 
-/// Saves a changed incident; `before` (the incident as loaded) spares
-/// rewriting the filter tables when its impacts and labels did not change.
-pub async fn save(
-    conn: &mut SqliteConnection,
-    i: &Incident,
-    before: Option<&Incident>,
-) -> Result<()> {
-    write_changed(conn, &[(i, before)]).await
-}
-
 /// Writes new and changed incidents, each with the version it had when read
 /// (`None`: new), in a fixed number of multi-row statements: the incidents
 /// (an upsert), and, only for those whose title, labels or impacts changed,
@@ -454,8 +444,8 @@ mod tests {
     use super::*;
     use crate::domain::incident::{ComponentImpact, NewIncident};
     use crate::domain::{ImpactLevel, IncidentKind};
+    use crate::service::components::CreateComponent;
     use crate::service::incidents::{CreateIncident, UpdateIncident};
-    use crate::service::{Caller, components};
     use crate::store::{Store, StoreOptions};
 
     /// Every filter gives the same pages whether the page is read in time
@@ -466,22 +456,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("t.db").display().to_string();
         let store = Store::open(&db, StoreOptions::default()).await.unwrap();
-        let caller = Caller {
+        let component = |name: &str, parent_id| CreateComponent {
             actor: "ana".into(),
+            name: name.into(),
+            description: String::new(),
+            parent_id,
         };
-        let api = components::create(&store, caller.clone(), None, "API".into(), "".into(), None)
+        let api = store.execute(None, component("API", None)).await.unwrap();
+        let login = store
+            .execute(None, component("Login", Some(api.id)))
             .await
             .unwrap();
-        let login = components::create(
-            &store,
-            caller.clone(),
-            None,
-            "Login".into(),
-            "".into(),
-            Some(api.id),
-        )
-        .await
-        .unwrap();
         let titles = [
             "Échec de paiement",
             "Login slow",
