@@ -418,10 +418,18 @@ impl Ctx {
         stop_tx.send_replace(true);
         let mut lat = Samples::default();
         let mut lost = 0;
+        let mut first_failure = None;
         for s in join_all(subs).await {
             match s {
                 Ok(Ok(samples)) => lat.0.extend(samples.0),
-                _ => lost += 1,
+                Ok(Err(e)) => {
+                    lost += 1;
+                    first_failure.get_or_insert_with(|| format!("{e:#}"));
+                }
+                Err(e) => {
+                    lost += 1;
+                    first_failure.get_or_insert_with(|| e.to_string());
+                }
             }
         }
         lat.sort();
@@ -468,7 +476,10 @@ impl Ctx {
             delivered,
             expected,
             if lost > 0 {
-                format!("; {lost} subscriptions failed")
+                format!(
+                    "; {lost} subscriptions failed (first: {})",
+                    first_failure.unwrap_or_default()
+                )
             } else {
                 String::new()
             }

@@ -201,6 +201,11 @@ impl Subscription {
     ) -> std::result::Result<(), Gone> {
         loop {
             let head_before = self.store.head_sequence();
+            if self.cursor >= head_before {
+                // Nothing committed that the ring will not bring: a subscription
+                // from now (or one caught up) costs the database nothing.
+                return Ok(());
+            }
             // A database read is work done for the caller: it takes a place in
             // its share (waiting for one), but delivering does not, so a
             // subscriber that reads slowly holds nothing of its caller's.
@@ -208,7 +213,10 @@ impl Subscription {
                 share = self.permit.catching_up() => share,
                 _ = self.tx.closed() => return Err(Gone),
             };
-            let read = self.read_batch().await;
+            let read = tokio::select! {
+                read = self.read_batch() => read,
+                _ = self.tx.closed() => return Err(Gone),
+            };
             drop(share);
             let batch = match read {
                 Ok(b) => b,
@@ -233,7 +241,9 @@ impl Subscription {
     }
 
     async fn read_batch(&self) -> Result<Vec<EncodedEvent>> {
-        let mut conn = self.store.reader().await?;
+        // The stream is accepted: it waits for the database rather than end
+        // with OVERLOADED (its share of its caller's reads bounds it).
+        let mut conn = self.store.reader_waiting().await?;
         events::list(
             &mut conn,
             &self.filter.incident_ids,
@@ -271,4 +281,75 @@ fn beat_is_due(beat: &mut tokio::time::Interval) -> bool {
         beat.poll_tick(&mut Context::from_waker(&waker)),
         Poll::Ready(_)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LimitArgs;
+    use crate::quota::Quotas;
+    use crate::store::StoreOptions;
+
+    /// A subscription that must read the log while every read connection is
+    /// taken waits for one, past the queue timeout that refuses calls with
+    /// OVERLOADED, and then delivers: an accepted stream is not ended for load.
+    #[tokio::test]
+    async fn catch_up_waits_for_a_read_connection_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db").display().to_string();
+        let timeout = Duration::from_millis(100);
+        let store = Store::open(
+            &db,
+            StoreOptions {
+                read_connections: 1,
+                read_queue_timeout: timeout,
+                ..StoreOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        store
+            .write(|ctx| {
+                Box::pin(async move {
+                    let now = ctx.now();
+                    ctx.append(NewEvent {
+                        incident: None,
+                        occur_time: now,
+                        actor: "t".into(),
+                        payload: EventPayload::NoteAdded { text: "n".into() },
+                    })
+                    .await
+                    .map(|_| ())
+                })
+            })
+            .await
+            .unwrap();
+        let held = store.reader().await.unwrap();
+        // From here until the connection is given back, the subscription only
+        // waits on the pool: the paused clock runs ahead whenever every task
+        // waits, so the queue timeout passes again and again, at once.
+        tokio::time::pause();
+        let permit = Quotas::new(&LimitArgs::default(), None)
+            .admit_subscriber(None)
+            .unwrap();
+        let mut rx = subscribe(
+            store.clone(),
+            Start::After(0),
+            EventFilter::default(),
+            Duration::from_secs(3600),
+            permit,
+        )
+        .unwrap();
+        assert!(matches!(rx.recv().await, Some(Ok(Item::Heartbeat(0)))));
+        tokio::time::sleep(timeout * 10).await;
+        assert!(rx.try_recv().is_err(), "nothing yet, and no error");
+        // The database works on threads of its own: real time again.
+        tokio::time::resume();
+        drop(held);
+        match rx.recv().await {
+            Some(Ok(Item::Event(e))) => assert_eq!(e.keys.sequence, 1),
+            other => panic!("expected the event, got {other:?}"),
+        }
+        store.close().await;
+    }
 }

@@ -252,9 +252,22 @@ impl Store {
         self.writer.queued()
     }
 
-    /// A read connection from the pool.
+    /// A read connection from the pool, or OVERLOADED if none frees up
+    /// within the read queue timeout.
     pub async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
         Ok(self.read.acquire().await?)
+    }
+
+    /// A read connection from the pool, however long that takes: for work
+    /// already accepted (a subscription catching up), which has nobody to
+    /// send OVERLOADED to and retry. Each attempt waits the queue timeout.
+    pub async fn reader_waiting(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        loop {
+            match self.reader().await {
+                Err(Error::Overloaded) => continue,
+                other => return other,
+            }
+        }
     }
 
     /// Key that signs page tokens; kept in the database so tokens outlive restarts.
