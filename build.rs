@@ -24,11 +24,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // not tonic-prost's INTERNAL; encoding stays tonic-prost's.
         .codec_path("crate::codec::Codec")
         .btree_map(".")
-        // Replies that carry events embed the log's stored encoding as it is
-        // (src/wire.rs); they encode the same messages.
+        // Replies that carry events embed the log's stored encoding as it is,
+        // and GetIncident the incident cache's (src/wire.rs); they encode the
+        // same messages.
         .extern_path(
             ".incident.v1.SubscribeTimelineResponse",
             "crate::wire::SubscribeTimelineResponse",
+        )
+        .extern_path(
+            ".incident.v1.GetIncidentResponse",
+            "crate::wire::GetIncidentResponse",
         )
         .extern_path(
             ".incident.v1.ListTimelineEventsResponse",

@@ -150,7 +150,8 @@ mod tests {
         let mut frame = String::from("\0\0\0\0");
         frame.push(char::from(payload.len() as u8));
         frame.push_str(payload);
-        let mut codec = Codec::<pb::GetIncidentResponse, pb::GetIncidentRequest>::default();
+        let mut codec =
+            Codec::<crate::wire::GetIncidentResponse, pb::GetIncidentRequest>::default();
         let mut stream = tonic::codec::Streaming::new_request(
             codec.decoder(),
             tonic::body::Body::new(frame),

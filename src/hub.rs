@@ -10,24 +10,41 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
 use crate::domain::EncodedEvent;
+use crate::incident_cache::IncidentCache;
 
 /// Publishes committed events and the shutdown signal.
 #[derive(Clone)]
 pub struct Hub {
     events: broadcast::Sender<Arc<EncodedEvent>>,
     shutdown: watch::Sender<bool>,
+    incidents: Arc<IncidentCache>,
 }
 
 impl Hub {
-    /// A hub whose ring holds `capacity` events.
-    pub fn new(capacity: usize) -> Self {
+    /// A hub whose ring holds `capacity` events, keeping up to
+    /// `cached_incidents` incidents for readers.
+    pub fn new(capacity: usize, cached_incidents: usize) -> Self {
         let (events, _) = broadcast::channel(capacity.max(1));
         let (shutdown, _) = watch::channel(false);
-        Hub { events, shutdown }
+        Hub {
+            events,
+            shutdown,
+            incidents: Arc::new(IncidentCache::new(cached_incidents)),
+        }
     }
 
-    /// Publishes committed events, in sequence order.
+    /// Recently read incidents, forgotten as events about them are published.
+    pub fn incidents(&self) -> &IncidentCache {
+        &self.incidents
+    }
+
+    /// Publishes committed events, in sequence order. The writer calls it
+    /// before it acknowledges them: the incident cache forgets what they
+    /// changed first, then subscribers are told.
     pub fn publish(&self, events: &[Arc<EncodedEvent>]) {
+        for e in events {
+            self.incidents.forget(&e.keys);
+        }
         for e in events {
             // No receiver is fine: nobody is listening live.
             let _ = self.events.send(Arc::clone(e));

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod fuzzing;
 pub mod hub;
+pub mod incident_cache;
 pub mod metrics;
 pub mod page_token;
 pub mod proto;

@@ -22,6 +22,8 @@ pub const WRITER_QUEUE: &str = "incidentd_writer_queue_depth";
 pub const SUBSCRIBERS: &str = "incidentd_subscribers_open";
 /// How far behind the head an event was when a subscriber got it.
 pub const SUBSCRIBER_LAG: &str = "incidentd_subscriber_lag_events";
+/// GetIncident lookups in the incident cache, by result (hit, miss).
+pub const INCIDENT_CACHE: &str = "incidentd_incident_cache_lookups_total";
 /// Size of the database file(s) in bytes.
 pub const DATABASE_BYTES: &str = "incidentd_database_bytes";
 

@@ -79,6 +79,42 @@ impl Message for SubscribeTimelineResponse {
     }
 }
 
+/// `incident.v1.GetIncidentResponse`, its incident pre-encoded (kept so by
+/// the incident cache).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GetIncidentResponse {
+    /// `incident = 1`: an encoded `Incident`.
+    pub incident: Bytes,
+}
+
+impl Message for GetIncidentResponse {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        // An empty message is still present: the field is always written.
+        encoding::bytes::encode(1, &self.incident, buf);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        match tag {
+            1 => encoding::bytes::merge(wire_type, &mut self.incident, buf, ctx),
+            _ => encoding::skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        encoding::bytes::encoded_len(1, &self.incident)
+    }
+
+    fn clear(&mut self) {
+        self.incident.clear();
+    }
+}
+
 /// `incident.v1.ListTimelineEventsResponse`, its events pre-encoded.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ListTimelineEventsResponse {
@@ -163,6 +199,24 @@ mod tests {
         let back = SubscribeTimelineResponse::decode(beat.encode_to_vec().as_slice()).unwrap();
         assert_eq!(back, beat);
         assert_eq!(beat.encoded_len(), beat.encode_to_vec().len());
+    }
+
+    #[test]
+    fn an_incident_reply_is_the_generated_message() {
+        let incident = client::Incident {
+            id: "00000000-0000-0000-0000-000000000001".into(),
+            reference: "INC-1".into(),
+            title: "Checkout fails".into(),
+            ..Default::default()
+        };
+        let ours = GetIncidentResponse {
+            incident: Bytes::from(incident.encode_to_vec()),
+        };
+        let bytes = ours.encode_to_vec();
+        assert_eq!(ours.encoded_len(), bytes.len());
+        let generated = client::GetIncidentResponse::decode(bytes.as_slice()).unwrap();
+        assert_eq!(generated.incident, Some(incident));
+        assert_eq!(GetIncidentResponse::decode(bytes.as_slice()).unwrap(), ours);
     }
 
     #[test]

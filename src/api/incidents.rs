@@ -1,5 +1,7 @@
 //! IncidentService.
 
+use bytes::Bytes;
+use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::parse::{self, Mutation, Violations};
@@ -16,6 +18,7 @@ use crate::service::{Caller, action_items, execute};
 use crate::store::Cursor;
 use crate::store::Store;
 use crate::store::incidents::{IncidentFilter, cursor_after, status_update_cursor};
+use crate::wire::GetIncidentResponse;
 
 /// The IncidentService handlers.
 #[derive(Clone)]
@@ -591,12 +594,25 @@ impl IncidentService for Incidents {
     async fn get_incident(
         &self,
         req: Request<pb::GetIncidentRequest>,
-    ) -> Result<Response<pb::GetIncidentResponse>, Status> {
+    ) -> Result<Response<GetIncidentResponse>, Status> {
         let r = incident_ref(&req.get_ref().id)?;
+        let cache = self.store.hub().incidents();
+        let id = match r {
+            IncidentRef::Id(id) => Some(id),
+            IncidentRef::Number(n) => cache.id_of(n),
+        };
+        if let Some(body) = id.and_then(|id| cache.get(id)) {
+            return Ok(Response::new(GetIncidentResponse { incident: body }));
+        }
+        // Taken before the read: a commit in between keeps the read out.
+        let ticket = id.map(|id| cache.ticket(id));
         let incident = svc::get(&self.store, r).await?;
-        Ok(Response::new(pb::GetIncidentResponse {
-            incident: Some(convert::incident(&incident)),
-        }))
+        let body = Bytes::from(convert::incident(&incident).encode_to_vec());
+        cache.learn_number(incident.number, incident.id);
+        if let Some(ticket) = ticket {
+            cache.fill(ticket, body.clone());
+        }
+        Ok(Response::new(GetIncidentResponse { incident: body }))
     }
 
     async fn list_incidents(

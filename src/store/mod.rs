@@ -115,7 +115,7 @@ impl Store {
             .connect_with(opts.clone().read_only(true).pragma("cache_size", "-4096"))
             .await?;
         let (head_tx, head_rx) = watch::channel(head);
-        let hub = Hub::new(options.live_buffer);
+        let hub = Hub::new(options.live_buffer, options.incident_cache);
         let writer = Writer::spawn(conn, statements, options.max_batch, head_tx, hub.clone());
         let store = Store {
             read,

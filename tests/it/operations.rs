@@ -118,7 +118,7 @@ async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
     )
     .await;
     let mut client = IncidentServiceClient::new(server.channel().await);
-    client
+    let metered = client
         .create_incident(CreateIncidentRequest {
             incident: Some(Incident {
                 title: "Metered".into(),
@@ -128,7 +128,19 @@ async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
             ..Default::default()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner()
+        .incident
+        .expect("incident");
+    // Read twice: the first from the database, the second from the cache.
+    for _ in 0..2 {
+        client
+            .get_incident(GetIncidentRequest {
+                id: metered.id.clone(),
+            })
+            .await
+            .unwrap();
+    }
     assert_rejected(
         &server,
         Rejection::not_found("incident_id", "INC-999"),
@@ -146,6 +158,8 @@ async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
     for line in [
         r#"incidentd_rpc_requests_total{method="/incident.v1.IncidentService/CreateIncident",code="Ok"} 1"#,
         r#"incidentd_rpc_requests_total{method="/incident.v1.IncidentService/GetIncident",code="NotFound"} 1"#,
+        r#"incidentd_incident_cache_lookups_total{result="miss"} 1"#,
+        r#"incidentd_incident_cache_lookups_total{result="hit"} 1"#,
     ] {
         assert!(
             body.lines().any(|l| l == line),

@@ -4,6 +4,7 @@
 
 mod components;
 mod milestones;
+mod read_cache;
 mod references;
 mod request_ids;
 mod updates;
