@@ -207,9 +207,9 @@ pub struct StoreArgs {
     #[arg(long, env = "INCIDENTD_LIVE_BUFFER", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..=1_000_000).map(|v| v as usize))]
     pub live_buffer: usize,
 
-    /// Incidents GetIncident keeps in memory, in their wire form (0: none).
-    /// An entry is dropped when its incident changes, before the change is
-    /// acknowledged, so a reader never sees less than what was acknowledged.
+    /// Incidents kept in memory (0: none): for GetIncident in their wire form,
+    /// for the writer as committed. A reader's entry is dropped when its
+    /// incident changes, before the change is acknowledged.
     #[arg(long, env = "INCIDENTD_INCIDENT_CACHE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000).map(|v| v as usize))]
     pub incident_cache: usize,
 }

@@ -201,6 +201,53 @@ impl Working {
     }
 }
 
+/// Incidents as committed, kept by the writer from one group to the next so a
+/// group reads from the database only the incidents it has not seen. Sound
+/// because the writer is the only one that changes incidents in this database;
+/// a backend shared by several servers must check each against its row's
+/// version instead.
+pub(super) struct Committed {
+    incidents: quick_cache::unsync::Cache<IncidentId, Incident>,
+    /// What the open transaction makes of the incidents it touched: kept only
+    /// once it commits.
+    pending: Vec<Incident>,
+    enabled: bool,
+}
+
+impl Committed {
+    /// Keeps up to `capacity` incidents (0: none).
+    pub(super) fn new(capacity: usize) -> Self {
+        Committed {
+            incidents: quick_cache::unsync::Cache::new(capacity.max(1)),
+            pending: Vec::new(),
+            enabled: capacity > 0,
+        }
+    }
+
+    /// The transaction committed: what it wrote is now the committed state.
+    pub(super) fn committed(&mut self) {
+        for i in self.pending.drain(..) {
+            self.incidents.insert(i.id, i);
+        }
+    }
+
+    /// The transaction was rolled back: nothing it wrote happened.
+    pub(super) fn rolled_back(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Part of the transaction was rolled back (a savepoint): what is pending
+    /// can no longer be told apart, so start over.
+    pub(super) fn forget_all(&mut self) {
+        self.pending.clear();
+        self.incidents.clear();
+    }
+
+    fn get(&self, id: IncidentId) -> Option<&Incident> {
+        self.incidents.get(&id)
+    }
+}
+
 /// One command's view of the group: reads see the group's state and this
 /// command's own writes; writes are staged, and reach the group only through
 /// [`Tx::keep`].
@@ -243,7 +290,8 @@ impl<'a> Tx<'a> {
         } else if let Some(found) = self.ctx.working.incident(id) {
             found.cloned()
         } else {
-            fetch_incidents(&mut self.ctx.conn, &mut self.ctx.working, &[id]).await?;
+            let ctx = &mut *self.ctx;
+            fetch_incidents(&mut ctx.conn, &mut ctx.working, &ctx.committed, &[id]).await?;
             self.ctx.working.incident(id).flatten().cloned()
         };
         Ok(found.map(|mut i| {
@@ -491,7 +539,7 @@ pub(super) async fn prefetch(
             .filter(|id| w.incident(*id).is_none()),
     );
     if !incidents.is_empty() {
-        fetch_incidents(conn, w, &incidents).await?;
+        fetch_incidents(conn, w, &ctx.committed, &incidents).await?;
     }
     // The components an incident already names are rendered by name when its
     // impacts change, so they are fetched with those the commands name.
@@ -547,9 +595,21 @@ pub(super) async fn prefetch(
 async fn fetch_incidents(
     conn: &mut SqliteConnection,
     w: &mut Working,
+    committed: &Committed,
     ids: &[IncidentId],
 ) -> Result<()> {
-    let wanted: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let mut wanted: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        match committed.get(*id) {
+            Some(i) => {
+                w.read.insert(*id, Some(i.clone()));
+            }
+            None => wanted.push(id.to_string()),
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {WITH_COUNTS} FROM incidents i WHERE i.id IN (SELECT value FROM json_each(?))"
     )))
@@ -557,7 +617,7 @@ async fn fetch_incidents(
     .fetch_all(&mut *conn)
     .await?;
     for id in ids {
-        w.read.insert(*id, None);
+        w.read.entry(*id).or_insert(None);
     }
     for row in rows {
         let incident = super::incidents::decode_counted(row)?;
@@ -639,11 +699,18 @@ async fn fetch_postmortems(
 /// their number, and forgets what was read: the next command to run may
 /// follow a write this state did not see.
 pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
-    let w = std::mem::take(&mut ctx.working);
+    let mut w = std::mem::take(&mut ctx.working);
     if let Some(e) = w.failed {
         return Err(Error::Internal(e));
     }
-    write(&mut ctx.conn, &w, ctx.now).await
+    write(&mut ctx.conn, &w, ctx.now).await?;
+    if ctx.committed.enabled {
+        // Every incident the group read or wrote, as it stands once the
+        // transaction commits (counts included).
+        w.settle();
+        ctx.committed.pending.extend(w.read.into_values().flatten());
+    }
+    Ok(())
 }
 
 /// Writes the kept commands' writes: a fixed number of multi-row statements
@@ -1114,6 +1181,96 @@ mod tests {
         .await
         .unwrap();
         assert_eq!((incidents, live), (1, 1));
+        drop(conn);
+        store.close().await;
+    }
+
+    /// Reports an incident's title as the writer sees it.
+    #[derive(Debug)]
+    struct Title(IncidentId);
+
+    impl Command for Title {
+        type Output = Option<String>;
+
+        fn needs(&self, needs: &mut Needs) {
+            needs.incidents.push(self.0);
+        }
+
+        fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Option<String>> {
+            Box::pin(async move { Ok(tx.incident(self.0).await?.map(|i| i.title)) })
+        }
+    }
+
+    fn rename(id: IncidentId, title: &str) -> crate::service::incidents::UpdateIncident {
+        crate::service::incidents::UpdateIncident {
+            actor: "ana".into(),
+            id,
+            etag: None,
+            patch: crate::domain::incident::IncidentPatch {
+                title: Some(title.into()),
+                ..Default::default()
+            },
+            refs: Vec::new(),
+            occur_time: None,
+        }
+    }
+
+    /// The writer remembers incidents from one group to the next, but only
+    /// what committed: a write rolled back with its savepoint is forgotten,
+    /// by the rest of its group and by every group after it.
+    #[tokio::test]
+    async fn the_writer_remembers_only_what_committed() {
+        let (_dir, store) = open().await;
+        let id = store.execute(None, declaration(vec![])).await.unwrap().id;
+        let title = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            store.execute(None, Title(id)).await.unwrap(),
+            title("Checkout down")
+        );
+
+        let (release, held) = hold_writer(&store).await;
+        let s = store.clone();
+        let failing = tokio::spawn(async move {
+            s.write(move |ctx| {
+                Box::pin(async move {
+                    ctx.run(&rename(id, "never committed")).await?;
+                    Err::<(), _>(Error::Internal("the job fails after its command".into()))
+                })
+            })
+            .await
+        });
+        while store.writes_queued() < 1 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let s = store.clone();
+        let same_group = tokio::spawn(async move { s.execute(None, Title(id)).await });
+        while store.writes_queued() < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        release.send(()).unwrap();
+        held.await.unwrap();
+        assert!(failing.await.unwrap().is_err());
+        assert_eq!(same_group.await.unwrap().unwrap(), title("Checkout down"));
+        assert_eq!(
+            store.execute(None, Title(id)).await.unwrap(),
+            title("Checkout down")
+        );
+
+        // What commits is remembered, and is what the database holds.
+        store
+            .execute(None, rename(id, "Checkout slow"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.execute(None, Title(id)).await.unwrap(),
+            title("Checkout slow")
+        );
+        let mut conn = store.reader().await.unwrap();
+        let stored = super::super::incidents::load(&mut conn, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.title, "Checkout slow");
         drop(conn);
         store.close().await;
     }

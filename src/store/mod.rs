@@ -116,7 +116,14 @@ impl Store {
             .await?;
         let (head_tx, head_rx) = watch::channel(head);
         let hub = Hub::new(options.live_buffer, options.incident_cache);
-        let writer = Writer::spawn(conn, statements, options.max_batch, head_tx, hub.clone());
+        let writer = Writer::spawn(
+            conn,
+            statements,
+            options.max_batch,
+            options.incident_cache,
+            head_tx,
+            hub.clone(),
+        );
         let store = Store {
             read,
             writer,

@@ -19,7 +19,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::batch::{self, Needs, Tx, Working};
+use super::batch::{self, Committed, Needs, Tx, Working};
 use super::request_ids::RequestKey;
 use crate::domain::{EncodedEvent, Event, NewEvent, Time};
 use crate::error::{Error, Result};
@@ -39,6 +39,8 @@ pub struct WriteCtx {
     pub(super) events: Vec<Arc<Event>>,
     /// What the group's commands read and wrote, not yet in SQL.
     pub(super) working: Working,
+    /// Incidents as committed, kept across groups.
+    pub(super) committed: Committed,
 }
 
 /// A typed write: what it reads is declared up front, and it runs in memory
@@ -204,6 +206,7 @@ impl Writer {
         conn: SqliteConnection,
         statements: Arc<AtomicU64>,
         max_batch: usize,
+        cached_incidents: usize,
         head: watch::Sender<u64>,
         hub: Hub,
     ) -> Self {
@@ -212,7 +215,15 @@ impl Writer {
             tx,
             statements: Arc::clone(&statements),
         };
-        tokio::spawn(run(conn, statements, rx, max_batch.max(1), head, hub));
+        tokio::spawn(run(
+            conn,
+            statements,
+            rx,
+            max_batch.max(1),
+            Committed::new(cached_incidents),
+            head,
+            hub,
+        ));
         writer
     }
 
@@ -285,6 +296,7 @@ async fn run(
     statements: Arc<AtomicU64>,
     mut rx: mpsc::Receiver<Msg>,
     max_batch: usize,
+    committed: Committed,
     head: watch::Sender<u64>,
     hub: Hub,
 ) {
@@ -294,6 +306,7 @@ async fn run(
         head: *head.borrow(),
         events: Vec::new(),
         working: Working::default(),
+        committed,
     };
     let mut closing: Option<oneshot::Sender<()>> = None;
     let mut last_group = 0;
@@ -360,6 +373,7 @@ async fn run_batch(
     ctx.now = chrono::Utc::now();
     ctx.events.clear();
     ctx.working = Working::default();
+    ctx.committed.rolled_back();
     let alone = batch.len() == 1;
     if let Err(e) = exec(&mut ctx.conn, "BEGIN IMMEDIATE").await {
         // Dropping the requests unrun answers each caller with an internal error.
@@ -398,6 +412,7 @@ async fn run_batch(
                 let (ok, finish) = job(ctx).await;
                 if !ok {
                     ctx.events.clear();
+                    ctx.committed.rolled_back();
                     let end = exec(&mut ctx.conn, "ROLLBACK").await;
                     finish(Ok(()));
                     if let Err(e) = end {
@@ -419,6 +434,7 @@ async fn run_batch(
                     exec(&mut ctx.conn, "RELEASE job").await
                 } else {
                     ctx.events.truncate(mark);
+                    ctx.committed.forget_all();
                     match exec(&mut ctx.conn, "ROLLBACK TO job").await {
                         Ok(()) => exec(&mut ctx.conn, "RELEASE job").await,
                         Err(e) => Err(e),
@@ -436,14 +452,15 @@ async fn run_batch(
         None => ctx.commit().await,
     };
     match commit {
-        Ok(committed) => {
+        Ok(published) => {
+            ctx.committed.committed();
             // Publish before answering: a client that sees its write acknowledged
             // and then subscribes from now must not see the write again, and one
             // subscribed before must see it.
-            if let Some(last) = committed.last() {
+            if let Some(last) = published.last() {
                 ctx.head = last.keys.sequence;
                 head.send_replace(last.keys.sequence);
-                hub.publish(&committed);
+                hub.publish(&published);
             }
             for r in ran {
                 match r {
@@ -458,6 +475,7 @@ async fn run_batch(
             let _ = exec(&mut ctx.conn, "ROLLBACK").await;
             ctx.events.clear();
             ctx.working = Working::default();
+            ctx.committed.rolled_back();
             let mut retry = Vec::new();
             for r in ran {
                 match r {
