@@ -14,12 +14,20 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter =
         EnvFilter::try_from_env("INCIDENTD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // A line per call is written off the request path: a logging thread writes
+    // whatever queued up in one go. The guard flushes what is left on return.
+    let (log, _flush_on_exit) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stdout()));
     match cli.log_format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(log)
+            .init(),
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
             .with_current_span(true)
+            .with_writer(log)
             .init(),
     }
     match cli.command {
