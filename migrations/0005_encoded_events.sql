@@ -1,5 +1,7 @@
--- The log keeps each event in its wire form (`body`, an encoded
--- incident.v1.TimelineEvent), sent to readers as it is, beside the keys that
+-- The log keeps each event in its wire form (`body`: an encoded
+-- incident.v1.SubscribeTimelineResponse carrying the TimelineEvent, which is
+-- also one element of ListTimelineEventsResponse.events), sent to readers as
+-- it is, beside the keys that
 -- subscription filters read: the incident's severity and the components it
 -- affected as of the event (16-byte ids, concatenated), and the component a
 -- component event is about.

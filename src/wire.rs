@@ -1,29 +1,63 @@
-//! Events in their wire form. The log keeps each event as an encoded
-//! `incident.v1.TimelineEvent`, made once when it is committed; replies that
-//! carry events (ListTimelineEvents, SubscribeTimeline) embed those bytes as
-//! they are instead of decoding and encoding them again per reader.
+//! Events in their wire form. The log keeps each event as it is sent: an
+//! encoded `SubscribeTimelineResponse` holding the `TimelineEvent` (field 1),
+//! made once when it is committed. Those bytes are also, exactly, one element
+//! of `ListTimelineEventsResponse.events` (field 1 as well), so a page of the
+//! log is its stored replies put end to end, and replies that carry events
+//! embed the stored bytes instead of decoding and encoding them per reader.
 //!
-//! The two reply messages here stand in for the generated ones (build.rs maps
-//! them with `extern_path`). They encode exactly the messages the proto
-//! declares: an embedded message is a length-delimited field holding its
-//! encoding, which is what a `bytes` field is on the wire.
+//! The reply messages here stand in for the generated ones (build.rs maps
+//! them with `extern_path`); they encode exactly the messages the proto
+//! declares.
 
 use bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
 use crate::domain::Event;
+use crate::error::Error;
 use crate::proto as pb;
 
-/// The wire encoding of a committed event.
+/// The wire form of a committed event: an encoded `SubscribeTimelineResponse`
+/// carrying it.
 pub fn encode_event(e: &Event) -> Bytes {
-    Bytes::from(crate::api::convert::event(e).encode_to_vec())
+    let event = crate::api::convert::event(e);
+    let mut buf = Vec::with_capacity(encoding::message::encoded_len(1, &event));
+    encoding::message::encode(1, &event, &mut buf);
+    Bytes::from(buf)
+}
+
+/// Splits stored events put end to end into one `Bytes` per event (no copy),
+/// each with its sequence.
+pub fn split_events(mut all: Bytes) -> crate::error::Result<Vec<(u64, Bytes)>> {
+    let corrupt = || Error::Internal("a stored event is not an encoded event reply".into());
+    let mut out = Vec::new();
+    while !all.is_empty() {
+        let mut rest = &all[..];
+        let (tag, wire_type) = encoding::decode_key(&mut rest).map_err(|_| corrupt())?;
+        if tag != 1 || wire_type != WireType::LengthDelimited {
+            return Err(corrupt());
+        }
+        let len = encoding::decode_varint(&mut rest).map_err(|_| corrupt())? as usize;
+        let header = all.len() - rest.len();
+        if rest.len() < len {
+            return Err(corrupt());
+        }
+        // The event's first field is its sequence (field 1, a varint).
+        let mut event = &rest[..len];
+        let (tag, wire_type) = encoding::decode_key(&mut event).map_err(|_| corrupt())?;
+        if tag != 1 || wire_type != WireType::Varint {
+            return Err(corrupt());
+        }
+        let sequence = encoding::decode_varint(&mut event).map_err(|_| corrupt())?;
+        out.push((sequence, all.split_to(header + len)));
+    }
+    Ok(out)
 }
 
 /// `incident.v1.SubscribeTimelineResponse`, its event pre-encoded.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SubscribeTimelineResponse {
-    /// `event = 1`: an encoded `TimelineEvent`.
+    /// A stored event: the whole reply, as [`encode_event`] made it.
     Event(Bytes),
     /// `heartbeat = 2`.
     Heartbeat(pb::Heartbeat),
@@ -38,7 +72,7 @@ impl Default for SubscribeTimelineResponse {
 impl Message for SubscribeTimelineResponse {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         match self {
-            Self::Event(body) => encoding::bytes::encode(1, body, buf),
+            Self::Event(reply) => buf.put_slice(reply),
             Self::Heartbeat(h) => encoding::message::encode(2, h, buf),
         }
     }
@@ -52,9 +86,11 @@ impl Message for SubscribeTimelineResponse {
     ) -> Result<(), DecodeError> {
         match tag {
             1 => {
-                let mut body = Bytes::new();
-                encoding::bytes::merge(wire_type, &mut body, buf, ctx)?;
-                *self = Self::Event(body);
+                let mut event = Bytes::new();
+                encoding::bytes::merge(wire_type, &mut event, buf, ctx)?;
+                let mut reply = Vec::with_capacity(encoding::bytes::encoded_len(1, &event));
+                encoding::bytes::encode(1, &event, &mut reply);
+                *self = Self::Event(reply.into());
                 Ok(())
             }
             2 => {
@@ -69,7 +105,7 @@ impl Message for SubscribeTimelineResponse {
 
     fn encoded_len(&self) -> usize {
         match self {
-            Self::Event(body) => encoding::bytes::encoded_len(1, body),
+            Self::Event(reply) => reply.len(),
             Self::Heartbeat(h) => encoding::message::encoded_len(2, h),
         }
     }
@@ -118,7 +154,8 @@ impl Message for GetIncidentResponse {
 /// `incident.v1.ListTimelineEventsResponse`, its events pre-encoded.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ListTimelineEventsResponse {
-    /// `repeated TimelineEvent events = 1`, each encoded.
+    /// `repeated TimelineEvent events = 1`: stored events (each a reply as
+    /// [`encode_event`] made it, which is one element of this field).
     pub events: Vec<Bytes>,
     /// `next_page_token = 2`.
     pub next_page_token: String,
@@ -126,7 +163,9 @@ pub struct ListTimelineEventsResponse {
 
 impl Message for ListTimelineEventsResponse {
     fn encode_raw(&self, buf: &mut impl BufMut) {
-        encoding::bytes::encode_repeated(1, &self.events, buf);
+        for e in &self.events {
+            buf.put_slice(e);
+        }
         if !self.next_page_token.is_empty() {
             encoding::string::encode(2, &self.next_page_token, buf);
         }
@@ -140,14 +179,21 @@ impl Message for ListTimelineEventsResponse {
         ctx: DecodeContext,
     ) -> Result<(), DecodeError> {
         match tag {
-            1 => encoding::bytes::merge_repeated(wire_type, &mut self.events, buf, ctx),
+            1 => {
+                let mut event = Bytes::new();
+                encoding::bytes::merge(wire_type, &mut event, buf, ctx)?;
+                let mut reply = Vec::with_capacity(encoding::bytes::encoded_len(1, &event));
+                encoding::bytes::encode(1, &event, &mut reply);
+                self.events.push(reply.into());
+                Ok(())
+            }
             2 => encoding::string::merge(wire_type, &mut self.next_page_token, buf, ctx),
             _ => encoding::skip_field(wire_type, tag, buf, ctx),
         }
     }
 
     fn encoded_len(&self) -> usize {
-        encoding::bytes::encoded_len_repeated(1, &self.events)
+        self.events.iter().map(Bytes::len).sum::<usize>()
             + if self.next_page_token.is_empty() {
                 0
             } else {
@@ -183,17 +229,31 @@ mod tests {
         }
     }
 
+    /// An event as the log stores it.
+    fn stored(e: &client::TimelineEvent) -> Bytes {
+        client::SubscribeTimelineResponse {
+            kind: Some(client::subscribe_timeline_response::Kind::Event(e.clone())),
+        }
+        .encode_to_vec()
+        .into()
+    }
+
     /// A client decoding with the generated types reads what the generated
     /// server types would have sent.
     #[test]
     fn a_subscription_reply_is_the_generated_message() {
         let e = event(7);
-        let ours = SubscribeTimelineResponse::Event(Bytes::from(e.encode_to_vec()));
-        let generated =
-            client::SubscribeTimelineResponse::decode(ours.encode_to_vec().as_slice()).unwrap();
+        let ours = SubscribeTimelineResponse::Event(stored(&e));
+        let bytes = ours.encode_to_vec();
+        assert_eq!(ours.encoded_len(), bytes.len());
+        let generated = client::SubscribeTimelineResponse::decode(bytes.as_slice()).unwrap();
         assert_eq!(
             generated.kind,
             Some(client::subscribe_timeline_response::Kind::Event(e))
+        );
+        assert_eq!(
+            SubscribeTimelineResponse::decode(bytes.as_slice()).unwrap(),
+            ours
         );
         let beat = SubscribeTimelineResponse::Heartbeat(pb::Heartbeat { sequence: 9 });
         let back = SubscribeTimelineResponse::decode(beat.encode_to_vec().as_slice()).unwrap();
@@ -224,10 +284,7 @@ mod tests {
         for token in ["", "next"] {
             let events = vec![event(1), event(2)];
             let ours = ListTimelineEventsResponse {
-                events: events
-                    .iter()
-                    .map(|e| Bytes::from(e.encode_to_vec()))
-                    .collect(),
+                events: events.iter().map(stored).collect(),
                 next_page_token: token.into(),
             };
             let bytes = ours.encode_to_vec();
@@ -240,5 +297,28 @@ mod tests {
                 ours
             );
         }
+    }
+
+    #[test]
+    fn stored_events_end_to_end_split_into_each_with_its_sequence() {
+        let events: Vec<Bytes> = [1, 300, 70_000]
+            .iter()
+            .map(|n| stored(&event(*n)))
+            .collect();
+        let all: Vec<u8> = events.iter().flat_map(|b| b.to_vec()).collect();
+        let split = split_events(all.into()).unwrap();
+        assert_eq!(
+            split,
+            vec![
+                (1, events[0].clone()),
+                (300, events[1].clone()),
+                (70_000, events[2].clone())
+            ]
+        );
+        assert_eq!(split_events(Bytes::new()).unwrap(), vec![]);
+        // Cut short, or not a reply: an internal error, not a panic.
+        let cut = events[0].slice(..events[0].len() - 1);
+        assert!(split_events(cut).is_err());
+        assert!(split_events(Bytes::from_static(b"\x12\x00")).is_err());
     }
 }

@@ -3,6 +3,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -12,7 +13,7 @@ use super::{convert, filter_list, page_start, paginate};
 use crate::auth::Identity;
 use crate::domain::filter::EventFilter;
 use crate::domain::limits::TEXT_MAX_BYTES;
-use crate::domain::{EncodedEvent, EventKind, IncidentId, Severity};
+use crate::domain::{EventKind, IncidentId, Severity};
 use crate::error::Error;
 use crate::proto as pb;
 use crate::proto::subscribe_timeline_request::Start as PbStart;
@@ -91,8 +92,8 @@ impl TimelineService for Timeline {
             &filter,
             items,
             limit,
-            |e: &EncodedEvent| e.body.clone(),
-            |e: &EncodedEvent| e.keys.sequence,
+            |(_, reply): &(u64, Bytes)| reply.clone(),
+            |(sequence, _): &(u64, Bytes)| *sequence,
         )?;
         Ok(Response::new(ListTimelineEventsResponse {
             events,
@@ -162,7 +163,7 @@ impl TimelineService for Timeline {
         let stream = ReceiverStream::new(rx).map(|item| {
             item.map(|item| match item {
                 // The stored encoding, shared by every subscriber.
-                Item::Event(e) => SubscribeTimelineResponse::Event(e.body.clone()),
+                Item::Event(reply) => SubscribeTimelineResponse::Event(reply),
                 Item::Heartbeat(sequence) => {
                     SubscribeTimelineResponse::Heartbeat(pb::Heartbeat { sequence })
                 }

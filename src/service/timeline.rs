@@ -1,15 +1,13 @@
 //! The timeline: notes, listing, and subscriptions that never lose an event.
 
-use std::sync::Arc;
+use bytes::Bytes;
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::domain::filter::EventFilter;
-use crate::domain::{
-    EncodedEvent, Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Time,
-};
+use crate::domain::{Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Time};
 use crate::error::{Error, Result};
 use crate::quota::SubscriberPermit;
 use crate::store::{Command, Needs, Store, Tx, WriteFuture, events, incidents};
@@ -59,7 +57,7 @@ pub async fn list(
     filter: &EventFilter,
     after: u64,
     limit: usize,
-) -> Result<Vec<EncodedEvent>> {
+) -> Result<Vec<(u64, Bytes)>> {
     let mut conn = store.reader().await?;
     if let [id] = filter.incident_ids.as_slice()
         && !incidents::exists(&mut conn, *id).await?
@@ -69,7 +67,7 @@ pub async fn list(
             id: id.to_string(),
         });
     }
-    events::list(&mut conn, &filter.incident_ids, &filter.kinds, after, limit).await
+    events::list_stored(&mut conn, &filter.incident_ids, &filter.kinds, after, limit).await
 }
 
 /// Where a subscription starts.
@@ -84,7 +82,8 @@ pub enum Start {
 /// What a subscription delivers.
 #[derive(Clone, Debug)]
 pub enum Item {
-    Event(Arc<EncodedEvent>),
+    /// A matching event, as stored: the whole reply.
+    Event(Bytes),
     /// Every matching event up to this sequence has been delivered.
     Heartbeat(u64),
 }
@@ -176,7 +175,8 @@ impl Subscription {
                     _ = shutdown.changed() => break,
                     r = live.recv() => match r {
                         Ok(e) => {
-                            if self.deliver(e).await.is_err() {
+                            let matches = self.filter.matches(&e.keys);
+                            if self.deliver(e.keys.sequence, matches, &e.body).await.is_err() {
                                 return;
                             }
                         }
@@ -226,8 +226,8 @@ impl Subscription {
                 }
             };
             let short = batch.len() < CATCH_UP_BATCH;
-            for e in batch {
-                self.deliver(Arc::new(e)).await?;
+            for (sequence, matches, body) in &batch {
+                self.deliver(*sequence, *matches, body).await?;
             }
             if short {
                 // Everything committed before the read (≤ head_before) was in it.
@@ -240,30 +240,53 @@ impl Subscription {
         }
     }
 
-    async fn read_batch(&self) -> Result<Vec<EncodedEvent>> {
+    /// The next events after the cursor, each with its sequence and whether
+    /// it matches. Conditions on the incident and kind are the database's;
+    /// only a severity or component condition needs the keys read per row.
+    async fn read_batch(&self) -> Result<Vec<(u64, bool, Bytes)>> {
         // The stream is accepted: it waits for the database rather than end
         // with OVERLOADED (its share of its caller's reads bounds it).
         let mut conn = self.store.reader_waiting().await?;
-        events::list(
+        let f = &self.filter;
+        if f.severity_at_least.is_none() && f.component_id.is_none() {
+            let stored = events::list_stored(
+                &mut conn,
+                &f.incident_ids,
+                &f.kinds,
+                self.cursor,
+                CATCH_UP_BATCH,
+            )
+            .await?;
+            return Ok(stored.into_iter().map(|(s, b)| (s, true, b)).collect());
+        }
+        let rows = events::list(
             &mut conn,
-            &self.filter.incident_ids,
-            &self.filter.kinds,
+            &f.incident_ids,
+            &f.kinds,
             self.cursor,
             CATCH_UP_BATCH,
         )
-        .await
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|e| (e.keys.sequence, f.matches(&e.keys), e.body))
+            .collect())
     }
 
     /// Sends an event if it is new and matches; advances the cursor either way.
-    async fn deliver(&mut self, e: Arc<EncodedEvent>) -> std::result::Result<(), Gone> {
-        let sequence = e.keys.sequence;
+    async fn deliver(
+        &mut self,
+        sequence: u64,
+        matches: bool,
+        body: &Bytes,
+    ) -> std::result::Result<(), Gone> {
         if sequence <= self.cursor {
             return Ok(());
         }
-        if self.filter.matches(&e.keys) {
+        if matches {
             let lag = self.store.head_sequence().saturating_sub(sequence);
             metrics::histogram!(crate::metrics::SUBSCRIBER_LAG).record(lag as f64);
-            self.send(Item::Event(e)).await?;
+            self.send(Item::Event(body.clone())).await?;
         }
         self.cursor = sequence;
         Ok(())
@@ -347,7 +370,9 @@ mod tests {
         tokio::time::resume();
         drop(held);
         match rx.recv().await {
-            Some(Ok(Item::Event(e))) => assert_eq!(e.keys.sequence, 1),
+            Some(Ok(Item::Event(e))) => {
+                assert_eq!(crate::wire::split_events(e).unwrap()[0].0, 1)
+            }
             other => panic!("expected the event, got {other:?}"),
         }
         store.close().await;

@@ -57,19 +57,7 @@ pub async fn list(
     after: u64,
     limit: usize,
 ) -> Result<Vec<EncodedEvent>> {
-    let ids = (!incident_ids.is_empty())
-        .then(|| {
-            serde_json::to_string(
-                &incident_ids
-                    .iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .transpose()?;
-    let kinds = (!kinds.is_empty())
-        .then(|| serde_json::to_string(&kinds.iter().map(|k| k.code()).collect::<Vec<_>>()))
-        .transpose()?;
+    let (ids, kinds) = filter_params(incident_ids, kinds)?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT sequence, kind, incident_id, severity, component_ids, body FROM events
          WHERE sequence > ?1
@@ -84,6 +72,56 @@ pub async fn list(
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(decode).collect()
+}
+
+/// Like [`list`], for a reader that needs no keys: the stored events only,
+/// each with its sequence. The database puts the batch end to end in one
+/// value, so the whole batch crosses from the driver's thread as one row
+/// instead of one row per event.
+pub async fn list_stored(
+    conn: &mut SqliteConnection,
+    incident_ids: &[IncidentId],
+    kinds: &[EventKind],
+    after: u64,
+    limit: usize,
+) -> Result<Vec<(u64, bytes::Bytes)>> {
+    let (ids, kinds) = filter_params(incident_ids, kinds)?;
+    let joined: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT CAST(group_concat(body, '' ORDER BY sequence) AS BLOB) FROM (
+             SELECT sequence, body FROM events
+             WHERE sequence > ?1
+               AND (?2 IS NULL OR incident_id IN (SELECT value FROM json_each(?2)))
+               AND (?3 IS NULL OR kind IN (SELECT value FROM json_each(?3)))
+             ORDER BY sequence LIMIT ?4)",
+    )
+    .bind(after as i64)
+    .bind(ids)
+    .bind(kinds)
+    .bind(limit as i64)
+    .fetch_one(&mut *conn)
+    .await?;
+    crate::wire::split_events(joined.unwrap_or_default().into())
+}
+
+/// The incident and kind conditions as bound parameters (`None`: any).
+fn filter_params(
+    incident_ids: &[IncidentId],
+    kinds: &[EventKind],
+) -> Result<(Option<String>, Option<String>)> {
+    let ids = (!incident_ids.is_empty())
+        .then(|| {
+            serde_json::to_string(
+                &incident_ids
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .transpose()?;
+    let kinds = (!kinds.is_empty())
+        .then(|| serde_json::to_string(&kinds.iter().map(|k| k.code()).collect::<Vec<_>>()))
+        .transpose()?;
+    Ok((ids, kinds))
 }
 
 fn decode((sequence, kind, incident_id, severity, components, body): Row) -> Result<EncodedEvent> {
@@ -276,6 +314,24 @@ mod tests {
             assert_eq!(s.keys, e.keys());
             assert_eq!(s.body, crate::wire::encode_event(e));
         }
+        let whole = list_stored(&mut r, &[], &[], 0, 10).await.unwrap();
+        assert_eq!(
+            whole,
+            stored
+                .iter()
+                .map(|s| (s.keys.sequence, s.body.clone()))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            list_stored(&mut r, &[], &[], 1, 10).await.unwrap(),
+            whole[1..]
+        );
+        assert!(
+            list_stored(&mut r, &[], &[], 2, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let legacy: i64 =
             sqlx::query_scalar("SELECT count(*) FROM events WHERE legacy IS NOT NULL")
                 .fetch_one(&mut *r)
