@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::parse::{self, Mutation, Violations};
@@ -159,8 +158,8 @@ impl TimelineService for Timeline {
             return Err(Error::invalid("start", "is required").into());
         };
         let permit = self.quotas.admit_subscriber(caller.as_ref())?;
-        let rx = svc::subscribe(self.store.clone(), start, filter, heartbeat, permit)?;
-        let stream = ReceiverStream::new(rx).map(|item| {
+        let subscription = svc::subscribe(self.store.clone(), start, filter, heartbeat, permit)?;
+        let stream = subscription.map(|item| {
             item.map(|item| match item {
                 // The stored encoding, shared by every subscriber.
                 Item::Event(reply) => SubscribeTimelineResponse::Event(reply),

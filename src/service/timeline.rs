@@ -1,10 +1,13 @@
 //! The timeline: notes, listing, and subscriptions that never lose an event.
 
-use bytes::Bytes;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use futures::Stream;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::domain::filter::EventFilter;
 use crate::domain::{Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Time};
@@ -14,9 +17,6 @@ use crate::store::{Command, Needs, Store, Tx, WriteFuture, events, incidents};
 
 /// Events read from the database per round trip while catching up.
 const CATCH_UP_BATCH: usize = 1000;
-/// Items queued towards one subscriber's connection; beyond this the
-/// subscriber waits, and falls back to the database if the live ring moves on.
-const STREAM_QUEUE: usize = 64;
 
 /// Appends a note to an incident's timeline; answers with its event.
 #[derive(Debug)]
@@ -88,155 +88,185 @@ pub enum Item {
     Heartbeat(u64),
 }
 
+/// A subscription's messages, produced as the stream is polled.
+pub type Subscription = Pin<Box<dyn Stream<Item = Result<Item>> + Send>>;
+
 /// Starts a subscription: catch-up from the database, then live from the hub,
 /// with no gap, no duplicate and strictly increasing sequences. The stream
 /// ends with an error only on shutdown (after everything committed by then
 /// was delivered). `permit` is held for the life of the stream; while the
 /// subscription reads the database it also holds a place in its caller's share.
+///
+/// No task runs behind the stream: it does its work when the connection polls
+/// it for the next message, so an event goes from the hub to the stream with
+/// no queue and no wake-up in between, and a subscriber that reads slowly
+/// simply falls behind the ring (and back to the database).
 pub fn subscribe(
     store: Store,
     start: Start,
     filter: EventFilter,
     heartbeat: Duration,
     permit: SubscriberPermit,
-) -> Result<mpsc::Receiver<Result<Item>>> {
+) -> Result<Subscription> {
     let head = store.head_sequence();
     let cursor = match start {
         Start::After(after) if after > head => return Err(Error::SequenceAheadOfLog { head }),
         Start::After(after) => after,
         Start::Now => head,
     };
-    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-    tokio::spawn(async move {
-        metrics::gauge!(crate::metrics::SUBSCRIBERS).increment(1.0);
-        let _open = open_subscriber_guard();
-        Subscription {
-            store,
-            filter,
-            cursor,
-            tx,
-            permit,
-        }
-        .run(heartbeat)
-        .await;
-    });
-    Ok(rx)
-}
-
-/// Decrements the open-subscriber gauge when the subscription task ends,
-/// however it ends.
-fn open_subscriber_guard() -> impl Drop {
-    struct Open;
-    impl Drop for Open {
-        fn drop(&mut self) {
-            metrics::gauge!(crate::metrics::SUBSCRIBERS).decrement(1.0);
-        }
-    }
-    Open
-}
-
-struct Subscription {
-    store: Store,
-    filter: EventFilter,
-    /// Every event up to here has been looked at (and sent if it matched).
-    cursor: u64,
-    tx: mpsc::Sender<Result<Item>>,
-    permit: SubscriberPermit,
-}
-
-/// The client went away: stop.
-struct Gone;
-
-impl Subscription {
-    async fn run(mut self, heartbeat: Duration) {
-        let mut shutdown = self.store.hub().shutdown_signal();
-        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    metrics::gauge!(crate::metrics::SUBSCRIBERS).increment(1.0);
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = State {
+        shutdown: store.hub().shutdown_signal(),
+        store,
+        filter,
+        cursor,
+        permit,
+        beat,
         // The first message states the position, so a client that started
         // "from now" can resume from a sequence if the stream breaks early.
-        if self.send(Item::Heartbeat(self.cursor)).await.is_err() {
-            return;
-        }
+        ready: VecDeque::from([Item::Heartbeat(cursor)]),
+        phase: Phase::Subscribe,
+        live: None,
+        _open: OpenSubscriber,
+    };
+    Ok(Box::pin(futures::stream::unfold(
+        state,
+        |mut s| async move {
+            let item = s.next().await?;
+            Some((item, s))
+        },
+    )))
+}
+
+/// Counts the subscription in the open-subscriber gauge while it exists,
+/// however it ends.
+struct OpenSubscriber;
+
+impl Drop for OpenSubscriber {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::SUBSCRIBERS).decrement(1.0);
+    }
+}
+
+/// Where a subscription is.
+enum Phase {
+    /// Take a place in the live ring, then read the log up to it.
+    Subscribe,
+    /// Reading the log from the cursor; `live` holds what commits meanwhile.
+    CatchUp,
+    /// Following the live ring.
+    Live,
+    /// Everything committed was delivered and the server is stopping.
+    Ending,
+    Done,
+}
+
+struct State {
+    store: Store,
+    filter: EventFilter,
+    /// Every event up to here has been looked at (and queued if it matched).
+    cursor: u64,
+    permit: SubscriberPermit,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    beat: tokio::time::Interval,
+    /// Messages to send before doing anything else.
+    ready: VecDeque<Item>,
+    phase: Phase,
+    live: Option<broadcast::Receiver<Arc<crate::domain::EncodedEvent>>>,
+    _open: OpenSubscriber,
+}
+
+impl State {
+    /// The next message, or `None` once the stream is over.
+    async fn next(&mut self) -> Option<Result<Item>> {
         loop {
-            // Subscribe before reading the database: whatever commits after
-            // this point is in the ring, whatever committed before is on disk.
-            let mut live = self.store.hub().subscribe();
-            if self.catch_up(&mut beat).await.is_err() {
-                return;
+            if let Some(item) = self.ready.pop_front() {
+                return Some(Ok(item));
             }
-            if *shutdown.borrow() {
-                let _ = self.tx.send(Err(Error::ShuttingDown)).await;
-                return;
-            }
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = self.tx.closed() => return,
-                    _ = shutdown.changed() => break,
-                    r = live.recv() => match r {
-                        Ok(e) => {
-                            let matches = self.filter.matches(&e.keys);
-                            if self.deliver(e.keys.sequence, matches, &e.body).await.is_err() {
-                                return;
-                            }
-                        }
-                        // Fell behind the ring: back to the database.
-                        Err(RecvError::Lagged(_)) => break,
-                        Err(RecvError::Closed) => break,
-                    },
-                    _ = beat.tick() => {
-                        if self.send(Item::Heartbeat(self.cursor)).await.is_err() {
-                            return;
-                        }
+            match self.phase {
+                Phase::Subscribe => {
+                    // Subscribe before reading the database: whatever commits
+                    // after this point is in the ring, whatever committed
+                    // before is on disk.
+                    self.live = Some(self.store.hub().subscribe());
+                    self.phase = Phase::CatchUp;
+                }
+                Phase::CatchUp => {
+                    if let Err(e) = self.catch_up_batch().await {
+                        self.phase = Phase::Done;
+                        return Some(Err(e));
                     }
                 }
+                Phase::Live => self.follow().await,
+                Phase::Ending => {
+                    self.phase = Phase::Done;
+                    return Some(Err(Error::ShuttingDown));
+                }
+                Phase::Done => return None,
             }
         }
     }
 
-    /// Reads the log from the cursor until it is caught up with the head.
-    async fn catch_up(
-        &mut self,
-        beat: &mut tokio::time::Interval,
-    ) -> std::result::Result<(), Gone> {
-        loop {
-            let head_before = self.store.head_sequence();
-            if self.cursor >= head_before {
-                // Nothing committed that the ring will not bring: a subscription
-                // from now (or one caught up) costs the database nothing.
-                return Ok(());
-            }
-            // A database read is work done for the caller: it takes a place in
-            // its share (waiting for one), but delivering does not, so a
+    /// Reads one batch of the log from the cursor; moves on to the live ring
+    /// (or to the end, when stopping) once caught up with the head.
+    async fn catch_up_batch(&mut self) -> Result<()> {
+        let head_before = self.store.head_sequence();
+        let caught_up = if self.cursor >= head_before {
+            // Nothing committed that the ring will not bring: a subscription
+            // from now (or one caught up) costs the database nothing.
+            true
+        } else {
+            // A database read is work done for the caller: it takes a place
+            // in its share (waiting for one), but delivering does not, so a
             // subscriber that reads slowly holds nothing of its caller's.
-            let share = tokio::select! {
-                share = self.permit.catching_up() => share,
-                _ = self.tx.closed() => return Err(Gone),
-            };
-            let read = tokio::select! {
-                read = self.read_batch() => read,
-                _ = self.tx.closed() => return Err(Gone),
-            };
+            let share = self.permit.catching_up().await;
+            let batch = self.read_batch().await;
             drop(share);
-            let batch = match read {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = self.tx.send(Err(e)).await;
-                    return Err(Gone);
-                }
-            };
+            let batch = batch?;
             let short = batch.len() < CATCH_UP_BATCH;
-            for (sequence, matches, body) in &batch {
-                self.deliver(*sequence, *matches, body).await?;
+            for (sequence, matches, body) in batch {
+                self.take(sequence, matches, body);
             }
             if short {
                 // Everything committed before the read (≤ head_before) was in it.
                 self.cursor = self.cursor.max(head_before);
-                return Ok(());
+            } else if beat_is_due(&mut self.beat) {
+                self.ready.push_back(Item::Heartbeat(self.cursor));
             }
-            if beat_is_due(beat) {
-                self.send(Item::Heartbeat(self.cursor)).await?;
-            }
+            short
+        };
+        if caught_up {
+            self.phase = if *self.shutdown.borrow() {
+                Phase::Ending
+            } else {
+                Phase::Live
+            };
+        }
+        Ok(())
+    }
+
+    /// Waits for the next thing to happen while following the ring.
+    async fn follow(&mut self) {
+        let Some(live) = self.live.as_mut() else {
+            self.phase = Phase::Subscribe;
+            return;
+        };
+        tokio::select! {
+            biased;
+            _ = self.shutdown.changed() => self.phase = Phase::Subscribe,
+            r = live.recv() => match r {
+                Ok(e) => {
+                    let matches = self.filter.matches(&e.keys);
+                    self.take(e.keys.sequence, matches, e.body.clone());
+                }
+                // Fell behind the ring (or it closed): back to the database.
+                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
+                    self.phase = Phase::Subscribe;
+                }
+            },
+            _ = self.beat.tick() => self.ready.push_back(Item::Heartbeat(self.cursor)),
         }
     }
 
@@ -273,27 +303,17 @@ impl Subscription {
             .collect())
     }
 
-    /// Sends an event if it is new and matches; advances the cursor either way.
-    async fn deliver(
-        &mut self,
-        sequence: u64,
-        matches: bool,
-        body: &Bytes,
-    ) -> std::result::Result<(), Gone> {
+    /// Queues an event if it is new and matches; advances the cursor either way.
+    fn take(&mut self, sequence: u64, matches: bool, body: Bytes) {
         if sequence <= self.cursor {
-            return Ok(());
+            return;
         }
         if matches {
             let lag = self.store.head_sequence().saturating_sub(sequence);
             metrics::histogram!(crate::metrics::SUBSCRIBER_LAG).record(lag as f64);
-            self.send(Item::Event(body.clone())).await?;
+            self.ready.push_back(Item::Event(body));
         }
         self.cursor = sequence;
-        Ok(())
-    }
-
-    async fn send(&self, item: Item) -> std::result::Result<(), Gone> {
-        self.tx.send(Ok(item)).await.map_err(|_| Gone)
     }
 }
 
@@ -308,6 +328,8 @@ fn beat_is_due(beat: &mut tokio::time::Interval) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt;
+
     use super::*;
     use crate::config::LimitArgs;
     use crate::quota::Quotas;
@@ -355,7 +377,7 @@ mod tests {
         let permit = Quotas::new(&LimitArgs::default(), None)
             .admit_subscriber(None)
             .unwrap();
-        let mut rx = subscribe(
+        let mut stream = subscribe(
             store.clone(),
             Start::After(0),
             EventFilter::default(),
@@ -363,13 +385,15 @@ mod tests {
             permit,
         )
         .unwrap();
-        assert!(matches!(rx.recv().await, Some(Ok(Item::Heartbeat(0)))));
-        tokio::time::sleep(timeout * 10).await;
-        assert!(rx.try_recv().is_err(), "nothing yet, and no error");
+        assert!(matches!(stream.next().await, Some(Ok(Item::Heartbeat(0)))));
+        // Ten queue timeouts pass while the connection is held: the stream
+        // keeps waiting, with no message and no error.
+        let waited = tokio::time::timeout(timeout * 10, stream.next()).await;
+        assert!(waited.is_err(), "nothing yet, and no error: {waited:?}");
         // The database works on threads of its own: real time again.
         tokio::time::resume();
         drop(held);
-        match rx.recv().await {
+        match stream.next().await {
             Some(Ok(Item::Event(e))) => {
                 assert_eq!(crate::wire::split_events(e).unwrap()[0].0, 1)
             }
