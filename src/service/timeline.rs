@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_stream::wrappers::WatchStream;
 
 use crate::domain::filter::EventFilter;
 use crate::domain::{Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Time};
@@ -117,8 +118,11 @@ pub fn subscribe(
     metrics::gauge!(crate::metrics::SUBSCRIBERS).increment(1.0);
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let state = State {
-        shutdown: store.hub().shutdown_signal(),
+    let shutdown = store.hub().shutdown_signal();
+    let stopping = *shutdown.borrow();
+    let state = Box::new(State {
+        shutdown: WatchStream::from_changes(shutdown),
+        stopping,
         store,
         filter,
         cursor,
@@ -130,7 +134,8 @@ pub fn subscribe(
         phase: Phase::Subscribe,
         live: None,
         _open: OpenSubscriber,
-    };
+    });
+    // Boxed: the state moves in and out of each step's future.
     Ok(Box::pin(futures::stream::unfold(
         state,
         |mut s| async move {
@@ -169,7 +174,10 @@ struct State {
     /// Every event up to here has been looked at (and queued if it matched).
     cursor: u64,
     permit: SubscriberPermit,
-    shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Changes of the shutdown flag. A stream, so that waiting on it in each
+    /// `select!` reuses one registration instead of making a new one per event.
+    shutdown: WatchStream<bool>,
+    stopping: bool,
     beat: tokio::time::Interval,
     /// Messages to send before doing anything else.
     ready: VecDeque<Item>,
@@ -238,7 +246,7 @@ impl State {
             short
         };
         if caught_up {
-            self.phase = if *self.shutdown.borrow() {
+            self.phase = if self.stopping {
                 Phase::Ending
             } else {
                 Phase::Live
@@ -255,7 +263,13 @@ impl State {
         };
         tokio::select! {
             biased;
-            _ = self.shutdown.changed() => self.phase = Phase::Subscribe,
+            // The flag only ever turns on; a closed hub means stopping too.
+            change = self.shutdown.next() => {
+                self.stopping = change.unwrap_or(true);
+                if self.stopping {
+                    self.phase = Phase::Subscribe;
+                }
+            }
             r = live.recv() => match r {
                 Ok(e) => {
                     let matches = self.filter.matches(&e.keys);
