@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, watch};
 
+use crate::component_names::ComponentNames;
 use crate::domain::EncodedEvent;
 use crate::incident_cache::IncidentCache;
 
@@ -18,19 +19,26 @@ pub struct Hub {
     events: broadcast::Sender<Arc<EncodedEvent>>,
     shutdown: watch::Sender<bool>,
     incidents: Arc<IncidentCache>,
+    components: Arc<ComponentNames>,
 }
 
 impl Hub {
     /// A hub whose ring holds `capacity` events, keeping up to
-    /// `cached_incidents` incidents for readers.
-    pub fn new(capacity: usize, cached_incidents: usize) -> Self {
+    /// `cached_incidents` incidents for readers, and `components` current.
+    pub fn new(capacity: usize, cached_incidents: usize, components: ComponentNames) -> Self {
         let (events, _) = broadcast::channel(capacity.max(1));
         let (shutdown, _) = watch::channel(false);
         Hub {
             events,
             shutdown,
             incidents: Arc::new(IncidentCache::new(cached_incidents)),
+            components: Arc::new(components),
         }
+    }
+
+    /// Every component's current name.
+    pub fn components(&self) -> &ComponentNames {
+        &self.components
     }
 
     /// Recently read incidents, forgotten as events about them are published.

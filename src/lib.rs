@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod codec;
+pub mod component_names;
 pub mod config;
 pub mod connection;
 pub mod domain;

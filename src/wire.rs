@@ -13,14 +13,15 @@ use bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
+use crate::component_names::NameOf;
 use crate::domain::Event;
 use crate::error::Error;
 use crate::proto as pb;
 
 /// The wire form of a committed event: an encoded `SubscribeTimelineResponse`
-/// carrying it.
-pub fn encode_event(e: &Event) -> Bytes {
-    let event = crate::api::convert::event(e);
+/// carrying it, its components named by `names`.
+pub fn encode_event(e: &Event, names: &dyn NameOf) -> Bytes {
+    let event = crate::api::convert::event(e, names);
     let mut buf = Vec::with_capacity(encoding::message::encoded_len(1, &event));
     encoding::message::encode(1, &event, &mut buf);
     Bytes::from(buf)

@@ -1,5 +1,6 @@
 //! Domain values to proto messages.
 
+use crate::component_names::NameOf;
 use crate::domain::incident::{ImpactChange, ImpactWindow, RoleAssignment};
 use crate::domain::{
     ActionItem, Component, ComponentImpact, Event, EventPayload, FieldChange, Incident,
@@ -20,11 +21,12 @@ fn opt_ts(t: Option<Time>) -> Option<prost_types::Timestamp> {
     t.map(ts)
 }
 
-fn impacts(list: &[ComponentImpact]) -> Vec<pb::ComponentImpact> {
+fn impacts(list: &[ComponentImpact], names: &dyn NameOf) -> Vec<pb::ComponentImpact> {
     list.iter()
         .map(|c| pb::ComponentImpact {
             component_id: c.component_id.to_string(),
             impact: c.impact.code(),
+            component_name: names.name_of(c.component_id).to_owned(),
         })
         .collect()
 }
@@ -50,8 +52,8 @@ fn role(r: &RoleAssignment) -> pb::RoleAssignment {
     }
 }
 
-/// An incident.
-pub fn incident(i: &Incident) -> pb::Incident {
+/// An incident; `names` names the components it affects.
+pub fn incident(i: &Incident, names: &dyn NameOf) -> pb::Incident {
     pb::Incident {
         id: i.id.to_string(),
         reference: i.reference(),
@@ -60,7 +62,7 @@ pub fn incident(i: &Incident) -> pb::Incident {
         kind: i.kind.code(),
         severity: i.severity.map_or(0, |s| s.code()),
         status: i.status.code(),
-        component_impacts: impacts(&i.component_impacts),
+        component_impacts: impacts(&i.component_impacts, names),
         impact_windows: i.impact_windows.iter().map(window).collect(),
         scheduled_start_time: opt_ts(i.scheduled_start_time),
         scheduled_end_time: opt_ts(i.scheduled_end_time),
@@ -81,14 +83,14 @@ pub fn incident(i: &Incident) -> pb::Incident {
     }
 }
 
-/// A status update.
-pub fn status_update(u: &StatusUpdate) -> pb::StatusUpdate {
+/// A status update; `names` names the components it affects.
+pub fn status_update(u: &StatusUpdate, names: &dyn NameOf) -> pb::StatusUpdate {
     pb::StatusUpdate {
         id: u.id.to_string(),
         incident_id: u.incident_id.to_string(),
         status: u.status.code(),
         message: u.message.clone(),
-        component_impacts: impacts(&u.component_impacts),
+        component_impacts: impacts(&u.component_impacts, names),
         next_update_time: opt_ts(u.next_update_time),
         visibility: match u.visibility {
             Visibility::Public => pb::Visibility::Public,
@@ -205,12 +207,12 @@ fn impact_change(c: &ImpactChange) -> pb::ComponentImpactChange {
     }
 }
 
-/// A timeline event.
-pub fn event(e: &Event) -> pb::TimelineEvent {
+/// A timeline event; `names` names components as of the event.
+pub fn event(e: &Event, names: &dyn NameOf) -> pb::TimelineEvent {
     let payload = match &e.payload {
         EventPayload::IncidentCreated { incident: i } => {
             Payload::IncidentCreated(pb::IncidentCreated {
-                incident: Some(incident(i)),
+                incident: Some(incident(i, names)),
             })
         }
         EventPayload::IncidentUpdated { changes: c } => {
@@ -229,7 +231,7 @@ pub fn event(e: &Event) -> pb::TimelineEvent {
         }),
         EventPayload::StatusUpdatePosted { status_update: u } => {
             Payload::StatusUpdatePosted(pb::StatusUpdatePosted {
-                status_update: Some(status_update(u)),
+                status_update: Some(status_update(u, names)),
             })
         }
         EventPayload::NoteAdded { text } => {
@@ -249,7 +251,7 @@ pub fn event(e: &Event) -> pb::TimelineEvent {
         }
         EventPayload::IncidentUndeleted { incident: i } => {
             Payload::IncidentUndeleted(pb::IncidentUndeleted {
-                incident: Some(incident(i)),
+                incident: Some(incident(i, names)),
             })
         }
         EventPayload::ComponentCreated { component: c } => {

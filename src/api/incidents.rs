@@ -587,7 +587,10 @@ impl IncidentService for Incidents {
         let command = parse_create(&r, &caller, &mut v);
         let incident = execute(&self.store, key, v.into_result(command)?).await?;
         Ok(Response::new(pb::CreateIncidentResponse {
-            incident: Some(convert::incident(&incident)),
+            incident: Some(convert::incident(
+                &incident,
+                &self.store.hub().components().read(),
+            )),
         }))
     }
 
@@ -607,7 +610,9 @@ impl IncidentService for Incidents {
         // Taken before the read: a commit in between keeps the read out.
         let ticket = id.map(|id| cache.ticket(id));
         let incident = svc::get(&self.store, r).await?;
-        let body = Bytes::from(convert::incident(&incident).encode_to_vec());
+        let body = Bytes::from(
+            convert::incident(&incident, &self.store.hub().components().read()).encode_to_vec(),
+        );
         cache.learn_number(incident.number, incident.id);
         if let Some(ticket) = ticket {
             cache.fill(ticket, body.clone());
@@ -626,13 +631,14 @@ impl IncidentService for Incidents {
         v.finish()?;
         let start: Option<Cursor> = page_start(&self.store, "incidents", &filter, &r.page_token)?;
         let items = svc::list(&self.store, &filter, start.as_ref(), limit + 1).await?;
+        let names = self.store.hub().components().read();
         let (incidents, next_page_token) = paginate(
             &self.store,
             "incidents",
             &filter,
             items,
             limit,
-            convert::incident,
+            |i| convert::incident(i, &names),
             cursor_after,
         )?;
         Ok(Response::new(pb::ListIncidentsResponse {
@@ -658,7 +664,10 @@ impl IncidentService for Incidents {
             .await
             .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::UpdateIncidentResponse {
-            incident: Some(convert::incident(&incident)),
+            incident: Some(convert::incident(
+                &incident,
+                &self.store.hub().components().read(),
+            )),
         }))
     }
 
@@ -672,7 +681,10 @@ impl IncidentService for Incidents {
             .set_deleted(req, |r| (&r.id, &r.etag), true, &sent)
             .await?;
         Ok(Response::new(pb::DeleteIncidentResponse {
-            incident: Some(convert::incident(&incident)),
+            incident: Some(convert::incident(
+                &incident,
+                &self.store.hub().components().read(),
+            )),
         }))
     }
 
@@ -686,7 +698,10 @@ impl IncidentService for Incidents {
             .set_deleted(req, |r| (&r.id, &r.etag), false, &sent)
             .await?;
         Ok(Response::new(pb::UndeleteIncidentResponse {
-            incident: Some(convert::incident(&incident)),
+            incident: Some(convert::incident(
+                &incident,
+                &self.store.hub().components().read(),
+            )),
         }))
     }
 
@@ -707,8 +722,14 @@ impl IncidentService for Incidents {
             .await
             .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::PostStatusUpdateResponse {
-            status_update: Some(convert::status_update(&update)),
-            incident: Some(convert::incident(&incident)),
+            status_update: Some(convert::status_update(
+                &update,
+                &self.store.hub().components().read(),
+            )),
+            incident: Some(convert::incident(
+                &incident,
+                &self.store.hub().components().read(),
+            )),
         }))
     }
 
@@ -729,13 +750,14 @@ impl IncidentService for Incidents {
         let items = svc::list_status_updates(&self.store, id, start.as_ref(), limit + 1)
             .await
             .map_err(|e| sent.echo(e))?;
+        let names = self.store.hub().components().read();
         let (status_updates, next_page_token) = paginate(
             &self.store,
             "status_updates",
             &scope_filters,
             items,
             limit,
-            convert::status_update,
+            |u| convert::status_update(u, &names),
             status_update_cursor,
         )?;
         Ok(Response::new(pb::ListStatusUpdatesResponse {

@@ -203,7 +203,10 @@ impl TimelineService for Timeline {
             .await
             .map_err(|e| sent.echo(e))?;
         Ok(Response::new(pb::AddNoteResponse {
-            event: Some(convert::event(&event)),
+            event: Some(convert::event(
+                &event,
+                &self.store.hub().components().read(),
+            )),
         }))
     }
 }

@@ -190,6 +190,7 @@ pub fn parse(file: &str, text: &str) -> Result<Seed, SeedError> {
                 component_id: component(&field("impacts"), c)?,
                 impact: enum_value(level, "IMPACT_LEVEL_", pb::ImpactLevel::from_str_name)
                     .ok_or_else(|| err(&field("impacts"), format!("unknown impact {level:?}")))?,
+                component_name: String::new(),
             });
         }
         updates.push(pb::PostStatusUpdateRequest {

@@ -198,3 +198,20 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<Component> {
         version: row.try_get::<i64, _>("version")? as u64,
     })
 }
+
+/// Every component's name, deleted ones included, by id.
+pub async fn all_names(
+    conn: &mut SqliteConnection,
+) -> Result<std::collections::HashMap<ComponentId, String>> {
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, name FROM components")
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.into_iter()
+        .map(|(id, name)| {
+            let id = id.parse().map_err(|_| {
+                Error::Internal(format!("stored component id {id:?} is not a UUID"))
+            })?;
+            Ok((id, name))
+        })
+        .collect()
+}

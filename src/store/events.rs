@@ -170,6 +170,11 @@ struct Legacy {
 /// many it encoded (0 once done: the partial index finds none).
 pub async fn encode_legacy(conn: &mut SqliteConnection) -> Result<u64> {
     let mut done = 0u64;
+    // Components are named as the log goes: each component event renames its
+    // component for the events after it; a component the rows seen so far do
+    // not name has its stored name.
+    let stored = super::components::all_names(&mut *conn).await?;
+    let mut named: std::collections::HashMap<ComponentId, String> = Default::default();
     loop {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let rows: Vec<(i64, i32, String)> = sqlx::query_as(
@@ -195,6 +200,13 @@ pub async fn encode_legacy(conn: &mut SqliteConnection) -> Result<u64> {
                 actor: old.actor,
                 payload: old.payload,
             };
+            if let Some((id, name)) = crate::component_names::named_by(&event) {
+                named.insert(id, name.to_owned());
+            }
+            let names = crate::component_names::Overlay {
+                base: &stored,
+                changes: &named,
+            };
             let keys = event.keys();
             sqlx::query(
                 "UPDATE events SET severity = ?, component_ids = ?, body = ?, legacy = NULL
@@ -202,7 +214,7 @@ pub async fn encode_legacy(conn: &mut SqliteConnection) -> Result<u64> {
             )
             .bind(keys.severity.map(|s| s.code()))
             .bind(component_blob(&keys.component_ids))
-            .bind(crate::wire::encode_event(&event).to_vec())
+            .bind(crate::wire::encode_event(&event, &names).to_vec())
             .bind(sequence)
             .execute(&mut *tx)
             .await?;
@@ -312,7 +324,9 @@ mod tests {
         assert_eq!(stored.len(), events.len());
         for (s, e) in stored.iter().zip(&events) {
             assert_eq!(s.keys, e.keys());
-            assert_eq!(s.body, crate::wire::encode_event(e));
+            let names: std::collections::HashMap<ComponentId, String> =
+                [(ComponentId(uuid::Uuid::from_u128(9)), "db".to_owned())].into();
+            assert_eq!(s.body, crate::wire::encode_event(e, &names));
         }
         let whole = list_stored(&mut r, &[], &[], 0, 10).await.unwrap();
         assert_eq!(

@@ -115,7 +115,12 @@ impl Store {
             .connect_with(opts.clone().read_only(true).pragma("cache_size", "-4096"))
             .await?;
         let (head_tx, head_rx) = watch::channel(head);
-        let hub = Hub::new(options.live_buffer, options.incident_cache);
+        let names = components::all_names(&mut conn).await?;
+        let hub = Hub::new(
+            options.live_buffer,
+            options.incident_cache,
+            crate::component_names::ComponentNames::new(names),
+        );
         let writer = Writer::spawn(
             conn,
             statements,

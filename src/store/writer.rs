@@ -21,7 +21,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::batch::{self, Committed, Needs, Tx, Working};
 use super::request_ids::RequestKey;
-use crate::domain::{EncodedEvent, Event, NewEvent, Time};
+use std::collections::HashMap;
+
+use crate::component_names::{ComponentNames, Overlay, named_by};
+use crate::domain::{ComponentId, EncodedEvent, Event, NewEvent, Time};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 
@@ -88,21 +91,35 @@ impl WriteCtx {
     }
 
     /// Commits the group: its events first, encoded once in their wire
-    /// form, then COMMIT. Returns the events as committed.
-    async fn commit(&mut self) -> Result<Vec<Arc<EncodedEvent>>> {
-        let encoded: Vec<Arc<EncodedEvent>> = self
-            .events
-            .iter()
-            .map(|e| {
-                Arc::new(EncodedEvent {
-                    keys: e.keys(),
-                    body: crate::wire::encode_event(e),
+    /// form (components named as of each event), then COMMIT. Returns the
+    /// events as committed, and the names the group gave components.
+    async fn commit(
+        &mut self,
+        names: &ComponentNames,
+    ) -> Result<(Vec<Arc<EncodedEvent>>, HashMap<ComponentId, String>)> {
+        let mut renamed = HashMap::new();
+        let encoded: Vec<Arc<EncodedEvent>> = {
+            let before = names.read();
+            self.events
+                .iter()
+                .map(|e| {
+                    if let Some((id, name)) = named_by(e) {
+                        renamed.insert(id, name.to_owned());
+                    }
+                    let names = Overlay {
+                        base: &before,
+                        changes: &renamed,
+                    };
+                    Arc::new(EncodedEvent {
+                        keys: e.keys(),
+                        body: crate::wire::encode_event(e, &names),
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        };
         super::events::insert_all(&mut self.conn, &encoded).await?;
         exec(&mut self.conn, "COMMIT").await?;
-        Ok(encoded)
+        Ok((encoded, renamed))
     }
 }
 
@@ -449,11 +466,14 @@ async fn run_batch(
     }
     let commit = match broken {
         Some(e) => Err(e),
-        None => ctx.commit().await,
+        None => ctx.commit(hub.components()).await,
     };
     match commit {
-        Ok(published) => {
+        Ok((published, renamed)) => {
             ctx.committed.committed();
+            // Before the events are published: a reader told of them names
+            // the components as they now are.
+            hub.components().apply(renamed);
             // Publish before answering: a client that sees its write acknowledged
             // and then subscribes from now must not see the write again, and one
             // subscribed before must see it.

@@ -20,6 +20,7 @@ async fn backfilled_incident_walks_through_every_status_and_reopens() {
                 component_impacts: vec![ComponentImpact {
                     component_id: login.id.clone(),
                     impact: ImpactLevel::MajorOutage as i32,
+                    ..Default::default()
                 }],
                 ..Default::default()
             }),
@@ -74,6 +75,7 @@ async fn backfilled_incident_walks_through_every_status_and_reopens() {
         vec![ComponentImpact {
             component_id: login.id.clone(),
             impact: ImpactLevel::DegradedPerformance as i32,
+            ..Default::default()
         }],
         Some("2023-08-11T10:45:00+02:00"),
     )
@@ -182,6 +184,7 @@ async fn data_survives_a_restart() {
                 component_impacts: vec![ComponentImpact {
                     component_id: c.id.clone(),
                     impact: ImpactLevel::PartialOutage as i32,
+                    ..Default::default()
                 }],
                 ..Default::default()
             }),

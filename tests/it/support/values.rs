@@ -60,5 +60,6 @@ pub fn impact(c: &Component, level: ImpactLevel) -> ComponentImpact {
     ComponentImpact {
         component_id: c.id.clone(),
         impact: level as i32,
+        ..Default::default()
     }
 }

@@ -57,6 +57,7 @@ async fn every_write_emits_its_event_kinds() {
             component_impacts: vec![ComponentImpact {
                 component_id: comp.id.clone(),
                 impact: ImpactLevel::MajorOutage as i32,
+                ..Default::default()
             }],
             ..Default::default()
         })

@@ -27,6 +27,7 @@ pub async fn incident(
                 .map(|c| ComponentImpact {
                     component_id: (*c).into(),
                     impact: ImpactLevel::PartialOutage as i32,
+                    ..Default::default()
                 })
                 .collect(),
             ..crate::support::plain_incident(title)

@@ -53,6 +53,7 @@ pub fn impact_on(component_id: &str, level: i32) -> ComponentImpact {
     ComponentImpact {
         component_id: component_id.to_owned(),
         impact: level,
+        ..Default::default()
     }
 }
 

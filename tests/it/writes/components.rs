@@ -415,3 +415,103 @@ async fn a_component_in_use_cannot_be_deleted_until_resolved() {
     // The resolved incident still shows what it touched.
     assert_eq!(get(&mut client, &inc.id).await.component_impacts.len(), 1);
 }
+
+/// An incident names the components it affects as they are named now; an
+/// event names them as they were when it was committed; a name sent in a
+/// request is ignored.
+#[tokio::test]
+async fn impacts_carry_the_component_name() {
+    let srv = TestServer::start().await;
+    let mut incidents = srv.incidents().await;
+    let login = create_component(&srv, "Login", "").await;
+    let names = |impacts: &[ComponentImpact]| -> Vec<String> {
+        impacts.iter().map(|c| c.component_name.clone()).collect()
+    };
+    let created = create_incident(
+        &mut incidents,
+        Incident {
+            component_impacts: vec![ComponentImpact {
+                component_name: "ignored".into(),
+                ..impact(&login, ImpactLevel::MajorOutage)
+            }],
+            ..plain_incident("Sign-in fails")
+        },
+    )
+    .await;
+    assert_eq!(names(&created.component_impacts), ["Login"]);
+    // Read twice: from the database, then from memory.
+    for _ in 0..2 {
+        assert_eq!(
+            names(&get(&mut incidents, &created.id).await.component_impacts),
+            ["Login"]
+        );
+    }
+
+    let renamed = srv
+        .components()
+        .await
+        .update_component(UpdateComponentRequest {
+            component: Some(Component {
+                id: login.id.clone(),
+                name: "Sign-in".into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["name"]),
+            request_id: String::new(),
+        })
+        .await
+        .expect("rename")
+        .into_inner()
+        .component
+        .unwrap();
+    assert_eq!(renamed.name, "Sign-in");
+    assert_eq!(
+        names(&get(&mut incidents, &created.id).await.component_impacts),
+        ["Sign-in"]
+    );
+    assert_eq!(
+        names(
+            &get(&mut incidents, &created.reference)
+                .await
+                .component_impacts
+        ),
+        ["Sign-in"]
+    );
+    let listed = incidents
+        .list_incidents(ListIncidentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .incidents;
+    assert_eq!(names(&listed[0].component_impacts), ["Sign-in"]);
+    let posted = post_status_update(
+        &mut incidents,
+        &created.id,
+        IncidentStatus::Identified,
+        "found it",
+        vec![impact(&login, ImpactLevel::PartialOutage)],
+        None,
+    )
+    .await;
+    let update = posted.status_update.expect("status update");
+    assert_eq!(names(&update.component_impacts), ["Sign-in"]);
+
+    // The declaration, as the log recorded it, still says "Login".
+    let mut timeline = srv.timeline().await;
+    let events = list_all_timeline_events(
+        &mut timeline,
+        ListTimelineEventsRequest {
+            incident_id: created.id.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let declared = events
+        .iter()
+        .find_map(|e| match &e.payload {
+            Some(timeline_event::Payload::IncidentCreated(c)) => c.incident.clone(),
+            _ => None,
+        })
+        .expect("the IncidentCreated event");
+    assert_eq!(names(&declared.component_impacts), ["Login"]);
+}

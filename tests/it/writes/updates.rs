@@ -257,6 +257,7 @@ async fn update_refuses_unknown_and_status_paths_naming_them() {
                 component_impacts: vec![ComponentImpact {
                     component_id: uuid::Uuid::now_v7().to_string(),
                     impact: ImpactLevel::MajorOutage as i32,
+                    ..Default::default()
                 }],
                 ..Default::default()
             },
