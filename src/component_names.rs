@@ -1,9 +1,9 @@
 //! Every component's current name, in memory, so that an incident or status
 //! update names the components it affects (`ComponentImpact.component_name`)
 //! without a lookup per reply. Loaded when the store opens and kept current by
-//! the writer as component events commit (with several servers, as each
-//! learns of them from the log). A deleted component keeps its last name:
-//! incidents may still name it.
+//! the writer as component events commit, which holds while one process
+//! writes the database. A deleted component keeps its last name: incidents
+//! may still name it.
 
 use std::collections::HashMap;
 use std::sync::{RwLock, RwLockReadGuard};

@@ -9,8 +9,11 @@
 //! incident, including its action-item counts and its postmortem, is an event
 //! about it, so nothing changes an incident behind the cache's back.
 //!
-//! With several servers on one database, a server forgets an entry when it
-//! learns of the event from the log, the same moment its subscribers do.
+//! This holds because one process writes the database and publishes every
+//! event it commits. Several servers on one database (not supported yet)
+//! will have to feed the hub with the events the others commit, and a reader
+//! will then see another server's write once its server has read it from the
+//! log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

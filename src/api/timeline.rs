@@ -14,6 +14,7 @@ use crate::domain::filter::EventFilter;
 use crate::domain::limits::TEXT_MAX_BYTES;
 use crate::domain::{EventKind, IncidentId, Severity};
 use crate::error::Error;
+use crate::page_token;
 use crate::proto as pb;
 use crate::proto::subscribe_timeline_request::Start as PbStart;
 use crate::proto::timeline_service_server::TimelineService;
@@ -82,18 +83,28 @@ impl TimelineService for Timeline {
         // A page token carries its position and supersedes after_sequence.
         let after = page_start::<u64>(&self.store, "timeline", &filter, &r.page_token)?
             .unwrap_or(r.after_sequence);
-        let items = svc::list(&self.store, &filter, after, limit + 1)
+        let batch = svc::list(&self.store, &filter, after, limit + 1)
             .await
             .map_err(|e| sent.echo(e))?;
-        let (events, next_page_token) = paginate(
+        let items = batch.events;
+        let (events, mut next_page_token) = paginate(
             &self.store,
             "timeline",
             &filter,
-            items,
+            items.clone(),
             limit,
             |(_, reply): &(u64, Bytes)| reply.clone(),
             |(sequence, _): &(u64, Bytes)| *sequence,
         )?;
+        // A batch cut short by bytes has more after it even when the page
+        // holds all of it.
+        if next_page_token.is_empty()
+            && !batch.complete
+            && let Some((last, _)) = items.get(events.len().wrapping_sub(1))
+        {
+            next_page_token =
+                page_token::encode(self.store.page_token_key(), "timeline", &filter, last)?;
+        }
         Ok(Response::new(ListTimelineEventsResponse {
             events,
             next_page_token,

@@ -59,8 +59,10 @@ impl From<&Incident> for IncidentSnapshot {
     }
 }
 
-/// What happened, in detail. Stored as JSON: variants and fields may be added,
-/// never renamed, because events are never rewritten.
+/// What happened, in detail. The log keeps it in its wire form (protobuf),
+/// so what may change is what the proto allows: fields added, numbers never
+/// reused. The serde form is what request_id records keep of an AddNote
+/// answer, and what logs written before the wire form held.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventPayload {

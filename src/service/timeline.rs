@@ -58,7 +58,7 @@ pub async fn list(
     filter: &EventFilter,
     after: u64,
     limit: usize,
-) -> Result<Vec<(u64, Bytes)>> {
+) -> Result<events::StoredBatch> {
     let mut conn = store.reader().await?;
     if let [id] = filter.incident_ids.as_slice()
         && !incidents::exists(&mut conn, *id).await?
@@ -68,7 +68,15 @@ pub async fn list(
             id: id.to_string(),
         });
     }
-    events::list_stored(&mut conn, &filter.incident_ids, &filter.kinds, after, limit).await
+    events::list_stored(
+        &mut conn,
+        &filter.incident_ids,
+        &filter.kinds,
+        after,
+        limit,
+        events::STORED_BATCH_MAX_BYTES,
+    )
+    .await
 }
 
 /// Where a subscription starts.
@@ -232,8 +240,9 @@ impl State {
             let share = self.permit.catching_up().await;
             let batch = self.read_batch().await;
             drop(share);
-            let batch = batch?;
-            let short = batch.len() < CATCH_UP_BATCH;
+            let (batch, complete) = batch?;
+            // Fewer rows than asked for, none left out: the log ends here.
+            let short = complete && batch.len() < CATCH_UP_BATCH;
             for (sequence, matches, body) in batch {
                 self.take(sequence, matches, body);
             }
@@ -285,9 +294,11 @@ impl State {
     }
 
     /// The next events after the cursor, each with its sequence and whether
-    /// it matches. Conditions on the incident and kind are the database's;
-    /// only a severity or component condition needs the keys read per row.
-    async fn read_batch(&self) -> Result<Vec<(u64, bool, Bytes)>> {
+    /// it matches, and whether the batch holds all its row limit allowed (a
+    /// batch of large events is cut short by bytes). Conditions on the
+    /// incident and kind are the database's; only a severity or component
+    /// condition needs the keys read per row.
+    async fn read_batch(&self) -> Result<(Vec<(u64, bool, Bytes)>, bool)> {
         // The stream is accepted: it waits for the database rather than end
         // with OVERLOADED (its share of its caller's reads bounds it).
         let mut conn = self.store.reader_waiting().await?;
@@ -299,9 +310,16 @@ impl State {
                 &f.kinds,
                 self.cursor,
                 CATCH_UP_BATCH,
+                events::STORED_BATCH_MAX_BYTES,
             )
             .await?;
-            return Ok(stored.into_iter().map(|(s, b)| (s, true, b)).collect());
+            let complete = stored.complete;
+            let batch = stored
+                .events
+                .into_iter()
+                .map(|(s, b)| (s, true, b))
+                .collect();
+            return Ok((batch, complete));
         }
         let rows = events::list(
             &mut conn,
@@ -311,10 +329,12 @@ impl State {
             CATCH_UP_BATCH,
         )
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|e| (e.keys.sequence, f.matches(&e.keys), e.body))
-            .collect())
+        Ok((
+            rows.into_iter()
+                .map(|e| (e.keys.sequence, f.matches(&e.keys), e.body))
+                .collect(),
+            true,
+        ))
     }
 
     /// Queues an event if it is new and matches; advances the cursor either way.

@@ -209,8 +209,10 @@ impl Working {
 pub(super) struct Committed {
     incidents: quick_cache::unsync::Cache<IncidentId, Incident>,
     /// What the open transaction makes of the incidents it touched: kept only
-    /// once it commits.
-    pending: Vec<Incident>,
+    /// once it commits, and read before `incidents` meanwhile (a job between
+    /// two runs of commands of one group resets the group's state, and the
+    /// second run must see what the first wrote).
+    pending: HashMap<IncidentId, Incident>,
     enabled: bool,
 }
 
@@ -219,15 +221,15 @@ impl Committed {
     pub(super) fn new(capacity: usize) -> Self {
         Committed {
             incidents: quick_cache::unsync::Cache::new(capacity.max(1)),
-            pending: Vec::new(),
+            pending: HashMap::new(),
             enabled: capacity > 0,
         }
     }
 
     /// The transaction committed: what it wrote is now the committed state.
     pub(super) fn committed(&mut self) {
-        for i in self.pending.drain(..) {
-            self.incidents.insert(i.id, i);
+        for (id, i) in self.pending.drain() {
+            self.incidents.insert(id, i);
         }
     }
 
@@ -244,7 +246,7 @@ impl Committed {
     }
 
     fn get(&self, id: IncidentId) -> Option<&Incident> {
-        self.incidents.get(&id)
+        self.pending.get(&id).or_else(|| self.incidents.get(&id))
     }
 }
 
@@ -708,7 +710,9 @@ pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
         // Every incident the group read or wrote, as it stands once the
         // transaction commits (counts included).
         w.settle();
-        ctx.committed.pending.extend(w.read.into_values().flatten());
+        ctx.committed
+            .pending
+            .extend(w.read.into_iter().filter_map(|(id, i)| Some((id, i?))));
     }
     Ok(())
 }
@@ -1213,6 +1217,51 @@ mod tests {
             refs: Vec::new(),
             occur_time: None,
         }
+    }
+
+    /// A job between two runs of commands splits a group's state: the
+    /// second run must still see what the first wrote, not the incident as it
+    /// was before the group.
+    #[tokio::test]
+    async fn a_job_between_two_runs_of_commands_loses_no_write() {
+        let (_dir, store) = open().await;
+        let id = store.execute(None, declaration(vec![])).await.unwrap().id;
+        // The writer has seen the incident before the group.
+        store.execute(None, Title(id)).await.unwrap();
+
+        let (release, held) = hold_writer(&store).await;
+        let s = store.clone();
+        let first = tokio::spawn(async move { s.execute(None, rename(id, "Renamed")).await });
+        while store.writes_queued() < 1 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let s = store.clone();
+        let job = tokio::spawn(async move { s.write(|_ctx| Box::pin(async { Ok(()) })).await });
+        while store.writes_queued() < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let s = store.clone();
+        let second = tokio::spawn(async move { s.execute(None, Title(id)).await });
+        while store.writes_queued() < 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        release.send(()).unwrap();
+        held.await.unwrap();
+        first.await.unwrap().unwrap();
+        job.await.unwrap().unwrap();
+        assert_eq!(second.await.unwrap().unwrap(), Some("Renamed".to_owned()));
+        assert_eq!(
+            store.execute(None, Title(id)).await.unwrap(),
+            Some("Renamed".to_owned())
+        );
+        let mut conn = store.reader().await.unwrap();
+        let stored = super::super::incidents::load(&mut conn, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.title, "Renamed");
+        drop(conn);
+        store.close().await;
     }
 
     /// The writer remembers incidents from one group to the next, but only

@@ -74,33 +74,58 @@ pub async fn list(
     rows.into_iter().map(decode).collect()
 }
 
-/// Like [`list`], for a reader that needs no keys: the stored events only,
-/// each with its sequence. The database puts the batch end to end in one
-/// value, so the whole batch crosses from the driver's thread as one row
-/// instead of one row per event.
+/// Most bytes of stored events read as one value: a batch stops before the
+/// event that would cross it (but always holds one), so a run of large events
+/// neither meets SQLite's length limit nor holds much memory per reader.
+pub const STORED_BATCH_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+/// A batch of stored events, oldest first, each with its sequence.
+#[derive(Debug, Default, PartialEq)]
+pub struct StoredBatch {
+    pub events: Vec<(u64, bytes::Bytes)>,
+    /// Whether the batch holds every event the row limit allowed; false when
+    /// it was cut at [`STORED_BATCH_MAX_BYTES`] (more events follow the last).
+    pub complete: bool,
+}
+
+/// Like [`list`], for a reader that needs no keys: the stored events only.
+/// The database puts the batch end to end in one value, so the whole batch
+/// crosses from the driver's thread as one row instead of one per event.
 pub async fn list_stored(
     conn: &mut SqliteConnection,
     incident_ids: &[IncidentId],
     kinds: &[EventKind],
     after: u64,
     limit: usize,
-) -> Result<Vec<(u64, bytes::Bytes)>> {
+    max_bytes: usize,
+) -> Result<StoredBatch> {
     let (ids, kinds) = filter_params(incident_ids, kinds)?;
-    let joined: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT CAST(group_concat(body, '' ORDER BY sequence) AS BLOB) FROM (
+    let (joined, taken, selected): (Option<Vec<u8>>, i64, i64) = sqlx::query_as(
+        "WITH page AS (
              SELECT sequence, body FROM events
              WHERE sequence > ?1
                AND (?2 IS NULL OR incident_id IN (SELECT value FROM json_each(?2)))
                AND (?3 IS NULL OR kind IN (SELECT value FROM json_each(?3)))
-             ORDER BY sequence LIMIT ?4)",
+             ORDER BY sequence LIMIT ?4),
+         sized AS (
+             SELECT sequence, body, coalesce(sum(length(body)) OVER (
+                 ORDER BY sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+             FROM page)
+         SELECT CAST(group_concat(body, '' ORDER BY sequence) AS BLOB), count(*),
+                (SELECT count(*) FROM page)
+         FROM sized WHERE before = 0 OR before + length(body) <= ?5",
     )
     .bind(after as i64)
     .bind(ids)
     .bind(kinds)
     .bind(limit as i64)
+    .bind(max_bytes as i64)
     .fetch_one(&mut *conn)
     .await?;
-    crate::wire::split_events(joined.unwrap_or_default().into())
+    Ok(StoredBatch {
+        events: crate::wire::split_events(joined.unwrap_or_default().into())?,
+        complete: taken == selected,
+    })
 }
 
 /// The incident and kind conditions as bound parameters (`None`: any).
@@ -328,24 +353,36 @@ mod tests {
                 [(ComponentId(uuid::Uuid::from_u128(9)), "db".to_owned())].into();
             assert_eq!(s.body, crate::wire::encode_event(e, &names));
         }
-        let whole = list_stored(&mut r, &[], &[], 0, 10).await.unwrap();
+        let whole = list_stored(&mut r, &[], &[], 0, 10, STORED_BATCH_MAX_BYTES)
+            .await
+            .unwrap();
+        assert!(whole.complete);
         assert_eq!(
-            whole,
+            whole.events,
             stored
                 .iter()
                 .map(|s| (s.keys.sequence, s.body.clone()))
                 .collect::<Vec<_>>()
         );
-        assert_eq!(
-            list_stored(&mut r, &[], &[], 1, 10).await.unwrap(),
-            whole[1..]
-        );
-        assert!(
-            list_stored(&mut r, &[], &[], 2, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        let rest = list_stored(&mut r, &[], &[], 1, 10, STORED_BATCH_MAX_BYTES)
+            .await
+            .unwrap();
+        assert_eq!(rest.events, whole.events[1..]);
+        let none = list_stored(&mut r, &[], &[], 2, 10, STORED_BATCH_MAX_BYTES)
+            .await
+            .unwrap();
+        assert!(none.events.is_empty() && none.complete);
+        // A batch stops before the event that would cross its byte bound, and
+        // always holds one.
+        let first = whole.events[0].1.len();
+        let cut = list_stored(&mut r, &[], &[], 0, 10, first).await.unwrap();
+        assert_eq!((cut.events.len(), cut.complete), (1, false));
+        let tiny = list_stored(&mut r, &[], &[], 0, 10, 1).await.unwrap();
+        assert_eq!((tiny.events.len(), tiny.complete), (1, false));
+        let both = list_stored(&mut r, &[], &[], 0, 10, first + whole.events[1].1.len())
+            .await
+            .unwrap();
+        assert_eq!((both.events.len(), both.complete), (2, true));
         let legacy: i64 =
             sqlx::query_scalar("SELECT count(*) FROM events WHERE legacy IS NOT NULL")
                 .fetch_one(&mut *r)
