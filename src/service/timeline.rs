@@ -68,15 +68,7 @@ pub async fn list(
             id: id.to_string(),
         });
     }
-    events::list_stored(
-        &mut conn,
-        &filter.incident_ids,
-        &filter.kinds,
-        after,
-        limit,
-        events::STORED_BATCH_MAX_BYTES,
-    )
-    .await
+    events::list_stored(&mut conn, &filter.incident_ids, &filter.kinds, after, limit).await
 }
 
 /// Where a subscription starts.
@@ -310,7 +302,6 @@ impl State {
                 &f.kinds,
                 self.cursor,
                 CATCH_UP_BATCH,
-                events::STORED_BATCH_MAX_BYTES,
             )
             .await?;
             let complete = stored.complete;

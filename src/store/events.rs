@@ -74,58 +74,69 @@ pub async fn list(
     rows.into_iter().map(decode).collect()
 }
 
-/// Most bytes of stored events read as one value: a batch stops before the
-/// event that would cross it (but always holds one), so a run of large events
-/// neither meets SQLite's length limit nor holds much memory per reader.
-pub const STORED_BATCH_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Rows read at a time when a batch is too large to read as one value.
+const ONE_BY_ONE_ROWS: usize = 16;
 
 /// A batch of stored events, oldest first, each with its sequence.
 #[derive(Debug, Default, PartialEq)]
 pub struct StoredBatch {
     pub events: Vec<(u64, bytes::Bytes)>,
     /// Whether the batch holds every event the row limit allowed; false when
-    /// it was cut at [`STORED_BATCH_MAX_BYTES`] (more events follow the last).
+    /// it was too large to read as one value and was cut short (more events
+    /// follow the last).
     pub complete: bool,
 }
 
 /// Like [`list`], for a reader that needs no keys: the stored events only.
 /// The database puts the batch end to end in one value, so the whole batch
-/// crosses from the driver's thread as one row instead of one per event.
+/// crosses from the driver's thread as one row instead of one per event. A
+/// batch larger than a read connection lets one value be (see
+/// `READ_VALUE_MAX_BYTES`) is read a few rows at a time instead, cut short.
 pub async fn list_stored(
     conn: &mut SqliteConnection,
     incident_ids: &[IncidentId],
     kinds: &[EventKind],
     after: u64,
     limit: usize,
-    max_bytes: usize,
 ) -> Result<StoredBatch> {
-    let (ids, kinds) = filter_params(incident_ids, kinds)?;
-    let (joined, taken, selected): (Option<Vec<u8>>, i64, i64) = sqlx::query_as(
-        "WITH page AS (
+    let (ids, kind_codes) = filter_params(incident_ids, kinds)?;
+    let joined: sqlx::Result<Option<Vec<u8>>> = sqlx::query_scalar(
+        "SELECT CAST(group_concat(body, '' ORDER BY sequence) AS BLOB) FROM (
              SELECT sequence, body FROM events
              WHERE sequence > ?1
                AND (?2 IS NULL OR incident_id IN (SELECT value FROM json_each(?2)))
                AND (?3 IS NULL OR kind IN (SELECT value FROM json_each(?3)))
-             ORDER BY sequence LIMIT ?4),
-         sized AS (
-             SELECT sequence, body, coalesce(sum(length(body)) OVER (
-                 ORDER BY sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
-             FROM page)
-         SELECT CAST(group_concat(body, '' ORDER BY sequence) AS BLOB), count(*),
-                (SELECT count(*) FROM page)
-         FROM sized WHERE before = 0 OR before + length(body) <= ?5",
+             ORDER BY sequence LIMIT ?4)",
     )
     .bind(after as i64)
     .bind(ids)
-    .bind(kinds)
+    .bind(kind_codes)
     .bind(limit as i64)
-    .bind(max_bytes as i64)
     .fetch_one(&mut *conn)
-    .await?;
-    Ok(StoredBatch {
-        events: crate::wire::split_events(joined.unwrap_or_default().into())?,
-        complete: taken == selected,
-    })
+    .await;
+    match joined {
+        Ok(joined) => Ok(StoredBatch {
+            events: crate::wire::split_events(joined.unwrap_or_default().into())?,
+            complete: true,
+        }),
+        Err(e) if is_too_big(&e) => {
+            let n = limit.min(ONE_BY_ONE_ROWS);
+            let rows = list(conn, incident_ids, kinds, after, n).await?;
+            Ok(StoredBatch {
+                complete: n == limit || rows.len() < n,
+                events: rows
+                    .into_iter()
+                    .map(|e| (e.keys.sequence, e.body))
+                    .collect(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// SQLITE_TOOBIG: a value past the connection's length limit.
+fn is_too_big(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("18"))
 }
 
 /// The incident and kind conditions as bound parameters (`None`: any).
@@ -353,9 +364,7 @@ mod tests {
                 [(ComponentId(uuid::Uuid::from_u128(9)), "db".to_owned())].into();
             assert_eq!(s.body, crate::wire::encode_event(e, &names));
         }
-        let whole = list_stored(&mut r, &[], &[], 0, 10, STORED_BATCH_MAX_BYTES)
-            .await
-            .unwrap();
+        let whole = list_stored(&mut r, &[], &[], 0, 10).await.unwrap();
         assert!(whole.complete);
         assert_eq!(
             whole.events,
@@ -364,25 +373,10 @@ mod tests {
                 .map(|s| (s.keys.sequence, s.body.clone()))
                 .collect::<Vec<_>>()
         );
-        let rest = list_stored(&mut r, &[], &[], 1, 10, STORED_BATCH_MAX_BYTES)
-            .await
-            .unwrap();
+        let rest = list_stored(&mut r, &[], &[], 1, 10).await.unwrap();
         assert_eq!(rest.events, whole.events[1..]);
-        let none = list_stored(&mut r, &[], &[], 2, 10, STORED_BATCH_MAX_BYTES)
-            .await
-            .unwrap();
+        let none = list_stored(&mut r, &[], &[], 2, 10).await.unwrap();
         assert!(none.events.is_empty() && none.complete);
-        // A batch stops before the event that would cross its byte bound, and
-        // always holds one.
-        let first = whole.events[0].1.len();
-        let cut = list_stored(&mut r, &[], &[], 0, 10, first).await.unwrap();
-        assert_eq!((cut.events.len(), cut.complete), (1, false));
-        let tiny = list_stored(&mut r, &[], &[], 0, 10, 1).await.unwrap();
-        assert_eq!((tiny.events.len(), tiny.complete), (1, false));
-        let both = list_stored(&mut r, &[], &[], 0, 10, first + whole.events[1].1.len())
-            .await
-            .unwrap();
-        assert_eq!((both.events.len(), both.complete), (2, true));
         let legacy: i64 =
             sqlx::query_scalar("SELECT count(*) FROM events WHERE legacy IS NOT NULL")
                 .fetch_one(&mut *r)
@@ -397,5 +391,62 @@ mod tests {
         assert_eq!(p2[0].keys.severity, Some(Severity::P2));
         drop(r);
         store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use sqlx::Connection;
+
+    use super::*;
+    use crate::store::{Store, StoreOptions};
+
+    /// A batch too large to be one value is read a few rows at a time, cut
+    /// short and said so, and reading on from its end misses nothing.
+    #[tokio::test]
+    async fn a_batch_too_large_for_one_value_is_read_in_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db").display().to_string();
+        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+        store.close().await;
+        let mut conn = SqliteConnection::connect_with(&super::super::connect_options(&db).unwrap())
+            .await
+            .unwrap();
+        // 40 events of ~100 bytes; a value may hold 1,000 bytes.
+        for n in 1..=40i64 {
+            let mut body = Vec::new();
+            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut body);
+            let mut event = Vec::new();
+            prost::encoding::uint64::encode(1, &(n as u64), &mut event);
+            prost::encoding::string::encode(7, &"x".repeat(90), &mut event);
+            prost::encoding::encode_varint(event.len() as u64, &mut body);
+            body.extend(event);
+            sqlx::query("INSERT INTO events (sequence, kind, body) VALUES (?, 5, ?)")
+                .bind(n)
+                .bind(body)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        super::super::limit_value_length(&mut conn, 1000)
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let batch = list_stored(&mut conn, &[], &[], after, 1000).await.unwrap();
+            assert!(batch.events.len() <= ONE_BY_ONE_ROWS);
+            if let Some((last, _)) = batch.events.last() {
+                after = *last;
+            }
+            seen.extend(batch.events.iter().map(|(s, _)| *s));
+            if batch.complete {
+                break;
+            }
+        }
+        assert_eq!(seen, (1..=40).collect::<Vec<u64>>());
+        // Small enough for one value: one batch, complete.
+        let whole = list_stored(&mut conn, &[], &[], 35, 1000).await.unwrap();
+        assert_eq!((whole.events.len(), whole.complete), (5, true));
     }
 }

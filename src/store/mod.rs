@@ -41,6 +41,28 @@ const REQUEST_ID_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 /// How often committed pages are copied from the WAL into the database.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Longest string or blob a read connection makes (SQLite's default is
+/// 1,000,000,000 bytes): a batch of the log read as one value stays under it,
+/// or is read a few rows at a time (see `events::list_stored`), so one reader
+/// never holds more than this of a batch.
+const READ_VALUE_MAX_BYTES: i32 = 32 * 1024 * 1024;
+
+/// Sets the longest string or blob `conn` makes; past it a statement fails
+/// with SQLITE_TOOBIG.
+async fn limit_value_length(conn: &mut SqliteConnection, max: i32) -> sqlx::Result<()> {
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the handle is locked, so the connection is open and no
+    // statement runs on it while the limit changes.
+    unsafe {
+        libsqlite3_sys::sqlite3_limit(
+            handle.as_raw_handle().as_ptr(),
+            libsqlite3_sys::SQLITE_LIMIT_LENGTH,
+            max,
+        );
+    }
+    Ok(())
+}
+
 /// Rows per multi-row statement: the widest table written so (incidents, 11
 /// columns) stays well under SQLite's 32,766 bound variables.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -108,7 +130,10 @@ impl Store {
             .max_lifetime(None)
             .idle_timeout(None)
             .after_connect(move |conn, _| {
-                Box::pin(statement_timeout::install(conn, statement_timeout))
+                Box::pin(async move {
+                    statement_timeout::install(conn, statement_timeout).await?;
+                    limit_value_length(conn, READ_VALUE_MAX_BYTES).await
+                })
             })
             // Readers share the OS page cache; a small cache each keeps memory
             // bounded whatever the pool size.
