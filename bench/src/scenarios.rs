@@ -839,6 +839,15 @@ impl Ctx {
             ),
             bounded,
         );
+        if o.client_dropped * 100 > o.issued {
+            // Latencies then include the generator's own queueing.
+            r.note(format!(
+                "overload-2x: the load generator could not offer twice the peak: {} of {} calls \
+                 were not sent (its in-flight cap), so the figures above measure it as much as \
+                 the server; run it with fewer GetIncident calls or from another machine",
+                o.client_dropped, o.issued
+            ));
+        }
         r.note(format!(
             "overload-2x: {} issued in the window, {} ok, {} refused (RESOURCE_EXHAUSTED), other errors {:?}, {} not sent (client cap); refusal p50 {:.2} ms",
             o.issued,
