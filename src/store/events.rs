@@ -224,6 +224,7 @@ pub async fn encode_legacy(conn: &mut SqliteConnection) -> Result<u64> {
             tx.commit().await?;
             return Ok(done);
         }
+        let mut encoded = Vec::with_capacity(rows.len());
         for (sequence, kind, legacy) in rows {
             let old: Legacy = serde_json::from_str(&legacy)?;
             let event = Event {
@@ -244,18 +245,29 @@ pub async fn encode_legacy(conn: &mut SqliteConnection) -> Result<u64> {
                 changes: &named,
             };
             let keys = event.keys();
-            sqlx::query(
-                "UPDATE events SET severity = ?, component_ids = ?, body = ?, legacy = NULL
-                 WHERE sequence = ?",
-            )
-            .bind(keys.severity.map(|s| s.code()))
-            .bind(component_blob(&keys.component_ids))
-            .bind(crate::wire::encode_event(&event, &names).to_vec())
-            .bind(sequence)
-            .execute(&mut *tx)
-            .await?;
-            done += 1;
+            encoded.push((
+                sequence,
+                keys.severity.map(|s| s.code()),
+                component_blob(&keys.component_ids),
+                crate::wire::encode_event(&event, &names),
+            ));
         }
+        // One statement for the batch: a statement per row costs a hand-off
+        // to the driver's thread each.
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "UPDATE events SET severity = v.column2, component_ids = v.column3,
+                 body = v.column4, legacy = NULL
+             FROM (",
+        );
+        q.push_values(&encoded, |mut b, (sequence, severity, components, body)| {
+            b.push_bind(*sequence)
+                .push_bind(*severity)
+                .push_bind(&components[..])
+                .push_bind(&body[..]);
+        });
+        q.push(") AS v WHERE events.sequence = v.column1");
+        q.build().execute(&mut *tx).await?;
+        done += encoded.len() as u64;
         tx.commit().await?;
     }
 }
