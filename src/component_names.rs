@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{RwLock, RwLockReadGuard};
 
-use crate::domain::{ComponentId, Event, EventPayload};
+use crate::domain::{ComponentId, Event};
 
 /// Names components for the replies that mention them.
 pub trait NameOf {
@@ -64,14 +64,7 @@ impl ComponentNames {
 
 /// The name a component event gives its component, if it is one.
 pub fn named_by(e: &Event) -> Option<(ComponentId, &str)> {
-    match &e.payload {
-        EventPayload::ComponentCreated { component }
-        | EventPayload::ComponentUpdated { component, .. }
-        | EventPayload::ComponentDeleted { component } => {
-            Some((component.id, component.name.as_str()))
-        }
-        _ => None,
-    }
+    e.component().map(|c| (c.id, c.name.as_str()))
 }
 
 /// Names as of a point inside a group being committed: the group's own

@@ -55,6 +55,19 @@ pub fn split_events(mut all: Bytes) -> crate::error::Result<Vec<(u64, Bytes)>> {
     Ok(out)
 }
 
+/// Reads an event (field 1 of either reply) back into its stored form.
+fn merge_stored_event(
+    wire_type: WireType,
+    buf: &mut impl Buf,
+    ctx: DecodeContext,
+) -> Result<Bytes, DecodeError> {
+    let mut event = Bytes::new();
+    encoding::bytes::merge(wire_type, &mut event, buf, ctx)?;
+    let mut stored = Vec::with_capacity(encoding::bytes::encoded_len(1, &event));
+    encoding::bytes::encode(1, &event, &mut stored);
+    Ok(stored.into())
+}
+
 /// `incident.v1.SubscribeTimelineResponse`, its event pre-encoded.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SubscribeTimelineResponse {
@@ -87,11 +100,7 @@ impl Message for SubscribeTimelineResponse {
     ) -> Result<(), DecodeError> {
         match tag {
             1 => {
-                let mut event = Bytes::new();
-                encoding::bytes::merge(wire_type, &mut event, buf, ctx)?;
-                let mut reply = Vec::with_capacity(encoding::bytes::encoded_len(1, &event));
-                encoding::bytes::encode(1, &event, &mut reply);
-                *self = Self::Event(reply.into());
+                *self = Self::Event(merge_stored_event(wire_type, buf, ctx)?);
                 Ok(())
             }
             2 => {
@@ -181,11 +190,7 @@ impl Message for ListTimelineEventsResponse {
     ) -> Result<(), DecodeError> {
         match tag {
             1 => {
-                let mut event = Bytes::new();
-                encoding::bytes::merge(wire_type, &mut event, buf, ctx)?;
-                let mut reply = Vec::with_capacity(encoding::bytes::encoded_len(1, &event));
-                encoding::bytes::encode(1, &event, &mut reply);
-                self.events.push(reply.into());
+                self.events.push(merge_stored_event(wire_type, buf, ctx)?);
                 Ok(())
             }
             2 => encoding::string::merge(wire_type, &mut self.next_page_token, buf, ctx),

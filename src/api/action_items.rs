@@ -3,7 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::parse::{self, Mutation, Violations};
-use super::{convert, page_start, paginate};
+use super::{Run, convert, page_start, paginate};
 use crate::domain::action_item::{ActionItemPatch, NewActionItem};
 use crate::domain::limits::TEXT_MAX_BYTES;
 use crate::domain::{ActionItemId, ActionItemStatus, Priority};
@@ -270,7 +270,7 @@ impl ActionItemService for ActionItems {
             &self.store,
             "action_items",
             &bound,
-            items,
+            Run::whole(&items),
             limit,
             convert::action_item,
             cursor_after,

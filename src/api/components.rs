@@ -4,7 +4,7 @@ use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use super::parse::{self, Mutation, Violations};
-use super::{convert, page_start, paginate};
+use super::{Run, convert, page_start, paginate};
 use crate::domain::ComponentId;
 use crate::domain::component::ComponentPatch;
 use crate::domain::limits::TEXT_MAX_BYTES;
@@ -198,7 +198,7 @@ impl ComponentService for Components {
             &self.store,
             "components",
             &filters,
-            items,
+            Run::whole(&items),
             limit,
             convert::component,
             cursor_after,

@@ -5,7 +5,7 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::parse::{self, Mutation, Violations};
-use super::{convert, page_start, paginate};
+use super::{Run, convert, page_start, paginate};
 use crate::domain::incident::{IncidentPatch, NewIncident, NewStatusUpdate};
 use crate::domain::limits::{POSTMORTEM_MAX_BYTES, TEXT_MAX_BYTES, TITLE_MAX_CHARS};
 use crate::domain::postmortem::{PostmortemPatch, Section};
@@ -636,7 +636,7 @@ impl IncidentService for Incidents {
             &self.store,
             "incidents",
             &filter,
-            items,
+            Run::whole(&items),
             limit,
             |i| convert::incident(i, &names),
             cursor_after,
@@ -755,7 +755,7 @@ impl IncidentService for Incidents {
             &self.store,
             "status_updates",
             &scope_filters,
-            items,
+            Run::whole(&items),
             limit,
             |u| convert::status_update(u, &names),
             status_update_cursor,

@@ -46,22 +46,40 @@ pub(crate) fn page_start<C: DeserializeOwned>(
     page_token::decode(store.page_token_key(), scope, filters, token).map(Some)
 }
 
-/// Cuts a fetched run (`limit + 1` items were asked for) into one page of at
-/// most `limit` items and 4 MiB, and issues the token of the next page.
+/// Items read for one page: `limit + 1` were asked for.
+pub(crate) struct Run<'a, D> {
+    pub items: &'a [D],
+    /// The read stopped before the end on its own (more items follow its last
+    /// even if it has no `limit + 1`th).
+    pub cut_short: bool,
+}
+
+impl<'a, D> Run<'a, D> {
+    /// Everything the read was asked for, or all there was.
+    pub fn whole(items: &'a [D]) -> Self {
+        Run {
+            items,
+            cut_short: false,
+        }
+    }
+}
+
+/// Cuts a fetched run into one page of at most `limit` items and 4 MiB, and
+/// issues the token of the next page.
 pub(crate) fn paginate<D, P: prost::Message, C: Serialize>(
     store: &Store,
     scope: &str,
     filters: &impl Serialize,
-    items: Vec<D>,
+    run: Run<'_, D>,
     limit: usize,
     convert: impl Fn(&D) -> P,
     cursor: impl Fn(&D) -> C,
 ) -> Result<(Vec<P>, String)> {
-    let mut out = Vec::with_capacity(items.len().min(limit));
+    let mut out = Vec::with_capacity(run.items.len().min(limit));
     let mut bytes = 0usize;
     let mut last: Option<&D> = None;
-    let mut more = false;
-    for item in &items {
+    let mut more = run.cut_short;
+    for item in run.items {
         if out.len() == limit {
             more = true;
             break;

@@ -8,13 +8,12 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::parse::{self, Mutation, Violations};
-use super::{convert, filter_list, page_start, paginate};
+use super::{Run, convert, filter_list, page_start, paginate};
 use crate::auth::Identity;
 use crate::domain::filter::EventFilter;
 use crate::domain::limits::TEXT_MAX_BYTES;
 use crate::domain::{EventKind, IncidentId, Severity};
 use crate::error::Error;
-use crate::page_token;
 use crate::proto as pb;
 use crate::proto::subscribe_timeline_request::Start as PbStart;
 use crate::proto::timeline_service_server::TimelineService;
@@ -86,25 +85,18 @@ impl TimelineService for Timeline {
         let batch = svc::list(&self.store, &filter, after, limit + 1)
             .await
             .map_err(|e| sent.echo(e))?;
-        let items = batch.events;
-        let (events, mut next_page_token) = paginate(
+        let (events, next_page_token) = paginate(
             &self.store,
             "timeline",
             &filter,
-            items.clone(),
+            Run {
+                items: &batch.events,
+                cut_short: !batch.complete,
+            },
             limit,
-            |(_, reply): &(u64, Bytes)| reply.clone(),
+            |(_, stored): &(u64, Bytes)| stored.clone(),
             |(sequence, _): &(u64, Bytes)| *sequence,
         )?;
-        // A batch cut short by bytes has more after it even when the page
-        // holds all of it.
-        if next_page_token.is_empty()
-            && !batch.complete
-            && let Some((last, _)) = items.get(events.len().wrapping_sub(1))
-        {
-            next_page_token =
-                page_token::encode(self.store.page_token_key(), "timeline", &filter, last)?;
-        }
         Ok(Response::new(ListTimelineEventsResponse {
             events,
             next_page_token,

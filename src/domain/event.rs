@@ -199,6 +199,16 @@ pub struct EventKeys {
 }
 
 impl Event {
+    /// The component a component event is about.
+    pub fn component(&self) -> Option<&Component> {
+        match &self.payload {
+            EventPayload::ComponentCreated { component }
+            | EventPayload::ComponentUpdated { component, .. }
+            | EventPayload::ComponentDeleted { component } => Some(component),
+            _ => None,
+        }
+    }
+
     /// The filter keys of this event.
     pub fn keys(&self) -> EventKeys {
         let mut component_ids = self
@@ -206,9 +216,7 @@ impl Event {
             .as_ref()
             .map(|s| s.component_ids.clone())
             .unwrap_or_default();
-        if let EventPayload::ComponentCreated { component }
-        | EventPayload::ComponentUpdated { component, .. }
-        | EventPayload::ComponentDeleted { component } = &self.payload
+        if let Some(component) = self.component()
             && !component_ids.contains(&component.id)
         {
             component_ids.push(component.id);

@@ -359,41 +359,22 @@ mod tests {
     use crate::config::LimitArgs;
     use crate::quota::Quotas;
     use crate::store::StoreOptions;
+    use crate::store::testing::{declaration, open_with};
 
     /// A subscription that must read the log while every read connection is
     /// taken waits for one, past the queue timeout that refuses calls with
     /// OVERLOADED, and then delivers: an accepted stream is not ended for load.
     #[tokio::test]
     async fn catch_up_waits_for_a_read_connection_instead_of_failing() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db").display().to_string();
         let timeout = Duration::from_millis(100);
-        let store = Store::open(
-            &db,
-            StoreOptions {
-                read_connections: 1,
-                read_queue_timeout: timeout,
-                ..StoreOptions::default()
-            },
-        )
-        .await
-        .unwrap();
-        store
-            .write(|ctx| {
-                Box::pin(async move {
-                    let now = ctx.now();
-                    ctx.append(NewEvent {
-                        incident: None,
-                        occur_time: now,
-                        actor: "t".into(),
-                        payload: EventPayload::NoteAdded { text: "n".into() },
-                    })
-                    .await
-                    .map(|_| ())
-                })
-            })
-            .await
-            .unwrap();
+        let (_dir, store) = open_with(StoreOptions {
+            read_connections: 1,
+            read_queue_timeout: timeout,
+            ..StoreOptions::default()
+        })
+        .await;
+        // The log holds one event: the declaration.
+        store.execute(None, declaration(vec![])).await.unwrap();
         let held = store.reader().await.unwrap();
         // From here until the connection is given back, the subscription only
         // waits on the pool: the paused clock runs ahead whenever every task

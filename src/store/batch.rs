@@ -176,7 +176,14 @@ impl Working {
 
     /// Once the kept writes are in SQL: they become the state as read, so
     /// what comes next neither writes them again nor reads them again.
-    fn settle(&mut self) {
+    /// Records in `committed` what they made of the incidents they touched.
+    fn settle(&mut self, committed: &mut Committed) {
+        let touched: Vec<IncidentId> = self
+            .changed
+            .keys()
+            .chain(self.count_changes.keys())
+            .copied()
+            .collect();
         for (id, mut incident) in std::mem::take(&mut self.changed) {
             (incident.action_item_count, incident.open_action_item_count) = self.counts(id);
             self.count_changes.remove(&id);
@@ -186,6 +193,11 @@ impl Working {
             if let Some(Some(i)) = self.read.get_mut(&id) {
                 i.action_item_count += all;
                 i.open_action_item_count += open;
+            }
+        }
+        for id in touched {
+            if let Some(Some(i)) = self.read.get(&id) {
+                committed.pend(i);
             }
         }
         for (id, c) in std::mem::take(&mut self.changed_components) {
@@ -208,8 +220,9 @@ impl Working {
 /// version instead.
 pub(super) struct Committed {
     incidents: quick_cache::unsync::Cache<IncidentId, Incident>,
-    /// What the open transaction makes of the incidents it touched: kept only
-    /// once it commits, and read before `incidents` meanwhile (a job between
+    /// What the open transaction made of the incidents it changed or first
+    /// read from the database: kept only once it commits, and read before
+    /// `incidents` meanwhile (a job between
     /// two runs of commands of one group resets the group's state, and the
     /// second run must see what the first wrote).
     pending: HashMap<IncidentId, Incident>,
@@ -227,6 +240,13 @@ impl Committed {
     }
 
     /// The transaction committed: what it wrote is now the committed state.
+    /// An incident as the open transaction leaves it.
+    fn pend(&mut self, incident: &Incident) {
+        if self.enabled {
+            self.pending.insert(incident.id, incident.clone());
+        }
+    }
+
     pub(super) fn committed(&mut self) {
         for (id, i) in self.pending.drain() {
             self.incidents.insert(id, i);
@@ -293,7 +313,7 @@ impl<'a> Tx<'a> {
             found.cloned()
         } else {
             let ctx = &mut *self.ctx;
-            fetch_incidents(&mut ctx.conn, &mut ctx.working, &ctx.committed, &[id]).await?;
+            fetch_incidents(&mut ctx.conn, &mut ctx.working, &mut ctx.committed, &[id]).await?;
             self.ctx.working.incident(id).flatten().cloned()
         };
         Ok(found.map(|mut i| {
@@ -471,7 +491,7 @@ impl<'a> Tx<'a> {
             ctx.working.failed = Some(e.clone());
             return Err(Error::Internal(e));
         }
-        ctx.working.settle();
+        ctx.working.settle(&mut ctx.committed);
         Ok(())
     }
 
@@ -541,7 +561,7 @@ pub(super) async fn prefetch(
             .filter(|id| w.incident(*id).is_none()),
     );
     if !incidents.is_empty() {
-        fetch_incidents(conn, w, &ctx.committed, &incidents).await?;
+        fetch_incidents(conn, w, &mut ctx.committed, &incidents).await?;
     }
     // The components an incident already names are rendered by name when its
     // impacts change, so they are fetched with those the commands name.
@@ -597,7 +617,7 @@ pub(super) async fn prefetch(
 async fn fetch_incidents(
     conn: &mut SqliteConnection,
     w: &mut Working,
-    committed: &Committed,
+    committed: &mut Committed,
     ids: &[IncidentId],
 ) -> Result<()> {
     let mut wanted: Vec<String> = Vec::with_capacity(ids.len());
@@ -623,6 +643,8 @@ async fn fetch_incidents(
     }
     for row in rows {
         let incident = super::incidents::decode_counted(row)?;
+        // Read inside the transaction: the writer remembers it once it commits.
+        committed.pend(&incident);
         w.read.insert(incident.id, Some(incident));
     }
     Ok(())
@@ -706,14 +728,7 @@ pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
         return Err(Error::Internal(e));
     }
     write(&mut ctx.conn, &w, ctx.now).await?;
-    if ctx.committed.enabled {
-        // Every incident the group read or wrote, as it stands once the
-        // transaction commits (counts included).
-        w.settle();
-        ctx.committed
-            .pending
-            .extend(w.read.into_iter().filter_map(|(id, i)| Some((id, i?))));
-    }
+    w.settle(&mut ctx.committed);
     Ok(())
 }
 
@@ -773,46 +788,18 @@ async fn write(conn: &mut SqliteConnection, w: &Working, now: Time) -> Result<()
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-    use std::time::Duration;
-
-    use tokio::sync::oneshot;
 
     use super::*;
     use crate::domain::action_item::{ActionItemPatch, NewActionItem};
-    use crate::domain::incident::{ComponentImpact, NewIncident};
+    use crate::domain::incident::ComponentImpact;
     use crate::domain::postmortem::PostmortemPatch;
-    use crate::domain::{ActionItemStatus, ImpactLevel, IncidentKind};
+    use crate::domain::{ActionItemStatus, ImpactLevel};
     use crate::service::action_items::{
         CreateActionItem, DeleteActionItem, UpdateActionItem, UpdatePostmortem,
     };
     use crate::service::components::{CreateComponent, DeleteComponent};
-    use crate::service::incidents::CreateIncident;
-    use crate::store::{Command, Store, StoreOptions, WriteFuture};
-
-    async fn open() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db").display().to_string();
-        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
-        (dir, store)
-    }
-
-    fn declaration(component_impacts: Vec<ComponentImpact>) -> CreateIncident {
-        let refs = component_impacts
-            .iter()
-            .map(|c| ("component_impacts".to_owned(), c.component_id))
-            .collect();
-        CreateIncident {
-            actor: "ana".into(),
-            new: NewIncident {
-                title: "Checkout down".into(),
-                kind: Some(IncidentKind::Incident),
-                component_impacts,
-                ..NewIncident::default()
-            },
-            refs,
-            occur_time: None,
-        }
-    }
+    use crate::store::testing::{declaration, hold_writer, open, until_queued};
+    use crate::store::{Command, Store, WriteFuture};
 
     fn new_item(incident_id: IncidentId) -> CreateActionItem {
         CreateActionItem {
@@ -832,27 +819,6 @@ mod tests {
         }
     }
 
-    /// Holds the writer inside a job until the returned sender fires, so that
-    /// what is submitted meanwhile forms the next group, whole.
-    async fn hold_writer(store: &Store) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-        let (release, held) = oneshot::channel::<()>();
-        let (entered_tx, entered) = oneshot::channel::<()>();
-        let s = store.clone();
-        let job = tokio::spawn(async move {
-            s.write(move |_ctx| {
-                Box::pin(async move {
-                    let _ = entered_tx.send(());
-                    let _ = held.await;
-                    Ok(())
-                })
-            })
-            .await
-            .unwrap();
-        });
-        entered.await.unwrap();
-        (release, job)
-    }
-
     /// Queues `commands` in order behind a held writer, so that they run as one
     /// group, and returns their answers.
     async fn one_group<C: Command>(store: &Store, commands: Vec<C>) -> Vec<Result<C::Output>> {
@@ -861,9 +827,7 @@ mod tests {
         for (n, command) in commands.into_iter().enumerate() {
             let s = store.clone();
             running.push(tokio::spawn(async move { s.execute(None, command).await }));
-            while store.writes_queued() <= n {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            until_queued(store, n + 1).await;
         }
         release.send(()).unwrap();
         held.await.unwrap();
@@ -1205,6 +1169,48 @@ mod tests {
         }
     }
 
+    /// Reports an incident's action-item counts as the writer sees them.
+    #[derive(Debug)]
+    struct ItemCounts(IncidentId);
+
+    impl Command for ItemCounts {
+        type Output = Option<(i64, i64)>;
+
+        fn needs(&self, needs: &mut Needs) {
+            needs.incidents.push(self.0);
+        }
+
+        fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Option<(i64, i64)>> {
+            Box::pin(async move {
+                let i = tx.incident(self.0).await?;
+                Ok(i.map(|i| (i.action_item_count, i.open_action_item_count)))
+            })
+        }
+    }
+
+    /// The counts an item write changes, without changing the incident's
+    /// own row, are what a later group sees of the incident.
+    #[tokio::test]
+    async fn the_writer_remembers_the_counts_of_committed_items() {
+        let (_dir, store) = open().await;
+        let id = store.execute(None, declaration(vec![])).await.unwrap().id;
+        assert_eq!(
+            store.execute(None, ItemCounts(id)).await.unwrap(),
+            Some((0, 0))
+        );
+        store.execute(None, new_item(id)).await.unwrap();
+        assert_eq!(
+            store.execute(None, ItemCounts(id)).await.unwrap(),
+            Some((1, 1))
+        );
+        store.execute(None, new_item(id)).await.unwrap();
+        assert_eq!(
+            store.execute(None, ItemCounts(id)).await.unwrap(),
+            Some((2, 2))
+        );
+        store.close().await;
+    }
+
     fn rename(id: IncidentId, title: &str) -> crate::service::incidents::UpdateIncident {
         crate::service::incidents::UpdateIncident {
             actor: "ana".into(),
@@ -1232,19 +1238,13 @@ mod tests {
         let (release, held) = hold_writer(&store).await;
         let s = store.clone();
         let first = tokio::spawn(async move { s.execute(None, rename(id, "Renamed")).await });
-        while store.writes_queued() < 1 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_queued(&store, 1).await;
         let s = store.clone();
         let job = tokio::spawn(async move { s.write(|_ctx| Box::pin(async { Ok(()) })).await });
-        while store.writes_queued() < 2 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_queued(&store, 2).await;
         let s = store.clone();
         let second = tokio::spawn(async move { s.execute(None, Title(id)).await });
-        while store.writes_queued() < 3 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_queued(&store, 3).await;
         release.send(()).unwrap();
         held.await.unwrap();
         first.await.unwrap().unwrap();
@@ -1288,14 +1288,10 @@ mod tests {
             })
             .await
         });
-        while store.writes_queued() < 1 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_queued(&store, 1).await;
         let s = store.clone();
         let same_group = tokio::spawn(async move { s.execute(None, Title(id)).await });
-        while store.writes_queued() < 2 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_queued(&store, 2).await;
         release.send(()).unwrap();
         held.await.unwrap();
         assert!(failing.await.unwrap().is_err());

@@ -119,7 +119,7 @@ pub async fn list_stored(
             events: crate::wire::split_events(joined.unwrap_or_default().into())?,
             complete: true,
         }),
-        Err(e) if is_too_big(&e) => {
+        Err(e) if super::is_too_big(&e) => {
             let n = limit.min(ONE_BY_ONE_ROWS);
             let rows = list(conn, incident_ids, kinds, after, n).await?;
             Ok(StoredBatch {
@@ -132,11 +132,6 @@ pub async fn list_stored(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// SQLITE_TOOBIG: a value past the connection's length limit.
-fn is_too_big(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("18"))
 }
 
 /// The incident and kind conditions as bound parameters (`None`: any).

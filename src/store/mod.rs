@@ -11,6 +11,8 @@ pub mod request_ids;
 pub mod seeds;
 mod statement_count;
 mod statement_timeout;
+#[cfg(test)]
+pub(crate) mod testing;
 mod writer;
 
 use std::path::Path;
@@ -381,7 +383,17 @@ pub(crate) fn from_nanos(n: i64) -> Time {
 /// Whether `e` is SQLite's answer to a statement stopped by the statement
 /// timeout (SQLITE_INTERRUPT).
 pub(crate) fn is_interrupted(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("9"))
+    has_sqlite_code(e, libsqlite3_sys::SQLITE_INTERRUPT)
+}
+
+/// Whether `e` is SQLite's answer to a string or blob past the connection's
+/// length limit (SQLITE_TOOBIG).
+pub(crate) fn is_too_big(e: &sqlx::Error) -> bool {
+    has_sqlite_code(e, libsqlite3_sys::SQLITE_TOOBIG)
+}
+
+fn has_sqlite_code(e: &sqlx::Error, code: i32) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some(code.to_string().as_str()))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use super::request_ids::RequestKey;
 use std::collections::HashMap;
 
 use crate::component_names::{ComponentNames, Overlay, named_by};
-use crate::domain::{ComponentId, EncodedEvent, Event, NewEvent, Time};
+use crate::domain::{ComponentId, EncodedEvent, Event, Time};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 
@@ -69,15 +69,6 @@ impl WriteCtx {
     /// The commit time of this group; every write in it is stamped with it.
     pub fn now(&self) -> Time {
         self.now
-    }
-
-    /// Appends an event to the group, committed with the change it records.
-    /// The same allocation is written, published and returned.
-    pub async fn append(&mut self, event: NewEvent) -> Result<Arc<Event>> {
-        let sequence = self.head + self.events.len() as u64 + 1;
-        let event = Arc::new(Event::numbered(event, sequence, self.now));
-        self.events.push(Arc::clone(&event));
-        Ok(event)
     }
 
     /// Runs a command inside a job and writes what it staged at once, so the
@@ -554,35 +545,16 @@ async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::domain::incident::{NewIncident, NewStatusUpdate};
-    use crate::domain::{Incident, IncidentId, IncidentKind, Visibility};
-    use crate::service::incidents::{CreateIncident, PostStatusUpdate};
+    use crate::domain::incident::NewStatusUpdate;
+    use crate::domain::{Incident, IncidentId, Visibility};
+    use crate::service::incidents::PostStatusUpdate;
     use crate::service::timeline::AddNote;
-    use crate::store::{Store, StoreOptions};
-
-    async fn open() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db").display().to_string();
-        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
-        (dir, store)
-    }
+    use crate::store::Store;
+    use crate::store::testing::{declaration, hold_writer, open, until_queued};
 
     async fn declare(store: &Store) -> Incident {
-        let new = NewIncident {
-            title: "Checkout down".into(),
-            kind: Some(IncidentKind::Incident),
-            ..NewIncident::default()
-        };
-        let command = CreateIncident {
-            actor: "ana".into(),
-            new,
-            refs: Vec::new(),
-            occur_time: None,
-        };
-        store.execute(None, command).await.unwrap()
+        store.execute(None, declaration(vec![])).await.unwrap()
     }
 
     fn post(id: IncidentId, n: usize) -> PostStatusUpdate {
@@ -598,33 +570,6 @@ mod tests {
             },
             refs: Vec::new(),
             occur_time: None,
-        }
-    }
-
-    /// Holds the writer inside a job until the returned sender fires, so that
-    /// what is submitted meanwhile forms the next group, whole.
-    async fn hold_writer(store: &Store) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-        let (release, held) = oneshot::channel::<()>();
-        let (entered_tx, entered) = oneshot::channel::<()>();
-        let s = store.clone();
-        let job = tokio::spawn(async move {
-            s.write(move |_ctx| {
-                Box::pin(async move {
-                    let _ = entered_tx.send(());
-                    let _ = held.await;
-                    Ok(())
-                })
-            })
-            .await
-            .unwrap();
-        });
-        entered.await.unwrap();
-        (release, job)
-    }
-
-    async fn until_queued(store: &Store, n: usize) {
-        while store.writes_queued() < n {
-            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 

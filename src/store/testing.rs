@@ -1,0 +1,71 @@
+//! What the store's unit tests share: a store on a fresh file, an incident
+//! to declare, and a way to make what is submitted meanwhile one group.
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::{Store, StoreOptions};
+use crate::domain::IncidentKind;
+use crate::domain::incident::{ComponentImpact, NewIncident};
+use crate::service::incidents::CreateIncident;
+
+/// A store on a fresh database file, with `options`; keep the directory.
+pub async fn open_with(options: StoreOptions) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db").display().to_string();
+    let store = Store::open(&db, options).await.unwrap();
+    (dir, store)
+}
+
+/// A store on a fresh database file; keep the directory.
+pub async fn open() -> (tempfile::TempDir, Store) {
+    open_with(StoreOptions::default()).await
+}
+
+/// "Checkout down", an incident affecting `component_impacts`.
+pub fn declaration(component_impacts: Vec<ComponentImpact>) -> CreateIncident {
+    let refs = component_impacts
+        .iter()
+        .map(|c| ("component_impacts".to_owned(), c.component_id))
+        .collect();
+    CreateIncident {
+        actor: "ana".into(),
+        new: NewIncident {
+            title: "Checkout down".into(),
+            kind: Some(IncidentKind::Incident),
+            component_impacts,
+            ..NewIncident::default()
+        },
+        refs,
+        occur_time: None,
+    }
+}
+
+/// Holds the writer inside a job until the returned sender fires, so that
+/// what is submitted meanwhile forms the next group, whole.
+pub async fn hold_writer(store: &Store) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (release, held) = oneshot::channel::<()>();
+    let (entered_tx, entered) = oneshot::channel::<()>();
+    let s = store.clone();
+    let job = tokio::spawn(async move {
+        s.write(move |_ctx| {
+            Box::pin(async move {
+                let _ = entered_tx.send(());
+                let _ = held.await;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    });
+    entered.await.unwrap();
+    (release, job)
+}
+
+/// Waits until `n` writes wait for the writer.
+pub async fn until_queued(store: &Store, n: usize) {
+    while store.writes_queued() < n {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
