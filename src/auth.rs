@@ -17,6 +17,9 @@ use crate::error::Error;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Reads of incidents, components and the timeline, always answered as
+    /// VIEW_PUBLIC: what a status page or a customer-facing bot may show.
+    Public,
     /// Every Get, List and Subscribe.
     Viewer,
     /// Viewer, plus writing incidents, status updates, notes, postmortems and action items.
@@ -129,10 +132,13 @@ pub fn required_role(path: &str) -> Option<Role> {
         | "grpc.reflection.v1.ServerReflection"
         | "grpc.reflection.v1alpha.ServerReflection" => None,
         "incident.v1.ComponentService" => Some(if is_read(method) {
-            Role::Viewer
+            Role::Public
         } else {
             Role::Admin
         }),
+        "incident.v1.IncidentService" | "incident.v1.TimelineService" if is_read(method) => {
+            Some(Role::Public)
+        }
         _ if is_read(method) => Some(Role::Viewer),
         _ if method.starts_with("Delete") || method.starts_with("Undelete") => Some(Role::Admin),
         "incident.v1.IncidentService"
@@ -291,11 +297,11 @@ mod tests {
     fn roles_follow_the_design_table() {
         assert_eq!(
             required_role("/incident.v1.IncidentService/GetIncident"),
-            Some(Role::Viewer)
+            Some(Role::Public)
         );
         assert_eq!(
             required_role("/incident.v1.TimelineService/SubscribeTimeline"),
-            Some(Role::Viewer)
+            Some(Role::Public)
         );
         assert_eq!(
             required_role("/incident.v1.IncidentService/PostStatusUpdate"),
@@ -323,6 +329,10 @@ mod tests {
         );
         assert_eq!(
             required_role("/incident.v1.ComponentService/ListComponents"),
+            Some(Role::Public)
+        );
+        assert_eq!(
+            required_role("/incident.v1.ActionItemService/ListActionItems"),
             Some(Role::Viewer)
         );
         assert_eq!(required_role("/grpc.health.v1.Health/Check"), None);

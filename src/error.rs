@@ -62,7 +62,9 @@ pub enum Error {
     IncidentDeleted(IncidentId),
     #[error("incident {0} is still open")]
     IncidentOpen(IncidentId),
-    #[error("the postmortem of incident {0} is already published")]
+    #[error(
+        "the postmortem of incident {0} is already published as it is: change the draft to publish it again"
+    )]
     AlreadyPublished(IncidentId),
     #[error("{description}")]
     HasDependents {

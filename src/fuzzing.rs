@@ -43,7 +43,7 @@ pub fn decode_and_validate(data: &[u8]) -> bool {
         }),
         3 => run!(pb::ListIncidentsRequest, |r, v| {
             parse::page_size(v, r.page_size);
-            incidents::list_filter(v, &r)
+            incidents::list_filter(v, &r, crate::domain::Audience::Full)
         }),
         4 => run!(pb::UpdatePostmortemRequest, |r, v| {
             incidents::parse_update_postmortem(&r, &fuzzer(), v)

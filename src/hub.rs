@@ -10,13 +10,23 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
 use crate::component_names::ComponentNames;
+use bytes::Bytes;
+
 use crate::domain::EncodedEvent;
 use crate::incident_cache::IncidentCache;
+
+/// A committed event as live subscribers get it: as stored, and as the
+/// public sees it at commit (`None`: hidden from the public).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveEvent {
+    pub stored: EncodedEvent,
+    pub public: Option<Bytes>,
+}
 
 /// Publishes committed events and the shutdown signal.
 #[derive(Clone)]
 pub struct Hub {
-    events: broadcast::Sender<Arc<EncodedEvent>>,
+    events: broadcast::Sender<Arc<LiveEvent>>,
     shutdown: watch::Sender<bool>,
     incidents: Arc<IncidentCache>,
     components: Arc<ComponentNames>,
@@ -49,9 +59,9 @@ impl Hub {
     /// Publishes committed events, in sequence order. The writer calls it
     /// before it acknowledges them: the incident cache forgets what they
     /// changed first, then subscribers are told.
-    pub fn publish(&self, events: &[Arc<EncodedEvent>]) {
+    pub fn publish(&self, events: &[Arc<LiveEvent>]) {
         for e in events {
-            self.incidents.forget(&e.keys);
+            self.incidents.forget(&e.stored.keys);
         }
         for e in events {
             // No receiver is fine: nobody is listening live.
@@ -60,7 +70,7 @@ impl Hub {
     }
 
     /// Receives every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<EncodedEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.events.subscribe()
     }
 

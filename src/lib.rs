@@ -16,6 +16,7 @@ pub mod incident_cache;
 pub mod metrics;
 pub mod page_token;
 pub mod proto;
+pub mod public_view;
 pub mod quota;
 pub mod seed;
 pub mod server;

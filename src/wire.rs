@@ -21,10 +21,26 @@ use crate::proto as pb;
 /// The wire form of a committed event: an encoded `SubscribeTimelineResponse`
 /// carrying it, its components named by `names`.
 pub fn encode_event(e: &Event, names: &dyn NameOf) -> Bytes {
-    let event = crate::api::convert::event(e, names);
-    let mut buf = Vec::with_capacity(encoding::message::encoded_len(1, &event));
-    encoding::message::encode(1, &event, &mut buf);
+    encode_reply(&crate::api::convert::event(e, names))
+}
+
+/// The wire form of an event: an encoded `SubscribeTimelineResponse` carrying it.
+pub fn encode_reply(event: &pb::TimelineEvent) -> Bytes {
+    let mut buf = Vec::with_capacity(encoding::message::encoded_len(1, event));
+    encoding::message::encode(1, event, &mut buf);
     Bytes::from(buf)
+}
+
+/// An event read back from its wire form.
+pub fn decode_event(mut stored: &[u8]) -> crate::error::Result<pb::TimelineEvent> {
+    let corrupt = || Error::Internal("a stored event is not an encoded event reply".into());
+    let (tag, wire_type) = encoding::decode_key(&mut stored).map_err(|_| corrupt())?;
+    if tag != 1 || wire_type != WireType::LengthDelimited {
+        return Err(corrupt());
+    }
+    let len = encoding::decode_varint(&mut stored).map_err(|_| corrupt())? as usize;
+    let body = stored.get(..len).ok_or_else(corrupt)?;
+    pb::TimelineEvent::decode(body).map_err(|_| corrupt())
 }
 
 /// Splits stored events put end to end into one `Bytes` per event (no copy),
@@ -229,6 +245,7 @@ mod tests {
             payload: Some(client::timeline_event::Payload::NoteAdded(
                 client::NoteAdded {
                     text: "hello".into(),
+                    visibility: 2,
                 },
             )),
             ..Default::default()

@@ -896,7 +896,14 @@ fn get_op(chans: Arc<Vec<Channel>>, ids: Arc<Vec<String>>) -> Op {
     Arc::new(move |w, i| {
         let mut c = IncidentServiceClient::new(chans[w % chans.len()].clone());
         let id = pick(&ids, w, i).to_owned();
-        Box::pin(async move { c.get_incident(GetIncidentRequest { id }).await.map(|_| 0) })
+        Box::pin(async move {
+            c.get_incident(GetIncidentRequest {
+                id,
+                ..Default::default()
+            })
+            .await
+            .map(|_| 0)
+        })
     })
 }
 
@@ -927,7 +934,12 @@ fn mixed_op(chans: Arc<Vec<Channel>>, ids: Arc<Vec<String>>) -> Op {
                     .await
                     .map(|_| 1)
             } else {
-                c.get_incident(GetIncidentRequest { id }).await.map(|_| 0)
+                c.get_incident(GetIncidentRequest {
+                    id,
+                    ..Default::default()
+                })
+                .await
+                .map(|_| 0)
             }
         })
     })

@@ -2,7 +2,7 @@
 //! `[P1] INC-7 Disturbances on the conversation panel — MONITORING: a fix is live`.
 
 use crate::pb::timeline_event::Payload;
-use crate::pb::{Component, ImpactLevel, IncidentStatus, Severity, TimelineEvent};
+use crate::pb::{Component, ImpactLevel, IncidentStatus, Severity, TimelineEvent, Visibility};
 
 /// "INCIDENT_STATUS_MONITORING" → "MONITORING".
 fn short<'a>(name: &'a str, prefix: &str) -> &'a str {
@@ -31,14 +31,20 @@ pub fn line(e: &TimelineEvent) -> String {
         }
         None => "components".to_owned(),
     };
+    // The public view blanks actors.
+    let by = if e.actor.is_empty() {
+        String::new()
+    } else {
+        format!(" (by {})", e.actor)
+    };
     let what = match &e.payload {
         Some(Payload::IncidentCreated(p)) => {
             let s = p.incident.as_ref().map_or(0, |i| i.status);
-            format!("declared, {} (by {})", status(s), e.actor)
+            format!("declared, {}{by}", status(s))
         }
         Some(Payload::IncidentUpdated(p)) => {
             let paths: Vec<&str> = p.changes.iter().map(|c| c.path.as_str()).collect();
-            format!("updated {} (by {})", paths.join(", "), e.actor)
+            format!("updated {}{by}", paths.join(", "))
         }
         Some(Payload::StatusChanged(p)) => format!(
             "{} → {}{}",
@@ -50,7 +56,7 @@ pub fn line(e: &TimelineEvent) -> String {
             Some(u) => format!("{}: {}", status(u.status), first_line(&u.message)),
             None => "status update".into(),
         },
-        Some(Payload::NoteAdded(p)) => format!("note by {}: {}", e.actor, first_line(&p.text)),
+        Some(Payload::NoteAdded(p)) => format!("note{by}: {}", first_line(&p.text)),
         Some(Payload::ComponentImpactChanged(p)) => p
             .changes
             .iter()
@@ -64,8 +70,8 @@ pub fn line(e: &TimelineEvent) -> String {
             })
             .collect::<Vec<_>>()
             .join(", "),
-        Some(Payload::IncidentDeleted(_)) => format!("deleted (by {})", e.actor),
-        Some(Payload::IncidentUndeleted(_)) => format!("restored (by {})", e.actor),
+        Some(Payload::IncidentDeleted(_)) => format!("deleted{by}"),
+        Some(Payload::IncidentUndeleted(_)) => format!("restored{by}"),
         Some(Payload::ComponentCreated(p)) => format!("created {}", name(&p.component)),
         Some(Payload::ComponentUpdated(p)) => format!("updated {}", name(&p.component)),
         Some(Payload::ComponentDeleted(p)) => format!("deleted {}", name(&p.component)),
@@ -83,7 +89,21 @@ pub fn line(e: &TimelineEvent) -> String {
             "action item deleted: {}",
             p.action_item.as_ref().map_or("", |a| a.title.as_str())
         ),
-        Some(Payload::PostmortemUpdated(_)) => format!("postmortem edited (by {})", e.actor),
+        Some(Payload::PostmortemUpdated(_)) => format!("postmortem edited{by}"),
+        Some(Payload::VisibilityChanged(p)) => {
+            let what = if !p.status_update_id.is_empty() {
+                "status update"
+            } else if p.note_sequence != 0 {
+                "note"
+            } else {
+                "incident"
+            };
+            let to = match Visibility::try_from(p.new_visibility) {
+                Ok(Visibility::Public) => "public",
+                _ => "internal",
+            };
+            format!("{what} made {to}{by}")
+        }
         Some(Payload::PostmortemPublished(_)) => "postmortem published".into(),
         None => format!("event kind {}", e.kind),
     };

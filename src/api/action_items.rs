@@ -4,9 +4,11 @@ use tonic::{Request, Response, Status};
 
 use super::parse::{self, Mutation, Violations};
 use super::{Run, convert, page_start, paginate};
+use crate::domain::Audience;
 use crate::domain::action_item::{ActionItemPatch, NewActionItem};
 use crate::domain::limits::TEXT_MAX_BYTES;
 use crate::domain::{ActionItemId, ActionItemStatus, Priority};
+use crate::error::Error;
 use crate::proto as pb;
 use crate::proto::action_item_service_server::ActionItemService;
 use crate::service::action_items as svc;
@@ -182,6 +184,16 @@ pub(crate) fn parse_delete(
     })
 }
 
+/// Action items are never public: VIEW_PUBLIC is refused.
+fn full_view_only<T>(req: &Request<T>, view: i32) -> Result<(), Error> {
+    match super::audience(req, view)? {
+        Audience::Full => Ok(()),
+        Audience::Public => Err(Error::PermissionDenied(
+            "action items are not shown under VIEW_PUBLIC".into(),
+        )),
+    }
+}
+
 #[tonic::async_trait]
 impl ActionItemService for ActionItems {
     async fn create_action_item(
@@ -189,7 +201,7 @@ impl ActionItemService for ActionItems {
         req: Request<pb::CreateActionItemRequest>,
     ) -> Result<Response<pb::CreateActionItemResponse>, Status> {
         let mut req = req;
-        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), Audience::Full).await?;
         let Mutation {
             caller,
             request: r,
@@ -209,6 +221,7 @@ impl ActionItemService for ActionItems {
         &self,
         req: Request<pb::GetActionItemRequest>,
     ) -> Result<Response<pb::GetActionItemResponse>, Status> {
+        full_view_only(&req, req.get_ref().view)?;
         let mut v = Violations::new();
         let id: Option<ActionItemId> = v.check("id", parse::uuid(&req.get_ref().id));
         let id = v.into_result(id)?;
@@ -222,8 +235,9 @@ impl ActionItemService for ActionItems {
         &self,
         req: Request<pb::ListActionItemsRequest>,
     ) -> Result<Response<pb::ListActionItemsResponse>, Status> {
+        full_view_only(&req, req.get_ref().view)?;
         let mut req = req;
-        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), Audience::Full).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let limit = parse::page_size(&mut v, r.page_size);

@@ -5,11 +5,12 @@ use tonic::{Request, Response, Status};
 
 use super::parse::{self, Mutation, Violations};
 use super::{Run, convert, page_start, paginate};
-use crate::domain::ComponentId;
 use crate::domain::component::ComponentPatch;
 use crate::domain::limits::TEXT_MAX_BYTES;
+use crate::domain::{Audience, Component, ComponentId};
 use crate::proto as pb;
 use crate::proto::component_service_server::ComponentService;
+use crate::public_view;
 use crate::service::components as svc;
 use crate::service::{Caller, execute};
 use crate::store::Cursor;
@@ -138,6 +139,15 @@ pub(crate) fn parse_delete(
     })
 }
 
+/// A component as `audience` sees it (its status already from what that
+/// audience may see).
+fn for_audience(c: &Component, audience: Audience) -> pb::Component {
+    match audience {
+        Audience::Full => convert::component(c),
+        Audience::Public => public_view::component(&convert::component(c)),
+    }
+}
+
 #[tonic::async_trait]
 impl ComponentService for Components {
     async fn create_component(
@@ -161,12 +171,13 @@ impl ComponentService for Components {
         &self,
         req: Request<pb::GetComponentRequest>,
     ) -> Result<Response<pb::GetComponentResponse>, Status> {
+        let audience = super::audience(&req, req.get_ref().view)?;
         let mut v = Violations::new();
         let id = component_id(&mut v, "id", &req.get_ref().id);
         let id = v.into_result(id)?;
-        let c = svc::get(&self.store, id).await?;
+        let c = svc::get(&self.store, id, audience).await?;
         Ok(Response::new(pb::GetComponentResponse {
-            component: Some(convert::component(&c)),
+            component: Some(for_audience(&c, audience)),
         }))
     }
 
@@ -174,6 +185,7 @@ impl ComponentService for Components {
         &self,
         req: Request<pb::ListComponentsRequest>,
     ) -> Result<Response<pb::ListComponentsResponse>, Status> {
+        let audience = super::audience(&req, req.get_ref().view)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let limit = parse::page_size(&mut v, r.page_size);
@@ -192,6 +204,7 @@ impl ComponentService for Components {
             r.show_deleted,
             start.as_ref(),
             limit + 1,
+            audience,
         )
         .await?;
         let (components, next_page_token) = paginate(
@@ -200,7 +213,7 @@ impl ComponentService for Components {
             &filters,
             Run::whole(&items),
             limit,
-            convert::component,
+            |c| for_audience(c, audience),
             cursor_after,
         )?;
         Ok(Response::new(pb::ListComponentsResponse {

@@ -1,10 +1,11 @@
 //! Domain values to proto messages.
 
 use crate::component_names::NameOf;
+use crate::domain::event::VisibilityTarget;
 use crate::domain::incident::{ImpactChange, ImpactWindow, RoleAssignment};
 use crate::domain::{
     ActionItem, Component, ComponentImpact, Event, EventPayload, FieldChange, Incident,
-    IncidentSnapshot, Postmortem, StatusUpdate, Time, Visibility,
+    IncidentSnapshot, Postmortem, StatusUpdate, Time,
 };
 use crate::proto as pb;
 use crate::proto::timeline_event::Payload;
@@ -80,6 +81,7 @@ pub fn incident(i: &Incident, names: &dyn NameOf) -> pb::Incident {
         update_time: Some(ts(i.update_time)),
         delete_time: opt_ts(i.delete_time),
         etag: i.etag(),
+        visibility: i.visibility.code(),
     }
 }
 
@@ -92,10 +94,7 @@ pub fn status_update(u: &StatusUpdate, names: &dyn NameOf) -> pb::StatusUpdate {
         message: u.message.clone(),
         component_impacts: impacts(&u.component_impacts, names),
         next_update_time: opt_ts(u.next_update_time),
-        visibility: match u.visibility {
-            Visibility::Public => pb::Visibility::Public,
-            Visibility::Internal => pb::Visibility::Internal,
-        } as i32,
+        visibility: u.visibility.code(),
         author: u.author.clone(),
         post_time: Some(ts(u.post_time)),
         create_time: Some(ts(u.create_time)),
@@ -167,6 +166,7 @@ pub fn snapshot(s: &IncidentSnapshot) -> pb::IncidentSnapshot {
         status: s.status.code(),
         kind: s.kind.code(),
         component_ids: s.component_ids.iter().map(ToString::to_string).collect(),
+        visibility: s.visibility.code(),
     }
 }
 
@@ -234,8 +234,22 @@ pub fn event(e: &Event, names: &dyn NameOf) -> pb::TimelineEvent {
                 status_update: Some(status_update(u, names)),
             })
         }
-        EventPayload::NoteAdded { text } => {
-            Payload::NoteAdded(pb::NoteAdded { text: text.clone() })
+        EventPayload::NoteAdded { text, visibility } => Payload::NoteAdded(pb::NoteAdded {
+            text: text.clone(),
+            visibility: visibility.code(),
+        }),
+        EventPayload::VisibilityChanged { target, old, new } => {
+            let (status_update_id, note_sequence) = match target {
+                VisibilityTarget::Incident => (String::new(), 0),
+                VisibilityTarget::StatusUpdate { id } => (id.to_string(), 0),
+                VisibilityTarget::Note { sequence } => (String::new(), *sequence),
+            };
+            Payload::VisibilityChanged(pb::VisibilityChanged {
+                status_update_id,
+                note_sequence,
+                old_visibility: old.code(),
+                new_visibility: new.code(),
+            })
         }
         EventPayload::ComponentImpactChanged {
             changes: c,
@@ -324,7 +338,7 @@ pub fn event(e: &Event, names: &dyn NameOf) -> pb::TimelineEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ImpactLevel, IncidentKind, IncidentStatus, Severity};
+    use crate::domain::{ImpactLevel, IncidentKind, IncidentStatus, Severity, Visibility};
 
     /// Domain codes are the proto numbers and domain names the proto names;
     /// this catches either drifting.
@@ -386,8 +400,15 @@ mod tests {
             EventKind::name,
             |p: pb::TimelineEventKind| p.as_str_name(),
         );
+        check(
+            Visibility::ALL,
+            Visibility::code,
+            Visibility::name,
+            |p: pb::Visibility| p.as_str_name(),
+        );
         // Every proto value but UNSPECIFIED has its domain twin.
-        assert_eq!(EventKind::ALL.len(), 16);
+        assert_eq!(EventKind::ALL.len(), 17);
+        assert_eq!(Visibility::ALL.len(), 2);
         assert_eq!(IncidentStatus::ALL.len(), 8);
     }
 }

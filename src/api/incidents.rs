@@ -9,10 +9,11 @@ use super::{Run, convert, page_start, paginate};
 use crate::domain::incident::{IncidentPatch, NewIncident, NewStatusUpdate};
 use crate::domain::limits::{POSTMORTEM_MAX_BYTES, TEXT_MAX_BYTES, TITLE_MAX_CHARS};
 use crate::domain::postmortem::{PostmortemPatch, Section};
-use crate::domain::{IncidentId, IncidentKind, IncidentStatus, Severity, Visibility};
+use crate::domain::{Audience, IncidentId, IncidentKind, IncidentStatus, Severity, Visibility};
 use crate::error::{Error, Result};
 use crate::proto as pb;
 use crate::proto::incident_service_server::IncidentService;
+use crate::public_view;
 use crate::service::incidents::{self as svc, IncidentRef};
 use crate::service::{Caller, action_items, execute};
 use crate::store::Cursor;
@@ -76,6 +77,7 @@ const UPDATABLE: &[&str] = &[
     "identify_time",
     "mitigate_time",
     "resolve_time",
+    "visibility",
 ];
 /// Paths that move only through PostStatusUpdate.
 const STATUS_ONLY: &[&str] = &["kind", "status", "component_impacts"];
@@ -119,6 +121,12 @@ fn new_incident(
 ) -> NewIncident {
     let f = |name: &str| format!("incident.{name}");
     NewIncident {
+        visibility: v
+            .check(
+                &f("visibility"),
+                parse::optional_enum(p.visibility, Visibility::from_code),
+            )
+            .flatten(),
         title: v
             .check(&f("title"), parse::title(&p.title))
             .unwrap_or_default(),
@@ -214,6 +222,7 @@ fn update_paths(
             ("identify_time", p.identify_time.is_some()),
             ("mitigate_time", p.mitigate_time.is_some()),
             ("resolve_time", p.resolve_time.is_some()),
+            ("visibility", p.visibility != 0),
             ("kind", p.kind != 0),
             ("status", p.status != 0),
             ("component_impacts", !p.component_impacts.is_empty()),
@@ -311,13 +320,23 @@ fn patch(
             "resolve_time" => {
                 patch.resolve_time = v.check(&f("resolve_time"), parse::past_time(&p.resolve_time))
             }
+            "visibility" => {
+                patch.visibility = v.check(
+                    &f("visibility"),
+                    parse::required_enum(p.visibility, Visibility::from_code),
+                )
+            }
             _ => {}
         }
     }
     patch
 }
 
-pub(crate) fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> IncidentFilter {
+pub(crate) fn list_filter(
+    v: &mut Violations,
+    r: &pb::ListIncidentsRequest,
+    audience: Audience,
+) -> IncidentFilter {
     let mut statuses = Vec::new();
     for (i, s) in super::filter_list(v, "statuses", &r.statuses)
         .iter()
@@ -354,6 +373,18 @@ pub(crate) fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> I
         );
     }
     let label = parse::label_filter(v, &r.label);
+    if audience == Audience::Public {
+        // Filters on what the public cannot see would tell it what is there.
+        if !r.label.is_empty() {
+            v.add("label", "labels are not shown under VIEW_PUBLIC");
+        }
+        if r.show_deleted {
+            v.add(
+                "show_deleted",
+                "deleted incidents are not shown under VIEW_PUBLIC",
+            );
+        }
+    }
     let after = v
         .check(
             "create_time_after",
@@ -384,6 +415,7 @@ pub(crate) fn list_filter(v: &mut Violations, r: &pb::ListIncidentsRequest) -> I
         query: (!query.is_empty()).then(|| query.to_owned()),
         label,
         show_deleted: r.show_deleted,
+        audience,
     }
 }
 
@@ -436,14 +468,13 @@ pub(crate) fn parse_post(
             parse::optional_time(&r.next_update_time),
         )
         .flatten();
-    let visibility = match r.visibility {
-        0 | 1 => Visibility::Public,
-        2 => Visibility::Internal,
-        other => {
-            v.add("visibility", format!("unknown enum value {other}"));
-            Visibility::Public
-        }
-    };
+    let visibility = v
+        .check(
+            "visibility",
+            parse::optional_enum(r.visibility, Visibility::from_code),
+        )
+        .flatten()
+        .unwrap_or(Visibility::Public);
     let occur_time = v
         .check("occur_time", parse::past_time(&r.occur_time))
         .flatten();
@@ -598,7 +629,14 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::GetIncidentRequest>,
     ) -> Result<Response<GetIncidentResponse>, Status> {
+        let audience = super::audience(&req, req.get_ref().view)?;
         let r = incident_ref(&req.get_ref().id)?;
+        if audience == Audience::Public {
+            let incident = svc::get(&self.store, r, audience).await?;
+            let full = convert::incident(&incident, &self.store.hub().components().read());
+            let body = Bytes::from(public_view::incident(&full).encode_to_vec());
+            return Ok(Response::new(GetIncidentResponse { incident: body }));
+        }
         let cache = self.store.hub().incidents();
         let id = match r {
             IncidentRef::Id(id) => Some(id),
@@ -609,7 +647,7 @@ impl IncidentService for Incidents {
         }
         // Taken before the read: a commit in between keeps the read out.
         let ticket = id.map(|id| cache.ticket(id));
-        let incident = svc::get(&self.store, r).await?;
+        let incident = svc::get(&self.store, r, audience).await?;
         let body = Bytes::from(
             convert::incident(&incident, &self.store.hub().components().read()).encode_to_vec(),
         );
@@ -624,10 +662,11 @@ impl IncidentService for Incidents {
         &self,
         req: Request<pb::ListIncidentsRequest>,
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+        let audience = super::audience(&req, req.get_ref().view)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let limit = parse::page_size(&mut v, r.page_size);
-        let filter = list_filter(&mut v, &r);
+        let filter = list_filter(&mut v, &r, audience);
         v.finish()?;
         let start: Option<Cursor> = page_start(&self.store, "incidents", &filter, &r.page_token)?;
         let items = svc::list(&self.store, &filter, start.as_ref(), limit + 1).await?;
@@ -638,7 +677,10 @@ impl IncidentService for Incidents {
             &filter,
             Run::whole(&items),
             limit,
-            |i| convert::incident(i, &names),
+            |i| match audience {
+                Audience::Full => convert::incident(i, &names),
+                Audience::Public => public_view::incident(&convert::incident(i, &names)),
+            },
             cursor_after,
         )?;
         Ok(Response::new(pb::ListIncidentsResponse {
@@ -652,7 +694,7 @@ impl IncidentService for Incidents {
         req: Request<pb::UpdateIncidentRequest>,
     ) -> Result<Response<pb::UpdateIncidentResponse>, Status> {
         let mut req = req;
-        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), Audience::Full).await?;
         let Mutation {
             caller,
             request: r,
@@ -676,7 +718,7 @@ impl IncidentService for Incidents {
         req: Request<pb::DeleteIncidentRequest>,
     ) -> Result<Response<pb::DeleteIncidentResponse>, Status> {
         let mut req = req;
-        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), Audience::Full).await?;
         let incident = self
             .set_deleted(req, |r| (&r.id, &r.etag), true, &sent)
             .await?;
@@ -693,7 +735,7 @@ impl IncidentService for Incidents {
         req: Request<pb::UndeleteIncidentRequest>,
     ) -> Result<Response<pb::UndeleteIncidentResponse>, Status> {
         let mut req = req;
-        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), Audience::Full).await?;
         let incident = self
             .set_deleted(req, |r| (&r.id, &r.etag), false, &sent)
             .await?;
@@ -710,7 +752,7 @@ impl IncidentService for Incidents {
         req: Request<pb::PostStatusUpdateRequest>,
     ) -> Result<Response<pb::PostStatusUpdateResponse>, Status> {
         let mut req = req;
-        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), Audience::Full).await?;
         let Mutation {
             caller,
             request: r,
@@ -738,16 +780,17 @@ impl IncidentService for Incidents {
         req: Request<pb::ListStatusUpdatesRequest>,
     ) -> Result<Response<pb::ListStatusUpdatesResponse>, Status> {
         let mut req = req;
-        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let audience = super::audience(&req, req.get_ref().view)?;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), audience).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let limit = parse::page_size(&mut v, r.page_size);
         let id = incident_id(&mut v, "incident_id", &r.incident_id);
         let id = v.into_result(id)?;
-        let scope_filters = id.to_string();
+        let scope_filters = (id.to_string(), audience);
         let start: Option<Cursor> =
             page_start(&self.store, "status_updates", &scope_filters, &r.page_token)?;
-        let items = svc::list_status_updates(&self.store, id, start.as_ref(), limit + 1)
+        let items = svc::list_status_updates(&self.store, id, start.as_ref(), limit + 1, audience)
             .await
             .map_err(|e| sent.echo(e))?;
         let names = self.store.hub().components().read();
@@ -757,7 +800,13 @@ impl IncidentService for Incidents {
             &scope_filters,
             Run::whole(&items),
             limit,
-            |u| convert::status_update(u, &names),
+            |u| {
+                let full = convert::status_update(u, &names);
+                match audience {
+                    Audience::Full => full,
+                    Audience::Public => public_view::status_update(&full, &u.message),
+                }
+            },
             status_update_cursor,
         )?;
         Ok(Response::new(pb::ListStatusUpdatesResponse {
@@ -771,15 +820,29 @@ impl IncidentService for Incidents {
         req: Request<pb::GetPostmortemRequest>,
     ) -> Result<Response<pb::GetPostmortemResponse>, Status> {
         let mut req = req;
-        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let audience = super::audience(&req, req.get_ref().view)?;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), audience).await?;
         let mut v = Violations::new();
         let id = incident_id(&mut v, "incident_id", &req.get_ref().incident_id);
         let id = v.into_result(id)?;
-        let pm = action_items::get_postmortem(&self.store, id)
+        let pm = action_items::get_postmortem(&self.store, id, audience)
             .await
             .map_err(|e| sent.echo(e))?;
+        let postmortem = match audience {
+            Audience::Full => convert::postmortem(&pm),
+            // The public reads what was published, never the draft.
+            Audience::Public => {
+                let published = pm.published.as_ref().ok_or_else(|| {
+                    sent.echo(Error::NotFound {
+                        resource: "postmortem",
+                        id: id.to_string(),
+                    })
+                })?;
+                public_view::postmortem(id, published)
+            }
+        };
         Ok(Response::new(pb::GetPostmortemResponse {
-            postmortem: Some(convert::postmortem(&pm)),
+            postmortem: Some(postmortem),
         }))
     }
 
@@ -788,7 +851,7 @@ impl IncidentService for Incidents {
         req: Request<pb::UpdatePostmortemRequest>,
     ) -> Result<Response<pb::UpdatePostmortemResponse>, Status> {
         let mut req = req;
-        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), Audience::Full).await?;
         let Mutation {
             caller,
             request: r,
@@ -809,7 +872,7 @@ impl IncidentService for Incidents {
         req: Request<pb::PublishPostmortemRequest>,
     ) -> Result<Response<pb::PublishPostmortemResponse>, Status> {
         let mut req = req;
-        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), Audience::Full).await?;
         let Mutation {
             caller,
             request: r,

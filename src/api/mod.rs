@@ -11,10 +11,32 @@ pub mod timeline;
 
 use serde::{Serialize, de::DeserializeOwned};
 
+use crate::auth::{Identity, Role};
+use crate::domain::Audience;
 use crate::domain::limits::{FILTER_LIST_MAX, PAGE_MAX_BYTES};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::page_token;
+use crate::proto as pb;
 use crate::store::Store;
+
+/// The audience a read is answered for: the request's `view`, within what
+/// the caller's role allows. A token of the public role reads VIEW_PUBLIC
+/// whatever it asks for, and asking for VIEW_FULL is refused; in open mode
+/// (no tokens file) every caller may ask for either.
+pub(crate) fn audience<T>(request: &tonic::Request<T>, view: i32) -> Result<Audience> {
+    let public_role = request
+        .extensions()
+        .get::<Identity>()
+        .is_some_and(|i| i.role == Role::Public);
+    match (pb::View::try_from(view), public_role) {
+        (Err(_), _) => Err(Error::invalid("view", format!("unknown enum value {view}"))),
+        (Ok(pb::View::Public), _) | (Ok(pb::View::Unspecified), true) => Ok(Audience::Public),
+        (Ok(pb::View::Full), true) => Err(Error::PermissionDenied(
+            "a token of the public role reads VIEW_PUBLIC only".into(),
+        )),
+        (Ok(pb::View::Full | pb::View::Unspecified), false) => Ok(Audience::Full),
+    }
+}
 
 /// The entries of a list filter to look at: all of them, or, past the cap, a
 /// violation and none (a huge filter costs nothing more than its decoding).

@@ -3,7 +3,7 @@
 //! before validation, so the rest of the edge sees ids only; errors about
 //! such an incident echo what the caller sent, never the id it resolved to.
 
-use crate::domain::IncidentId;
+use crate::domain::{Audience, IncidentId};
 use crate::error::{Error, Result};
 use crate::proto as pb;
 use crate::store::{Store, incidents};
@@ -48,9 +48,13 @@ pub(crate) fn reference_number(s: &str) -> Option<i64> {
 }
 
 /// Replaces every reference among the request's incident fields with the id
-/// it names; one that names no incident is NOT_FOUND, echoing it. Fields
-/// holding anything else are left for validation.
-pub(crate) async fn resolve<R: NamesIncidents>(store: &Store, request: &mut R) -> Result<Sent> {
+/// it names; one that names no incident `audience` may see is NOT_FOUND,
+/// echoing it. Fields holding anything else are left for validation.
+pub(crate) async fn resolve<R: NamesIncidents>(
+    store: &Store,
+    request: &mut R,
+    audience: Audience,
+) -> Result<Sent> {
     let mut sent = Sent::default();
     let mut conn = None;
     for field in request.incident_fields() {
@@ -61,7 +65,7 @@ pub(crate) async fn resolve<R: NamesIncidents>(store: &Store, request: &mut R) -
             Some(c) => c,
             None => conn.insert(store.reader().await?),
         };
-        let Some(id) = incidents::id_by_number(conn, number).await? else {
+        let Some(id) = incidents::id_by_number(conn, number, audience).await? else {
             return Err(Error::NotFound {
                 resource: "incident",
                 id: field.trim().to_owned(),

@@ -12,7 +12,7 @@ use super::{Run, convert, filter_list, page_start, paginate};
 use crate::auth::Identity;
 use crate::domain::filter::EventFilter;
 use crate::domain::limits::TEXT_MAX_BYTES;
-use crate::domain::{EventKind, IncidentId, Severity};
+use crate::domain::{Audience, EventKind, IncidentId, Severity, Visibility};
 use crate::error::Error;
 use crate::proto as pb;
 use crate::proto::subscribe_timeline_request::Start as PbStart;
@@ -66,7 +66,8 @@ impl TimelineService for Timeline {
         req: Request<pb::ListTimelineEventsRequest>,
     ) -> Result<Response<ListTimelineEventsResponse>, Status> {
         let mut req = req;
-        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let audience = super::audience(&req, req.get_ref().view)?;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), audience).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let limit = parse::page_size(&mut v, r.page_size);
@@ -79,16 +80,17 @@ impl TimelineService for Timeline {
             ..Default::default()
         };
         v.finish()?;
+        let scope = (&filter, audience);
         // A page token carries its position and supersedes after_sequence.
-        let after = page_start::<u64>(&self.store, "timeline", &filter, &r.page_token)?
+        let after = page_start::<u64>(&self.store, "timeline", &scope, &r.page_token)?
             .unwrap_or(r.after_sequence);
-        let batch = svc::list(&self.store, &filter, after, limit + 1)
+        let batch = svc::list(&self.store, &filter, after, limit + 1, audience)
             .await
             .map_err(|e| sent.echo(e))?;
         let (events, next_page_token) = paginate(
             &self.store,
             "timeline",
-            &filter,
+            &scope,
             Run {
                 items: &batch.events,
                 cut_short: !batch.complete,
@@ -108,7 +110,8 @@ impl TimelineService for Timeline {
         req: Request<pb::SubscribeTimelineRequest>,
     ) -> Result<Response<Self::SubscribeTimelineStream>, Status> {
         let mut req = req;
-        super::refs::resolve(&self.store, req.get_mut()).await?;
+        let audience = super::audience(&req, req.get_ref().view)?;
+        super::refs::resolve(&self.store, req.get_mut(), audience).await?;
         let caller = req.extensions().get::<Identity>().cloned();
         let r = req.into_inner();
         let mut v = Violations::new();
@@ -161,7 +164,14 @@ impl TimelineService for Timeline {
             return Err(Error::invalid("start", "is required").into());
         };
         let permit = self.quotas.admit_subscriber(caller.as_ref())?;
-        let subscription = svc::subscribe(self.store.clone(), start, filter, heartbeat, permit)?;
+        let subscription = svc::subscribe(
+            self.store.clone(),
+            start,
+            filter,
+            heartbeat,
+            permit,
+            audience,
+        )?;
         let stream = subscription.map(|item| {
             item.map(|item| match item {
                 // The stored encoding, shared by every subscriber.
@@ -180,7 +190,7 @@ impl TimelineService for Timeline {
         req: Request<pb::AddNoteRequest>,
     ) -> Result<Response<pb::AddNoteResponse>, Status> {
         let mut req = req;
-        let sent = super::refs::resolve(&self.store, req.get_mut()).await?;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), Audience::Full).await?;
         let Mutation {
             caller,
             request: r,
@@ -192,6 +202,13 @@ impl TimelineService for Timeline {
         let occur_time = v
             .check("occur_time", parse::past_time(&r.occur_time))
             .flatten();
+        let visibility = v
+            .check(
+                "visibility",
+                parse::optional_enum(r.visibility, Visibility::from_code),
+            )
+            .flatten()
+            .unwrap_or(Visibility::Internal);
         v.finish()?;
         let (Some(id), Some(text)) = (id, text) else {
             return Err(Error::invalid("incident_id", "is required").into());
@@ -200,6 +217,7 @@ impl TimelineService for Timeline {
             actor: caller.actor,
             incident_id: id,
             text,
+            visibility,
             occur_time,
         };
         let event = crate::service::execute(&self.store, key, command)

@@ -8,7 +8,7 @@ use super::incident::{ImpactChange, StatusChange};
 use super::status::coded_enum;
 use super::{
     ActionItem, Component, ComponentId, Incident, IncidentId, IncidentKind, IncidentStatus,
-    Severity, StatusUpdate, StatusUpdateId, Time,
+    Severity, StatusUpdate, StatusUpdateId, Time, Visibility,
 };
 
 coded_enum!(
@@ -30,6 +30,7 @@ coded_enum!(
         ComponentCreated = 14 => "TIMELINE_EVENT_KIND_COMPONENT_CREATED",
         ComponentUpdated = 15 => "TIMELINE_EVENT_KIND_COMPONENT_UPDATED",
         ComponentDeleted = 16 => "TIMELINE_EVENT_KIND_COMPONENT_DELETED",
+        VisibilityChanged = 17 => "TIMELINE_EVENT_KIND_VISIBILITY_CHANGED",
     }
 );
 
@@ -43,6 +44,22 @@ pub struct IncidentSnapshot {
     pub status: IncidentStatus,
     pub kind: IncidentKind,
     pub component_ids: Vec<ComponentId>,
+    #[serde(default = "Visibility::internal")]
+    pub visibility: Visibility,
+}
+
+/// What changed visibility.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VisibilityTarget {
+    Incident,
+    StatusUpdate {
+        id: StatusUpdateId,
+    },
+    /// The note added by the event with this sequence.
+    Note {
+        sequence: u64,
+    },
 }
 
 impl From<&Incident> for IncidentSnapshot {
@@ -55,6 +72,7 @@ impl From<&Incident> for IncidentSnapshot {
             status: i.status,
             kind: i.kind,
             component_ids: i.component_ids(),
+            visibility: i.visibility,
         }
     }
 }
@@ -81,6 +99,13 @@ pub enum EventPayload {
     },
     NoteAdded {
         text: String,
+        #[serde(default = "Visibility::internal")]
+        visibility: Visibility,
+    },
+    VisibilityChanged {
+        target: VisibilityTarget,
+        old: Visibility,
+        new: Visibility,
     },
     ComponentImpactChanged {
         changes: Vec<ImpactChange>,
@@ -132,6 +157,7 @@ impl EventPayload {
             Self::StatusChanged { .. } => EventKind::StatusChanged,
             Self::StatusUpdatePosted { .. } => EventKind::StatusUpdatePosted,
             Self::NoteAdded { .. } => EventKind::NoteAdded,
+            Self::VisibilityChanged { .. } => EventKind::VisibilityChanged,
             Self::ComponentImpactChanged { .. } => EventKind::ComponentImpactChanged,
             Self::IncidentDeleted { .. } => EventKind::IncidentDeleted,
             Self::IncidentUndeleted { .. } => EventKind::IncidentUndeleted,

@@ -46,7 +46,9 @@ impl EventFilter {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Event, EventPayload, IncidentKind, IncidentSnapshot, IncidentStatus};
+    use super::super::{
+        Event, EventPayload, IncidentKind, IncidentSnapshot, IncidentStatus, Visibility,
+    };
     use super::*;
     use proptest::prelude::*;
 
@@ -62,11 +64,15 @@ mod tests {
                 status: IncidentStatus::Investigating,
                 kind: IncidentKind::Incident,
                 component_ids: components,
+                visibility: Visibility::Internal,
             }),
             event_time: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
             occur_time: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
             actor: "a".into(),
-            payload: EventPayload::NoteAdded { text: "n".into() },
+            payload: EventPayload::NoteAdded {
+                text: "n".into(),
+                visibility: Visibility::Internal,
+            },
         }
     }
 

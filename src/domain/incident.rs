@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::change::{Changes, FieldChange};
 use super::rule::{Gone, RuleError as Error, StatusSource};
+use super::status::coded_enum;
 use super::{
     ComponentId, ImpactLevel, IncidentId, IncidentKind, IncidentStatus, Severity, StatusUpdateId,
     Time,
@@ -37,13 +38,18 @@ pub struct RoleAssignment {
     pub assignee: String,
 }
 
-/// Who may see a status update.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Visibility {
-    #[serde(rename = "VISIBILITY_PUBLIC")]
-    Public,
-    #[serde(rename = "VISIBILITY_INTERNAL")]
-    Internal,
+coded_enum!(
+    /// Who may see an incident, a status update or a note: INTERNAL is
+    /// hidden from the public audience.
+    Visibility { Public = 1 => "VISIBILITY_PUBLIC", Internal = 2 => "VISIBILITY_INTERNAL" }
+);
+
+impl Visibility {
+    /// The default of incidents and notes, and of incidents recorded before
+    /// incidents had a visibility.
+    pub fn internal() -> Visibility {
+        Visibility::Internal
+    }
 }
 
 /// The derived times of an incident that a user may also set by hand.
@@ -95,11 +101,15 @@ pub struct Incident {
     pub delete_time: Option<Time>,
     /// Bumped on every write; the etag is derived from it.
     pub version: u64,
+    #[serde(default = "Visibility::internal")]
+    pub visibility: Visibility,
 }
 
 /// What a client supplies to declare an incident, already validated field by field.
 #[derive(Clone, Debug, Default)]
 pub struct NewIncident {
+    /// `None`: INTERNAL.
+    pub visibility: Option<Visibility>,
     pub title: String,
     pub summary: String,
     pub kind: Option<IncidentKind>,
@@ -130,6 +140,9 @@ pub struct IncidentPatch {
     pub identify_time: Option<Option<Time>>,
     pub mitigate_time: Option<Option<Time>>,
     pub resolve_time: Option<Option<Time>>,
+    /// Applied apart from the other fields: a visibility change is an event
+    /// of its own.
+    pub visibility: Option<Visibility>,
 }
 
 /// A status update as recorded.
@@ -190,6 +203,11 @@ impl Incident {
         format!("INC-{}", self.number)
     }
 
+    /// Whether the public may see it: PUBLIC and not deleted.
+    pub fn is_public(&self) -> bool {
+        self.visibility == Visibility::Public && self.delete_time.is_none()
+    }
+
     /// Open = neither resolved nor completed.
     pub fn is_open(&self) -> bool {
         !self.status.is_closed()
@@ -239,6 +257,7 @@ impl Incident {
             update_time: now,
             delete_time: None,
             version: 1,
+            visibility: new.visibility.unwrap_or(Visibility::Internal),
         };
         merge_impacts(&mut incident.component_impacts, &new.component_impacts);
         if status.is_closed() {
@@ -391,6 +410,17 @@ impl Incident {
             self.touch(now);
         }
         Ok(c.0)
+    }
+
+    /// Makes the incident PUBLIC or INTERNAL; the visibility it had, if it
+    /// changed.
+    pub fn set_visibility(&mut self, visibility: Visibility, now: Time) -> Option<Visibility> {
+        if self.visibility == visibility {
+            return None;
+        }
+        let old = std::mem::replace(&mut self.visibility, visibility);
+        self.touch(now);
+        Some(old)
     }
 
     /// Marks the incident deleted.

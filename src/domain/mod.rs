@@ -8,6 +8,7 @@ pub mod filter;
 pub mod ids;
 pub mod incident;
 pub mod limits;
+pub mod note;
 pub mod postmortem;
 pub mod rule;
 pub mod status;
@@ -22,9 +23,20 @@ pub use ids::{ActionItemId, ComponentId, IncidentId, StatusUpdateId};
 pub use incident::{
     ComponentImpact, ImpactWindow, Incident, Milestone, RoleAssignment, StatusUpdate, Visibility,
 };
+pub use note::Note;
 pub use postmortem::Postmortem;
 pub use rule::RuleError;
 pub use status::{ActionItemStatus, ImpactLevel, IncidentKind, IncidentStatus, Priority, Severity};
+
+/// Who a read is answered for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum Audience {
+    /// Everything the caller's role may read.
+    #[default]
+    Full,
+    /// Only what is public: PUBLIC incidents, and in them what is public.
+    Public,
+}
 
 /// Instants are UTC with nanosecond precision, like `google.protobuf.Timestamp`.
 pub type Time = chrono::DateTime<chrono::Utc>;

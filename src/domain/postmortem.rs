@@ -1,4 +1,5 @@
-//! The postmortem: a singleton draft under its incident, published once.
+//! The postmortem: a singleton draft under its incident. Publishing keeps
+//! the text as published: later edits stay a draft until published again.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,17 @@ pub struct Postmortem {
     pub publish_time: Option<Time>,
     pub update_time: Option<Time>,
     pub version: u64,
+    /// What was last published; the public reads this, never the draft.
+    #[serde(default)]
+    pub published: Option<Published>,
+}
+
+/// The text of a postmortem as it was published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub body: String,
+    pub sections: Vec<Section>,
+    pub publish_time: Time,
 }
 
 /// A change to the draft; `None` leaves a field alone.
@@ -44,6 +56,7 @@ impl Postmortem {
             publish_time: None,
             update_time: None,
             version: 0,
+            published: None,
         }
     }
 
@@ -70,15 +83,26 @@ impl Postmortem {
         c.0
     }
 
-    /// Publishes it: only once, and only once the incident is closed.
+    /// Publishes the draft, once the incident is closed: the first time, or
+    /// again when the text changed since (publishing the same text twice is
+    /// refused).
     pub fn publish(&mut self, incident_closed: bool, at: Time, now: Time) -> Result<(), Error> {
-        if self.publish_time.is_some() {
+        if self
+            .published
+            .as_ref()
+            .is_some_and(|p| p.body == self.body && p.sections == self.sections)
+        {
             return Err(Error::PostmortemPublished(self.incident_id));
         }
         if !incident_closed {
             return Err(Error::IncidentOpen(self.incident_id));
         }
         self.publish_time = Some(at);
+        self.published = Some(Published {
+            body: self.body.clone(),
+            sections: self.sections.clone(),
+            publish_time: at,
+        });
         self.update_time = Some(now);
         self.version += 1;
         Ok(())

@@ -49,7 +49,9 @@ pub enum RuleError {
     IncidentDeleted(IncidentId),
     #[error("incident {0} is not deleted")]
     IncidentNotDeleted(IncidentId),
-    #[error("the postmortem of incident {0} is already published")]
+    #[error(
+        "the postmortem of incident {0} is already published as it is: change the draft to publish it again"
+    )]
     PostmortemPublished(IncidentId),
     #[error("incident {0} is still open")]
     IncidentOpen(IncidentId),

@@ -168,6 +168,8 @@ pub fn parse(file: &str, text: &str) -> Result<Seed, SeedError> {
     }
     let create = pb::CreateIncidentRequest {
         incident: Some(pb::Incident {
+            // The seeds are published reports.
+            visibility: pb::Visibility::Public as i32,
             title: i.title.clone(),
             summary: i.summary.clone(),
             kind,

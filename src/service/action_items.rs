@@ -3,7 +3,7 @@
 use crate::domain::action_item::{ActionItemPatch, NewActionItem};
 use crate::domain::postmortem::PostmortemPatch;
 use crate::domain::{
-    ActionItem, ActionItemId, EventPayload, Incident, IncidentId, Postmortem, Time,
+    ActionItem, ActionItemId, Audience, EventPayload, Incident, IncidentId, Postmortem, Time,
 };
 use crate::error::{Error, Result};
 use crate::store::action_items::{self as db, ActionItemFilter};
@@ -160,9 +160,13 @@ pub async fn list(
 }
 
 /// The postmortem of an incident (its empty draft if never written).
-pub async fn get_postmortem(store: &Store, incident_id: IncidentId) -> Result<Postmortem> {
+pub async fn get_postmortem(
+    store: &Store,
+    incident_id: IncidentId,
+    audience: Audience,
+) -> Result<Postmortem> {
     let mut conn = store.reader().await?;
-    if !incidents_db::exists(&mut conn, incident_id).await? {
+    if !incidents_db::exists(&mut conn, incident_id, audience).await? {
         return Err(Error::NotFound {
             resource: "incident",
             id: incident_id.to_string(),

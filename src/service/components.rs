@@ -1,7 +1,7 @@
 //! Component use cases.
 
 use crate::domain::component::ComponentPatch;
-use crate::domain::{Component, ComponentId, EventPayload, NewEvent};
+use crate::domain::{Audience, Component, ComponentId, EventPayload, NewEvent};
 use crate::error::{Error, FieldViolation, Result};
 use crate::store::components as db;
 use crate::store::{Command, Cursor, Needs, Store, Tx, WriteFuture};
@@ -182,12 +182,14 @@ impl Command for DeleteComponent {
 }
 
 /// Gets a component, deleted or not.
-pub async fn get(store: &Store, id: ComponentId) -> Result<Component> {
+pub async fn get(store: &Store, id: ComponentId, audience: Audience) -> Result<Component> {
     let mut conn = store.reader().await?;
-    db::load(&mut conn, id).await?.ok_or(Error::NotFound {
-        resource: "component",
-        id: id.to_string(),
-    })
+    db::load(&mut conn, id, audience)
+        .await?
+        .ok_or(Error::NotFound {
+            resource: "component",
+            id: id.to_string(),
+        })
 }
 
 /// One page of components.
@@ -197,7 +199,8 @@ pub async fn list(
     show_deleted: bool,
     after: Option<&Cursor>,
     limit: usize,
+    audience: Audience,
 ) -> Result<Vec<Component>> {
     let mut conn = store.reader().await?;
-    db::list(&mut conn, parent_id, show_deleted, after, limit).await
+    db::list(&mut conn, parent_id, show_deleted, after, limit, audience).await
 }

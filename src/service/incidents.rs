@@ -2,10 +2,11 @@
 
 use std::collections::HashMap;
 
+use crate::domain::event::VisibilityTarget;
 use crate::domain::incident::{IncidentPatch, NewIncident, NewStatusUpdate};
 use crate::domain::{
-    ComponentId, EventPayload, Incident, IncidentId, IncidentSnapshot, NewEvent, StatusUpdate,
-    StatusUpdateId, Time,
+    Audience, ComponentId, EventPayload, Incident, IncidentId, IncidentSnapshot, NewEvent,
+    StatusUpdate, StatusUpdateId, Time,
 };
 use crate::error::{Error, Result};
 use crate::store::incidents::{self as db, IncidentFilter};
@@ -145,14 +146,34 @@ impl Command for UpdateIncident {
             incident.ensure_live()?;
             require_live_components(tx, &self.refs).await?;
             let now = tx.now();
+            let occur_time = self.occur_time.unwrap_or(now);
             let changes = incident.apply_patch(self.patch.clone(), now)?;
-            if !changes.is_empty() {
+            let changed = !changes.is_empty();
+            if changed {
                 tx.append(event(
                     &incident,
-                    self.occur_time.unwrap_or(now),
+                    occur_time,
                     &self.actor,
                     EventPayload::IncidentUpdated { changes },
                 ));
+            }
+            let moved = self
+                .patch
+                .visibility
+                .and_then(|v| Some((incident.set_visibility(v, now)?, v)));
+            if let Some((old, new)) = moved {
+                tx.append(event(
+                    &incident,
+                    occur_time,
+                    &self.actor,
+                    EventPayload::VisibilityChanged {
+                        target: VisibilityTarget::Incident,
+                        old,
+                        new,
+                    },
+                ));
+            }
+            if changed || moved.is_some() {
                 tx.put_incident(incident.clone());
             }
             Ok(incident)
@@ -282,20 +303,24 @@ impl Command for PostStatusUpdate {
     }
 }
 
-/// Gets an incident by id or reference, deleted or not.
-pub async fn get(store: &Store, r: IncidentRef) -> Result<Incident> {
+/// Gets an incident by id or reference: for the full audience deleted or
+/// not; for the public, only a PUBLIC live one (any other is NOT_FOUND,
+/// exactly as one that does not exist).
+pub async fn get(store: &Store, r: IncidentRef, audience: Audience) -> Result<Incident> {
     let mut conn = store.reader().await?;
     let found = match r {
         IncidentRef::Id(id) => db::load(&mut conn, id).await?,
         IncidentRef::Number(n) => db::load_by_number(&mut conn, n).await?,
     };
-    found.ok_or_else(|| Error::NotFound {
-        resource: "incident",
-        id: match r {
-            IncidentRef::Id(id) => id.to_string(),
-            IncidentRef::Number(n) => format!("INC-{n}"),
-        },
-    })
+    found
+        .filter(|i| audience == Audience::Full || i.is_public())
+        .ok_or_else(|| Error::NotFound {
+            resource: "incident",
+            id: match r {
+                IncidentRef::Id(id) => id.to_string(),
+                IncidentRef::Number(n) => format!("INC-{n}"),
+            },
+        })
 }
 
 /// One page of incidents; `limit + 1` are read to know whether more follow.
@@ -315,13 +340,14 @@ pub async fn list_status_updates(
     id: IncidentId,
     after: Option<&Cursor>,
     limit: usize,
+    audience: Audience,
 ) -> Result<Vec<StatusUpdate>> {
     let mut conn = store.reader().await?;
-    if !db::exists(&mut conn, id).await? {
+    if !db::exists(&mut conn, id, audience).await? {
         return Err(Error::NotFound {
             resource: "incident",
             id: id.to_string(),
         });
     }
-    db::list_status_updates(&mut conn, id, after, limit).await
+    db::list_status_updates(&mut conn, id, after, limit, audience).await
 }

@@ -7,13 +7,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use sqlx::SqliteConnection;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_stream::wrappers::WatchStream;
 
 use crate::domain::filter::EventFilter;
-use crate::domain::{Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Time};
+use crate::domain::{
+    Audience, Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Note, Time, Visibility,
+};
 use crate::error::{Error, Result};
+use crate::hub::LiveEvent;
+use crate::public_view::{self, Named};
 use crate::quota::SubscriberPermit;
+use crate::store::audience as store_audience;
 use crate::store::{Command, Needs, Store, Tx, WriteFuture, events, incidents};
 
 /// Events read from the database per round trip while catching up.
@@ -25,6 +31,7 @@ pub struct AddNote {
     pub actor: String,
     pub incident_id: IncidentId,
     pub text: String,
+    pub visibility: Visibility,
     pub occur_time: Option<Time>,
 }
 
@@ -45,30 +52,93 @@ impl Command for AddNote {
                 actor: self.actor.clone(),
                 payload: EventPayload::NoteAdded {
                     text: self.text.clone(),
+                    visibility: self.visibility,
                 },
+            });
+            tx.insert_note(Note {
+                sequence: event.sequence,
+                incident_id: incident.id,
+                author: self.actor.clone(),
+                text: self.text.clone(),
+                visibility: self.visibility,
+                create_time: tx.now(),
             });
             Ok(Event::clone(&event))
         })
     }
 }
 
-/// One page of the log after `after`, oldest first.
+/// One page of the log after `after`, oldest first: `limit` events the
+/// audience may see, or all there are. For the public, hidden events are
+/// skipped and the read goes on, so a page is short only at the end of the log.
 pub async fn list(
     store: &Store,
     filter: &EventFilter,
     after: u64,
     limit: usize,
+    audience: Audience,
 ) -> Result<events::StoredBatch> {
     let mut conn = store.reader().await?;
     if let [id] = filter.incident_ids.as_slice()
-        && !incidents::exists(&mut conn, *id).await?
+        && !incidents::exists(&mut conn, *id, audience).await?
     {
         return Err(Error::NotFound {
             resource: "incident",
             id: id.to_string(),
         });
     }
-    events::list_stored(&mut conn, &filter.incident_ids, &filter.kinds, after, limit).await
+    let (ids, kinds) = (&filter.incident_ids, &filter.kinds);
+    if audience == Audience::Full {
+        return events::list_stored(&mut conn, ids, kinds, after, limit).await;
+    }
+    let mut shown = Vec::new();
+    let mut cursor = after;
+    loop {
+        let batch = events::list_stored(&mut conn, ids, kinds, cursor, limit).await?;
+        let end = batch.complete && batch.events.len() < limit;
+        let Some(&(last, _)) = batch.events.last() else {
+            break;
+        };
+        for (sequence, public) in for_public(&mut conn, batch.events).await? {
+            if let Some(body) = public {
+                shown.push((sequence, body));
+                if shown.len() == limit {
+                    return Ok(events::StoredBatch {
+                        events: shown,
+                        complete: true,
+                    });
+                }
+            }
+        }
+        if end {
+            break;
+        }
+        cursor = last;
+    }
+    Ok(events::StoredBatch {
+        events: shown,
+        complete: true,
+    })
+}
+
+/// Stored events as the public sees them now (`None`: hidden from it).
+async fn for_public(
+    conn: &mut SqliteConnection,
+    stored: Vec<(u64, Bytes)>,
+) -> Result<Vec<(u64, Option<Bytes>)>> {
+    let mut decoded = Vec::with_capacity(stored.len());
+    let mut named = Named::default();
+    for (_, body) in &stored {
+        let e = crate::wire::decode_event(body)?;
+        named.add(&e);
+        decoded.push(e);
+    }
+    let facts = store_audience::facts(conn, &named).await?;
+    Ok(stored
+        .into_iter()
+        .map(|(sequence, _)| sequence)
+        .zip(public_view::project_stored(&decoded, &facts))
+        .collect())
 }
 
 /// Where a subscription starts.
@@ -108,6 +178,7 @@ pub fn subscribe(
     filter: EventFilter,
     heartbeat: Duration,
     permit: SubscriberPermit,
+    audience: Audience,
 ) -> Result<Subscription> {
     let head = store.head_sequence();
     let cursor = match start {
@@ -125,6 +196,7 @@ pub fn subscribe(
         stopping,
         store,
         filter,
+        audience,
         cursor,
         permit,
         beat,
@@ -171,6 +243,7 @@ enum Phase {
 struct State {
     store: Store,
     filter: EventFilter,
+    audience: Audience,
     /// Every event up to here has been looked at (and queued if it matched).
     cursor: u64,
     permit: SubscriberPermit,
@@ -182,7 +255,7 @@ struct State {
     /// Messages to send before doing anything else.
     ready: VecDeque<Item>,
     phase: Phase,
-    live: Option<broadcast::Receiver<Arc<crate::domain::EncodedEvent>>>,
+    live: Option<broadcast::Receiver<Arc<LiveEvent>>>,
     _open: OpenSubscriber,
 }
 
@@ -235,8 +308,8 @@ impl State {
             let (batch, complete) = batch?;
             // Fewer rows than asked for, none left out: the log ends here.
             let short = complete && batch.len() < CATCH_UP_BATCH;
-            for (sequence, matches, body) in batch {
-                self.take(sequence, matches, body);
+            for (sequence, body) in batch {
+                self.take(sequence, body);
             }
             if short {
                 // Everything committed before the read (≤ head_before) was in it.
@@ -273,8 +346,13 @@ impl State {
             }
             r = live.recv() => match r {
                 Ok(e) => {
-                    let matches = self.filter.matches(&e.keys);
-                    self.take(e.keys.sequence, matches, e.body.clone());
+                    let body = match self.audience {
+                        Audience::Full => Some(&e.stored.body),
+                        // As the public saw it when it committed.
+                        Audience::Public => e.public.as_ref(),
+                    };
+                    let body = body.filter(|_| self.filter.matches(&e.stored.keys));
+                    self.take(e.stored.keys.sequence, body.cloned());
                 }
                 // Fell behind the ring (or it closed): back to the database.
                 Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
@@ -285,55 +363,69 @@ impl State {
         }
     }
 
-    /// The next events after the cursor, each with its sequence and whether
-    /// it matches, and whether the batch holds all its row limit allowed (a
-    /// batch of large events is cut short by bytes). Conditions on the
-    /// incident and kind are the database's; only a severity or component
-    /// condition needs the keys read per row.
-    async fn read_batch(&self) -> Result<(Vec<(u64, bool, Bytes)>, bool)> {
+    /// The next events after the cursor, each with its sequence and what to
+    /// send of it (`None`: it does not match, or the audience may not see
+    /// it), and whether the batch holds all its row limit allowed (a batch
+    /// of large events is cut short by bytes). Conditions on the incident and
+    /// kind are the database's; only a severity or component condition needs
+    /// the keys read per row.
+    async fn read_batch(&self) -> Result<(Vec<(u64, Option<Bytes>)>, bool)> {
         // The stream is accepted: it waits for the database rather than end
         // with OVERLOADED (its share of its caller's reads bounds it).
         let mut conn = self.store.reader_waiting().await?;
         let f = &self.filter;
-        if f.severity_at_least.is_none() && f.component_id.is_none() {
-            let stored = events::list_stored(
-                &mut conn,
-                &f.incident_ids,
-                &f.kinds,
-                self.cursor,
-                CATCH_UP_BATCH,
-            )
-            .await?;
-            let complete = stored.complete;
-            let batch = stored
-                .events
-                .into_iter()
-                .map(|(s, b)| (s, true, b))
-                .collect();
-            return Ok((batch, complete));
-        }
-        let rows = events::list(
-            &mut conn,
-            &f.incident_ids,
-            &f.kinds,
-            self.cursor,
-            CATCH_UP_BATCH,
-        )
-        .await?;
-        Ok((
-            rows.into_iter()
-                .map(|e| (e.keys.sequence, f.matches(&e.keys), e.body))
-                .collect(),
-            true,
-        ))
+        let (batch, complete): (Vec<(u64, Option<Bytes>)>, bool) =
+            if f.severity_at_least.is_none() && f.component_id.is_none() {
+                let stored = events::list_stored(
+                    &mut conn,
+                    &f.incident_ids,
+                    &f.kinds,
+                    self.cursor,
+                    CATCH_UP_BATCH,
+                )
+                .await?;
+                let batch = stored.events.into_iter().map(|(s, b)| (s, Some(b)));
+                (batch.collect(), stored.complete)
+            } else {
+                let rows = events::list(
+                    &mut conn,
+                    &f.incident_ids,
+                    &f.kinds,
+                    self.cursor,
+                    CATCH_UP_BATCH,
+                )
+                .await?;
+                let batch = rows
+                    .into_iter()
+                    .map(|e| (e.keys.sequence, Some(e.body).filter(|_| f.matches(&e.keys))));
+                (batch.collect(), true)
+            };
+        let batch = match self.audience {
+            Audience::Full => batch,
+            Audience::Public => {
+                let (shown, rest): (Vec<_>, Vec<_>) =
+                    batch.into_iter().partition(|(_, b)| b.is_some());
+                let shown = shown
+                    .into_iter()
+                    .filter_map(|(s, b)| Some((s, b?)))
+                    .collect();
+                let mut out = for_public(&mut conn, shown).await?;
+                // What does not match still moves the cursor.
+                out.extend(rest);
+                out.sort_by_key(|(s, _)| *s);
+                out
+            }
+        };
+        Ok((batch, complete))
     }
 
-    /// Queues an event if it is new and matches; advances the cursor either way.
-    fn take(&mut self, sequence: u64, matches: bool, body: Bytes) {
+    /// Queues an event if it is new and there is something to send of it;
+    /// advances the cursor either way.
+    fn take(&mut self, sequence: u64, body: Option<Bytes>) {
         if sequence <= self.cursor {
             return;
         }
-        if matches {
+        if let Some(body) = body {
             let lag = self.store.head_sequence().saturating_sub(sequence);
             metrics::histogram!(crate::metrics::SUBSCRIBER_LAG).record(lag as f64);
             self.ready.push_back(Item::Event(body));
@@ -389,6 +481,7 @@ mod tests {
             EventFilter::default(),
             Duration::from_secs(3600),
             permit,
+            Audience::Full,
         )
         .unwrap();
         assert!(matches!(stream.next().await, Some(Ok(Item::Heartbeat(0)))));

@@ -22,8 +22,8 @@ use super::incidents::WITH_COUNTS;
 use super::request_ids::RequestKey;
 use super::{ROWS_PER_STATEMENT, WriteCtx, to_nanos};
 use crate::domain::{
-    ActionItem, ActionItemId, Component, ComponentId, Event, Incident, IncidentId, NewEvent,
-    Postmortem, StatusUpdate, Time,
+    ActionItem, ActionItemId, Audience, Component, ComponentId, Event, Incident, IncidentId,
+    NewEvent, Note, Postmortem, StatusUpdate, Time,
 };
 use crate::error::{Error, Result};
 
@@ -96,6 +96,7 @@ pub(super) struct Working {
     /// What the changed action items add to their incidents' counts as read.
     count_changes: HashMap<IncidentId, (i64, i64)>,
     status_updates: Vec<StatusUpdate>,
+    notes: Vec<Note>,
     records: Vec<(RequestKey, String)>,
     /// Why writing the kept commands failed in the middle of the group (see
     /// [`Tx::write_kept`]): the group cannot commit.
@@ -151,6 +152,7 @@ impl Working {
             || !self.changed_action_items.is_empty()
             || !self.changed_postmortems.is_empty()
             || !self.status_updates.is_empty()
+            || !self.notes.is_empty()
             || !self.records.is_empty()
     }
 
@@ -209,6 +211,7 @@ impl Working {
         self.postmortems
             .extend(std::mem::take(&mut self.changed_postmortems));
         self.status_updates.clear();
+        self.notes.clear();
         self.records.clear();
     }
 }
@@ -280,6 +283,7 @@ pub struct Tx<'a> {
     action_items: HashMap<ActionItemId, ActionItem>,
     postmortems: HashMap<IncidentId, Postmortem>,
     status_updates: Vec<StatusUpdate>,
+    notes: Vec<Note>,
     events: Vec<Arc<Event>>,
     numbers_taken: i64,
 }
@@ -293,6 +297,7 @@ impl<'a> Tx<'a> {
             action_items: HashMap::new(),
             postmortems: HashMap::new(),
             status_updates: Vec::new(),
+            notes: Vec::new(),
             events: Vec::new(),
             numbers_taken: 0,
         }
@@ -386,7 +391,7 @@ impl<'a> Tx<'a> {
             return Ok(Some(c.clone()));
         }
         self.write_kept().await?;
-        super::components::load(&mut self.ctx.conn, id).await
+        super::components::load(&mut self.ctx.conn, id, Audience::Full).await
     }
 
     /// The live component named `name` under `parent` (top level when `None`).
@@ -466,6 +471,11 @@ impl<'a> Tx<'a> {
         self.status_updates.push(update);
     }
 
+    /// Stages a new note.
+    pub fn insert_note(&mut self, note: Note) {
+        self.notes.push(note);
+    }
+
     /// Stages an event; its sequence is final if this command is kept.
     pub fn append(&mut self, event: NewEvent) -> Arc<Event> {
         let sequence = self.ctx.head + (self.ctx.events.len() + self.events.len()) as u64 + 1;
@@ -504,6 +514,7 @@ impl<'a> Tx<'a> {
             action_items,
             postmortems,
             status_updates,
+            notes,
             events,
             numbers_taken,
         } = self;
@@ -524,6 +535,7 @@ impl<'a> Tx<'a> {
         w.changed_components.extend(components);
         w.changed_postmortems.extend(postmortems);
         w.status_updates.extend(status_updates);
+        w.notes.extend(notes);
         ctx.events.extend(events);
     }
 }
@@ -749,12 +761,29 @@ async fn write(conn: &mut SqliteConnection, w: &Working, now: Time) -> Result<()
             docs.push(serde_json::to_string(u)?);
         }
         let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO status_updates (id, incident_id, create_time, doc) ",
+            "INSERT INTO status_updates (id, incident_id, create_time, visibility, doc) ",
         );
         q.push_values(chunk.iter().zip(docs), |mut b, (u, doc)| {
             b.push_bind(u.id.to_string())
                 .push_bind(u.incident_id.to_string())
                 .push_bind(to_nanos(u.create_time))
+                .push_bind(u.visibility.code())
+                .push_bind(doc);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    for chunk in w.notes.chunks(ROWS_PER_STATEMENT) {
+        let mut docs = Vec::with_capacity(chunk.len());
+        for n in chunk {
+            docs.push(serde_json::to_string(n)?);
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO notes (sequence, incident_id, visibility, doc) ",
+        );
+        q.push_values(chunk.iter().zip(docs), |mut b, (n, doc)| {
+            b.push_bind(n.sequence as i64)
+                .push_bind(n.incident_id.to_string())
+                .push_bind(n.visibility.code())
                 .push_bind(doc);
         });
         q.build().execute(&mut *conn).await?;

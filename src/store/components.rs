@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{Cursor, ROWS_PER_STATEMENT, from_nanos, to_nanos};
-use crate::domain::{Component, ComponentId, ImpactLevel};
+use crate::domain::{Audience, Component, ComponentId, ImpactLevel};
 use crate::error::{Error, Result};
 
 const COLUMNS: &str =
@@ -43,7 +43,11 @@ pub(super) async fn write_changed(
 }
 
 /// Loads one component (deleted or not), with its derived status.
-pub async fn load(conn: &mut SqliteConnection, id: ComponentId) -> Result<Option<Component>> {
+pub async fn load(
+    conn: &mut SqliteConnection,
+    id: ComponentId,
+    audience: Audience,
+) -> Result<Option<Component>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM components WHERE id = ?"
     )))
@@ -52,7 +56,7 @@ pub async fn load(conn: &mut SqliteConnection, id: ComponentId) -> Result<Option
     .await?;
     let Some(row) = row else { return Ok(None) };
     let mut c = decode(&row)?;
-    fill_statuses(conn, std::slice::from_mut(&mut c)).await?;
+    fill_statuses(conn, std::slice::from_mut(&mut c), audience).await?;
     Ok(Some(c))
 }
 
@@ -63,6 +67,7 @@ pub async fn list(
     show_deleted: bool,
     after: Option<&Cursor>,
     limit: usize,
+    audience: Audience,
 ) -> Result<Vec<Component>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM components
@@ -78,7 +83,7 @@ pub async fn list(
     .fetch_all(&mut *conn)
     .await?;
     let mut out = rows.iter().map(decode).collect::<Result<Vec<_>>>()?;
-    fill_statuses(conn, &mut out).await?;
+    fill_statuses(conn, &mut out, audience).await?;
     Ok(out)
 }
 
@@ -91,8 +96,13 @@ pub fn cursor_after(c: &Component) -> Cursor {
 }
 
 /// Sets each component's derived status: the worst impact of open, live
-/// incidents on it or on any of its descendants.
-async fn fill_statuses(conn: &mut SqliteConnection, components: &mut [Component]) -> Result<()> {
+/// incidents on it or on any of its descendants; for the public, of open,
+/// live PUBLIC incidents only.
+async fn fill_statuses(
+    conn: &mut SqliteConnection,
+    components: &mut [Component],
+    audience: Audience,
+) -> Result<()> {
     if components.is_empty() {
         return Ok(());
     }
@@ -102,14 +112,15 @@ async fn fill_statuses(conn: &mut SqliteConnection, components: &mut [Component]
         "WITH RECURSIVE hit(component_id, impact) AS (
              SELECT ic.component_id, ic.impact FROM incident_components ic
              JOIN incidents i ON i.id = ic.incident_id
-             WHERE i.is_open = 1 AND i.delete_time IS NULL
+             WHERE i.is_open = 1 AND i.delete_time IS NULL AND (?2 = 0 OR i.visibility = 1)
              UNION ALL
              SELECT c.parent_id, hit.impact FROM hit JOIN components c ON c.id = hit.component_id
              WHERE c.parent_id IS NOT NULL)
          SELECT component_id, impact FROM hit
-         WHERE component_id IN (SELECT value FROM json_each(?))",
+         WHERE component_id IN (SELECT value FROM json_each(?1))",
     )
     .bind(serde_json::to_string(&ids)?)
+    .bind(audience == Audience::Public)
     .fetch_all(&mut *conn)
     .await?;
     let mut worst: HashMap<String, ImpactLevel> = HashMap::new();

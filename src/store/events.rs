@@ -1,8 +1,6 @@
 //! The append-only event log. Each event is kept in its wire form, beside the
 //! keys subscription filters read, so a replay sends rows as they are.
 
-use std::sync::Arc;
-
 use serde::Deserialize;
 use sqlx::SqliteConnection;
 
@@ -19,7 +17,7 @@ const LEGACY_BATCH: i64 = 1000;
 
 /// Writes numbered events, many rows per statement. Only the writer appends,
 /// so the sequences it numbered are the next ones of the log.
-pub async fn insert_all(conn: &mut SqliteConnection, events: &[Arc<EncodedEvent>]) -> Result<()> {
+pub async fn insert_all(conn: &mut SqliteConnection, events: &[&EncodedEvent]) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO events (sequence, kind, incident_id, severity, component_ids, body) ",
@@ -274,7 +272,7 @@ mod tests {
     use sqlx::Connection;
 
     use super::*;
-    use crate::domain::{Component, IncidentKind, IncidentStatus};
+    use crate::domain::{Component, IncidentKind, IncidentStatus, Visibility};
     use crate::store::{Store, StoreOptions, to_nanos};
 
     fn old_events() -> Vec<Event> {
@@ -309,12 +307,14 @@ mod tests {
                     status: IncidentStatus::Investigating,
                     kind: IncidentKind::Incident,
                     component_ids: vec![component],
+                    visibility: Visibility::Internal,
                 }),
                 event_time: at,
                 occur_time: at - chrono::TimeDelta::minutes(3),
                 actor: "bob".into(),
                 payload: EventPayload::NoteAdded {
                     text: "rolled back".into(),
+                    visibility: Visibility::Internal,
                 },
             },
         ]

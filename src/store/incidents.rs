@@ -5,7 +5,8 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{Cursor, ROWS_PER_STATEMENT, to_nanos};
 use crate::domain::{
-    ComponentId, Incident, IncidentId, IncidentKind, IncidentStatus, Severity, StatusUpdate, Time,
+    Audience, ComponentId, Incident, IncidentId, IncidentKind, IncidentStatus, Severity,
+    StatusUpdate, Time,
 };
 use crate::error::{Error, Result};
 
@@ -23,6 +24,8 @@ pub struct IncidentFilter {
     /// Key, and value if the label filter names one.
     pub label: Option<(String, Option<String>)>,
     pub show_deleted: bool,
+    /// The public sees only PUBLIC incidents that are not deleted.
+    pub audience: Audience,
 }
 
 /// Writes new and changed incidents, each with the version it had when read
@@ -36,7 +39,7 @@ pub(super) async fn write_changed(
     let incidents: Vec<&Incident> = changed.iter().map(|(i, _)| *i).collect();
     for chunk in incidents.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO incidents (id, number, title, title_key, kind, severity, status, is_open, create_time, delete_time, doc) ",
+            "INSERT INTO incidents (id, number, title, title_key, kind, severity, status, is_open, create_time, delete_time, visibility, doc) ",
         );
         let mut docs = Vec::with_capacity(chunk.len());
         for i in chunk {
@@ -53,12 +56,14 @@ pub(super) async fn write_changed(
                 .push_bind(i.is_open())
                 .push_bind(to_nanos(i.create_time))
                 .push_bind(i.delete_time.map(to_nanos))
+                .push_bind(i.visibility.code())
                 .push_bind(doc);
         });
         q.push(
             " ON CONFLICT (id) DO UPDATE SET title = excluded.title, title_key = excluded.title_key,
               severity = excluded.severity, status = excluded.status, is_open = excluded.is_open,
-              delete_time = excluded.delete_time, doc = excluded.doc",
+              delete_time = excluded.delete_time, visibility = excluded.visibility,
+              doc = excluded.doc",
         );
         q.build().execute(&mut *conn).await?;
     }
@@ -160,22 +165,42 @@ pub async fn load(conn: &mut SqliteConnection, id: IncidentId) -> Result<Option<
     row.map(decode_counted).transpose()
 }
 
-/// Whether an incident exists (deleted or not), without reading it.
-pub async fn exists(conn: &mut SqliteConnection, id: IncidentId) -> Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM incidents WHERE id = ?")
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+/// Whether an incident exists for `audience` (for the full audience,
+/// deleted or not), without reading it.
+pub async fn exists(
+    conn: &mut SqliteConnection,
+    id: IncidentId,
+    audience: Audience,
+) -> Result<bool> {
+    // For the public, only PUBLIC incidents that are not deleted exist.
+    let found: Option<i64> = sqlx::query_scalar(match audience {
+        Audience::Full => "SELECT 1 FROM incidents WHERE id = ?",
+        Audience::Public => {
+            "SELECT 1 FROM incidents WHERE id = ? AND visibility = 1 AND delete_time IS NULL"
+        }
+    })
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(found.is_some())
 }
 
-/// Loads one incident by its reference number.
-/// The id of incident number `number` (deleted or not).
-pub async fn id_by_number(conn: &mut SqliteConnection, number: i64) -> Result<Option<IncidentId>> {
-    let id: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE number = ?")
-        .bind(number)
-        .fetch_optional(&mut *conn)
-        .await?;
+/// The id of incident number `number`, if `audience` may see it (for the
+/// full audience, deleted or not).
+pub async fn id_by_number(
+    conn: &mut SqliteConnection,
+    number: i64,
+    audience: Audience,
+) -> Result<Option<IncidentId>> {
+    let id: Option<String> = sqlx::query_scalar(match audience {
+        Audience::Full => "SELECT id FROM incidents WHERE number = ?",
+        Audience::Public => {
+            "SELECT id FROM incidents WHERE number = ? AND visibility = 1 AND delete_time IS NULL"
+        }
+    })
+    .bind(number)
+    .fetch_optional(&mut *conn)
+    .await?;
     id.map(|s| {
         s.parse()
             .map_err(|_| Error::Internal(format!("stored incident id {s:?} is not a UUID")))
@@ -290,9 +315,16 @@ async fn list_with(
             push_matches(&mut q, d, f, indexed_query.map(String::as_str));
             q.push(") m CROSS JOIN incidents i ON i.id = m.id WHERE 1");
         }
+        None if f.audience == Audience::Public => {
+            q.push(" FROM incidents i INDEXED BY incidents_public_by_create WHERE 1");
+        }
         None => {
             q.push(" FROM incidents i INDEXED BY incidents_by_create WHERE 1");
         }
+    }
+    if f.audience == Audience::Public {
+        // Spelled as the partial index's condition, so the index applies.
+        q.push(" AND i.visibility = 1 AND i.delete_time IS NULL");
     }
     let driven = driver.map(|(d, _)| d);
     if !f.statuses.is_empty() {
@@ -414,12 +446,21 @@ pub async fn list_status_updates(
     incident_id: IncidentId,
     after: Option<&Cursor>,
     limit: usize,
+    audience: Audience,
 ) -> Result<Vec<StatusUpdate>> {
-    let docs: Vec<String> = sqlx::query_scalar(
-        "SELECT doc FROM status_updates
-         WHERE incident_id = ?1 AND (?2 IS NULL OR (create_time, id) < (?2, ?3))
-         ORDER BY create_time DESC, id DESC LIMIT ?4",
-    )
+    let docs: Vec<String> = sqlx::query_scalar(match audience {
+        Audience::Full => {
+            "SELECT doc FROM status_updates
+             WHERE incident_id = ?1 AND (?2 IS NULL OR (create_time, id) < (?2, ?3))
+             ORDER BY create_time DESC, id DESC LIMIT ?4"
+        }
+        Audience::Public => {
+            "SELECT doc FROM status_updates
+             WHERE incident_id = ?1 AND visibility = 1
+               AND (?2 IS NULL OR (create_time, id) < (?2, ?3))
+             ORDER BY create_time DESC, id DESC LIMIT ?4"
+        }
+    })
     .bind(incident_id.to_string())
     .bind(after.map(|c| c.create_time))
     .bind(after.map(|c| c.id.as_str()))

@@ -2,6 +2,7 @@
 //! connection and commits requests in groups; reads use a pool.
 
 pub mod action_items;
+pub mod audience;
 mod batch;
 pub mod components;
 pub mod events;

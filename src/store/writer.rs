@@ -26,7 +26,9 @@ use std::collections::HashMap;
 use crate::component_names::{ComponentNames, Overlay, named_by};
 use crate::domain::{ComponentId, EncodedEvent, Event, Time};
 use crate::error::{Error, Result};
-use crate::hub::Hub;
+use crate::hub::{Hub, LiveEvent};
+use crate::proto as pb;
+use crate::public_view::Named;
 
 /// The future a write job returns.
 pub type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
@@ -87,9 +89,9 @@ impl WriteCtx {
     async fn commit(
         &mut self,
         names: &ComponentNames,
-    ) -> Result<(Vec<Arc<EncodedEvent>>, HashMap<ComponentId, String>)> {
+    ) -> Result<(Vec<Arc<LiveEvent>>, HashMap<ComponentId, String>)> {
         let mut renamed = HashMap::new();
-        let encoded: Vec<Arc<EncodedEvent>> = {
+        let events: Vec<pb::TimelineEvent> = {
             let before = names.read();
             self.events
                 .iter()
@@ -101,16 +103,33 @@ impl WriteCtx {
                         base: &before,
                         changes: &renamed,
                     };
-                    Arc::new(EncodedEvent {
-                        keys: e.keys(),
-                        body: crate::wire::encode_event(e, &names),
-                    })
+                    crate::api::convert::event(e, &names)
                 })
                 .collect()
         };
-        super::events::insert_all(&mut self.conn, &encoded).await?;
+        let stored: Vec<EncodedEvent> = self
+            .events
+            .iter()
+            .zip(&events)
+            .map(|(e, pb)| EncodedEvent {
+                keys: e.keys(),
+                body: crate::wire::encode_reply(pb),
+            })
+            .collect();
+        super::events::insert_all(&mut self.conn, &stored.iter().collect::<Vec<_>>()).await?;
+        // The public form, from the group's own writes: what a public
+        // subscriber is sent live, once for all of them.
+        let mut named = Named::default();
+        events.iter().for_each(|e| named.add(e));
+        let facts = super::audience::facts(&mut self.conn, &named).await?;
+        let public = crate::public_view::project_stored(&events, &facts);
         exec(&mut self.conn, "COMMIT").await?;
-        Ok((encoded, renamed))
+        let live = stored
+            .into_iter()
+            .zip(public)
+            .map(|(stored, public)| Arc::new(LiveEvent { stored, public }))
+            .collect();
+        Ok((live, renamed))
     }
 }
 
@@ -469,8 +488,8 @@ async fn run_batch(
             // and then subscribes from now must not see the write again, and one
             // subscribed before must see it.
             if let Some(last) = published.last() {
-                ctx.head = last.keys.sequence;
-                head.send_replace(last.keys.sequence);
+                ctx.head = last.stored.keys.sequence;
+                head.send_replace(last.stored.keys.sequence);
                 hub.publish(&published);
             }
             for r in ran {
@@ -657,6 +676,7 @@ mod tests {
                     actor: "ana".into(),
                     incident_id: incident.id,
                     text: "still here".into(),
+                    visibility: Visibility::Internal,
                     occur_time: None,
                 },
             )

@@ -278,7 +278,10 @@ async fn verify(ch: &Channel, acked: &[Ack]) {
             match a {
                 Ack::Incident { title, .. } => {
                     let got = incidents
-                        .get_incident(GetIncidentRequest { id: id.into() })
+                        .get_incident(GetIncidentRequest {
+                            id: id.into(),
+                            ..Default::default()
+                        })
                         .await
                         .unwrap_or_else(|s| panic!("acknowledged incident {id} lost: {s:?}"))
                         .into_inner()

@@ -43,6 +43,7 @@ async fn backfilled_incident_walks_through_every_status_and_reopens() {
         .await
         .get_component(GetComponentRequest {
             id: panel.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -129,6 +130,7 @@ async fn backfilled_incident_walks_through_every_status_and_reopens() {
         .await
         .get_component(GetComponentRequest {
             id: panel.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -212,7 +214,10 @@ async fn data_survives_a_restart() {
     let got = srv
         .incidents()
         .await
-        .get_incident(GetIncidentRequest { id: "INC-1".into() })
+        .get_incident(GetIncidentRequest {
+            id: "INC-1".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()

@@ -6,6 +6,7 @@ mod support;
 
 mod action_items;
 mod attacks;
+mod audiences;
 mod crash;
 mod hardening;
 mod lifecycle;

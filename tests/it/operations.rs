@@ -62,6 +62,7 @@ async fn a_backup_of_a_live_database_serves_everything_it_held() {
         let got = c
             .get_incident(GetIncidentRequest {
                 id: format!("INC-{n}"),
+                ..Default::default()
             })
             .await
             .expect("every incident written before the backup is in it")
@@ -137,6 +138,7 @@ async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
         client
             .get_incident(GetIncidentRequest {
                 id: metered.id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -146,6 +148,7 @@ async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
         Rejection::not_found("incident_id", "INC-999"),
         client.get_incident(GetIncidentRequest {
             id: "INC-999".into(),
+            ..Default::default()
         }),
     )
     .await;

@@ -143,7 +143,10 @@ impl Api {
 
     pub async fn get_incident(&mut self, id: &str) -> Incident {
         self.inc
-            .get_incident(GetIncidentRequest { id: id.into() })
+            .get_incident(GetIncidentRequest {
+                id: id.into(),
+                ..Default::default()
+            })
             .await
             .expect("get incident")
             .into_inner()
@@ -212,7 +215,10 @@ impl Api {
 
     pub async fn get_item(&mut self, id: &str) -> ActionItem {
         self.ai
-            .get_action_item(GetActionItemRequest { id: id.into() })
+            .get_action_item(GetActionItemRequest {
+                id: id.into(),
+                ..Default::default()
+            })
             .await
             .expect("get action item")
             .into_inner()
@@ -256,6 +262,7 @@ impl Api {
         self.inc
             .get_postmortem(GetPostmortemRequest {
                 incident_id: incident_id.into(),
+                ..Default::default()
             })
             .await
             .expect("get postmortem")

@@ -177,6 +177,7 @@ impl Probe {
                         VIC,
                         GetIncidentRequest {
                             id: incident_id.clone(),
+                            ..Default::default()
                         },
                     ))
                     .await;

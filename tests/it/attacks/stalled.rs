@@ -29,6 +29,7 @@ async fn calls_whose_message_never_arrives_hold_nothing_and_end() {
     let probe = t.probe().await;
     let message = GetIncidentRequest {
         id: t.incident_id.clone(),
+        ..Default::default()
     }
     .encode_to_vec();
     let mut held = Vec::new();
@@ -165,6 +166,7 @@ async fn one_token_cannot_take_the_whole_server() {
     // her share for as long as she keeps them.
     let message = GetIncidentRequest {
         id: t.incident_id.clone(),
+        ..Default::default()
     }
     .encode_to_vec();
     let mut conn = RawConn::open(t.daemon.port, 0).await;
@@ -183,6 +185,7 @@ async fn one_token_cannot_take_the_whole_server() {
             token,
             GetIncidentRequest {
                 id: t.incident_id.clone(),
+                ..Default::default()
             },
         )
     };
@@ -224,6 +227,7 @@ async fn a_saturated_server_refuses_at_once_and_writes_nothing() {
     let t = Target::start(&["--max-concurrent-requests", "2"]).await;
     let message = GetIncidentRequest {
         id: t.incident_id.clone(),
+        ..Default::default()
     }
     .encode_to_vec();
     let mut conn = RawConn::open(t.daemon.port, 0).await;

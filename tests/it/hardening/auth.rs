@@ -35,6 +35,7 @@ async fn each_role_against_each_rpc() {
     let srv = TestServer::start_with(with_tokens()).await;
     let ch = srv.channel().await;
     let roles = [
+        (Need::Public, bearer(PUBLIC)),
         (Need::Viewer, bearer(VIEWER)),
         (Need::Responder, bearer(RESPONDER)),
         (Need::Admin, bearer(ADMIN)),

@@ -237,9 +237,10 @@ async fn a_3mb_id_gets_a_short_error_that_a_16kib_client_reads() {
             &client,
             "a 3 MB id",
             Rejection::invalid(&["id"]),
-            client
-                .incidents()
-                .get_incident(GetIncidentRequest { id: id.clone() }),
+            client.incidents().get_incident(GetIncidentRequest {
+                id: id.clone(),
+                ..Default::default()
+            }),
         )
         .await;
         assert!(err.message().len() < 300, "message: {}", err.message());
@@ -261,9 +262,10 @@ async fn a_3mb_id_gets_a_short_error_that_a_16kib_client_reads() {
             &client,
             "an unknown id",
             Rejection::not_found("incident_id", unknown),
-            client
-                .incidents()
-                .get_incident(GetIncidentRequest { id: unknown.into() }),
+            client.incidents().get_incident(GetIncidentRequest {
+                id: unknown.into(),
+                ..Default::default()
+            }),
         )
         .await;
         srv.stop().await;
@@ -368,6 +370,7 @@ async fn malformed_messages_are_invalid_argument_and_the_server_goes_on() {
             GET_INCIDENT,
             prost::Message::encode_to_vec(&GetIncidentRequest {
                 id: incident.id.clone(),
+                ..Default::default()
             }),
         )
         .await;
@@ -376,6 +379,7 @@ async fn malformed_messages_are_invalid_argument_and_the_server_goes_on() {
             .incidents()
             .get_incident(GetIncidentRequest {
                 id: incident.id.clone(),
+                ..Default::default()
             })
             .await
             .expect("the server still answers")
@@ -400,7 +404,10 @@ async fn two_authorization_headers_are_unauthenticated() {
         // An incident that does not exist: past authentication, NOT_FOUND.
         const ID: &str = "INC-1";
         let request = |values: &[&str]| {
-            let mut r = Request::new(GetIncidentRequest { id: ID.into() });
+            let mut r = Request::new(GetIncidentRequest {
+                id: ID.into(),
+                ..Default::default()
+            });
             for v in values {
                 r.metadata_mut()
                     .append("authorization", v.parse().expect("ascii"));

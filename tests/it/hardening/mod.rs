@@ -22,6 +22,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::Options;
 
+pub const PUBLIC: &str = "public-secret-2d6e";
 pub const VIEWER: &str = "viewer-secret-7f3a";
 pub const RESPONDER: &str = "responder-secret-91c2";
 pub const RESPONDER2: &str = "responder-two-secret-55d0";
@@ -34,6 +35,7 @@ pub fn tokens() -> Arc<Tokens> {
     let path = dir.path().join("tokens.toml");
     let mut text = String::new();
     for (name, role, token) in [
+        ("pam", "public", PUBLIC),
         ("vic", "viewer", VIEWER),
         ("rita", "responder", RESPONDER),
         ("ron", "responder", RESPONDER2),
@@ -243,6 +245,7 @@ pub async fn call(ch: &Channel, rpc: &str, auth: Option<&str>) -> Result<(), Sta
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Need {
+    Public,
     Viewer,
     Responder,
     Admin,
@@ -252,18 +255,18 @@ pub enum Need {
 /// `auth::required_role`.
 pub const RPCS: &[(&str, Need)] = &[
     ("IncidentService/CreateIncident", Need::Responder),
-    ("IncidentService/GetIncident", Need::Viewer),
-    ("IncidentService/ListIncidents", Need::Viewer),
+    ("IncidentService/GetIncident", Need::Public),
+    ("IncidentService/ListIncidents", Need::Public),
     ("IncidentService/UpdateIncident", Need::Responder),
     ("IncidentService/DeleteIncident", Need::Admin),
     ("IncidentService/UndeleteIncident", Need::Admin),
     ("IncidentService/PostStatusUpdate", Need::Responder),
-    ("IncidentService/ListStatusUpdates", Need::Viewer),
-    ("IncidentService/GetPostmortem", Need::Viewer),
+    ("IncidentService/ListStatusUpdates", Need::Public),
+    ("IncidentService/GetPostmortem", Need::Public),
     ("IncidentService/UpdatePostmortem", Need::Responder),
     ("IncidentService/PublishPostmortem", Need::Responder),
-    ("TimelineService/ListTimelineEvents", Need::Viewer),
-    ("TimelineService/SubscribeTimeline", Need::Viewer),
+    ("TimelineService/ListTimelineEvents", Need::Public),
+    ("TimelineService/SubscribeTimeline", Need::Public),
     ("TimelineService/AddNote", Need::Responder),
     ("ActionItemService/CreateActionItem", Need::Responder),
     ("ActionItemService/GetActionItem", Need::Viewer),
@@ -271,8 +274,8 @@ pub const RPCS: &[(&str, Need)] = &[
     ("ActionItemService/UpdateActionItem", Need::Responder),
     ("ActionItemService/DeleteActionItem", Need::Admin),
     ("ComponentService/CreateComponent", Need::Admin),
-    ("ComponentService/GetComponent", Need::Viewer),
-    ("ComponentService/ListComponents", Need::Viewer),
+    ("ComponentService/GetComponent", Need::Public),
+    ("ComponentService/ListComponents", Need::Public),
     ("ComponentService/UpdateComponent", Need::Admin),
     ("ComponentService/DeleteComponent", Need::Admin),
 ];

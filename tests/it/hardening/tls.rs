@@ -58,6 +58,7 @@ async fn tls_round_trip_with_a_self_signed_certificate() {
     let got = incidents
         .get_incident(GetIncidentRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await
         .expect("get over TLS")

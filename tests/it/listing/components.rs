@@ -245,6 +245,7 @@ async fn status_updates_page_newest_first() {
             incident_id: b.id.clone(),
             page_size: 2,
             page_token: first.next_page_token,
+            ..Default::default()
         }),
     )
     .await;

@@ -109,6 +109,7 @@ pub async fn fetch(ts: &TestServer, title: &str) -> Seeded {
         .await
         .get_postmortem(GetPostmortemRequest {
             incident_id: id.clone(),
+            ..Default::default()
         })
         .await
         .expect("get postmortem")

@@ -141,7 +141,10 @@ async fn delete_and_undelete_incident_reject_bad_input() {
     cases
         .accept(
             "get a deleted incident",
-            client.get_incident(GetIncidentRequest { id: d.clone() }),
+            client.get_incident(GetIncidentRequest {
+                id: d.clone(),
+                ..Default::default()
+            }),
         )
         .await;
     cases

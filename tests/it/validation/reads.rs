@@ -51,7 +51,10 @@ async fn get_rejects_garbage_ids_and_answers_not_found_for_unknown_ones() {
             .reject(
                 name,
                 want,
-                incidents.get_incident(GetIncidentRequest { id: id.into() }),
+                incidents.get_incident(GetIncidentRequest {
+                    id: id.into(),
+                    ..Default::default()
+                }),
             )
             .await;
     }
@@ -77,7 +80,10 @@ async fn get_rejects_garbage_ids_and_answers_not_found_for_unknown_ones() {
             .reject(
                 name,
                 want,
-                components.get_component(GetComponentRequest { id: id.into() }),
+                components.get_component(GetComponentRequest {
+                    id: id.into(),
+                    ..Default::default()
+                }),
             )
             .await;
     }
@@ -362,6 +368,7 @@ async fn list_status_updates_and_components_reject_bad_input() {
         incident_id: incident_id.to_owned(),
         page_size,
         page_token: page_token.to_owned(),
+        ..Default::default()
     };
     for (name, req, want) in [
         (
@@ -416,6 +423,7 @@ async fn list_status_updates_and_components_reject_bad_input() {
             page_token: page_token.to_owned(),
             parent_id: parent_id.to_owned(),
             show_deleted,
+            ..Default::default()
         }
     };
     for (name, req, want) in [

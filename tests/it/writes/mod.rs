@@ -25,7 +25,10 @@ pub fn as_actor<T>(actor: &str, msg: T) -> Request<T> {
 pub async fn get_component(srv: &TestServer, id: &str) -> Component {
     srv.components()
         .await
-        .get_component(GetComponentRequest { id: id.into() })
+        .get_component(GetComponentRequest {
+            id: id.into(),
+            ..Default::default()
+        })
         .await
         .expect("get component")
         .into_inner()
@@ -35,7 +38,10 @@ pub async fn get_component(srv: &TestServer, id: &str) -> Component {
 
 pub async fn get(client: &mut IncidentServiceClient<Channel>, id: &str) -> Incident {
     client
-        .get_incident(GetIncidentRequest { id: id.into() })
+        .get_incident(GetIncidentRequest {
+            id: id.into(),
+            ..Default::default()
+        })
         .await
         .expect("get incident")
         .into_inner()

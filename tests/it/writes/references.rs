@@ -83,6 +83,7 @@ async fn every_incident_field_takes_a_reference() {
     let pm = inc
         .get_postmortem(GetPostmortemRequest {
             incident_id: "INC-1".into(),
+            ..Default::default()
         })
         .await
         .expect("postmortem by reference")

@@ -1,0 +1,319 @@
+//! What the public may see: the public role and VIEW_PUBLIC read through
+//! here, and nothing else decides it.
+//!
+//! Every projection is an allowlist on the wire form: a reply is rebuilt from
+//! the fields the public may read, so a field added to a message later stays
+//! hidden until it is added here. Events are projected when read, from what
+//! the things they name are now (the stored event never changes): a status
+//! update made INTERNAL after it was posted disappears from the public
+//! timeline, and one made PUBLIC appears in it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use bytes::Bytes;
+
+use crate::domain::postmortem::Published;
+use crate::domain::{IncidentId, Visibility};
+use crate::proto as pb;
+use crate::proto::timeline_event::Payload;
+
+/// A status update or a note as it now is: whether the public may see it,
+/// and its current text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shown {
+    pub visibility: Visibility,
+    pub text: String,
+}
+
+/// What projecting events needs to know about the things they name, as they
+/// are now. Anything absent is hidden.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Facts {
+    /// Ids of PUBLIC incidents (deleted or not).
+    pub public_incidents: HashSet<String>,
+    /// Status updates, by id.
+    pub updates: HashMap<String, Shown>,
+    /// Notes, by the sequence of their NOTE_ADDED event.
+    pub notes: HashMap<u64, Shown>,
+}
+
+/// The things a run of events names, whose facts it needs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Named {
+    pub incidents: BTreeSet<String>,
+    pub updates: BTreeSet<String>,
+    pub notes: BTreeSet<u64>,
+}
+
+impl Named {
+    /// Adds what `e` names.
+    pub fn add(&mut self, e: &pb::TimelineEvent) {
+        if e.incident_id.is_empty() {
+            return;
+        }
+        self.incidents.insert(e.incident_id.clone());
+        match &e.payload {
+            Some(Payload::StatusUpdatePosted(p)) => {
+                if let Some(u) = &p.status_update {
+                    self.updates.insert(u.id.clone());
+                }
+            }
+            Some(Payload::StatusChanged(p)) if !p.status_update_id.is_empty() => {
+                self.updates.insert(p.status_update_id.clone());
+            }
+            Some(Payload::ComponentImpactChanged(p)) if !p.status_update_id.is_empty() => {
+                self.updates.insert(p.status_update_id.clone());
+            }
+            Some(Payload::NoteAdded(_)) => {
+                self.notes.insert(e.sequence);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The incident as the public sees it.
+pub fn incident(i: &pb::Incident) -> pb::Incident {
+    pb::Incident {
+        id: i.id.clone(),
+        reference: i.reference.clone(),
+        title: i.title.clone(),
+        summary: i.summary.clone(),
+        kind: i.kind,
+        severity: i.severity,
+        status: i.status,
+        visibility: i.visibility,
+        component_impacts: i.component_impacts.clone(),
+        impact_windows: i.impact_windows.clone(),
+        scheduled_start_time: i.scheduled_start_time,
+        scheduled_end_time: i.scheduled_end_time,
+        next_update_time: i.next_update_time,
+        declare_time: i.declare_time,
+        identify_time: i.identify_time,
+        mitigate_time: i.mitigate_time,
+        resolve_time: i.resolve_time,
+        postmortem_publish_time: i.postmortem_publish_time,
+        create_time: i.create_time,
+        update_time: i.update_time,
+        ..Default::default()
+    }
+}
+
+/// A PUBLIC status update as the public sees it: its current text, and no
+/// author.
+pub fn status_update(u: &pb::StatusUpdate, text: &str) -> pb::StatusUpdate {
+    pb::StatusUpdate {
+        id: u.id.clone(),
+        incident_id: u.incident_id.clone(),
+        status: u.status,
+        message: text.to_owned(),
+        component_impacts: u.component_impacts.clone(),
+        next_update_time: u.next_update_time,
+        visibility: u.visibility,
+        post_time: u.post_time,
+        create_time: u.create_time,
+        ..Default::default()
+    }
+}
+
+/// A component as the public sees it; `status` must already come from
+/// public incidents only.
+pub fn component(c: &pb::Component) -> pb::Component {
+    pb::Component {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        description: c.description.clone(),
+        parent_id: c.parent_id.clone(),
+        status: c.status,
+        create_time: c.create_time,
+        update_time: c.update_time,
+        delete_time: c.delete_time,
+        ..Default::default()
+    }
+}
+
+/// Fields of INCIDENT_UPDATED the public may see change.
+const PUBLIC_PATHS: &[&str] = &[
+    "title",
+    "summary",
+    "severity",
+    "impact_windows",
+    "scheduled_start_time",
+    "scheduled_end_time",
+    "next_update_time",
+    "declare_time",
+    "identify_time",
+    "mitigate_time",
+    "resolve_time",
+    "visibility",
+];
+
+fn snapshot(s: &pb::IncidentSnapshot) -> pb::IncidentSnapshot {
+    pb::IncidentSnapshot {
+        id: s.id.clone(),
+        reference: s.reference.clone(),
+        title: s.title.clone(),
+        severity: s.severity,
+        status: s.status,
+        kind: s.kind,
+        component_ids: s.component_ids.clone(),
+        visibility: s.visibility,
+    }
+}
+
+fn is_public(shown: Option<&Shown>) -> bool {
+    shown.is_some_and(|s| s.visibility == Visibility::Public)
+}
+
+/// The id of a status update the public may see, or nothing.
+fn update_id(id: &str, facts: &Facts) -> String {
+    if is_public(facts.updates.get(id)) {
+        id.to_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// The event as the public sees it, or `None` if it sees nothing of it.
+pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> {
+    // A component's status in an event counts every incident: not shown.
+    let component = |c: &Option<pb::Component>| {
+        c.as_ref().map(|c| pb::Component {
+            status: 0,
+            ..component(c)
+        })
+    };
+    let payload = e.payload.as_ref()?;
+    let mut out = pb::TimelineEvent {
+        sequence: e.sequence,
+        kind: e.kind,
+        incident_id: e.incident_id.clone(),
+        incident: e.incident.as_ref().map(snapshot),
+        event_time: e.event_time,
+        occur_time: e.occur_time,
+        // Actors are people: never shown.
+        actor: String::new(),
+        payload: None,
+    };
+    if e.incident_id.is_empty() {
+        // Component events: component names are public.
+        out.payload = Some(match payload {
+            Payload::ComponentCreated(p) => Payload::ComponentCreated(pb::ComponentCreated {
+                component: component(&p.component),
+            }),
+            Payload::ComponentUpdated(p) => Payload::ComponentUpdated(pb::ComponentUpdated {
+                component: component(&p.component),
+                changes: p.changes.clone(),
+            }),
+            Payload::ComponentDeleted(p) => Payload::ComponentDeleted(pb::ComponentDeleted {
+                component: component(&p.component),
+            }),
+            _ => return None,
+        });
+        return Some(out);
+    }
+    if !facts.public_incidents.contains(&e.incident_id) {
+        // The one thing the public learns of an incident it cannot see: that
+        // it was withdrawn (or, replayed later, that its visibility moved).
+        return match payload {
+            Payload::VisibilityChanged(p)
+                if p.status_update_id.is_empty() && p.note_sequence == 0 =>
+            {
+                out.incident = e.incident.as_ref().map(|s| pb::IncidentSnapshot {
+                    id: s.id.clone(),
+                    reference: s.reference.clone(),
+                    ..Default::default()
+                });
+                out.payload = Some(Payload::VisibilityChanged(p.clone()));
+                Some(out)
+            }
+            _ => None,
+        };
+    }
+    out.payload = Some(match payload {
+        Payload::IncidentCreated(p) => Payload::IncidentCreated(pb::IncidentCreated {
+            incident: p.incident.as_ref().map(incident),
+        }),
+        Payload::IncidentUndeleted(p) => Payload::IncidentUndeleted(pb::IncidentUndeleted {
+            incident: p.incident.as_ref().map(incident),
+        }),
+        Payload::IncidentDeleted(p) => Payload::IncidentDeleted(*p),
+        Payload::IncidentUpdated(p) => {
+            let changes: Vec<pb::FieldChange> = p
+                .changes
+                .iter()
+                .filter(|c| PUBLIC_PATHS.contains(&c.path.as_str()))
+                .cloned()
+                .collect();
+            if changes.is_empty() {
+                return None;
+            }
+            Payload::IncidentUpdated(pb::IncidentUpdated { changes })
+        }
+        Payload::StatusChanged(p) => Payload::StatusChanged(pb::StatusChanged {
+            status_update_id: update_id(&p.status_update_id, facts),
+            ..p.clone()
+        }),
+        Payload::ComponentImpactChanged(p) => {
+            Payload::ComponentImpactChanged(pb::ComponentImpactChanged {
+                changes: p.changes.clone(),
+                status_update_id: update_id(&p.status_update_id, facts),
+            })
+        }
+        Payload::StatusUpdatePosted(p) => {
+            let u = p.status_update.as_ref()?;
+            let shown = facts.updates.get(&u.id).filter(|s| is_public(Some(s)))?;
+            Payload::StatusUpdatePosted(pb::StatusUpdatePosted {
+                status_update: Some(status_update(u, &shown.text)),
+            })
+        }
+        Payload::NoteAdded(_) => {
+            let shown = facts
+                .notes
+                .get(&e.sequence)
+                .filter(|s| is_public(Some(s)))?;
+            Payload::NoteAdded(pb::NoteAdded {
+                text: shown.text.clone(),
+                visibility: Visibility::Public.code(),
+            })
+        }
+        Payload::PostmortemPublished(p) => Payload::PostmortemPublished(pb::PostmortemPublished {
+            publish_time: p.publish_time,
+            section_titles: p.section_titles.clone(),
+            author: String::new(),
+        }),
+        Payload::VisibilityChanged(p) => Payload::VisibilityChanged(p.clone()),
+        // Action items, postmortem drafts, and anything not listed here.
+        _ => return None,
+    });
+    Some(out)
+}
+
+/// The public form of stored events (`None`: hidden), their facts given.
+pub fn project_stored(events: &[pb::TimelineEvent], facts: &Facts) -> Vec<Option<Bytes>> {
+    events
+        .iter()
+        .map(|e| event(e, facts).map(|p| crate::wire::encode_reply(&p)))
+        .collect()
+}
+
+/// The published postmortem of incident `id`, as the public reads it: the
+/// text as published, without author or version.
+pub fn postmortem(id: IncidentId, published: &Published) -> pb::Postmortem {
+    let at = Some(crate::api::convert::ts(published.publish_time));
+    pb::Postmortem {
+        incident_id: id.to_string(),
+        body: published.body.clone(),
+        sections: published
+            .sections
+            .iter()
+            .map(|s| pb::PostmortemSection {
+                title: s.title.clone(),
+                body: s.body.clone(),
+            })
+            .collect(),
+        publish_time: at,
+        update_time: at,
+        ..Default::default()
+    }
+}
