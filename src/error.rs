@@ -462,6 +462,7 @@ impl From<RuleError> for Error {
             },
             RuleError::PostmortemPublished(id) => Error::AlreadyPublished(id),
             RuleError::IncidentOpen(id) => Error::IncidentOpen(id),
+            e @ RuleError::NotAuthor { .. } => Error::PermissionDenied(e.to_string()),
         }
     }
 }

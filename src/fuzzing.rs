@@ -12,6 +12,7 @@ use crate::proto as pb;
 fn fuzzer() -> crate::service::Caller {
     crate::service::Caller {
         actor: "fuzz".into(),
+        admin: false,
     }
 }
 

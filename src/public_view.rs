@@ -6,9 +6,11 @@
 //! hidden until it is added here. Events are projected when read, from what
 //! the things they name are now (the stored event never changes): a status
 //! update made INTERNAL after it was posted disappears from the public
-//! timeline, and one made PUBLIC appears in it.
+//! timeline, one made PUBLIC appears in it, a corrected one reads as
+//! corrected, and an incident's title and summary read as they are now (so
+//! what an incident was called while it was internal never shows).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 
@@ -23,14 +25,25 @@ use crate::proto::timeline_event::Payload;
 pub struct Shown {
     pub visibility: Visibility,
     pub text: String,
+    /// When it was last corrected.
+    pub edit_time: Option<prost_types::Timestamp>,
+}
+
+/// An incident as the public may know it now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Seen {
+    /// PUBLIC and not deleted: its title and summary as they now are.
+    Public { title: String, summary: String },
+    /// PUBLIC but deleted: the public learns that, and nothing else.
+    Deleted,
 }
 
 /// What projecting events needs to know about the things they name, as they
-/// are now. Anything absent is hidden.
+/// are now. Anything absent is hidden (an INTERNAL incident is absent).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Facts {
-    /// Ids of PUBLIC incidents (deleted or not).
-    pub public_incidents: HashSet<String>,
+    /// PUBLIC incidents, by id.
+    pub incidents: HashMap<String, Seen>,
     /// Status updates, by id.
     pub updates: HashMap<String, Shown>,
     /// Notes, by the sequence of their NOTE_ADDED event.
@@ -67,6 +80,14 @@ impl Named {
             Some(Payload::NoteAdded(_)) => {
                 self.notes.insert(e.sequence);
             }
+            Some(Payload::StatusUpdateEdited(p)) => {
+                if let Some(u) = &p.status_update {
+                    self.updates.insert(u.id.clone());
+                }
+            }
+            Some(Payload::NoteEdited(p)) => {
+                self.notes.insert(p.note_sequence);
+            }
             _ => {}
         }
     }
@@ -99,14 +120,15 @@ pub fn incident(i: &pb::Incident) -> pb::Incident {
     }
 }
 
-/// A PUBLIC status update as the public sees it: its current text, and no
-/// author.
-pub fn status_update(u: &pb::StatusUpdate, text: &str) -> pb::StatusUpdate {
+/// A PUBLIC status update as the public sees it: its text as it now is
+/// (`now`), and no author, no revisions, no version.
+pub fn status_update(u: &pb::StatusUpdate, now: &Shown) -> pb::StatusUpdate {
     pb::StatusUpdate {
         id: u.id.clone(),
         incident_id: u.incident_id.clone(),
         status: u.status,
-        message: text.to_owned(),
+        message: now.text.clone(),
+        edit_time: now.edit_time,
         component_impacts: u.component_impacts.clone(),
         next_update_time: u.next_update_time,
         visibility: u.visibility,
@@ -148,11 +170,12 @@ const PUBLIC_PATHS: &[&str] = &[
     "visibility",
 ];
 
-fn snapshot(s: &pb::IncidentSnapshot) -> pb::IncidentSnapshot {
+/// A snapshot with the incident's current title.
+fn snapshot(s: &pb::IncidentSnapshot, title: &str) -> pb::IncidentSnapshot {
     pb::IncidentSnapshot {
         id: s.id.clone(),
         reference: s.reference.clone(),
-        title: s.title.clone(),
+        title: title.to_owned(),
         severity: s.severity,
         status: s.status,
         kind: s.kind,
@@ -188,7 +211,7 @@ pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> 
         sequence: e.sequence,
         kind: e.kind,
         incident_id: e.incident_id.clone(),
-        incident: e.incident.as_ref().map(snapshot),
+        incident: None,
         event_time: e.event_time,
         occur_time: e.occur_time,
         // Actors are people: never shown.
@@ -212,30 +235,43 @@ pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> 
         });
         return Some(out);
     }
-    if !facts.public_incidents.contains(&e.incident_id) {
-        // The one thing the public learns of an incident it cannot see: that
-        // it was withdrawn (or, replayed later, that its visibility moved).
-        return match payload {
-            Payload::VisibilityChanged(p)
-                if p.status_update_id.is_empty() && p.note_sequence == 0 =>
-            {
-                out.incident = e.incident.as_ref().map(|s| pb::IncidentSnapshot {
-                    id: s.id.clone(),
-                    reference: s.reference.clone(),
-                    ..Default::default()
-                });
-                out.payload = Some(Payload::VisibilityChanged(p.clone()));
-                Some(out)
+    let (title, summary) = match facts.incidents.get(&e.incident_id) {
+        Some(Seen::Public { title, summary }) => (title, summary),
+        seen => {
+            // All the public learns of an incident it cannot see: that it was
+            // withdrawn or (a public one) deleted, by its id and reference.
+            let told = match payload {
+                Payload::VisibilityChanged(p) => {
+                    p.status_update_id.is_empty() && p.note_sequence == 0
+                }
+                Payload::IncidentDeleted(_) => seen == Some(&Seen::Deleted),
+                _ => false,
+            };
+            if !told {
+                return None;
             }
-            _ => None,
-        };
-    }
+            out.incident = e.incident.as_ref().map(|s| pb::IncidentSnapshot {
+                id: s.id.clone(),
+                reference: s.reference.clone(),
+                ..Default::default()
+            });
+            out.payload = Some(payload.clone());
+            return Some(out);
+        }
+    };
+    out.incident = e.incident.as_ref().map(|s| snapshot(s, title));
+    // The incident as it was created or restored, named as it is now.
+    let now_named = |i: &pb::Incident| pb::Incident {
+        title: title.clone(),
+        summary: summary.clone(),
+        ..incident(i)
+    };
     out.payload = Some(match payload {
         Payload::IncidentCreated(p) => Payload::IncidentCreated(pb::IncidentCreated {
-            incident: p.incident.as_ref().map(incident),
+            incident: p.incident.as_ref().map(now_named),
         }),
         Payload::IncidentUndeleted(p) => Payload::IncidentUndeleted(pb::IncidentUndeleted {
-            incident: p.incident.as_ref().map(incident),
+            incident: p.incident.as_ref().map(now_named),
         }),
         Payload::IncidentDeleted(p) => Payload::IncidentDeleted(*p),
         Payload::IncidentUpdated(p) => {
@@ -243,7 +279,15 @@ pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> 
                 .changes
                 .iter()
                 .filter(|c| PUBLIC_PATHS.contains(&c.path.as_str()))
-                .cloned()
+                .map(|c| match c.path.as_str() {
+                    // Texts: the path only; what they say now is in the snapshot
+                    // and the incident, what they said before is not shown.
+                    "title" | "summary" | "impact_windows" => pb::FieldChange {
+                        path: c.path.clone(),
+                        ..Default::default()
+                    },
+                    _ => c.clone(),
+                })
                 .collect();
             if changes.is_empty() {
                 return None;
@@ -264,7 +308,15 @@ pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> 
             let u = p.status_update.as_ref()?;
             let shown = facts.updates.get(&u.id).filter(|s| is_public(Some(s)))?;
             Payload::StatusUpdatePosted(pb::StatusUpdatePosted {
-                status_update: Some(status_update(u, &shown.text)),
+                status_update: Some(status_update(u, shown)),
+            })
+        }
+        Payload::StatusUpdateEdited(p) => {
+            let u = p.status_update.as_ref()?;
+            let shown = facts.updates.get(&u.id).filter(|s| is_public(Some(s)))?;
+            Payload::StatusUpdateEdited(pb::StatusUpdateEdited {
+                status_update: Some(status_update(u, shown)),
+                old_message: String::new(),
             })
         }
         Payload::NoteAdded(_) => {
@@ -275,6 +327,18 @@ pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> 
             Payload::NoteAdded(pb::NoteAdded {
                 text: shown.text.clone(),
                 visibility: Visibility::Public.code(),
+            })
+        }
+        Payload::NoteEdited(p) => {
+            let shown = facts
+                .notes
+                .get(&p.note_sequence)
+                .filter(|s| is_public(Some(s)))?;
+            Payload::NoteEdited(pb::NoteEdited {
+                note_sequence: p.note_sequence,
+                text: shown.text.clone(),
+                visibility: Visibility::Public.code(),
+                old_text: String::new(),
             })
         }
         Payload::PostmortemPublished(p) => Payload::PostmortemPublished(pb::PostmortemPublished {

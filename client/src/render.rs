@@ -90,6 +90,11 @@ pub fn line(e: &TimelineEvent) -> String {
             p.action_item.as_ref().map_or("", |a| a.title.as_str())
         ),
         Some(Payload::PostmortemUpdated(_)) => format!("postmortem edited{by}"),
+        Some(Payload::StatusUpdateEdited(p)) => match &p.status_update {
+            Some(u) => format!("update corrected{by}: {}", first_line(&u.message)),
+            None => "update corrected".into(),
+        },
+        Some(Payload::NoteEdited(p)) => format!("note corrected{by}: {}", first_line(&p.text)),
         Some(Payload::VisibilityChanged(p)) => {
             let what = if !p.status_update_id.is_empty() {
                 "status update"

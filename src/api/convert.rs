@@ -1,6 +1,7 @@
 //! Domain values to proto messages.
 
 use crate::component_names::NameOf;
+use crate::domain::correction::Revision;
 use crate::domain::event::VisibilityTarget;
 use crate::domain::incident::{ImpactChange, ImpactWindow, RoleAssignment};
 use crate::domain::{
@@ -98,6 +99,18 @@ pub fn status_update(u: &StatusUpdate, names: &dyn NameOf) -> pb::StatusUpdate {
         author: u.author.clone(),
         post_time: Some(ts(u.post_time)),
         create_time: Some(ts(u.create_time)),
+        revisions: u.revisions.iter().map(revision).collect(),
+        edit_time: opt_ts(u.edit_time),
+        etag: u.etag(),
+    }
+}
+
+fn revision(r: &Revision) -> pb::Revision {
+    pb::Revision {
+        message: r.message.clone(),
+        visibility: r.visibility.code(),
+        editor: r.editor.clone(),
+        edit_time: Some(ts(r.edit_time)),
     }
 }
 
@@ -237,6 +250,28 @@ pub fn event(e: &Event, names: &dyn NameOf) -> pb::TimelineEvent {
         EventPayload::NoteAdded { text, visibility } => Payload::NoteAdded(pb::NoteAdded {
             text: text.clone(),
             visibility: visibility.code(),
+        }),
+        EventPayload::StatusUpdateEdited {
+            status_update: u,
+            old_message,
+        } => Payload::StatusUpdateEdited(pb::StatusUpdateEdited {
+            status_update: Some(pb::StatusUpdate {
+                // The event says what changed; the update holds the history.
+                revisions: Vec::new(),
+                ..status_update(u, names)
+            }),
+            old_message: old_message.clone(),
+        }),
+        EventPayload::NoteEdited {
+            note_sequence,
+            text,
+            visibility,
+            old_text,
+        } => Payload::NoteEdited(pb::NoteEdited {
+            note_sequence: *note_sequence,
+            text: text.clone(),
+            visibility: visibility.code(),
+            old_text: old_text.clone(),
         }),
         EventPayload::VisibilityChanged { target, old, new } => {
             let (status_update_id, note_sequence) = match target {
@@ -407,7 +442,7 @@ mod tests {
             |p: pb::Visibility| p.as_str_name(),
         );
         // Every proto value but UNSPECIFIED has its domain twin.
-        assert_eq!(EventKind::ALL.len(), 17);
+        assert_eq!(EventKind::ALL.len(), 19);
         assert_eq!(Visibility::ALL.len(), 2);
         assert_eq!(IncidentStatus::ALL.len(), 8);
     }

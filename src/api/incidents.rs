@@ -9,7 +9,9 @@ use super::{Run, convert, page_start, paginate};
 use crate::domain::incident::{IncidentPatch, NewIncident, NewStatusUpdate};
 use crate::domain::limits::{POSTMORTEM_MAX_BYTES, TEXT_MAX_BYTES, TITLE_MAX_CHARS};
 use crate::domain::postmortem::{PostmortemPatch, Section};
-use crate::domain::{Audience, IncidentId, IncidentKind, IncidentStatus, Severity, Visibility};
+use crate::domain::{
+    Audience, IncidentId, IncidentKind, IncidentStatus, Severity, StatusUpdateId, Visibility,
+};
 use crate::error::{Error, Result};
 use crate::proto as pb;
 use crate::proto::incident_service_server::IncidentService;
@@ -804,7 +806,14 @@ impl IncidentService for Incidents {
                 let full = convert::status_update(u, &names);
                 match audience {
                     Audience::Full => full,
-                    Audience::Public => public_view::status_update(&full, &u.message),
+                    Audience::Public => public_view::status_update(
+                        &full,
+                        &public_view::Shown {
+                            visibility: u.visibility,
+                            text: u.message.clone(),
+                            edit_time: full.edit_time,
+                        },
+                    ),
                 }
             },
             status_update_cursor,
@@ -812,6 +821,34 @@ impl IncidentService for Incidents {
         Ok(Response::new(pb::ListStatusUpdatesResponse {
             status_updates,
             next_page_token,
+        }))
+    }
+
+    async fn edit_status_update(
+        &self,
+        req: Request<pb::EditStatusUpdateRequest>,
+    ) -> Result<Response<pb::EditStatusUpdateResponse>, Status> {
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
+        let id: Option<StatusUpdateId> = v.check("id", parse::uuid(&r.id));
+        let correction = parse::correction(&mut v, "message", &r.message, r.visibility);
+        let id = v.into_result(id)?;
+        let command = svc::EditStatusUpdate {
+            editor: caller.editor(),
+            id,
+            etag: parse::etag(&r.etag),
+            correction,
+        };
+        let update = execute(&self.store, key, command).await?;
+        Ok(Response::new(pb::EditStatusUpdateResponse {
+            status_update: Some(convert::status_update(
+                &update,
+                &self.store.hub().components().read(),
+            )),
         }))
     }
 

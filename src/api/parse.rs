@@ -399,6 +399,7 @@ pub fn caller<T>(req: &tonic::Request<T>) -> Caller {
     if let Some(identity) = req.extensions().get::<crate::auth::Identity>() {
         return Caller {
             actor: identity.name.clone(),
+            admin: identity.role == crate::auth::Role::Admin,
         };
     }
     let actor = req
@@ -410,6 +411,7 @@ pub fn caller<T>(req: &tonic::Request<T>) -> Caller {
         .unwrap_or("anonymous");
     Caller {
         actor: actor.to_owned(),
+        admin: true,
     }
 }
 
@@ -447,7 +449,34 @@ mutating!(
     UpdateActionItemRequest => "UpdateActionItem",
     DeleteActionItemRequest => "DeleteActionItem",
     AddNoteRequest => "AddNote",
+    EditStatusUpdateRequest => "EditStatusUpdate",
+    EditNoteRequest => "EditNote",
 );
+
+/// The correction a request asks for: a new text (`text`, empty keeps it)
+/// and a new visibility (unspecified keeps it), at least one of them.
+pub fn correction(
+    v: &mut Violations,
+    text_field: &str,
+    text: &str,
+    visibility: i32,
+) -> crate::domain::correction::Correction {
+    if text.is_empty() && visibility == 0 {
+        v.add(text_field, "give a corrected text, a visibility, or both");
+    }
+    let text = if text.is_empty() {
+        None
+    } else {
+        v.check(text_field, self::text(text, TEXT_MAX_BYTES, true))
+    };
+    let visibility = v
+        .check(
+            "visibility",
+            optional_enum(visibility, crate::domain::Visibility::from_code),
+        )
+        .flatten();
+    crate::domain::correction::Correction { text, visibility }
+}
 
 /// The AIP-155 key of a mutating request: none without a request_id. The
 /// fingerprint hashes the request with its request_id cleared, so a retry

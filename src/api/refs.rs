@@ -98,6 +98,7 @@ names_incidents! {
     pb::UpdatePostmortemRequest => |r| r.postmortem.iter_mut().map(|p| &mut p.incident_id).collect();
     pb::PublishPostmortemRequest => |r| vec![&mut r.incident_id];
     pb::AddNoteRequest => |r| vec![&mut r.incident_id];
+    pb::EditNoteRequest => |r| vec![&mut r.incident_id];
     pb::ListTimelineEventsRequest => |r| vec![&mut r.incident_id];
     pb::SubscribeTimelineRequest => |r| r.incident_ids.iter_mut().collect();
     pb::CreateActionItemRequest => |r| r.action_item.iter_mut().map(|a| &mut a.incident_id).collect();

@@ -87,7 +87,7 @@ impl TimelineService for Timeline {
         let batch = svc::list(&self.store, &filter, after, limit + 1, audience)
             .await
             .map_err(|e| sent.echo(e))?;
-        let (events, next_page_token) = paginate(
+        let (events, mut next_page_token) = paginate(
             &self.store,
             "timeline",
             &scope,
@@ -99,6 +99,15 @@ impl TimelineService for Timeline {
             |(_, stored): &(u64, Bytes)| stored.clone(),
             |(sequence, _): &(u64, Bytes)| *sequence,
         )?;
+        if let Some(scanned_to) = batch.scanned_to.filter(|_| next_page_token.is_empty()) {
+            // Stopped on the scan budget: the next page goes on from there.
+            next_page_token = crate::page_token::encode(
+                self.store.page_token_key(),
+                "timeline",
+                &scope,
+                &scanned_to,
+            )?;
+        }
         Ok(Response::new(ListTimelineEventsResponse {
             events,
             next_page_token,
@@ -183,6 +192,42 @@ impl TimelineService for Timeline {
             .map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn edit_note(
+        &self,
+        req: Request<pb::EditNoteRequest>,
+    ) -> Result<Response<pb::EditNoteResponse>, Status> {
+        let mut req = req;
+        let sent = super::refs::resolve(&self.store, req.get_mut(), Audience::Full).await?;
+        let Mutation {
+            caller,
+            request: r,
+            key,
+            violations: mut v,
+        } = parse::mutation(req);
+        let id: Option<IncidentId> = v.check("incident_id", parse::uuid(&r.incident_id));
+        if r.note_sequence == 0 {
+            v.add(
+                "note_sequence",
+                "is required: the sequence of the NOTE_ADDED event",
+            );
+        }
+        let correction = parse::correction(&mut v, "text", &r.text, r.visibility);
+        let incident_id = v.into_result(id)?;
+        let command = svc::EditNote {
+            editor: caller.editor(),
+            incident_id,
+            sequence: r.note_sequence,
+            correction,
+        };
+        let event = crate::service::execute(&self.store, key, command)
+            .await
+            .map_err(|e| sent.echo(e))?;
+        let names = self.store.hub().components().read();
+        Ok(Response::new(pb::EditNoteResponse {
+            event: event.map(|e| convert::event(&e, &names)),
+        }))
     }
 
     async fn add_note(

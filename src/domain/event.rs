@@ -31,6 +31,8 @@ coded_enum!(
         ComponentUpdated = 15 => "TIMELINE_EVENT_KIND_COMPONENT_UPDATED",
         ComponentDeleted = 16 => "TIMELINE_EVENT_KIND_COMPONENT_DELETED",
         VisibilityChanged = 17 => "TIMELINE_EVENT_KIND_VISIBILITY_CHANGED",
+        StatusUpdateEdited = 18 => "TIMELINE_EVENT_KIND_STATUS_UPDATE_EDITED",
+        NoteEdited = 19 => "TIMELINE_EVENT_KIND_NOTE_EDITED",
     }
 );
 
@@ -107,6 +109,16 @@ pub enum EventPayload {
         old: Visibility,
         new: Visibility,
     },
+    StatusUpdateEdited {
+        status_update: Box<StatusUpdate>,
+        old_message: String,
+    },
+    NoteEdited {
+        note_sequence: u64,
+        text: String,
+        visibility: Visibility,
+        old_text: String,
+    },
     ComponentImpactChanged {
         changes: Vec<ImpactChange>,
         status_update_id: Option<StatusUpdateId>,
@@ -158,6 +170,8 @@ impl EventPayload {
             Self::StatusUpdatePosted { .. } => EventKind::StatusUpdatePosted,
             Self::NoteAdded { .. } => EventKind::NoteAdded,
             Self::VisibilityChanged { .. } => EventKind::VisibilityChanged,
+            Self::StatusUpdateEdited { .. } => EventKind::StatusUpdateEdited,
+            Self::NoteEdited { .. } => EventKind::NoteEdited,
             Self::ComponentImpactChanged { .. } => EventKind::ComponentImpactChanged,
             Self::IncidentDeleted { .. } => EventKind::IncidentDeleted,
             Self::IncidentUndeleted { .. } => EventKind::IncidentUndeleted,

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::change::{Changes, FieldChange};
+use super::correction::Revision;
 use super::rule::{Gone, RuleError as Error, StatusSource};
 use super::status::coded_enum;
 use super::{
@@ -158,6 +159,14 @@ pub struct StatusUpdate {
     pub author: String,
     pub post_time: Time,
     pub create_time: Time,
+    /// Earlier texts, oldest first.
+    #[serde(default)]
+    pub revisions: Vec<Revision>,
+    #[serde(default)]
+    pub edit_time: Option<Time>,
+    /// Bumped on every correction; the etag is derived from it.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// A status update as a client posts it, already validated field by field.
@@ -338,6 +347,9 @@ impl Incident {
             author,
             post_time,
             create_time: now,
+            revisions: Vec::new(),
+            edit_time: None,
+            version: 1,
         };
         Ok(StatusOutcome {
             update,

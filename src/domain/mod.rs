@@ -3,6 +3,7 @@
 pub mod action_item;
 pub mod change;
 pub mod component;
+pub mod correction;
 pub mod event;
 pub mod filter;
 pub mod ids;

@@ -14,4 +14,7 @@ pub struct Note {
     pub text: String,
     pub visibility: Visibility,
     pub create_time: Time,
+    /// When it was last corrected.
+    #[serde(default)]
+    pub edit_time: Option<Time>,
 }

@@ -55,4 +55,6 @@ pub enum RuleError {
     PostmortemPublished(IncidentId),
     #[error("incident {0} is still open")]
     IncidentOpen(IncidentId),
+    #[error("only its author ({author}) or an admin may correct it")]
+    NotAuthor { author: String },
 }

@@ -421,6 +421,7 @@ async fn load_one(ctx: &mut WriteCtx, mut seed: Seed) -> Result<Outcome, StepErr
     }
     let caller = Caller {
         actor: SEED_ACTOR.to_owned(),
+        admin: true,
     };
 
     // Components: reuse a live one of the same name and parent, else create it.

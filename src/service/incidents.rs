@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use crate::domain::correction::{Correction, Editor};
 use crate::domain::event::VisibilityTarget;
 use crate::domain::incident::{IncidentPatch, NewIncident, NewStatusUpdate};
 use crate::domain::{
@@ -296,9 +297,71 @@ impl Command for PostStatusUpdate {
                     },
                 ));
             }
-            tx.insert_status_update(outcome.update.clone());
+            tx.put_status_update(outcome.update.clone());
             tx.put_incident(incident.clone());
             Ok((outcome.update, incident))
+        })
+    }
+}
+
+/// Corrects a status update's text or visibility.
+#[derive(Debug)]
+pub struct EditStatusUpdate {
+    pub editor: Editor,
+    pub id: StatusUpdateId,
+    pub etag: Option<String>,
+    pub correction: Correction,
+}
+
+impl Command for EditStatusUpdate {
+    type Output = StatusUpdate;
+
+    fn needs(&self, _: &mut Needs) {}
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, StatusUpdate> {
+        Box::pin(async move {
+            let not_found = || Error::NotFound {
+                resource: "status_update",
+                id: self.id.to_string(),
+            };
+            let mut update = tx.status_update(self.id).await?.ok_or_else(not_found)?;
+            check_etag(
+                self.etag.as_deref(),
+                &update.etag(),
+                "status_update",
+                self.id.to_string(),
+            )?;
+            let incident = load_for_write(tx, update.incident_id).await?;
+            incident.ensure_live()?;
+            let now = tx.now();
+            let done = update.correct(self.correction.clone(), &self.editor, now)?;
+            if done.text_changed {
+                tx.append(event(
+                    &incident,
+                    now,
+                    &self.editor.name,
+                    EventPayload::StatusUpdateEdited {
+                        status_update: Box::new(update.clone()),
+                        old_message: done.old_text.clone(),
+                    },
+                ));
+            }
+            if done.visibility_changed {
+                tx.append(event(
+                    &incident,
+                    now,
+                    &self.editor.name,
+                    EventPayload::VisibilityChanged {
+                        target: VisibilityTarget::StatusUpdate { id: update.id },
+                        old: done.old_visibility,
+                        new: update.visibility,
+                    },
+                ));
+            }
+            if done.changed() {
+                tx.put_status_update(update.clone());
+            }
+            Ok(update)
         })
     }
 }

@@ -15,6 +15,19 @@ use crate::store::{Command, Store};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub actor: String,
+    /// An admin token, or any caller in open mode (where every call may do
+    /// everything): it may correct what others wrote.
+    pub admin: bool,
+}
+
+impl Caller {
+    /// The caller as the editor of a correction.
+    pub fn editor(&self) -> crate::domain::correction::Editor {
+        crate::domain::correction::Editor {
+            name: self.actor.clone(),
+            admin: self.admin,
+        }
+    }
 }
 
 /// Runs a command in the next group commit, once per request id: a retry with

@@ -11,6 +11,8 @@ use sqlx::SqliteConnection;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_stream::wrappers::WatchStream;
 
+use crate::domain::correction::{Correction, Editor};
+use crate::domain::event::VisibilityTarget;
 use crate::domain::filter::EventFilter;
 use crate::domain::{
     Audience, Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Note, Time, Visibility,
@@ -55,29 +57,127 @@ impl Command for AddNote {
                     visibility: self.visibility,
                 },
             });
-            tx.insert_note(Note {
+            tx.put_note(Note {
                 sequence: event.sequence,
                 incident_id: incident.id,
                 author: self.actor.clone(),
                 text: self.text.clone(),
                 visibility: self.visibility,
                 create_time: tx.now(),
+                edit_time: None,
             });
             Ok(Event::clone(&event))
         })
     }
 }
 
+/// Corrects a note: appends NOTE_EDITED (and VISIBILITY_CHANGED if it moved);
+/// answers with the first event appended, none if nothing changed.
+#[derive(Debug)]
+pub struct EditNote {
+    pub editor: Editor,
+    pub incident_id: IncidentId,
+    pub sequence: u64,
+    pub correction: Correction,
+}
+
+impl Command for EditNote {
+    type Output = Option<Event>;
+
+    fn needs(&self, needs: &mut Needs) {
+        needs.incidents.push(self.incident_id);
+    }
+
+    fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Option<Event>> {
+        Box::pin(async move {
+            let incident = super::incidents::load_for_write(tx, self.incident_id).await?;
+            incident.ensure_live()?;
+            let mut note = tx
+                .note(self.incident_id, self.sequence)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    resource: "note",
+                    id: self.sequence.to_string(),
+                })?;
+            let now = tx.now();
+            let done = note.correct(self.correction.clone(), &self.editor, now)?;
+            let mut first = None;
+            let mut append = |tx: &mut Tx<'_>, payload| {
+                let e = tx.append(NewEvent {
+                    incident: Some(IncidentSnapshot::from(&incident)),
+                    occur_time: now,
+                    actor: self.editor.name.clone(),
+                    payload,
+                });
+                first.get_or_insert_with(|| Event::clone(&e));
+            };
+            if done.text_changed {
+                let payload = EventPayload::NoteEdited {
+                    note_sequence: note.sequence,
+                    text: note.text.clone(),
+                    visibility: note.visibility,
+                    old_text: done.old_text.clone(),
+                };
+                append(tx, payload);
+            }
+            if done.visibility_changed {
+                let payload = EventPayload::VisibilityChanged {
+                    target: VisibilityTarget::Note {
+                        sequence: note.sequence,
+                    },
+                    old: done.old_visibility,
+                    new: note.visibility,
+                };
+                append(tx, payload);
+            }
+            if done.changed() {
+                tx.put_note(note);
+            }
+            Ok(first)
+        })
+    }
+}
+
+/// Events of the log the public view reads per call at most, hidden ones
+/// included: a page of a log of mostly hidden events costs a bounded read.
+const PUBLIC_SCAN_MAX: usize = 10_000;
+
+/// A page of the log, as read for one audience.
+pub struct Page {
+    /// The events, oldest first, each with its sequence.
+    pub events: Vec<(u64, Bytes)>,
+    /// Whether the read holds every event its row limit allowed (see
+    /// [`events::StoredBatch`]).
+    pub complete: bool,
+    /// For the public: the read stopped on its scan budget after this
+    /// sequence, before the page was full and before the end of the log.
+    pub scanned_to: Option<u64>,
+}
+
 /// One page of the log after `after`, oldest first: `limit` events the
 /// audience may see, or all there are. For the public, hidden events are
-/// skipped and the read goes on, so a page is short only at the end of the log.
+/// skipped and the read goes on, so a page is short only at the end of the
+/// log, or when [`PUBLIC_SCAN_MAX`] events were read for it.
 pub async fn list(
     store: &Store,
     filter: &EventFilter,
     after: u64,
     limit: usize,
     audience: Audience,
-) -> Result<events::StoredBatch> {
+) -> Result<Page> {
+    list_scanning(store, filter, after, limit, audience, PUBLIC_SCAN_MAX).await
+}
+
+/// [`list`], reading at most `scan_max` events (hidden ones included) for
+/// the public.
+async fn list_scanning(
+    store: &Store,
+    filter: &EventFilter,
+    after: u64,
+    limit: usize,
+    audience: Audience,
+    scan_max: usize,
+) -> Result<Page> {
     let mut conn = store.reader().await?;
     if let [id] = filter.incident_ids.as_slice()
         && !incidents::exists(&mut conn, *id, audience).await?
@@ -89,36 +189,49 @@ pub async fn list(
     }
     let (ids, kinds) = (&filter.incident_ids, &filter.kinds);
     if audience == Audience::Full {
-        return events::list_stored(&mut conn, ids, kinds, after, limit).await;
+        let batch = events::list_stored(&mut conn, ids, kinds, after, limit).await?;
+        return Ok(Page {
+            events: batch.events,
+            complete: batch.complete,
+            scanned_to: None,
+        });
     }
     let mut shown = Vec::new();
     let mut cursor = after;
+    let mut scanned = 0;
+    let batch_rows = limit.max(CATCH_UP_BATCH).min(scan_max);
     loop {
-        let batch = events::list_stored(&mut conn, ids, kinds, cursor, limit).await?;
-        let end = batch.complete && batch.events.len() < limit;
-        let Some(&(last, _)) = batch.events.last() else {
-            break;
-        };
+        let batch = events::list_stored(&mut conn, ids, kinds, cursor, batch_rows).await?;
+        let end = batch.complete && batch.events.len() < batch_rows;
+        scanned += batch.events.len();
         for (sequence, public) in for_public(&mut conn, batch.events).await? {
+            cursor = sequence;
             if let Some(body) = public {
                 shown.push((sequence, body));
                 if shown.len() == limit {
-                    return Ok(events::StoredBatch {
+                    return Ok(Page {
                         events: shown,
                         complete: true,
+                        scanned_to: None,
                     });
                 }
             }
         }
         if end {
-            break;
+            return Ok(Page {
+                events: shown,
+                complete: true,
+                scanned_to: None,
+            });
         }
-        cursor = last;
+        if scanned >= scan_max {
+            return Ok(Page {
+                events: shown,
+                complete: true,
+                scanned_to: Some(cursor),
+            });
+        }
     }
-    Ok(events::StoredBatch {
-        events: shown,
-        complete: true,
-    })
 }
 
 /// Stored events as the public sees them now (`None`: hidden from it).
@@ -449,9 +562,55 @@ mod tests {
 
     use super::*;
     use crate::config::LimitArgs;
+    use crate::domain::incident::NewIncident;
     use crate::quota::Quotas;
     use crate::store::StoreOptions;
-    use crate::store::testing::{declaration, open_with};
+    use crate::store::testing::{declaration, open, open_with};
+
+    /// A public page over a run of hidden events longer than the scan
+    /// budget stops on the budget with a position to go on from, and going
+    /// on reaches what follows the run.
+    #[tokio::test]
+    async fn a_public_page_stops_on_its_scan_budget_and_goes_on_from_there() {
+        let (_dir, store) = open().await;
+        let hidden = store.execute(None, declaration(vec![])).await.unwrap();
+        for n in 0..30 {
+            let note = AddNote {
+                actor: "ana".into(),
+                incident_id: hidden.id,
+                text: format!("internal {n}"),
+                visibility: Visibility::Internal,
+                occur_time: None,
+            };
+            store.execute(None, note).await.unwrap();
+        }
+        let mut public = declaration(vec![]);
+        public.new = NewIncident {
+            visibility: Some(Visibility::Public),
+            ..public.new
+        };
+        store.execute(None, public).await.unwrap();
+        let all = EventFilter::default();
+        let first = list_scanning(&store, &all, 0, 5, Audience::Public, 8)
+            .await
+            .unwrap();
+        assert!(first.events.is_empty(), "31 hidden events first");
+        let mut after = first.scanned_to.expect("stopped on the budget");
+        assert!((8..=31).contains(&after), "{after}");
+        let mut found = Vec::new();
+        for _ in 0..10 {
+            let page = list_scanning(&store, &all, after, 5, Audience::Public, 8)
+                .await
+                .unwrap();
+            found.extend(page.events.iter().map(|(s, _)| *s));
+            match page.scanned_to {
+                Some(s) => after = s,
+                None => break,
+            }
+        }
+        assert_eq!(found, [32], "the public incident's creation, once");
+        store.close().await;
+    }
 
     /// A subscription that must read the log while every read connection is
     /// taken waits for one, past the queue timeout that refuses calls with

@@ -3,24 +3,32 @@
 
 use sqlx::SqliteConnection;
 
+use crate::api::convert::ts;
 use crate::domain::{Note, StatusUpdate, Visibility};
 use crate::error::Result;
-use crate::public_view::{Facts, Named, Shown};
+use crate::public_view::{Facts, Named, Seen, Shown};
 
 /// The facts of what `named` names, in at most three statements (none for
 /// what it does not name).
 pub async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> {
     let mut facts = Facts::default();
     if !named.incidents.is_empty() {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM incidents
-             WHERE id IN (SELECT value FROM json_each(?1)) AND visibility = ?2",
+        let rows: Vec<(String, bool, String, String)> = sqlx::query_as(
+            "SELECT id, delete_time IS NOT NULL, title, json_extract(doc, '$.summary')
+             FROM incidents WHERE id IN (SELECT value FROM json_each(?1)) AND visibility = ?2",
         )
         .bind(serde_json::to_string(&named.incidents)?)
         .bind(Visibility::Public.code())
         .fetch_all(&mut *conn)
         .await?;
-        facts.public_incidents.extend(ids);
+        for (id, deleted, title, summary) in rows {
+            let seen = if deleted {
+                Seen::Deleted
+            } else {
+                Seen::Public { title, summary }
+            };
+            facts.incidents.insert(id, seen);
+        }
     }
     if !named.updates.is_empty() {
         let docs: Vec<String> = sqlx::query_scalar(
@@ -36,6 +44,7 @@ pub async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> 
                 Shown {
                     visibility: u.visibility,
                     text: u.message,
+                    edit_time: u.edit_time.map(ts),
                 },
             );
         }
@@ -54,6 +63,7 @@ pub async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> 
                 Shown {
                     visibility: n.visibility,
                     text: n.text,
+                    edit_time: n.edit_time.map(ts),
                 },
             );
         }

@@ -23,7 +23,7 @@ use super::request_ids::RequestKey;
 use super::{ROWS_PER_STATEMENT, WriteCtx, to_nanos};
 use crate::domain::{
     ActionItem, ActionItemId, Audience, Component, ComponentId, Event, Incident, IncidentId,
-    NewEvent, Note, Postmortem, StatusUpdate, Time,
+    NewEvent, Note, Postmortem, StatusUpdate, StatusUpdateId, Time,
 };
 use crate::error::{Error, Result};
 
@@ -466,13 +466,27 @@ impl<'a> Tx<'a> {
         self.postmortems.insert(postmortem.incident_id, postmortem);
     }
 
-    /// Stages a new status update.
-    pub fn insert_status_update(&mut self, update: StatusUpdate) {
+    /// Stages a new or corrected status update.
+    pub fn put_status_update(&mut self, update: StatusUpdate) {
         self.status_updates.push(update);
     }
 
-    /// Stages a new note.
-    pub fn insert_note(&mut self, note: Note) {
+    /// A status update: read from the database after the writes the group
+    /// kept so far (corrections are rare: no set-wise read for them).
+    pub async fn status_update(&mut self, id: StatusUpdateId) -> Result<Option<StatusUpdate>> {
+        self.write_kept().await?;
+        super::incidents::load_status_update(&mut self.ctx.conn, id).await
+    }
+
+    /// A note of an incident, by the sequence of its NOTE_ADDED event, read
+    /// like [`Tx::status_update`].
+    pub async fn note(&mut self, incident_id: IncidentId, sequence: u64) -> Result<Option<Note>> {
+        self.write_kept().await?;
+        super::notes::load(&mut self.ctx.conn, incident_id, sequence).await
+    }
+
+    /// Stages a new or corrected note.
+    pub fn put_note(&mut self, note: Note) {
         self.notes.push(note);
     }
 
@@ -770,6 +784,9 @@ async fn write(conn: &mut SqliteConnection, w: &Working, now: Time) -> Result<()
                 .push_bind(u.visibility.code())
                 .push_bind(doc);
         });
+        q.push(
+            " ON CONFLICT (id) DO UPDATE SET visibility = excluded.visibility, doc = excluded.doc",
+        );
         q.build().execute(&mut *conn).await?;
     }
     for chunk in w.notes.chunks(ROWS_PER_STATEMENT) {
@@ -786,6 +803,9 @@ async fn write(conn: &mut SqliteConnection, w: &Working, now: Time) -> Result<()
                 .push_bind(n.visibility.code())
                 .push_bind(doc);
         });
+        q.push(
+            " ON CONFLICT (sequence) DO UPDATE SET visibility = excluded.visibility, doc = excluded.doc",
+        );
         q.build().execute(&mut *conn).await?;
     }
     let items: Vec<(&ActionItem, Option<&ActionItem>)> = w

@@ -6,7 +6,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use super::{Cursor, ROWS_PER_STATEMENT, to_nanos};
 use crate::domain::{
     Audience, ComponentId, Incident, IncidentId, IncidentKind, IncidentStatus, Severity,
-    StatusUpdate, Time,
+    StatusUpdate, StatusUpdateId, Time,
 };
 use crate::error::{Error, Result};
 
@@ -468,6 +468,18 @@ pub async fn list_status_updates(
     .fetch_all(&mut *conn)
     .await?;
     docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+}
+
+/// One status update.
+pub async fn load_status_update(
+    conn: &mut SqliteConnection,
+    id: StatusUpdateId,
+) -> Result<Option<StatusUpdate>> {
+    let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM status_updates WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
 }
 
 /// The cursor positioned after status update `u`.

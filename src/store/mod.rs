@@ -8,6 +8,7 @@ pub mod components;
 pub mod events;
 pub mod files;
 pub mod incidents;
+pub mod notes;
 pub mod request_ids;
 pub mod seeds;
 mod statement_count;

@@ -1,6 +1,7 @@
 //! The public never reads one internal byte: for generated sequences of
-//! writes (incidents, updates and notes of both visibilities, visibility
-//! changes, renames, deletes), every read path of the public role and of
+//! writes (incidents, updates and notes of both visibilities, corrections of
+//! their text and visibility, visibility changes, renames, deletes), every
+//! read path of the public role and of
 //! VIEW_PUBLIC is checked against a model of what is internal, built from
 //! the writes alone — never from the server's own filter.
 
@@ -15,12 +16,34 @@ use super::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Declare { public: bool },
-    Post { incident: Index, public: bool },
-    Note { incident: Index, public: bool },
-    SetVisibility { incident: Index, public: bool },
-    Rename { incident: Index },
-    SetDeleted { incident: Index, deleted: bool },
+    Declare {
+        public: bool,
+    },
+    Post {
+        incident: Index,
+        public: bool,
+    },
+    Note {
+        incident: Index,
+        public: bool,
+    },
+    SetVisibility {
+        incident: Index,
+        public: bool,
+    },
+    Rename {
+        incident: Index,
+    },
+    SetDeleted {
+        incident: Index,
+        deleted: bool,
+    },
+    /// Corrects an update or a note: a new text, or only a new visibility.
+    Correct {
+        post: Index,
+        text: bool,
+        public: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -33,6 +56,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<Index>().prop_map(|incident| Op::Rename { incident }),
         1 => (any::<Index>(), any::<bool>())
             .prop_map(|(incident, deleted)| Op::SetDeleted { incident, deleted }),
+        3 => (any::<Index>(), any::<bool>(), any::<bool>())
+            .prop_map(|(post, text, public)| Op::Correct { post, text, public }),
     ]
 }
 
@@ -42,10 +67,20 @@ struct Known {
     reference: String,
     public: bool,
     deleted: bool,
-    /// Every title and summary it had.
+    /// Every title it had; the last is the current one.
+    titles: Vec<String>,
+    summary: String,
+    posts: Vec<Post>,
+}
+
+/// An update or a note.
+struct Post {
+    /// The update's id, or the note's sequence.
+    id: String,
+    note: bool,
+    /// Every text it had; the last is the current one.
     texts: Vec<String>,
-    /// Its updates and notes: text and whether PUBLIC.
-    posts: Vec<(String, bool)>,
+    public: bool,
 }
 
 #[derive(Default)]
@@ -61,18 +96,24 @@ impl Model {
         format!("{what}{:05}Z", self.next)
     }
 
-    /// What the public must not read now: everything of an INTERNAL
-    /// incident, the INTERNAL updates and notes of the others.
+    /// What the public must not read now: everything of an INTERNAL or
+    /// deleted incident, the INTERNAL updates and notes of the others, and
+    /// every text a correction or a rename replaced.
     fn forbidden(&self) -> Vec<String> {
         let mut out = vec!["SECRET".to_owned()];
         for i in &self.incidents {
-            for (text, public) in &i.posts {
-                if !(i.public && *public) {
-                    out.push(text.clone());
+            for p in &i.posts {
+                let (current, earlier) = p.texts.split_last().expect("a text");
+                out.extend(earlier.iter().cloned());
+                if !(i.public && !i.deleted && p.public) {
+                    out.push(current.clone());
                 }
             }
-            if !i.public {
-                out.extend(i.texts.iter().cloned());
+            let (title, earlier) = i.titles.split_last().expect("a title");
+            out.extend(earlier.iter().cloned());
+            if !i.public || i.deleted {
+                out.push(title.clone());
+                out.push(i.summary.clone());
             }
         }
         out
@@ -107,13 +148,15 @@ async fn apply(w: &Writer, m: &mut Model, op: &Op) {
     match op {
         Op::Declare { public } => {
             let title = m.text("TITLE");
-            let i = w.declare(&title, visibility(*public)).await;
+            let summary = m.text("SUMMARY");
+            let i = w.declare_with(&title, &summary, visibility(*public)).await;
             m.incidents.push(Known {
                 id: i.id,
                 reference: i.reference,
                 public: *public,
                 deleted: false,
-                texts: vec![title.clone(), format!("summary of {title}")],
+                titles: vec![title.clone()],
+                summary,
                 posts: Vec::new(),
             });
         }
@@ -127,12 +170,47 @@ async fn apply(w: &Writer, m: &mut Model, op: &Op) {
                 "NOTE"
             });
             let id = m.incidents[n].id.clone();
-            if matches!(op, Op::Post { .. }) {
-                w.post(&id, &text, visibility(*public)).await;
+            let (id, note) = if matches!(op, Op::Post { .. }) {
+                (w.post(&id, &text, visibility(*public)).await.id, false)
             } else {
-                w.note(&id, &text, visibility(*public)).await;
+                let e = w.note(&id, &text, visibility(*public)).await;
+                (e.sequence.to_string(), true)
+            };
+            m.incidents[n].posts.push(Post {
+                id,
+                note,
+                texts: vec![text],
+                public: *public,
+            });
+        }
+        Op::Correct { post, text, public } => {
+            let live: Vec<(usize, usize)> = m
+                .incidents
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| !i.deleted)
+                .flat_map(|(n, i)| (0..i.posts.len()).map(move |p| (n, p)))
+                .collect();
+            if live.is_empty() {
+                return;
             }
-            m.incidents[n].posts.push((text, *public));
+            let (n, p) = live[post.index(live.len())];
+            let new_text = if *text { Some(m.text("FIXED")) } else { None };
+            let incident_id = m.incidents[n].id.clone();
+            let target = &mut m.incidents[n].posts[p];
+            let sent = new_text.clone().unwrap_or_default();
+            if target.note {
+                let sequence = target.id.parse().expect("a sequence");
+                w.edit_note(&incident_id, sequence, &sent, visibility(*public))
+                    .await
+                    .expect("correct a note");
+            } else {
+                w.edit_update(&target.id, &sent, visibility(*public))
+                    .await
+                    .expect("correct an update");
+            }
+            target.texts.extend(new_text);
+            target.public = *public;
         }
         Op::SetVisibility { incident, public } => {
             let Some(n) = pick(m, incident).filter(|n| !m.incidents[*n].deleted) else {
@@ -153,7 +231,7 @@ async fn apply(w: &Writer, m: &mut Model, op: &Op) {
                 ..Default::default()
             };
             w.update(renamed, &["title"]).await.expect("rename");
-            m.incidents[n].texts.push(title);
+            m.incidents[n].titles.push(title);
         }
         Op::SetDeleted { incident, deleted } => {
             let Some(n) = pick(m, incident).filter(|n| m.incidents[*n].deleted != *deleted) else {
@@ -278,13 +356,13 @@ async fn run(ops: Vec<Op>) -> Result<(), String> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 10,
+        cases: 24,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
 
     #[test]
-    fn nothing_internal_reaches_the_public_through_any_read(ops in prop::collection::vec(op(), 1..14)) {
+    fn nothing_internal_reaches_the_public_through_any_read(ops in prop::collection::vec(op(), 4..16)) {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -1,6 +1,7 @@
 //! Audiences: what the public role and VIEW_PUBLIC see (only what is
 //! public, through every read), and what they are refused.
 
+mod corrections;
 mod leaks;
 mod public;
 
@@ -18,6 +19,8 @@ use crate::support::{Options, TestServer};
 pub const PUBLIC: &str = "public-secret-4c1d";
 pub const VIEWER: &str = "viewer-secret-93ab";
 pub const WRITER: &str = "writer-secret-e07f";
+pub const RITA: &str = "responder-secret-51aa";
+pub const RON: &str = "responder-secret-7be2";
 /// The writer's name, which is the actor of its writes: never shown to the public.
 pub const WRITER_NAME: &str = "SECRETwriterZ";
 
@@ -34,6 +37,8 @@ pub async fn server_with(options: Options) -> TestServer {
         ("pam", "public", PUBLIC),
         ("vic", "viewer", VIEWER),
         (WRITER_NAME, "admin", WRITER),
+        ("rita", "responder", RITA),
+        ("ron", "responder", RON),
     ] {
         text.push_str(&format!(
             "[[token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n\n",
@@ -281,16 +286,66 @@ pub async fn head(srv: &TestServer) -> u64 {
         .unwrap_or(0)
 }
 
-/// Writes as the admin token (its name is the actor).
+/// Writes with a token (the admin's unless told otherwise; its name is the actor).
 pub struct Writer {
     channel: Channel,
+    token: &'static str,
 }
 
 impl Writer {
     pub async fn new(srv: &TestServer) -> Writer {
+        Writer::with(srv, WRITER).await
+    }
+
+    pub async fn with(srv: &TestServer, token: &'static str) -> Writer {
         Writer {
             channel: srv.channel().await,
+            token,
         }
+    }
+
+    pub fn req<T>(&self, msg: T) -> Request<T> {
+        authorized(msg, self.token)
+    }
+
+    pub fn timeline(&self) -> TimelineServiceClient<Channel> {
+        TimelineServiceClient::new(self.channel.clone())
+    }
+
+    /// Corrects a status update.
+    pub async fn edit_update(
+        &self,
+        id: &str,
+        message: &str,
+        visibility: Visibility,
+    ) -> Result<StatusUpdate, Status> {
+        let r = EditStatusUpdateRequest {
+            id: id.into(),
+            message: message.into(),
+            visibility: visibility as i32,
+            ..Default::default()
+        };
+        let got = self.incidents().edit_status_update(self.req(r)).await?;
+        Ok(got.into_inner().status_update.expect("update"))
+    }
+
+    /// Corrects a note.
+    pub async fn edit_note(
+        &self,
+        incident_id: &str,
+        sequence: u64,
+        text: &str,
+        visibility: Visibility,
+    ) -> Result<Option<TimelineEvent>, Status> {
+        let r = EditNoteRequest {
+            incident_id: incident_id.into(),
+            note_sequence: sequence,
+            text: text.into(),
+            visibility: visibility as i32,
+            ..Default::default()
+        };
+        let got = self.timeline().edit_note(self.req(r)).await?;
+        Ok(got.into_inner().event)
     }
 
     pub fn incidents(&self) -> IncidentServiceClient<Channel> {
@@ -300,10 +355,20 @@ impl Writer {
     /// Declares an incident of this visibility, with labels and a role that
     /// the public never sees.
     pub async fn declare(&self, title: &str, visibility: Visibility) -> Incident {
+        self.declare_with(title, &format!("summary of {title}"), visibility)
+            .await
+    }
+
+    pub async fn declare_with(
+        &self,
+        title: &str,
+        summary: &str,
+        visibility: Visibility,
+    ) -> Incident {
         let r = CreateIncidentRequest {
             incident: Some(Incident {
                 title: title.into(),
-                summary: format!("summary of {title}"),
+                summary: summary.into(),
                 kind: IncidentKind::Incident as i32,
                 severity: Severity::P2 as i32,
                 visibility: visibility as i32,
@@ -318,7 +383,7 @@ impl Writer {
         };
         let got = self
             .incidents()
-            .create_incident(authorized(r, WRITER))
+            .create_incident(self.req(r))
             .await
             .expect("create incident");
         got.into_inner().incident.expect("incident")
@@ -338,7 +403,7 @@ impl Writer {
         };
         let got = self
             .incidents()
-            .post_status_update(authorized(r, WRITER))
+            .post_status_update(self.req(r))
             .await
             .expect("post status update");
         got.into_inner().status_update.expect("update")
@@ -357,7 +422,7 @@ impl Writer {
             ..Default::default()
         };
         let got = TimelineServiceClient::new(self.channel.clone())
-            .add_note(authorized(r, WRITER))
+            .add_note(self.req(r))
             .await
             .expect("add note");
         got.into_inner().event.expect("event")
@@ -385,10 +450,7 @@ impl Writer {
             }),
             ..Default::default()
         };
-        let got = self
-            .incidents()
-            .update_incident(authorized(r, WRITER))
-            .await?;
+        let got = self.incidents().update_incident(self.req(r)).await?;
         Ok(got.into_inner().incident.expect("incident"))
     }
 
@@ -400,17 +462,14 @@ impl Writer {
                 id: incident_id.into(),
                 ..Default::default()
             };
-            client
-                .delete_incident(authorized(r, WRITER))
-                .await
-                .expect("delete");
+            client.delete_incident(self.req(r)).await.expect("delete");
         } else {
             let r = UndeleteIncidentRequest {
                 id: incident_id.into(),
                 ..Default::default()
             };
             client
-                .undelete_incident(authorized(r, WRITER))
+                .undelete_incident(self.req(r))
                 .await
                 .expect("undelete");
         }

@@ -173,6 +173,14 @@ pub async fn call(ch: &Channel, rpc: &str, auth: Option<&str>) -> Result<(), Sta
             )
         }
         "TimelineService/AddNote" => go!(TimelineServiceClient, add_note, AddNoteRequest),
+        "TimelineService/EditNote" => go!(TimelineServiceClient, edit_note, EditNoteRequest),
+        "IncidentService/EditStatusUpdate" => {
+            go!(
+                IncidentServiceClient,
+                edit_status_update,
+                EditStatusUpdateRequest
+            )
+        }
         "ActionItemService/CreateActionItem" => {
             go!(
                 ActionItemServiceClient,
@@ -262,12 +270,14 @@ pub const RPCS: &[(&str, Need)] = &[
     ("IncidentService/UndeleteIncident", Need::Admin),
     ("IncidentService/PostStatusUpdate", Need::Responder),
     ("IncidentService/ListStatusUpdates", Need::Public),
+    ("IncidentService/EditStatusUpdate", Need::Responder),
     ("IncidentService/GetPostmortem", Need::Public),
     ("IncidentService/UpdatePostmortem", Need::Responder),
     ("IncidentService/PublishPostmortem", Need::Responder),
     ("TimelineService/ListTimelineEvents", Need::Public),
     ("TimelineService/SubscribeTimeline", Need::Public),
     ("TimelineService/AddNote", Need::Responder),
+    ("TimelineService/EditNote", Need::Responder),
     ("ActionItemService/CreateActionItem", Need::Responder),
     ("ActionItemService/GetActionItem", Need::Viewer),
     ("ActionItemService/ListActionItems", Need::Viewer),

@@ -1,0 +1,51 @@
+//! Notes as they now are. The log keeps each as it was added; a note added
+//! before notes had rows of their own is read from its event.
+
+use sqlx::SqliteConnection;
+
+use crate::domain::{EventKind, IncidentId, Note, Visibility};
+use crate::error::Result;
+use crate::proto::timeline_event::Payload;
+
+/// The note added by event `sequence` to incident `incident_id`, if there is one.
+pub async fn load(
+    conn: &mut SqliteConnection,
+    incident_id: IncidentId,
+    sequence: u64,
+) -> Result<Option<Note>> {
+    let doc: Option<String> =
+        sqlx::query_scalar("SELECT doc FROM notes WHERE sequence = ? AND incident_id = ?")
+            .bind(sequence as i64)
+            .bind(incident_id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(doc) = doc {
+        return Ok(Some(serde_json::from_str(&doc)?));
+    }
+    let body: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT body FROM events WHERE sequence = ? AND incident_id = ? AND kind = ?",
+    )
+    .bind(sequence as i64)
+    .bind(incident_id.to_string())
+    .bind(EventKind::NoteAdded.code())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(body) = body else { return Ok(None) };
+    let e = crate::wire::decode_event(&body)?;
+    let Some(Payload::NoteAdded(added)) = e.payload else {
+        return Ok(None);
+    };
+    Ok(Some(Note {
+        sequence,
+        incident_id,
+        author: e.actor,
+        text: added.text,
+        // Notes were internal before they had a visibility.
+        visibility: Visibility::from_code(added.visibility).unwrap_or(Visibility::Internal),
+        create_time: e
+            .event_time
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
+            .unwrap_or_default(),
+        edit_time: None,
+    }))
+}
