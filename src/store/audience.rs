@@ -70,3 +70,151 @@ pub async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> 
     }
     Ok(facts)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use sqlx::Connection;
+
+    use crate::domain::incident::NewIncident;
+    use crate::domain::{
+        Audience, Incident, IncidentId, IncidentKind, IncidentStatus, Postmortem, StatusUpdate,
+        StatusUpdateId, Visibility,
+    };
+    use crate::store::{Store, StoreOptions, action_items, incidents, to_nanos};
+
+    /// `value` as the version before audiences wrote it: no `visibility`
+    /// (and, for a postmortem, no `published`).
+    fn old_doc(value: &impl serde::Serialize) -> String {
+        let mut v = serde_json::to_value(value).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("visibility");
+        o.remove("published");
+        v.to_string()
+    }
+
+    /// A database from before audiences opens with the incidents loaded from
+    /// seeds PUBLIC and every other INTERNAL, the status updates as they were
+    /// posted, and a published postmortem published as it is.
+    #[tokio::test]
+    async fn a_database_from_before_audiences_opens_with_only_the_seeds_public() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("old.db").display().to_string();
+        let mut conn =
+            sqlx::SqliteConnection::connect_with(&super::super::connect_options(&db).unwrap())
+                .await
+                .unwrap();
+        let mut before = sqlx::migrate!("./migrations");
+        before.migrations = Cow::Owned(
+            before
+                .migrations
+                .iter()
+                .filter(|m| m.version < 6)
+                .cloned()
+                .collect(),
+        );
+        before.run(&mut conn).await.unwrap();
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut made: Vec<Incident> = Vec::new();
+        for (n, title) in [(1, "From a seed"), (2, "Entered by hand")] {
+            let new = NewIncident {
+                title: title.into(),
+                kind: Some(IncidentKind::Incident),
+                ..NewIncident::default()
+            };
+            let id = IncidentId(uuid::Uuid::from_u128(n as u128));
+            let i = Incident::declare(new, id, n, at, at).unwrap();
+            sqlx::query(
+                "INSERT INTO incidents (id, number, title, title_key, kind, status, is_open, create_time, doc)
+                 VALUES (?, ?, ?, ?, 1, 1, 1, ?, ?)",
+            )
+            .bind(i.id.to_string())
+            .bind(n)
+            .bind(title)
+            .bind(title.to_lowercase())
+            .bind(to_nanos(at))
+            .bind(old_doc(&i))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            made.push(i);
+        }
+        sqlx::query(
+            "INSERT INTO seeds (key, incident_id, source, load_time) VALUES ('s', ?, 'f', 0)",
+        )
+        .bind(made[0].id.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        // An INTERNAL update on the public incident: the public must not get it.
+        let update = StatusUpdate {
+            id: StatusUpdateId(uuid::Uuid::from_u128(7)),
+            incident_id: made[0].id,
+            status: IncidentStatus::Investigating,
+            message: "internal".into(),
+            component_impacts: Vec::new(),
+            next_update_time: None,
+            visibility: Visibility::Internal,
+            author: "ana".into(),
+            post_time: at,
+            create_time: at,
+            revisions: Vec::new(),
+            edit_time: None,
+            version: 1,
+        };
+        sqlx::query(
+            "INSERT INTO status_updates (id, incident_id, create_time, doc) VALUES (?, ?, ?, ?)",
+        )
+        .bind(update.id.to_string())
+        .bind(made[0].id.to_string())
+        .bind(to_nanos(at))
+        .bind(serde_json::to_string(&update).unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let mut pm = Postmortem::empty(made[0].id);
+        pm.body = "What happened".into();
+        pm.publish(true, at, at).unwrap();
+        sqlx::query("INSERT INTO postmortems (incident_id, doc) VALUES (?, ?)")
+            .bind(made[0].id.to_string())
+            .bind(old_doc(&pm))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+
+        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+        let mut r = store.reader().await.unwrap();
+        let seeded = incidents::load(&mut r, made[0].id).await.unwrap().unwrap();
+        let by_hand = incidents::load(&mut r, made[1].id).await.unwrap().unwrap();
+        assert_eq!(seeded.visibility, Visibility::Public);
+        assert_eq!(by_hand.visibility, Visibility::Internal);
+        assert!(
+            incidents::exists(&mut r, made[0].id, Audience::Public)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !incidents::exists(&mut r, made[1].id, Audience::Public)
+                .await
+                .unwrap()
+        );
+        for (audience, n) in [(Audience::Full, 1), (Audience::Public, 0)] {
+            let updates = incidents::list_status_updates(&mut r, made[0].id, None, 10, audience)
+                .await
+                .unwrap();
+            assert_eq!(updates.len(), n, "{audience:?}");
+        }
+        let pm = action_items::load_postmortem(&mut r, made[0].id)
+            .await
+            .unwrap();
+        let published = pm.published.expect("published as it was");
+        assert_eq!(
+            (published.body.as_str(), published.publish_time),
+            ("What happened", at)
+        );
+        drop(r);
+        store.close().await;
+    }
+}
