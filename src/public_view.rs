@@ -10,7 +10,7 @@
 //! corrected, and an incident's title and summary read as they are now (so
 //! what an incident was called while it was internal never shows).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
 
@@ -50,10 +50,16 @@ pub struct Facts {
     pub notes: HashMap<u64, Shown>,
 }
 
-/// The things a run of events names, whose facts it needs.
+/// The things a run of events names, whose facts it needs: incidents, and
+/// the updates and notes of each.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Named {
-    pub incidents: BTreeSet<String>,
+    pub incidents: BTreeMap<String, Posts>,
+}
+
+/// The updates and notes of one incident that events name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Posts {
     pub updates: BTreeSet<String>,
     pub notes: BTreeSet<u64>,
 }
@@ -64,29 +70,29 @@ impl Named {
         if e.incident_id.is_empty() {
             return;
         }
-        self.incidents.insert(e.incident_id.clone());
+        let posts = self.incidents.entry(e.incident_id.clone()).or_default();
         match &e.payload {
             Some(Payload::StatusUpdatePosted(p)) => {
                 if let Some(u) = &p.status_update {
-                    self.updates.insert(u.id.clone());
+                    posts.updates.insert(u.id.clone());
                 }
             }
             Some(Payload::StatusChanged(p)) if !p.status_update_id.is_empty() => {
-                self.updates.insert(p.status_update_id.clone());
+                posts.updates.insert(p.status_update_id.clone());
             }
             Some(Payload::ComponentImpactChanged(p)) if !p.status_update_id.is_empty() => {
-                self.updates.insert(p.status_update_id.clone());
+                posts.updates.insert(p.status_update_id.clone());
             }
             Some(Payload::NoteAdded(_)) => {
-                self.notes.insert(e.sequence);
+                posts.notes.insert(e.sequence);
             }
             Some(Payload::StatusUpdateEdited(p)) => {
                 if let Some(u) = &p.status_update {
-                    self.updates.insert(u.id.clone());
+                    posts.updates.insert(u.id.clone());
                 }
             }
             Some(Payload::NoteEdited(p)) => {
-                self.notes.insert(p.note_sequence);
+                posts.notes.insert(p.note_sequence);
             }
             _ => {}
         }

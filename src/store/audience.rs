@@ -8,33 +8,41 @@ use crate::domain::{Note, StatusUpdate, Visibility};
 use crate::error::Result;
 use crate::public_view::{Facts, Named, Seen, Shown};
 
-/// The facts of what `named` names, in at most three statements (none for
-/// what it does not name).
+/// The facts of what `named` names, in at most three statements: which
+/// incidents are public, then the updates and notes of those only (events
+/// of the others are hidden whatever their updates and notes say).
 pub async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> {
     let mut facts = Facts::default();
-    if !named.incidents.is_empty() {
-        let rows: Vec<(String, bool, String, String)> = sqlx::query_as(
-            "SELECT id, delete_time IS NOT NULL, title, json_extract(doc, '$.summary')
-             FROM incidents WHERE id IN (SELECT value FROM json_each(?1)) AND visibility = ?2",
-        )
-        .bind(serde_json::to_string(&named.incidents)?)
-        .bind(Visibility::Public.code())
-        .fetch_all(&mut *conn)
-        .await?;
-        for (id, deleted, title, summary) in rows {
-            let seen = if deleted {
-                Seen::Deleted
-            } else {
-                Seen::Public { title, summary }
-            };
-            facts.incidents.insert(id, seen);
-        }
+    if named.incidents.is_empty() {
+        return Ok(facts);
     }
-    if !named.updates.is_empty() {
+    let ids: Vec<&String> = named.incidents.keys().collect();
+    let rows: Vec<(String, bool, String, String)> = sqlx::query_as(
+        "SELECT id, delete_time IS NOT NULL, title, json_extract(doc, '$.summary')
+         FROM incidents WHERE id IN (SELECT value FROM json_each(?1)) AND visibility = ?2",
+    )
+    .bind(serde_json::to_string(&ids)?)
+    .bind(Visibility::Public.code())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut updates: Vec<&String> = Vec::new();
+    let mut notes: Vec<u64> = Vec::new();
+    for (id, deleted, title, summary) in rows {
+        if deleted {
+            facts.incidents.insert(id, Seen::Deleted);
+            continue;
+        }
+        if let Some(posts) = named.incidents.get(&id) {
+            updates.extend(posts.updates.iter());
+            notes.extend(posts.notes.iter());
+        }
+        facts.incidents.insert(id, Seen::Public { title, summary });
+    }
+    if !updates.is_empty() {
         let docs: Vec<String> = sqlx::query_scalar(
             "SELECT doc FROM status_updates WHERE id IN (SELECT value FROM json_each(?1))",
         )
-        .bind(serde_json::to_string(&named.updates)?)
+        .bind(serde_json::to_string(&updates)?)
         .fetch_all(&mut *conn)
         .await?;
         for doc in docs {
@@ -49,11 +57,11 @@ pub async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> 
             );
         }
     }
-    if !named.notes.is_empty() {
+    if !notes.is_empty() {
         let docs: Vec<String> = sqlx::query_scalar(
             "SELECT doc FROM notes WHERE sequence IN (SELECT value FROM json_each(?1))",
         )
-        .bind(serde_json::to_string(&named.notes)?)
+        .bind(serde_json::to_string(&notes)?)
         .fetch_all(&mut *conn)
         .await?;
         for doc in docs {
