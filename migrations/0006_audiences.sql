@@ -18,11 +18,10 @@ CREATE INDEX incidents_public_by_create ON incidents (create_time DESC, id DESC)
 ALTER TABLE status_updates ADD COLUMN visibility INTEGER NOT NULL DEFAULT 1;
 UPDATE status_updates SET visibility = 2
 WHERE json_extract(doc, '$.visibility') = 'VISIBILITY_INTERNAL';
-CREATE INDEX status_updates_public_by_incident
-    ON status_updates (incident_id, create_time DESC, id DESC) WHERE visibility = 1;
 
--- Notes as they now are (the log keeps them as they were added). A note
--- added before this table has no row: it is INTERNAL, its text the event's.
+-- Notes corrected since they were added, as they now are. A note without a
+-- row is as its NOTE_ADDED event says (a note added before notes had a
+-- visibility is INTERNAL).
 CREATE TABLE notes (
     sequence    INTEGER PRIMARY KEY,
     incident_id TEXT NOT NULL REFERENCES incidents (id),

@@ -46,7 +46,9 @@ pub struct Facts {
     pub incidents: HashMap<String, Seen>,
     /// Status updates, by id.
     pub updates: HashMap<String, Shown>,
-    /// Notes, by the sequence of their NOTE_ADDED event.
+    /// Notes corrected since they were added, as they now are, by the
+    /// sequence of their NOTE_ADDED event. A note not here is as that event
+    /// says.
     pub notes: HashMap<u64, Shown>,
 }
 
@@ -325,13 +327,20 @@ pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> 
                 old_message: String::new(),
             })
         }
-        Payload::NoteAdded(_) => {
-            let shown = facts
-                .notes
-                .get(&e.sequence)
-                .filter(|s| is_public(Some(s)))?;
+        Payload::NoteAdded(added) => {
+            // As corrected since, or as added.
+            let (visibility, text) = match facts.notes.get(&e.sequence) {
+                Some(now) => (now.visibility, &now.text),
+                None => (
+                    Visibility::from_code(added.visibility).unwrap_or(Visibility::Internal),
+                    &added.text,
+                ),
+            };
+            if visibility != Visibility::Public {
+                return None;
+            }
             Payload::NoteAdded(pb::NoteAdded {
-                text: shown.text.clone(),
+                text: text.clone(),
                 visibility: Visibility::Public.code(),
             })
         }

@@ -15,7 +15,7 @@ use crate::domain::correction::{Correction, Editor};
 use crate::domain::event::VisibilityTarget;
 use crate::domain::filter::EventFilter;
 use crate::domain::{
-    Audience, Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Note, Time, Visibility,
+    Audience, Event, EventPayload, IncidentId, IncidentSnapshot, NewEvent, Time, Visibility,
 };
 use crate::error::{Error, Result};
 use crate::hub::LiveEvent;
@@ -57,15 +57,7 @@ impl Command for AddNote {
                     visibility: self.visibility,
                 },
             });
-            tx.put_note(Note {
-                sequence: event.sequence,
-                incident_id: incident.id,
-                author: self.actor.clone(),
-                text: self.text.clone(),
-                visibility: self.visibility,
-                create_time: tx.now(),
-                edit_time: None,
-            });
+            // The note is its event until it is corrected (see store::notes).
             Ok(Event::clone(&event))
         })
     }

@@ -1,5 +1,6 @@
-//! Notes as they now are. The log keeps each as it was added; a note added
-//! before notes had rows of their own is read from its event.
+//! Notes as they now are. The log keeps each as it was added; a note gets a
+//! row of its own when it is first corrected, until then it is read from
+//! its NOTE_ADDED event.
 
 use sqlx::SqliteConnection;
 
@@ -40,7 +41,7 @@ pub async fn load(
         incident_id,
         author: e.actor,
         text: added.text,
-        // Notes were internal before they had a visibility.
+        // Notes added before notes had a visibility are internal.
         visibility: Visibility::from_code(added.visibility).unwrap_or(Visibility::Internal),
         create_time: e
             .event_time
