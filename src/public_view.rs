@@ -137,9 +137,9 @@ pub fn status_update(u: &pb::StatusUpdate, now: &Shown) -> pb::StatusUpdate {
         status: u.status,
         message: now.text.clone(),
         edit_time: now.edit_time,
+        visibility: Visibility::Public.code(),
         component_impacts: u.component_impacts.clone(),
         next_update_time: u.next_update_time,
-        visibility: u.visibility,
         post_time: u.post_time,
         create_time: u.create_time,
         ..Default::default()
@@ -268,10 +268,12 @@ pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> 
         }
     };
     out.incident = e.incident.as_ref().map(|s| snapshot(s, title));
-    // The incident as it was created or restored, named as it is now.
+    // The incident as it was created or restored, named as it is now; its
+    // impact windows (free text) then are not shown, GetIncident has them now.
     let now_named = |i: &pb::Incident| pb::Incident {
         title: title.clone(),
         summary: summary.clone(),
+        impact_windows: Vec::new(),
         ..incident(i)
     };
     out.payload = Some(match payload {
@@ -358,7 +360,9 @@ pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> 
         }
         Payload::PostmortemPublished(p) => Payload::PostmortemPublished(pb::PostmortemPublished {
             publish_time: p.publish_time,
-            section_titles: p.section_titles.clone(),
+            // What was published then may have been replaced since:
+            // GetPostmortem has the text as published now.
+            section_titles: Vec::new(),
             author: String::new(),
         }),
         Payload::VisibilityChanged(p) => Payload::VisibilityChanged(p.clone()),
@@ -383,14 +387,7 @@ pub fn postmortem(id: IncidentId, published: &Published) -> pb::Postmortem {
     pb::Postmortem {
         incident_id: id.to_string(),
         body: published.body.clone(),
-        sections: published
-            .sections
-            .iter()
-            .map(|s| pb::PostmortemSection {
-                title: s.title.clone(),
-                body: s.body.clone(),
-            })
-            .collect(),
+        sections: crate::api::convert::sections(&published.sections),
         publish_time: at,
         update_time: at,
         ..Default::default()

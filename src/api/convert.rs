@@ -4,6 +4,7 @@ use crate::component_names::NameOf;
 use crate::domain::correction::Revision;
 use crate::domain::event::VisibilityTarget;
 use crate::domain::incident::{ImpactChange, ImpactWindow, RoleAssignment};
+use crate::domain::postmortem::Section;
 use crate::domain::{
     ActionItem, Component, ComponentImpact, Event, EventPayload, FieldChange, Incident,
     IncidentSnapshot, Postmortem, StatusUpdate, Time,
@@ -149,19 +150,22 @@ pub fn action_item(a: &ActionItem) -> pb::ActionItem {
     }
 }
 
+/// Postmortem sections.
+pub fn sections(list: &[Section]) -> Vec<pb::PostmortemSection> {
+    list.iter()
+        .map(|s| pb::PostmortemSection {
+            title: s.title.clone(),
+            body: s.body.clone(),
+        })
+        .collect()
+}
+
 /// A postmortem.
 pub fn postmortem(p: &Postmortem) -> pb::Postmortem {
     pb::Postmortem {
         incident_id: p.incident_id.to_string(),
         body: p.body.clone(),
-        sections: p
-            .sections
-            .iter()
-            .map(|s| pb::PostmortemSection {
-                title: s.title.clone(),
-                body: s.body.clone(),
-            })
-            .collect(),
+        sections: sections(&p.sections),
         author: p.author.clone(),
         publish_time: opt_ts(p.publish_time),
         update_time: opt_ts(p.update_time),

@@ -47,18 +47,19 @@ impl Corrected {
     }
 }
 
-fn may_correct(author: &str, editor: &Editor) -> Result<(), RuleError> {
-    if editor.admin || editor.name == author {
-        Ok(())
-    } else {
-        Err(RuleError::NotAuthor {
+/// Applies `c`, by `editor`, to a text `author` wrote and its visibility.
+fn apply(
+    author: &str,
+    editor: &Editor,
+    text: &mut String,
+    visibility: &mut Visibility,
+    c: Correction,
+) -> Result<Corrected, RuleError> {
+    if !editor.admin && editor.name != author {
+        return Err(RuleError::NotAuthor {
             author: author.to_owned(),
-        })
+        });
     }
-}
-
-/// Applies `c` to a text and its visibility.
-fn apply(text: &mut String, visibility: &mut Visibility, c: Correction) -> Corrected {
     let old_text = text.clone();
     let old_visibility = *visibility;
     let text_changed = c.text.is_some_and(|t| {
@@ -71,12 +72,12 @@ fn apply(text: &mut String, visibility: &mut Visibility, c: Correction) -> Corre
         *visibility = v;
         changed
     });
-    Corrected {
+    Ok(Corrected {
         old_text,
         old_visibility,
         text_changed,
         visibility_changed,
-    }
+    })
 }
 
 impl StatusUpdate {
@@ -92,8 +93,13 @@ impl StatusUpdate {
         editor: &Editor,
         now: Time,
     ) -> Result<Corrected, RuleError> {
-        may_correct(&self.author, editor)?;
-        let done = apply(&mut self.message, &mut self.visibility, c);
+        let done = apply(
+            &self.author,
+            editor,
+            &mut self.message,
+            &mut self.visibility,
+            c,
+        )?;
         if done.changed() {
             self.revisions.push(Revision {
                 message: done.old_text.clone(),
@@ -116,8 +122,13 @@ impl Note {
         editor: &Editor,
         now: Time,
     ) -> Result<Corrected, RuleError> {
-        may_correct(&self.author, editor)?;
-        let done = apply(&mut self.text, &mut self.visibility, c);
+        let done = apply(
+            &self.author,
+            editor,
+            &mut self.text,
+            &mut self.visibility,
+            c,
+        )?;
         if done.changed() {
             self.edit_time = Some(now);
         }

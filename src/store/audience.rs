@@ -81,8 +81,6 @@ pub async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> 
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
-
     use sqlx::Connection;
 
     use crate::domain::incident::NewIncident;
@@ -90,6 +88,7 @@ mod tests {
         Audience, Incident, IncidentId, IncidentKind, IncidentStatus, Postmortem, StatusUpdate,
         StatusUpdateId, Visibility,
     };
+    use crate::store::testing::migrated_before;
     use crate::store::{Store, StoreOptions, action_items, incidents, to_nanos};
 
     /// `value` as the version before audiences wrote it: no `visibility`
@@ -109,20 +108,7 @@ mod tests {
     async fn a_database_from_before_audiences_opens_with_only_the_seeds_public() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("old.db").display().to_string();
-        let mut conn =
-            sqlx::SqliteConnection::connect_with(&super::super::connect_options(&db).unwrap())
-                .await
-                .unwrap();
-        let mut before = sqlx::migrate!("./migrations");
-        before.migrations = Cow::Owned(
-            before
-                .migrations
-                .iter()
-                .filter(|m| m.version < 6)
-                .cloned()
-                .collect(),
-        );
-        before.run(&mut conn).await.unwrap();
+        let mut conn = migrated_before(&db, 6).await;
         let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let mut made: Vec<Incident> = Vec::new();
         for (n, title) in [(1, "From a seed"), (2, "Entered by hand")] {

@@ -267,7 +267,6 @@ pub async fn encode_legacy(conn: &mut SqliteConnection) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
 
     use sqlx::Connection;
 
@@ -326,19 +325,7 @@ mod tests {
     async fn an_older_log_is_encoded_when_the_database_opens() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("old.db").display().to_string();
-        let mut conn = SqliteConnection::connect_with(&super::super::connect_options(&db).unwrap())
-            .await
-            .unwrap();
-        let mut before = sqlx::migrate!("./migrations");
-        before.migrations = Cow::Owned(
-            before
-                .migrations
-                .iter()
-                .filter(|m| m.version < 5)
-                .cloned()
-                .collect(),
-        );
-        before.run(&mut conn).await.unwrap();
+        let mut conn = crate::store::testing::migrated_before(&db, 5).await;
         let events = old_events();
         // As the writer of that version wrote them.
         for e in &events {

@@ -23,6 +23,26 @@ pub async fn open() -> (tempfile::TempDir, Store) {
     open_with(StoreOptions::default()).await
 }
 
+/// A connection to a new database file `db` migrated only up to (not
+/// including) migration `version`: a database as an older release left it.
+pub async fn migrated_before(db: &str, version: i64) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect_with(&super::connect_options(db).unwrap())
+        .await
+        .unwrap();
+    let mut before = sqlx::migrate!("./migrations");
+    before.migrations = std::borrow::Cow::Owned(
+        before
+            .migrations
+            .iter()
+            .filter(|m| m.version < version)
+            .cloned()
+            .collect(),
+    );
+    before.run(&mut conn).await.unwrap();
+    conn
+}
+
 /// "Checkout down", an incident affecting `component_impacts`.
 pub fn declaration(component_impacts: Vec<ComponentImpact>) -> CreateIncident {
     let refs = component_impacts

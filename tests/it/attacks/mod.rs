@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use incident_client::tonic::metadata::MetadataValue;
 use incident_client::tonic::transport::Channel;
 use incident_client::{CreateIncidentRequest, GetIncidentRequest, IncidentServiceClient, tonic};
 use tokio::net::TcpStream;
@@ -33,26 +32,14 @@ const RITA: &str = TOKENS[2].2;
 
 /// Writes the tokens file (digests only) into `dir` and returns its path.
 fn tokens_file(dir: &Path) -> String {
-    let mut text = String::new();
-    for (name, role, secret) in TOKENS {
-        text.push_str(&format!(
-            "[[token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n\n",
-            incidentd::auth::token_digest(secret)
-        ));
-    }
-    let path = dir.join("tokens.toml");
-    std::fs::write(&path, text).expect("tokens file");
-    path.display().to_string()
+    crate::support::write_tokens_file(dir, &TOKENS)
+        .display()
+        .to_string()
 }
 
 /// A request carrying `token` as its bearer credentials.
 fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(message);
-    req.metadata_mut().insert(
-        "authorization",
-        MetadataValue::try_from(format!("Bearer {token}")).expect("header"),
-    );
-    req
+    crate::support::authorized(message, token)
 }
 
 /// The daemon of an attack test, with its tokens, and an incident to read.

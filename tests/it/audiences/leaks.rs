@@ -34,6 +34,10 @@ enum Op {
     Rename {
         incident: Index,
     },
+    /// Replaces the incident's impact window (free text) with another.
+    Rewindow {
+        incident: Index,
+    },
     SetDeleted {
         incident: Index,
         deleted: bool,
@@ -54,6 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<Index>(), any::<bool>())
             .prop_map(|(incident, public)| Op::SetVisibility { incident, public }),
         1 => any::<Index>().prop_map(|incident| Op::Rename { incident }),
+        1 => any::<Index>().prop_map(|incident| Op::Rewindow { incident }),
         1 => (any::<Index>(), any::<bool>())
             .prop_map(|(incident, deleted)| Op::SetDeleted { incident, deleted }),
         3 => (any::<Index>(), any::<bool>(), any::<bool>())
@@ -69,6 +74,8 @@ struct Known {
     deleted: bool,
     /// Every title it had; the last is the current one.
     titles: Vec<String>,
+    /// Every impact window description it had; the last is the current one.
+    windows: Vec<String>,
     summary: String,
     posts: Vec<Post>,
 }
@@ -110,9 +117,12 @@ impl Model {
                 }
             }
             let (title, earlier) = i.titles.split_last().expect("a title");
+            let (window, earlier_windows) = i.windows.split_last().expect("a window");
             out.extend(earlier.iter().cloned());
+            out.extend(earlier_windows.iter().cloned());
             if !i.public || i.deleted {
                 out.push(title.clone());
+                out.push(window.clone());
                 out.push(i.summary.clone());
             }
         }
@@ -149,13 +159,17 @@ async fn apply(w: &Writer, m: &mut Model, op: &Op) {
         Op::Declare { public } => {
             let title = m.text("TITLE");
             let summary = m.text("SUMMARY");
-            let i = w.declare_with(&title, &summary, visibility(*public)).await;
+            let window = m.text("WINDOW");
+            let i = w
+                .declare_with(&title, &summary, &window, visibility(*public))
+                .await;
             m.incidents.push(Known {
                 id: i.id,
                 reference: i.reference,
                 public: *public,
                 deleted: false,
                 titles: vec![title.clone()],
+                windows: vec![window],
                 summary,
                 posts: Vec::new(),
             });
@@ -232,6 +246,21 @@ async fn apply(w: &Writer, m: &mut Model, op: &Op) {
             };
             w.update(renamed, &["title"]).await.expect("rename");
             m.incidents[n].titles.push(title);
+        }
+        Op::Rewindow { incident } => {
+            let Some(n) = pick(m, incident).filter(|n| !m.incidents[*n].deleted) else {
+                return;
+            };
+            let window = m.text("WINDOW");
+            let rewindowed = Incident {
+                id: m.incidents[n].id.clone(),
+                impact_windows: windows(&window),
+                ..Default::default()
+            };
+            w.update(rewindowed, &["impact_windows"])
+                .await
+                .expect("new impact window");
+            m.incidents[n].windows.push(window);
         }
         Op::SetDeleted { incident, deleted } => {
             let Some(n) = pick(m, incident).filter(|n| m.incidents[*n].deleted != *deleted) else {

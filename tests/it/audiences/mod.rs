@@ -5,16 +5,12 @@ mod corrections;
 mod leaks;
 mod public;
 
-use std::sync::Arc;
-
 use futures::StreamExt;
-use incident_client::tonic::metadata::MetadataValue;
 use incident_client::tonic::transport::Channel;
 use incident_client::tonic::{Request, Status};
 use incident_client::*;
-use incidentd::auth::{Tokens, token_digest};
 
-use crate::support::{Options, TestServer};
+use crate::support::{Options, TestServer, authorized, load_tokens};
 
 pub const PUBLIC: &str = "public-secret-4c1d";
 pub const VIEWER: &str = "viewer-secret-93ab";
@@ -30,24 +26,15 @@ pub async fn server() -> TestServer {
 }
 
 pub async fn server_with(options: Options) -> TestServer {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("tokens.toml");
-    let mut text = String::new();
-    for (name, role, token) in [
+    let tokens = load_tokens(&[
         ("pam", "public", PUBLIC),
         ("vic", "viewer", VIEWER),
         (WRITER_NAME, "admin", WRITER),
         ("rita", "responder", RITA),
         ("ron", "responder", RON),
-    ] {
-        text.push_str(&format!(
-            "[[token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n\n",
-            token_digest(token)
-        ));
-    }
-    std::fs::write(&path, text).expect("tokens file");
+    ]);
     TestServer::start_with(Options {
-        tokens: Some(Arc::new(Tokens::load(&path).expect("tokens"))),
+        tokens: Some(tokens),
         ..options
     })
     .await
@@ -241,14 +228,20 @@ impl Reader {
     }
 }
 
-/// `msg` sent with `token`.
-pub fn authorized<T>(msg: T, token: &str) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut().insert(
-        "authorization",
-        MetadataValue::try_from(format!("Bearer {token}")).expect("header"),
-    );
-    r
+/// One impact window described `description` (none if it is empty).
+pub fn windows(description: &str) -> Vec<ImpactWindow> {
+    if description.is_empty() {
+        return Vec::new();
+    }
+    vec![ImpactWindow {
+        start_time: Some(prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 0,
+        }),
+        impact: ImpactLevel::DegradedPerformance as i32,
+        description: description.into(),
+        ..Default::default()
+    }]
 }
 
 /// The events of a stream until a heartbeat reaches `head`: everything up
@@ -355,7 +348,7 @@ impl Writer {
     /// Declares an incident of this visibility, with labels and a role that
     /// the public never sees.
     pub async fn declare(&self, title: &str, visibility: Visibility) -> Incident {
-        self.declare_with(title, &format!("summary of {title}"), visibility)
+        self.declare_with(title, &format!("summary of {title}"), "", visibility)
             .await
     }
 
@@ -363,12 +356,14 @@ impl Writer {
         &self,
         title: &str,
         summary: &str,
+        window: &str,
         visibility: Visibility,
     ) -> Incident {
         let r = CreateIncidentRequest {
             incident: Some(Incident {
                 title: title.into(),
                 summary: summary.into(),
+                impact_windows: windows(window),
                 kind: IncidentKind::Incident as i32,
                 severity: Severity::P2 as i32,
                 visibility: visibility as i32,

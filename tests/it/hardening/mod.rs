@@ -16,7 +16,7 @@ use incident_client::tonic::metadata::MetadataValue;
 use incident_client::tonic::transport::Channel;
 use incident_client::tonic::{Request, Status};
 use incident_client::*;
-use incidentd::auth::{Tokens, token_digest};
+use incidentd::auth::Tokens;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -31,24 +31,13 @@ pub const ADMIN: &str = "admin-secret-0b8e";
 /// The tokens above, loaded the way `--tokens-file` loads them (from a file
 /// of digests only).
 pub fn tokens() -> Arc<Tokens> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("tokens.toml");
-    let mut text = String::new();
-    for (name, role, token) in [
+    crate::support::load_tokens(&[
         ("pam", "public", PUBLIC),
         ("vic", "viewer", VIEWER),
         ("rita", "responder", RESPONDER),
         ("ron", "responder", RESPONDER2),
         ("ada", "admin", ADMIN),
-    ] {
-        text.push_str(&format!(
-            "[[token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n\n",
-            token_digest(token)
-        ));
-    }
-    assert!(!text.contains(VIEWER), "plain tokens are never stored");
-    std::fs::write(&path, text).unwrap();
-    Arc::new(Tokens::load(&path).expect("tokens file loads"))
+    ])
 }
 
 /// Options of a server that requires the tokens of [`tokens`].

@@ -8,6 +8,7 @@ mod daemon;
 mod db;
 mod rejection;
 mod server;
+mod tokens;
 mod values;
 mod wait;
 
@@ -16,5 +17,6 @@ pub use daemon::*;
 pub use db::*;
 pub use rejection::*;
 pub use server::*;
+pub use tokens::*;
 pub use values::*;
 pub use wait::*;
