@@ -178,7 +178,7 @@ const PUBLIC_PATHS: &[&str] = &[
     "visibility",
 ];
 
-/// A snapshot with the incident's current title.
+/// A snapshot with the incident's current title (and visibility).
 fn snapshot(s: &pb::IncidentSnapshot, title: &str) -> pb::IncidentSnapshot {
     pb::IncidentSnapshot {
         id: s.id.clone(),
@@ -188,7 +188,8 @@ fn snapshot(s: &pb::IncidentSnapshot, title: &str) -> pb::IncidentSnapshot {
         status: s.status,
         kind: s.kind,
         component_ids: s.component_ids.clone(),
-        visibility: s.visibility,
+        // What the public reads is public now, whatever it was then.
+        visibility: Visibility::Public.code(),
     }
 }
 
@@ -274,6 +275,7 @@ pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> 
         title: title.clone(),
         summary: summary.clone(),
         impact_windows: Vec::new(),
+        visibility: Visibility::Public.code(),
         ..incident(i)
     };
     out.payload = Some(match payload {
@@ -391,5 +393,182 @@ pub fn postmortem(id: IncidentId, published: &Published) -> pb::Postmortem {
         publish_time: at,
         update_time: at,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "01a233e2-6fa7-70db-be61-8e68e9edabe6";
+
+    fn event(payload: Payload) -> pb::TimelineEvent {
+        pb::TimelineEvent {
+            sequence: 7,
+            kind: 1,
+            incident_id: ID.into(),
+            incident: Some(pb::IncidentSnapshot {
+                id: ID.into(),
+                reference: "INC-1".into(),
+                title: "what it was called then".into(),
+                visibility: Visibility::Internal.code(),
+                ..Default::default()
+            }),
+            actor: "alice".into(),
+            payload: Some(payload),
+            ..Default::default()
+        }
+    }
+
+    fn public_incident() -> Facts {
+        Facts {
+            incidents: [(
+                ID.to_owned(),
+                Seen::Public {
+                    title: "Checkout errors".into(),
+                    summary: "Some payments fail".into(),
+                },
+            )]
+            .into(),
+            ..Facts::default()
+        }
+    }
+
+    fn note(visibility: Visibility, text: &str) -> Payload {
+        Payload::NoteAdded(pb::NoteAdded {
+            text: text.into(),
+            visibility: visibility.code(),
+        })
+    }
+
+    #[test]
+    fn an_incident_the_public_cannot_see_shows_only_its_withdrawal_by_id() {
+        let hidden = Facts::default();
+        assert_eq!(
+            super::event(&event(note(Visibility::Public, "n")), &hidden),
+            None
+        );
+        let withdrawal = Payload::VisibilityChanged(pb::VisibilityChanged {
+            old_visibility: Visibility::Public.code(),
+            new_visibility: Visibility::Internal.code(),
+            ..Default::default()
+        });
+        let shown = super::event(&event(withdrawal), &hidden).expect("the withdrawal");
+        let snapshot = shown.incident.expect("snapshot");
+        assert_eq!((snapshot.id.as_str(), snapshot.title.as_str()), (ID, ""));
+        assert_eq!(snapshot.reference, "INC-1");
+        assert_eq!(shown.actor, "");
+    }
+
+    #[test]
+    fn an_incident_reads_as_it_is_now_through_the_allowlist() {
+        let created = Payload::IncidentCreated(pb::IncidentCreated {
+            incident: Some(pb::Incident {
+                id: ID.into(),
+                title: "what it was called then".into(),
+                summary: "what it said then".into(),
+                labels: [("team".to_owned(), "payments".to_owned())].into(),
+                roles: vec![pb::RoleAssignment::default()],
+                impact_windows: vec![pb::ImpactWindow::default()],
+                etag: "e".into(),
+                action_item_count: 3,
+                ..Default::default()
+            }),
+        });
+        let shown = super::event(&event(created), &public_incident()).expect("shown");
+        assert_eq!(shown.actor, "");
+        let snapshot = shown.incident.expect("snapshot");
+        assert_eq!(snapshot.title, "Checkout errors");
+        assert_eq!(snapshot.visibility, Visibility::Public.code());
+        let Some(Payload::IncidentCreated(p)) = shown.payload else {
+            panic!("not a creation")
+        };
+        let i = p.incident.expect("incident");
+        assert_eq!(
+            (i.title.as_str(), i.summary.as_str()),
+            ("Checkout errors", "Some payments fail")
+        );
+        assert!(i.labels.is_empty() && i.roles.is_empty() && i.impact_windows.is_empty());
+        assert_eq!((i.etag.as_str(), i.action_item_count), ("", 0));
+    }
+
+    #[test]
+    fn updates_and_notes_show_only_when_public_now_with_their_text_now() {
+        let mut facts = public_incident();
+        facts.updates.insert(
+            "u".into(),
+            Shown {
+                visibility: Visibility::Public,
+                text: "corrected".into(),
+                edit_time: None,
+            },
+        );
+        facts.updates.insert(
+            "hidden".into(),
+            Shown {
+                visibility: Visibility::Internal,
+                text: "secret".into(),
+                edit_time: None,
+            },
+        );
+        let posted = |id: &str| {
+            Payload::StatusUpdatePosted(pb::StatusUpdatePosted {
+                status_update: Some(pb::StatusUpdate {
+                    id: id.into(),
+                    message: "as posted".into(),
+                    author: "alice".into(),
+                    ..Default::default()
+                }),
+            })
+        };
+        let shown = super::event(&event(posted("u")), &facts).expect("public update");
+        let Some(Payload::StatusUpdatePosted(p)) = shown.payload else {
+            panic!("not a post")
+        };
+        let u = p.status_update.expect("update");
+        assert_eq!((u.message.as_str(), u.author.as_str()), ("corrected", ""));
+        assert_eq!(super::event(&event(posted("hidden")), &facts), None);
+        let moved = Payload::StatusChanged(pb::StatusChanged {
+            status_update_id: "hidden".into(),
+            ..Default::default()
+        });
+        let Some(Payload::StatusChanged(c)) =
+            super::event(&event(moved), &facts).and_then(|e| e.payload)
+        else {
+            panic!("the status change is public")
+        };
+        assert_eq!(c.status_update_id, "", "an internal update is not named");
+
+        // A note not corrected since is as added; a corrected one as it is now.
+        assert!(super::event(&event(note(Visibility::Public, "n")), &facts).is_some());
+        assert_eq!(
+            super::event(&event(note(Visibility::Internal, "n")), &facts),
+            None
+        );
+        facts.notes.insert(
+            7,
+            Shown {
+                visibility: Visibility::Internal,
+                text: "withdrawn".into(),
+                edit_time: None,
+            },
+        );
+        assert_eq!(
+            super::event(&event(note(Visibility::Public, "n")), &facts),
+            None
+        );
+    }
+
+    #[test]
+    fn action_items_and_drafts_are_never_shown() {
+        let facts = public_incident();
+        for payload in [
+            Payload::ActionItemCreated(pb::ActionItemCreated::default()),
+            Payload::ActionItemUpdated(pb::ActionItemUpdated::default()),
+            Payload::ActionItemDeleted(pb::ActionItemDeleted::default()),
+            Payload::PostmortemUpdated(pb::PostmortemUpdated::default()),
+        ] {
+            assert_eq!(super::event(&event(payload), &facts), None);
+        }
     }
 }
