@@ -1,26 +1,28 @@
 //! A chat-bot-style watcher: prints one readable line per timeline event and
 //! keeps its cursor in a file, so a restarted bot continues where it stopped.
+//! Given several endpoints (one per replica), it moves to the next when the
+//! one in use fails, and continues there.
 //!
 //! ```text
 //! cargo run -p incident-client --example watch -- \
-//!     --addr http://127.0.0.1:50051 --cursor-file ./watch.cursor [--severity-at-least P1]
+//!     --endpoint http://10.0.0.1:50051 --endpoint http://10.0.0.2:50051 \
+//!     --cursor-file ./watch.cursor [--severity-at-least P1]
 //! ```
 
 use std::path::PathBuf;
 
 use incident_client::pb::subscribe_timeline_request::Start;
-use incident_client::tonic::transport::Endpoint;
 use incident_client::*;
 
 struct Args {
-    addr: String,
+    endpoints: Vec<String>,
     cursor_file: PathBuf,
     severity_at_least: Severity,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        addr: "http://127.0.0.1:50051".into(),
+        endpoints: Vec::new(),
         cursor_file: PathBuf::from("watch.cursor"),
         severity_at_least: Severity::Unspecified,
     };
@@ -28,7 +30,8 @@ fn parse_args() -> Result<Args, String> {
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
-            "--addr" => args.addr = value()?,
+            // `--addr` is the older name of one `--endpoint`.
+            "--endpoint" | "--addr" => args.endpoints.push(value()?),
             "--cursor-file" => args.cursor_file = PathBuf::from(value()?),
             "--severity-at-least" => {
                 let v = value()?;
@@ -38,12 +41,15 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: watch [--addr URL] [--cursor-file PATH] [--severity-at-least P0..P4]"
+                    "usage: watch [--endpoint URL]... [--cursor-file PATH] [--severity-at-least P0..P4]"
                         .into(),
                 );
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if args.endpoints.is_empty() {
+        args.endpoints.push("http://127.0.0.1:50051".into());
     }
     Ok(args)
 }
@@ -71,15 +77,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
-    let channel = Endpoint::from_shared(args.addr.clone())?.connect_lazy();
+    let channels = lazy_channels(&args.endpoints)?;
     let cursor = load_cursor(&args.cursor_file);
-    eprintln!("watching {} after sequence {cursor}", args.addr);
+    eprintln!(
+        "watching {} after sequence {cursor}",
+        args.endpoints.join(", ")
+    );
     let request = SubscribeTimelineRequest {
         start: Some(Start::AfterSequence(cursor)),
         severity_at_least: args.severity_at_least as i32,
         ..Default::default()
     };
-    let mut sub = Subscription::new(channel, request);
+    let mut sub = Subscription::over(channels, request);
     loop {
         let event = sub.next().await?;
         println!("{}", incident_client::render::line(&event));

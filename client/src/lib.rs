@@ -12,8 +12,10 @@ pub mod pb {
 
 pub use pb::*;
 
+mod connect;
 pub mod render;
 mod subscription;
+pub use connect::{ConnectError, connect_any, lazy_channels};
 pub use subscription::Subscription;
 
 pub use pb::action_item_service_client::ActionItemServiceClient;

@@ -1,6 +1,7 @@
-//! A timeline subscription that survives server restarts: it reconnects with
-//! backoff and resumes after the last sequence it handed out, so its user sees
-//! every matching event exactly once, in order.
+//! A timeline subscription that survives server restarts and the loss of a
+//! replica: it reconnects with backoff, to the next of its endpoints when it
+//! has several, and resumes after the last sequence it handed out, so its
+//! user sees every matching event exactly once, in order.
 
 use std::time::Duration;
 
@@ -13,9 +14,11 @@ use crate::pb::subscribe_timeline_request::Start;
 use crate::pb::subscribe_timeline_response::Kind;
 use crate::pb::{SubscribeTimelineRequest, SubscribeTimelineResponse, TimelineEvent};
 
-/// Follows the timeline across disconnects and restarts.
+/// Follows the timeline across disconnects, restarts and failovers.
 pub struct Subscription {
-    client: TimelineServiceClient<Channel>,
+    /// One client per endpoint; `current` is the one in use.
+    clients: Vec<TimelineServiceClient<Channel>>,
+    current: usize,
     request: SubscribeTimelineRequest,
     stream: Option<Streaming<SubscribeTimelineResponse>>,
     /// Every matching event up to here has been handed out (or the server said
@@ -29,12 +32,28 @@ impl Subscription {
     /// becomes a position as soon as the server reports one, so a reconnect
     /// never skips what was committed while the connection was down.
     pub fn new(channel: Channel, request: SubscribeTimelineRequest) -> Self {
+        Self::over(vec![channel], request)
+    }
+
+    /// A subscription that may use any of `channels`, one per replica (see
+    /// [`crate::lazy_channels`]). It starts on the first; whenever the one in
+    /// use fails (it is down, draining, or unreachable) it moves on to the
+    /// next, round the list, and resumes there.
+    ///
+    /// # Panics
+    /// If `channels` is empty.
+    pub fn over(channels: Vec<Channel>, request: SubscribeTimelineRequest) -> Self {
+        assert!(!channels.is_empty(), "a subscription needs an endpoint");
         let checkpoint = match request.start {
             Some(Start::AfterSequence(n)) => Some(n),
             _ => None,
         };
         Subscription {
-            client: TimelineServiceClient::new(channel),
+            clients: channels
+                .into_iter()
+                .map(TimelineServiceClient::new)
+                .collect(),
+            current: 0,
             request,
             stream: None,
             checkpoint,
@@ -72,8 +91,9 @@ impl Subscription {
                 match self.connect().await {
                     Ok(s) => self.stream = Some(s),
                     Err(status) if retryable(&status) => {
+                        self.move_on();
                         let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                        tracing::debug!(code = ?status.code(), ?delay, "subscription: reconnecting");
+                        tracing::debug!(code = ?status.code(), ?delay, endpoint = self.current, "subscription: reconnecting");
                         tokio::time::sleep(delay).await;
                         continue;
                     }
@@ -105,6 +125,7 @@ impl Subscription {
                 Ok(None) => self.stream = None,
                 Err(status) if retryable(&status) => {
                     self.stream = None;
+                    self.move_on();
                     let delay = delays.next().unwrap_or(Duration::from_secs(5));
                     tracing::debug!(code = ?status.code(), ?delay, "subscription: stream ended, resuming");
                     tokio::time::sleep(delay).await;
@@ -119,7 +140,19 @@ impl Subscription {
         if let Some(c) = self.checkpoint {
             request.start = Some(Start::AfterSequence(c));
         }
-        Ok(self.client.subscribe_timeline(request).await?.into_inner())
+        let client = &mut self.clients[self.current];
+        Ok(client.subscribe_timeline(request).await?.into_inner())
+    }
+
+    /// Goes on with the next endpoint (the same one if there is only one).
+    fn move_on(&mut self) {
+        self.current = (self.current + 1) % self.clients.len();
+    }
+
+    /// Which of its endpoints (an index into the channels it was given) the
+    /// subscription uses now.
+    pub fn endpoint(&self) -> usize {
+        self.current
     }
 }
 

@@ -176,3 +176,70 @@ async fn the_client_subscription_resumes_across_a_restart_exactly_once() {
     assert_eq!(seen, (1..=11).collect::<Vec<_>>());
     assert_eq!(sub.checkpoint(), Some(11));
 }
+
+/// A subscription given two endpoints moves to the second when the first
+/// goes away, and resumes there exactly once. (Two processes on one SQLite
+/// file in turn stand in for two replicas of one database.)
+#[tokio::test]
+async fn the_client_subscription_fails_over_to_the_next_endpoint_exactly_once() {
+    let mut srv = TestServer::start().await;
+    let inc = incident(&srv, "Failing over", Severity::P1, &[]).await;
+    let other = format!("127.0.0.1:{}", free_port());
+    let channels = lazy_channels([srv.url.clone(), format!("http://{other}")]).expect("endpoints");
+    let mut sub = Subscription::over(channels, subscribe_request(Start::AfterSequence(0)));
+    let mut t = srv.timeline().await;
+    for i in 0..3 {
+        note(&mut t, &inc.id, &format!("on the first {i}")).await;
+    }
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(
+            within("an event", sub.next())
+                .await
+                .expect("event")
+                .sequence,
+        );
+    }
+    assert_eq!(sub.endpoint(), 0);
+    // The first endpoint goes away for good; the database is served on the second.
+    srv.stop().await;
+    let second = start_server(&other, &srv.db, &srv.options)
+        .await
+        .expect("the second endpoint starts");
+    let mut t = TimelineServiceClient::new(
+        connect_any([format!("http://{}", srv.addr()), format!("http://{other}")])
+            .await
+            .expect("connect_any finds the endpoint that answers"),
+    );
+    for i in 0..3 {
+        note(&mut t, &inc.id, &format!("on the second {i}")).await;
+    }
+    for _ in 0..3 {
+        seen.push(
+            within("an event after the failover", sub.next())
+                .await
+                .expect("event after the failover")
+                .sequence,
+        );
+    }
+    assert_eq!(
+        seen,
+        (1..=7).collect::<Vec<_>>(),
+        "each event once, in order"
+    );
+    assert_eq!(sub.endpoint(), 1, "it moved to the second endpoint");
+    second.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn connect_any_says_why_each_endpoint_failed() {
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let err = connect_any([dead.as_str(), "not a url"])
+        .await
+        .expect_err("nothing answers");
+    assert_eq!(err.tried.len(), 2);
+    assert_eq!(err.tried[0].0, dead);
+    assert!(err.to_string().contains(&dead), "{err}");
+    let none: [&str; 0] = [];
+    assert!(lazy_channels(none).is_err(), "no endpoint is an error");
+}
