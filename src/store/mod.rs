@@ -86,6 +86,14 @@ pub struct Store {
 
 /// Turns `--database` (a path or a `sqlite:` URL) into connect options.
 fn connect_options(database: &str) -> Result<SqliteConnectOptions> {
+    if let Some((scheme, _)) = database.split_once("://")
+        && scheme != "sqlite"
+    {
+        // Taken as a path, it would quietly make a SQLite file named after the URL.
+        return Err(Error::Internal(format!(
+            "--database {scheme}://...: this server stores in SQLite; give a file path or a sqlite: URL"
+        )));
+    }
     let base = if database.starts_with("sqlite:") {
         SqliteConnectOptions::from_str(database)
             .map_err(|e| Error::Internal(format!("bad database URL: {e}")))?
@@ -405,6 +413,16 @@ mod tests {
     /// A reader that cannot get a connection is refused (OVERLOADED, a retry
     /// with backoff) once the queue timeout passes, instead of waiting behind
     /// whoever holds the pool.
+    #[test]
+    fn a_database_url_of_another_kind_is_refused() {
+        for url in ["postgres://postgres@127.0.0.1/test", "mysql://x"] {
+            let e = connect_options(url).unwrap_err().to_string();
+            assert!(e.contains("SQLite"), "{e}");
+        }
+        assert!(connect_options("sqlite://incidentd.db").is_ok());
+        assert!(connect_options("data/incidentd.db").is_ok());
+    }
+
     #[tokio::test]
     async fn a_read_that_cannot_get_a_connection_is_refused_as_overloaded() {
         let dir = tempfile::tempdir().unwrap();
