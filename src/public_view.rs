@@ -12,8 +12,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use bytes::Bytes;
-
 use crate::domain::postmortem::Published;
 use crate::domain::{IncidentId, Visibility};
 use crate::proto as pb;
@@ -73,31 +71,31 @@ impl Named {
             return;
         }
         let posts = self.incidents.entry(e.incident_id.clone()).or_default();
-        match &e.payload {
-            Some(Payload::StatusUpdatePosted(p)) => {
-                if let Some(u) = &p.status_update {
-                    posts.updates.insert(u.id.clone());
-                }
-            }
-            Some(Payload::StatusChanged(p)) if !p.status_update_id.is_empty() => {
-                posts.updates.insert(p.status_update_id.clone());
-            }
-            Some(Payload::ComponentImpactChanged(p)) if !p.status_update_id.is_empty() => {
-                posts.updates.insert(p.status_update_id.clone());
-            }
+        let update = match &e.payload {
+            Some(
+                Payload::StatusUpdatePosted(pb::StatusUpdatePosted { status_update })
+                | Payload::StatusUpdateEdited(pb::StatusUpdateEdited { status_update, .. }),
+            ) => status_update.as_ref().map(|u| &u.id),
+            Some(
+                Payload::StatusChanged(pb::StatusChanged {
+                    status_update_id, ..
+                })
+                | Payload::ComponentImpactChanged(pb::ComponentImpactChanged {
+                    status_update_id,
+                    ..
+                }),
+            ) => Some(status_update_id).filter(|id| !id.is_empty()),
             Some(Payload::NoteAdded(_)) => {
                 posts.notes.insert(e.sequence);
-            }
-            Some(Payload::StatusUpdateEdited(p)) => {
-                if let Some(u) = &p.status_update {
-                    posts.updates.insert(u.id.clone());
-                }
+                None
             }
             Some(Payload::NoteEdited(p)) => {
                 posts.notes.insert(p.note_sequence);
+                None
             }
-            _ => {}
-        }
+            _ => None,
+        };
+        posts.updates.extend(update.cloned());
     }
 }
 
@@ -129,14 +127,19 @@ pub fn incident(i: &pb::Incident) -> pb::Incident {
 }
 
 /// A PUBLIC status update as the public sees it: its text as it now is
-/// (`now`), and no author, no revisions, no version.
-pub fn status_update(u: &pb::StatusUpdate, now: &Shown) -> pb::StatusUpdate {
+/// (`text`, corrected at `edit_time`), and no author, no revisions, no
+/// version.
+pub fn status_update(
+    u: &pb::StatusUpdate,
+    text: &str,
+    edit_time: Option<prost_types::Timestamp>,
+) -> pb::StatusUpdate {
     pb::StatusUpdate {
         id: u.id.clone(),
         incident_id: u.incident_id.clone(),
         status: u.status,
-        message: now.text.clone(),
-        edit_time: now.edit_time,
+        message: text.to_owned(),
+        edit_time,
         visibility: Visibility::Public.code(),
         component_impacts: u.component_impacts.clone(),
         next_update_time: u.next_update_time,
@@ -193,16 +196,27 @@ fn snapshot(s: &pb::IncidentSnapshot, title: &str) -> pb::IncidentSnapshot {
     }
 }
 
-fn is_public(shown: Option<&Shown>) -> bool {
-    shown.is_some_and(|s| s.visibility == Visibility::Public)
-}
+impl Facts {
+    /// A status update, if the public may see it now.
+    fn public_update(&self, id: &str) -> Option<&Shown> {
+        self.updates
+            .get(id)
+            .filter(|s| s.visibility == Visibility::Public)
+    }
 
-/// The id of a status update the public may see, or nothing.
-fn update_id(id: &str, facts: &Facts) -> String {
-    if is_public(facts.updates.get(id)) {
-        id.to_owned()
-    } else {
-        String::new()
+    /// The id of a status update the public may see, or nothing.
+    fn update_id(&self, id: &str) -> String {
+        match self.public_update(id) {
+            Some(_) => id.to_owned(),
+            None => String::new(),
+        }
+    }
+
+    /// A status update as the public sees it now, if it may.
+    fn public_status_update(&self, u: &Option<pb::StatusUpdate>) -> Option<pb::StatusUpdate> {
+        let u = u.as_ref()?;
+        let now = self.public_update(&u.id)?;
+        Some(status_update(u, &now.text, now.edit_time))
     }
 }
 
@@ -307,30 +321,22 @@ pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> 
             Payload::IncidentUpdated(pb::IncidentUpdated { changes })
         }
         Payload::StatusChanged(p) => Payload::StatusChanged(pb::StatusChanged {
-            status_update_id: update_id(&p.status_update_id, facts),
+            status_update_id: facts.update_id(&p.status_update_id),
             ..p.clone()
         }),
         Payload::ComponentImpactChanged(p) => {
             Payload::ComponentImpactChanged(pb::ComponentImpactChanged {
                 changes: p.changes.clone(),
-                status_update_id: update_id(&p.status_update_id, facts),
+                status_update_id: facts.update_id(&p.status_update_id),
             })
         }
-        Payload::StatusUpdatePosted(p) => {
-            let u = p.status_update.as_ref()?;
-            let shown = facts.updates.get(&u.id).filter(|s| is_public(Some(s)))?;
-            Payload::StatusUpdatePosted(pb::StatusUpdatePosted {
-                status_update: Some(status_update(u, shown)),
-            })
-        }
-        Payload::StatusUpdateEdited(p) => {
-            let u = p.status_update.as_ref()?;
-            let shown = facts.updates.get(&u.id).filter(|s| is_public(Some(s)))?;
-            Payload::StatusUpdateEdited(pb::StatusUpdateEdited {
-                status_update: Some(status_update(u, shown)),
-                old_message: String::new(),
-            })
-        }
+        Payload::StatusUpdatePosted(p) => Payload::StatusUpdatePosted(pb::StatusUpdatePosted {
+            status_update: Some(facts.public_status_update(&p.status_update)?),
+        }),
+        Payload::StatusUpdateEdited(p) => Payload::StatusUpdateEdited(pb::StatusUpdateEdited {
+            status_update: Some(facts.public_status_update(&p.status_update)?),
+            old_message: String::new(),
+        }),
         Payload::NoteAdded(added) => {
             // As corrected since, or as added.
             let (visibility, text) = match facts.notes.get(&e.sequence) {
@@ -352,7 +358,7 @@ pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> 
             let shown = facts
                 .notes
                 .get(&p.note_sequence)
-                .filter(|s| is_public(Some(s)))?;
+                .filter(|s| s.visibility == Visibility::Public)?;
             Payload::NoteEdited(pb::NoteEdited {
                 note_sequence: p.note_sequence,
                 text: shown.text.clone(),
@@ -372,14 +378,6 @@ pub fn event(e: &pb::TimelineEvent, facts: &Facts) -> Option<pb::TimelineEvent> 
         _ => return None,
     });
     Some(out)
-}
-
-/// The public form of stored events (`None`: hidden), their facts given.
-pub fn project_stored(events: &[pb::TimelineEvent], facts: &Facts) -> Vec<Option<Bytes>> {
-    events
-        .iter()
-        .map(|e| event(e, facts).map(|p| crate::wire::encode_reply(&p)))
-        .collect()
 }
 
 /// The published postmortem of incident `id`, as the public reads it: the

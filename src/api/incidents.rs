@@ -806,14 +806,9 @@ impl IncidentService for Incidents {
                 let full = convert::status_update(u, &names);
                 match audience {
                     Audience::Full => full,
-                    Audience::Public => public_view::status_update(
-                        &full,
-                        &public_view::Shown {
-                            visibility: u.visibility,
-                            text: u.message.clone(),
-                            edit_time: full.edit_time,
-                        },
-                    ),
+                    Audience::Public => {
+                        public_view::status_update(&full, &full.message, full.edit_time)
+                    }
                 }
             },
             status_update_cursor,

@@ -19,7 +19,6 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::hub::LiveEvent;
-use crate::public_view::{self, Named};
 use crate::quota::SubscriberPermit;
 use crate::store::audience as store_audience;
 use crate::store::{Command, Needs, Store, Tx, WriteFuture, events, incidents};
@@ -196,7 +195,12 @@ async fn list_scanning(
         let batch = events::list_stored(&mut conn, ids, kinds, cursor, batch_rows).await?;
         let end = batch.complete && batch.events.len() < batch_rows;
         scanned += batch.events.len();
-        for (sequence, public) in for_public(&mut conn, batch.events).await? {
+        let batch = batch
+            .events
+            .into_iter()
+            .map(|(s, b)| (s, Some(b)))
+            .collect();
+        for (sequence, public) in for_public(&mut conn, batch).await? {
             cursor = sequence;
             if let Some(body) = public {
                 shown.push((sequence, body));
@@ -226,23 +230,22 @@ async fn list_scanning(
     }
 }
 
-/// Stored events as the public sees them now (`None`: hidden from it).
+/// Stored events as the public sees them now; `None` (an event already
+/// left out, or hidden from the public) stays `None`.
 async fn for_public(
     conn: &mut SqliteConnection,
-    stored: Vec<(u64, Bytes)>,
+    stored: Vec<(u64, Option<Bytes>)>,
 ) -> Result<Vec<(u64, Option<Bytes>)>> {
     let mut decoded = Vec::with_capacity(stored.len());
-    let mut named = Named::default();
-    for (_, body) in &stored {
-        let e = crate::wire::decode_event(body)?;
-        named.add(&e);
-        decoded.push(e);
+    for body in stored.iter().filter_map(|(_, b)| b.as_ref()) {
+        decoded.push(crate::wire::decode_event(body)?);
     }
-    let facts = store_audience::facts(conn, &named).await?;
+    let mut public = store_audience::public_forms(conn, &decoded)
+        .await?
+        .into_iter();
     Ok(stored
         .into_iter()
-        .map(|(sequence, _)| sequence)
-        .zip(public_view::project_stored(&decoded, &facts))
+        .map(|(sequence, body)| (sequence, body.and_then(|_| public.next().flatten())))
         .collect())
 }
 
@@ -507,19 +510,7 @@ impl State {
             };
         let batch = match self.audience {
             Audience::Full => batch,
-            Audience::Public => {
-                let (shown, rest): (Vec<_>, Vec<_>) =
-                    batch.into_iter().partition(|(_, b)| b.is_some());
-                let shown = shown
-                    .into_iter()
-                    .filter_map(|(s, b)| Some((s, b?)))
-                    .collect();
-                let mut out = for_public(&mut conn, shown).await?;
-                // What does not match still moves the cursor.
-                out.extend(rest);
-                out.sort_by_key(|(s, _)| *s);
-                out
-            }
+            Audience::Public => for_public(&mut conn, batch).await?,
         };
         Ok((batch, complete))
     }

@@ -1,17 +1,36 @@
 //! What the public view needs to read: which incidents are PUBLIC, and the
-//! status updates and notes as they now are.
+//! status updates and notes as they now are; and the public form of events
+//! made from it.
 
-use sqlx::SqliteConnection;
+use bytes::Bytes;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow, SqliteConnection};
 
 use crate::api::convert::ts;
-use crate::domain::{Note, StatusUpdate, Visibility};
+use crate::domain::{Time, Visibility};
 use crate::error::Result;
+use crate::proto as pb;
 use crate::public_view::{Facts, Named, Seen, Shown};
 
-/// The facts of what `named` names, in at most three statements: which
-/// incidents are public, then the updates and notes of those only (events
-/// of the others are hidden whatever their updates and notes say).
-pub async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> {
+/// Each event as the public sees it now (`None`: hidden from it): what the
+/// events name is read in at most three statements, then each is projected.
+pub async fn public_forms(
+    conn: &mut SqliteConnection,
+    events: &[pb::TimelineEvent],
+) -> Result<Vec<Option<Bytes>>> {
+    let mut named = Named::default();
+    events.iter().for_each(|e| named.add(e));
+    let facts = facts(conn, &named).await?;
+    Ok(events
+        .iter()
+        .map(|e| crate::public_view::event(e, &facts).map(|p| crate::wire::encode_reply(&p)))
+        .collect())
+}
+
+/// The facts of what `named` names: which incidents are public, then the
+/// updates and notes of those only (events of the others are hidden
+/// whatever their updates and notes say).
+async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> {
     let mut facts = Facts::default();
     if named.incidents.is_empty() {
         return Ok(facts);
@@ -39,44 +58,56 @@ pub async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> 
         facts.incidents.insert(id, Seen::Public { title, summary });
     }
     if !updates.is_empty() {
-        let docs: Vec<String> = sqlx::query_scalar(
-            "SELECT doc FROM status_updates WHERE id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(serde_json::to_string(&updates)?)
-        .fetch_all(&mut *conn)
-        .await?;
-        for doc in docs {
-            let u: StatusUpdate = serde_json::from_str(&doc)?;
-            facts.updates.insert(
-                u.id.to_string(),
-                Shown {
-                    visibility: u.visibility,
-                    text: u.message,
-                    edit_time: u.edit_time.map(ts),
-                },
-            );
-        }
+        let sql = "SELECT id, visibility, json_extract(doc, '$.message'), json_extract(doc, '$.edit_time')
+                   FROM status_updates WHERE id IN (SELECT value FROM json_each(?1))";
+        let keys = serde_json::to_string(&updates)?;
+        facts
+            .updates
+            .extend(shown::<String>(conn, sql, keys).await?);
     }
     if !notes.is_empty() {
-        let docs: Vec<String> = sqlx::query_scalar(
-            "SELECT doc FROM notes WHERE sequence IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(serde_json::to_string(&notes)?)
-        .fetch_all(&mut *conn)
-        .await?;
-        for doc in docs {
-            let n: Note = serde_json::from_str(&doc)?;
-            facts.notes.insert(
-                n.sequence,
-                Shown {
-                    visibility: n.visibility,
-                    text: n.text,
-                    edit_time: n.edit_time.map(ts),
-                },
-            );
-        }
+        let sql = "SELECT sequence, visibility, json_extract(doc, '$.text'), json_extract(doc, '$.edit_time')
+                   FROM notes WHERE sequence IN (SELECT value FROM json_each(?1))";
+        let keys = serde_json::to_string(&notes)?;
+        let rows = shown::<i64>(conn, sql, keys).await?;
+        facts
+            .notes
+            .extend(rows.into_iter().map(|(k, s)| (k as u64, s)));
     }
     Ok(facts)
+}
+
+/// Status updates or notes as they now are, read by `sql` (key, visibility,
+/// current text, edit time as stored) for the keys bound as `keys`. Only
+/// these columns are read: an update's revisions may be large.
+async fn shown<K>(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    keys: String,
+) -> Result<Vec<(K, Shown)>>
+where
+    (K, i32, String, Option<String>): for<'r> FromRow<'r, SqliteRow>,
+    K: Send + Unpin,
+{
+    let rows: Vec<(K, i32, String, Option<String>)> =
+        sqlx::query_as(sql).bind(keys).fetch_all(&mut *conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (key, visibility, text, edit_time) in rows {
+        // Time is stored as serde writes it: RFC 3339.
+        let edit_time = match edit_time {
+            Some(t) => Some(ts(serde_json::from_value::<Time>(t.into())?)),
+            None => None,
+        };
+        out.push((
+            key,
+            Shown {
+                visibility: Visibility::from_code(visibility).unwrap_or(Visibility::Internal),
+                text,
+                edit_time,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

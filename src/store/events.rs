@@ -17,7 +17,7 @@ const LEGACY_BATCH: i64 = 1000;
 
 /// Writes numbered events, many rows per statement. Only the writer appends,
 /// so the sequences it numbered are the next ones of the log.
-pub async fn insert_all(conn: &mut SqliteConnection, events: &[&EncodedEvent]) -> Result<()> {
+pub async fn insert_all(conn: &mut SqliteConnection, events: &[EncodedEvent]) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO events (sequence, kind, incident_id, severity, component_ids, body) ",

@@ -28,7 +28,6 @@ use crate::domain::{ComponentId, EncodedEvent, Event, Time};
 use crate::error::{Error, Result};
 use crate::hub::{Hub, LiveEvent};
 use crate::proto as pb;
-use crate::public_view::Named;
 
 /// The future a write job returns.
 pub type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
@@ -116,13 +115,10 @@ impl WriteCtx {
                 body: crate::wire::encode_reply(pb),
             })
             .collect();
-        super::events::insert_all(&mut self.conn, &stored.iter().collect::<Vec<_>>()).await?;
+        super::events::insert_all(&mut self.conn, &stored).await?;
         // The public form, from the group's own writes: what a public
         // subscriber is sent live, once for all of them.
-        let mut named = Named::default();
-        events.iter().for_each(|e| named.add(e));
-        let facts = super::audience::facts(&mut self.conn, &named).await?;
-        let public = crate::public_view::project_stored(&events, &facts);
+        let public = super::audience::public_forms(&mut self.conn, &events).await?;
         exec(&mut self.conn, "COMMIT").await?;
         let live = stored
             .into_iter()

@@ -108,26 +108,18 @@ impl Reader {
 
     /// Every page of ListIncidents at this page size.
     pub async fn list_incidents(&self, page_size: i32) -> Result<Vec<Vec<Incident>>, Status> {
-        let mut pages = Vec::new();
-        let mut token = String::new();
-        loop {
+        pages(|page_token| async move {
             let r = ListIncidentsRequest {
                 page_size,
-                page_token: token,
+                page_token,
                 view: self.view(),
                 ..Default::default()
             };
-            let page = self
-                .incidents()
-                .list_incidents(self.req(r))
-                .await?
-                .into_inner();
-            pages.push(page.incidents);
-            if page.next_page_token.is_empty() {
-                return Ok(pages);
-            }
-            token = page.next_page_token;
-        }
+            let page = self.incidents().list_incidents(self.req(r)).await?;
+            let page = page.into_inner();
+            Ok((page.incidents, page.next_page_token))
+        })
+        .await
     }
 
     /// Every page of ListStatusUpdates of an incident.
@@ -136,26 +128,18 @@ impl Reader {
         incident_id: &str,
         page_size: i32,
     ) -> Result<Vec<Vec<StatusUpdate>>, Status> {
-        let mut pages = Vec::new();
-        let mut token = String::new();
-        loop {
+        pages(|page_token| async move {
             let r = ListStatusUpdatesRequest {
                 incident_id: incident_id.into(),
                 page_size,
-                page_token: token,
+                page_token,
                 view: self.view(),
             };
-            let page = self
-                .incidents()
-                .list_status_updates(self.req(r))
-                .await?
-                .into_inner();
-            pages.push(page.status_updates);
-            if page.next_page_token.is_empty() {
-                return Ok(pages);
-            }
-            token = page.next_page_token;
-        }
+            let page = self.incidents().list_status_updates(self.req(r)).await?;
+            let page = page.into_inner();
+            Ok((page.status_updates, page.next_page_token))
+        })
+        .await
     }
 
     /// Every page of ListTimelineEvents (of one incident, if given).
@@ -164,27 +148,19 @@ impl Reader {
         incident_id: &str,
         page_size: i32,
     ) -> Result<Vec<Vec<TimelineEvent>>, Status> {
-        let mut pages = Vec::new();
-        let mut token = String::new();
-        loop {
+        pages(|page_token| async move {
             let r = ListTimelineEventsRequest {
                 incident_id: incident_id.into(),
                 page_size,
-                page_token: token,
+                page_token,
                 view: self.view(),
                 ..Default::default()
             };
-            let page = self
-                .timeline()
-                .list_timeline_events(self.req(r))
-                .await?
-                .into_inner();
-            pages.push(page.events);
-            if page.next_page_token.is_empty() {
-                return Ok(pages);
-            }
-            token = page.next_page_token;
-        }
+            let page = self.timeline().list_timeline_events(self.req(r)).await?;
+            let page = page.into_inner();
+            Ok((page.events, page.next_page_token))
+        })
+        .await
     }
 
     pub async fn get_postmortem(&self, incident_id: &str) -> Result<Postmortem, Status> {
@@ -242,6 +218,25 @@ pub fn windows(description: &str) -> Vec<ImpactWindow> {
         description: description.into(),
         ..Default::default()
     }]
+}
+
+/// Every page of a list: `fetch` reads the page of a token (the first with
+/// none) and answers its items and the next token, empty at the end.
+async fn pages<T, F, Fut>(mut fetch: F) -> Result<Vec<Vec<T>>, Status>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), Status>>,
+{
+    let mut pages = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (items, next) = fetch(token).await?;
+        pages.push(items);
+        if next.is_empty() {
+            return Ok(pages);
+        }
+        token = next;
+    }
 }
 
 /// The events of a stream until a heartbeat reaches `head`: everything up
