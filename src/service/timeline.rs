@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use sqlx::SqliteConnection;
+
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_stream::wrappers::WatchStream;
 
@@ -233,7 +233,7 @@ async fn list_scanning(
 /// Stored events as the public sees them now; `None` (an event already
 /// left out, or hidden from the public) stays `None`.
 async fn for_public(
-    conn: &mut SqliteConnection,
+    conn: &mut crate::store::Conn,
     stored: Vec<(u64, Option<Bytes>)>,
 ) -> Result<Vec<(u64, Option<Bytes>)>> {
     let mut decoded = Vec::with_capacity(stored.len());

@@ -1,8 +1,8 @@
 //! Action items and the postmortem singleton.
 
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use super::db::{self, Builder, Conn};
 use super::{Cursor, ROWS_PER_STATEMENT, to_nanos};
 use crate::domain::{ActionItem, ActionItemId, ActionItemStatus, IncidentId, Postmortem, Time};
 use crate::error::Result;
@@ -24,7 +24,7 @@ pub struct ActionItemFilter {
 /// (`None`: new), in a fixed number of multi-row statements: the items (an
 /// upsert), and, only for those whose labels changed, their labels.
 pub(super) async fn write_changed(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     changed: &[(&ActionItem, Option<&ActionItem>)],
 ) -> Result<()> {
     for chunk in changed.chunks(ROWS_PER_STATEMENT) {
@@ -32,10 +32,10 @@ pub(super) async fn write_changed(
         for (a, _) in chunk {
             docs.push(serde_json::to_string(a)?);
         }
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = Builder::new(
             "INSERT INTO action_items (id, incident_id, status, owner, due_time, create_time, delete_time, doc) ",
         );
-        q.push_values(chunk.iter().zip(docs), |mut b, ((a, _), doc)| {
+        q.push_values(chunk.iter().zip(docs), |b, ((a, _), doc)| {
             b.push_bind(a.id.to_string())
                 .push_bind(a.incident_id.to_string())
                 .push_bind(a.status.code())
@@ -64,12 +64,9 @@ pub(super) async fn write_changed(
         .map(|(a, _)| a.id.to_string())
         .collect();
     if !stale.is_empty() {
-        sqlx::query(
-            "DELETE FROM action_item_labels WHERE action_item_id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(serde_json::to_string(&stale)?)
-        .execute(&mut *conn)
-        .await?;
+        let mut q = Builder::new("DELETE FROM action_item_labels WHERE ");
+        q.push_in_list("action_item_id", stale);
+        q.build().execute(conn).await?;
     }
     let labels: Vec<(String, &str, &str)> = relabeled
         .iter()
@@ -80,10 +77,8 @@ pub(super) async fn write_changed(
         })
         .collect();
     for chunk in labels.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO action_item_labels (action_item_id, key, value) ",
-        );
-        q.push_values(chunk, |mut b, (a, k, v)| {
+        let mut q = Builder::new("INSERT INTO action_item_labels (action_item_id, key, value) ");
+        q.push_values(chunk, |b, (a, k, v)| {
             b.push_bind(a.as_str()).push_bind(*k).push_bind(*v);
         });
         q.build().execute(&mut *conn).await?;
@@ -92,23 +87,17 @@ pub(super) async fn write_changed(
 }
 
 /// The items of `ids` that exist, deleted or not, in one statement.
-pub(super) async fn load_many(
-    conn: &mut SqliteConnection,
-    ids: &[ActionItemId],
-) -> Result<Vec<ActionItem>> {
+pub(super) async fn load_many(conn: &mut Conn, ids: &[ActionItemId]) -> Result<Vec<ActionItem>> {
     let wanted: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    let docs: Vec<String> = sqlx::query_scalar(
-        "SELECT doc FROM action_items WHERE id IN (SELECT value FROM json_each(?))",
-    )
-    .bind(serde_json::to_string(&wanted)?)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut q = Builder::new("SELECT doc FROM action_items WHERE ");
+    q.push_in_list("id", wanted);
+    let docs: Vec<String> = q.build_query_scalar().fetch_all(conn).await?;
     docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
 }
 
 /// Loads one item, deleted or not.
-pub async fn load(conn: &mut SqliteConnection, id: ActionItemId) -> Result<Option<ActionItem>> {
-    let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM action_items WHERE id = ?")
+pub async fn load(conn: &mut Conn, id: ActionItemId) -> Result<Option<ActionItem>> {
+    let doc: Option<String> = db::query_scalar("SELECT doc FROM action_items WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
         .await?;
@@ -117,49 +106,56 @@ pub async fn load(conn: &mut SqliteConnection, id: ActionItemId) -> Result<Optio
 
 /// One page of items, newest first.
 pub async fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     f: &ActionItemFilter,
     after: Option<&Cursor>,
     limit: usize,
 ) -> Result<Vec<ActionItem>> {
-    let statuses = (!f.statuses.is_empty())
-        .then(|| serde_json::to_string(&f.statuses.iter().map(|s| s.code()).collect::<Vec<_>>()))
-        .transpose()?;
-    let (label_key, label_value) = match &f.label {
-        Some((k, v)) => (Some(k.as_str()), v.as_deref()),
-        None => (None, None),
-    };
-    let closed = serde_json::to_string(&[
-        ActionItemStatus::Done.code(),
-        ActionItemStatus::WontDo.code(),
-    ])?;
-    let docs: Vec<String> = sqlx::query_scalar(
-        "SELECT a.doc FROM action_items a
-         WHERE (?1 IS NULL OR a.incident_id = ?1)
-           AND (?2 IS NULL OR a.status IN (SELECT value FROM json_each(?2)))
-           AND (?3 IS NULL OR a.owner = ?3)
-           AND (?4 IS NULL OR EXISTS (
-                 SELECT 1 FROM action_item_labels l
-                 WHERE l.action_item_id = a.id AND l.key = ?4 AND (?5 IS NULL OR l.value = ?5)))
-           AND (?6 IS NULL OR (a.due_time <= ?6 AND a.status NOT IN (SELECT value FROM json_each(?7))))
-           AND (?8 OR a.delete_time IS NULL)
-           AND (?9 IS NULL OR (a.create_time, a.id) < (?9, ?10))
-         ORDER BY a.create_time DESC, a.id DESC
-         LIMIT ?11",
-    )
-    .bind(f.incident_id.map(|i| i.to_string()))
-    .bind(statuses)
-    .bind(f.owner.as_deref())
-    .bind(label_key)
-    .bind(label_value)
-    .bind(f.overdue_at.map(to_nanos))
-    .bind(closed)
-    .bind(f.show_deleted)
-    .bind(after.map(|c| c.create_time))
-    .bind(after.map(|c| c.id.as_str()))
-    .bind(limit as i64)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut q = Builder::new("SELECT a.doc FROM action_items a WHERE true");
+    if let Some(id) = f.incident_id {
+        q.push(" AND a.incident_id = ").push_bind(id.to_string());
+    }
+    if !f.statuses.is_empty() {
+        q.push(" AND ")
+            .push_in_list("a.status", codes(f.statuses.iter().map(|s| s.code())));
+    }
+    if let Some(owner) = &f.owner {
+        q.push(" AND a.owner = ").push_bind(owner);
+    }
+    if let Some((key, value)) = &f.label {
+        q.push(" AND EXISTS (SELECT 1 FROM action_item_labels l WHERE l.action_item_id = a.id AND l.key = ")
+            .push_bind(key);
+        if let Some(v) = value {
+            q.push(" AND l.value = ").push_bind(v);
+        }
+        q.push(")");
+    }
+    if let Some(t) = f.overdue_at {
+        q.push(" AND a.due_time <= ")
+            .push_bind(to_nanos(t))
+            .push(" AND NOT ")
+            .push_in_list(
+                "a.status",
+                codes(
+                    [ActionItemStatus::Done, ActionItemStatus::WontDo]
+                        .map(|s| s.code())
+                        .into_iter(),
+                ),
+            );
+    }
+    if !f.show_deleted {
+        q.push(" AND a.delete_time IS NULL");
+    }
+    if let Some(c) = after {
+        q.push(" AND (a.create_time, a.id) < (")
+            .push_bind(c.create_time)
+            .push(", ")
+            .push_bind(&c.id)
+            .push(")");
+    }
+    q.push(" ORDER BY a.create_time DESC, a.id DESC LIMIT ")
+        .push_bind(limit as i64);
+    let docs: Vec<String> = q.build_query_scalar().fetch_all(conn).await?;
     docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
 }
 
@@ -172,12 +168,9 @@ pub fn cursor_after(a: &ActionItem) -> Cursor {
 }
 
 /// The postmortem of an incident, or its empty draft.
-pub async fn load_postmortem(
-    conn: &mut SqliteConnection,
-    incident_id: IncidentId,
-) -> Result<Postmortem> {
+pub async fn load_postmortem(conn: &mut Conn, incident_id: IncidentId) -> Result<Postmortem> {
     let doc: Option<String> =
-        sqlx::query_scalar("SELECT doc FROM postmortems WHERE incident_id = ?")
+        db::query_scalar("SELECT doc FROM postmortems WHERE incident_id = $1")
             .bind(incident_id.to_string())
             .fetch_optional(&mut *conn)
             .await?;
@@ -190,36 +183,35 @@ pub async fn load_postmortem(
 /// The postmortems written so far of the incidents of `ids`, in one statement
 /// (an incident without one has its empty draft, which is not stored).
 pub(super) async fn load_postmortems(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     ids: &[IncidentId],
 ) -> Result<Vec<Postmortem>> {
     let wanted: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    let docs: Vec<String> = sqlx::query_scalar(
-        "SELECT doc FROM postmortems WHERE incident_id IN (SELECT value FROM json_each(?))",
-    )
-    .bind(serde_json::to_string(&wanted)?)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut q = Builder::new("SELECT doc FROM postmortems WHERE ");
+    q.push_in_list("incident_id", wanted);
+    let docs: Vec<String> = q.build_query_scalar().fetch_all(conn).await?;
     docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
 }
 
 /// Writes changed postmortems, in one multi-row upsert per
 /// [`ROWS_PER_STATEMENT`] of them.
-pub(super) async fn write_postmortems(
-    conn: &mut SqliteConnection,
-    changed: &[&Postmortem],
-) -> Result<()> {
+pub(super) async fn write_postmortems(conn: &mut Conn, changed: &[&Postmortem]) -> Result<()> {
     for chunk in changed.chunks(ROWS_PER_STATEMENT) {
         let mut docs = Vec::with_capacity(chunk.len());
         for p in chunk {
             docs.push(serde_json::to_string(p)?);
         }
-        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO postmortems (incident_id, doc) ");
-        q.push_values(chunk.iter().zip(docs), |mut b, (p, doc)| {
+        let mut q = Builder::new("INSERT INTO postmortems (incident_id, doc) ");
+        q.push_values(chunk.iter().zip(docs), |b, (p, doc)| {
             b.push_bind(p.incident_id.to_string()).push_bind(doc);
         });
         q.push(" ON CONFLICT (incident_id) DO UPDATE SET doc = excluded.doc");
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Proto codes as a list parameter.
+pub(super) fn codes(codes: impl Iterator<Item = i32>) -> Vec<i64> {
+    codes.map(i64::from).collect()
 }

@@ -3,8 +3,8 @@
 //! made from it.
 
 use bytes::Bytes;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, SqliteConnection};
+
+use super::db::{self, Conn, Row, Sql};
 
 use crate::api::convert::ts;
 use crate::domain::{Time, Visibility};
@@ -15,7 +15,7 @@ use crate::public_view::{Facts, Named, Seen, Shown};
 /// Each event as the public sees it now (`None`: hidden from it): what the
 /// events name is read in at most three statements, then each is projected.
 pub async fn public_forms(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     events: &[pb::TimelineEvent],
 ) -> Result<Vec<Option<Bytes>>> {
     let mut named = Named::default();
@@ -30,21 +30,23 @@ pub async fn public_forms(
 /// The facts of what `named` names: which incidents are public, then the
 /// updates and notes of those only (events of the others are hidden
 /// whatever their updates and notes say).
-async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> {
+async fn facts(conn: &mut Conn, named: &Named) -> Result<Facts> {
     let mut facts = Facts::default();
     if named.incidents.is_empty() {
         return Ok(facts);
     }
-    let ids: Vec<&String> = named.incidents.keys().collect();
-    let rows: Vec<(String, bool, String, String)> = sqlx::query_as(
+    let ids: Vec<String> = named.incidents.keys().cloned().collect();
+    let rows: Vec<(String, bool, String, String)> = db::query_as(db::per(
         "SELECT id, delete_time IS NOT NULL, title, json_extract(doc, '$.summary')
-         FROM incidents WHERE id IN (SELECT value FROM json_each(?1)) AND visibility = ?2",
-    )
-    .bind(serde_json::to_string(&ids)?)
+         FROM incidents WHERE id IN (SELECT value FROM json_each($1)) AND visibility = $2",
+        "SELECT id, delete_time IS NOT NULL, title, doc::json ->> 'summary'
+         FROM incidents WHERE id = ANY($1) AND visibility = $2",
+    ))
+    .bind(ids)
     .bind(Visibility::Public.code())
     .fetch_all(&mut *conn)
     .await?;
-    let mut updates: Vec<&String> = Vec::new();
+    let mut updates: Vec<String> = Vec::new();
     let mut notes: Vec<u64> = Vec::new();
     for (id, deleted, title, summary) in rows {
         if deleted {
@@ -52,24 +54,31 @@ async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> {
             continue;
         }
         if let Some(posts) = named.incidents.get(&id) {
-            updates.extend(posts.updates.iter());
+            updates.extend(posts.updates.iter().cloned());
             notes.extend(posts.notes.iter());
         }
         facts.incidents.insert(id, Seen::Public { title, summary });
     }
     if !updates.is_empty() {
-        let sql = "SELECT id, visibility, json_extract(doc, '$.message'), json_extract(doc, '$.edit_time')
-                   FROM status_updates WHERE id IN (SELECT value FROM json_each(?1))";
-        let keys = serde_json::to_string(&updates)?;
+        let sql = db::per(
+            "SELECT id, visibility, json_extract(doc, '$.message'), json_extract(doc, '$.edit_time')
+             FROM status_updates WHERE id IN (SELECT value FROM json_each($1))",
+            "SELECT id, visibility, doc::json ->> 'message', doc::json ->> 'edit_time'
+             FROM status_updates WHERE id = ANY($1)",
+        );
         facts
             .updates
-            .extend(shown::<String>(conn, sql, keys).await?);
+            .extend(shown::<String>(conn, sql, updates.into()).await?);
     }
     if !notes.is_empty() {
-        let sql = "SELECT sequence, visibility, json_extract(doc, '$.text'), json_extract(doc, '$.edit_time')
-                   FROM notes WHERE sequence IN (SELECT value FROM json_each(?1))";
-        let keys = serde_json::to_string(&notes)?;
-        let rows = shown::<i64>(conn, sql, keys).await?;
+        let sql = db::per(
+            "SELECT sequence, visibility, json_extract(doc, '$.text'), json_extract(doc, '$.edit_time')
+             FROM notes WHERE sequence IN (SELECT value FROM json_each($1))",
+            "SELECT sequence, visibility, doc::json ->> 'text', doc::json ->> 'edit_time'
+             FROM notes WHERE sequence = ANY($1)",
+        );
+        let keys: Vec<i64> = notes.iter().map(|&n| n as i64).collect();
+        let rows = shown::<i64>(conn, sql, keys.into()).await?;
         facts
             .notes
             .extend(rows.into_iter().map(|(k, s)| (k as u64, s)));
@@ -80,17 +89,12 @@ async fn facts(conn: &mut SqliteConnection, named: &Named) -> Result<Facts> {
 /// Status updates or notes as they now are, read by `sql` (key, visibility,
 /// current text, edit time as stored) for the keys bound as `keys`. Only
 /// these columns are read: an update's revisions may be large.
-async fn shown<K>(
-    conn: &mut SqliteConnection,
-    sql: &'static str,
-    keys: String,
-) -> Result<Vec<(K, Shown)>>
+async fn shown<K>(conn: &mut Conn, sql: Sql, keys: db::Value) -> Result<Vec<(K, Shown)>>
 where
-    (K, i32, String, Option<String>): for<'r> FromRow<'r, SqliteRow>,
-    K: Send + Unpin,
+    (K, i64, String, Option<String>): Row,
 {
-    let rows: Vec<(K, i32, String, Option<String>)> =
-        sqlx::query_as(sql).bind(keys).fetch_all(&mut *conn).await?;
+    let rows: Vec<(K, i64, String, Option<String>)> =
+        db::query_as(sql).bind(keys).fetch_all(&mut *conn).await?;
     let mut out = Vec::with_capacity(rows.len());
     for (key, visibility, text, edit_time) in rows {
         // Time is stored as serde writes it: RFC 3339.
@@ -101,7 +105,10 @@ where
         out.push((
             key,
             Shown {
-                visibility: Visibility::from_code(visibility).unwrap_or(Visibility::Internal),
+                visibility: i32::try_from(visibility)
+                    .ok()
+                    .and_then(Visibility::from_code)
+                    .unwrap_or(Visibility::Internal),
                 text,
                 edit_time,
             },

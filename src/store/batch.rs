@@ -16,8 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
-
+use super::db::{self, Builder, Conn};
 use super::incidents::WITH_COUNTS;
 use super::request_ids::RequestKey;
 use super::{ROWS_PER_STATEMENT, WriteCtx, to_nanos};
@@ -617,16 +616,21 @@ pub(super) async fn prefetch(
     }
     let keys: Vec<&&RequestKey> = keys.iter().filter(|k| w.request_id(k).is_none()).collect();
     if !keys.is_empty() {
-        let wanted: Vec<(&str, &str, &str)> = keys
-            .iter()
-            .map(|k| (k.caller.as_str(), k.method, k.request_id.as_str()))
-            .collect();
-        let rows: Vec<(String, String, String, Vec<u8>, String)> = sqlx::query_as(
+        let column = |f: fn(&RequestKey) -> &str| -> Vec<String> {
+            keys.iter().map(|k| f(k).to_owned()).collect()
+        };
+        // The keys as three lists, zipped back into rows by position.
+        let rows: Vec<(String, String, String, Vec<u8>, String)> = db::query_as(db::per(
             "SELECT caller, method, request_id, fingerprint, response FROM request_ids
              WHERE (caller, method, request_id) IN
-                   (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))",
-        )
-        .bind(serde_json::to_string(&wanted)?)
+                   (SELECT c.value, m.value, r.value FROM json_each($1) c
+                    JOIN json_each($2) m USING (key) JOIN json_each($3) r USING (key))",
+            "SELECT caller, method, request_id, fingerprint, response FROM request_ids
+             WHERE (caller, method, request_id) IN (SELECT * FROM unnest($1, $2, $3))",
+        ))
+        .bind(column(|k| &k.caller))
+        .bind(column(|k| k.method))
+        .bind(column(|k| &k.request_id))
         .fetch_all(&mut *conn)
         .await?;
         for (caller, method, request_id, fingerprint, response) in rows {
@@ -641,7 +645,7 @@ pub(super) async fn prefetch(
 }
 
 async fn fetch_incidents(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     w: &mut Working,
     committed: &mut Committed,
     ids: &[IncidentId],
@@ -658,12 +662,9 @@ async fn fetch_incidents(
     if wanted.is_empty() {
         return Ok(());
     }
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {WITH_COUNTS} FROM incidents i WHERE i.id IN (SELECT value FROM json_each(?))"
-    )))
-    .bind(serde_json::to_string(&wanted)?)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut q = Builder::new(&format!("SELECT {WITH_COUNTS} FROM incidents i WHERE "));
+    q.push_in_list("i.id", wanted);
+    let rows: Vec<(String, i64, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
     for id in ids {
         w.read.entry(*id).or_insert(None);
     }
@@ -676,19 +677,11 @@ async fn fetch_incidents(
     Ok(())
 }
 
-async fn fetch_components(
-    conn: &mut SqliteConnection,
-    w: &mut Working,
-    ids: &[ComponentId],
-) -> Result<()> {
+async fn fetch_components(conn: &mut Conn, w: &mut Working, ids: &[ComponentId]) -> Result<()> {
     let wanted: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    let rows: Vec<(String, String, bool)> = sqlx::query_as(
-        "SELECT id, name, delete_time IS NULL FROM components
-         WHERE id IN (SELECT value FROM json_each(?))",
-    )
-    .bind(serde_json::to_string(&wanted)?)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut q = Builder::new("SELECT id, name, delete_time IS NULL FROM components WHERE ");
+    q.push_in_list("id", wanted);
+    let rows: Vec<(String, String, bool)> = q.build_query_as().fetch_all(&mut *conn).await?;
     for id in ids {
         w.components.insert(*id, None);
     }
@@ -701,8 +694,8 @@ async fn fetch_components(
     Ok(())
 }
 
-async fn fetch_next_number(conn: &mut SqliteConnection, w: &mut Working) -> Result<()> {
-    let max: Option<i64> = sqlx::query_scalar("SELECT max(number) FROM incidents")
+async fn fetch_next_number(conn: &mut Conn, w: &mut Working) -> Result<()> {
+    let max: Option<i64> = db::query_scalar("SELECT max(number) FROM incidents")
         .fetch_one(&mut *conn)
         .await?;
     w.next_number = Some(max.unwrap_or(0) + 1);
@@ -715,11 +708,7 @@ fn unique<T: Copy + Eq + std::hash::Hash>(ids: impl Iterator<Item = T>) -> Vec<T
     ids.filter(|id| seen.insert(*id)).collect()
 }
 
-async fn fetch_action_items(
-    conn: &mut SqliteConnection,
-    w: &mut Working,
-    ids: &[ActionItemId],
-) -> Result<()> {
+async fn fetch_action_items(conn: &mut Conn, w: &mut Working, ids: &[ActionItemId]) -> Result<()> {
     let found = super::action_items::load_many(conn, ids).await?;
     for id in ids {
         w.action_items.insert(*id, None);
@@ -730,11 +719,7 @@ async fn fetch_action_items(
     Ok(())
 }
 
-async fn fetch_postmortems(
-    conn: &mut SqliteConnection,
-    w: &mut Working,
-    ids: &[IncidentId],
-) -> Result<()> {
+async fn fetch_postmortems(conn: &mut Conn, w: &mut Working, ids: &[IncidentId]) -> Result<()> {
     let found = super::action_items::load_postmortems(conn, ids).await?;
     for id in ids {
         w.postmortems.insert(*id, Postmortem::empty(*id));
@@ -760,7 +745,7 @@ pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
 
 /// Writes the kept commands' writes: a fixed number of multi-row statements
 /// per table, parents before what refers to them.
-async fn write(conn: &mut SqliteConnection, w: &Working, now: Time) -> Result<()> {
+async fn write(conn: &mut Conn, w: &Working, now: Time) -> Result<()> {
     let components: Vec<&Component> = w.changed_components.values().collect();
     super::components::write_changed(conn, &components).await?;
     let changed: Vec<(&Incident, Option<&Incident>)> = w
@@ -774,10 +759,10 @@ async fn write(conn: &mut SqliteConnection, w: &Working, now: Time) -> Result<()
         for u in chunk {
             docs.push(serde_json::to_string(u)?);
         }
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = Builder::new(
             "INSERT INTO status_updates (id, incident_id, create_time, visibility, doc) ",
         );
-        q.push_values(chunk.iter().zip(docs), |mut b, (u, doc)| {
+        q.push_values(chunk.iter().zip(docs), |b, (u, doc)| {
             b.push_bind(u.id.to_string())
                 .push_bind(u.incident_id.to_string())
                 .push_bind(to_nanos(u.create_time))
@@ -794,10 +779,8 @@ async fn write(conn: &mut SqliteConnection, w: &Working, now: Time) -> Result<()
         for n in chunk {
             docs.push(serde_json::to_string(n)?);
         }
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO notes (sequence, incident_id, visibility, doc) ",
-        );
-        q.push_values(chunk.iter().zip(docs), |mut b, (n, doc)| {
+        let mut q = Builder::new("INSERT INTO notes (sequence, incident_id, visibility, doc) ");
+        q.push_values(chunk.iter().zip(docs), |b, (n, doc)| {
             b.push_bind(n.sequence as i64)
                 .push_bind(n.incident_id.to_string())
                 .push_bind(n.visibility.code())
@@ -818,10 +801,10 @@ async fn write(conn: &mut SqliteConnection, w: &Working, now: Time) -> Result<()
     super::action_items::write_postmortems(conn, &postmortems).await?;
     let now = to_nanos(now);
     for chunk in w.records.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = Builder::new(
             "INSERT INTO request_ids (caller, method, request_id, fingerprint, response, create_time) ",
         );
-        q.push_values(chunk, |mut b, (k, response)| {
+        q.push_values(chunk, |b, (k, response)| {
             b.push_bind(k.caller.as_str())
                 .push_bind(k.method)
                 .push_bind(k.request_id.as_str())
@@ -962,13 +945,13 @@ mod tests {
         }
         let statements = store.statements_written() - before;
         let mut conn = store.reader().await.unwrap();
-        let (closed, labels, postmortems): (i64, i64, i64) = sqlx::query_as(
+        let (closed, labels, postmortems): (i64, i64, i64) = crate::store::db::query_as(
             "SELECT (SELECT count(*) FROM action_items WHERE status = ?),
                     (SELECT count(*) FROM action_item_labels WHERE key = 'n'),
                     (SELECT count(*) FROM postmortems)",
         )
         .bind(ActionItemStatus::Done.code())
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut conn)
         .await
         .unwrap();
         assert_eq!(closed as usize, n.div_ceil(2), "every item is closed");
@@ -1140,8 +1123,8 @@ mod tests {
             "the refused delete left nothing"
         );
         assert_eq!(second.version, 1);
-        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(&mut *conn)
+        let events: i64 = crate::store::db::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&mut conn)
             .await
             .unwrap();
         assert_eq!(events, 6, "created, 3 items created, 1 closed, 1 deleted");
@@ -1190,11 +1173,11 @@ mod tests {
             answers[3]
         );
         let mut conn = store.reader().await.unwrap();
-        let (incidents, live): (i64, i64) = sqlx::query_as(
+        let (incidents, live): (i64, i64) = crate::store::db::query_as(
             "SELECT (SELECT count(*) FROM incidents),
                     (SELECT count(*) FROM components WHERE delete_time IS NULL)",
         )
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut conn)
         .await
         .unwrap();
         assert_eq!((incidents, live), (1, 1));

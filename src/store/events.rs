@@ -1,15 +1,14 @@
 //! The append-only event log. Each event is kept in its wire form, beside the
 //! keys subscription filters read, so a replay sends rows as they are.
 
-use serde::Deserialize;
-use sqlx::SqliteConnection;
-
+use super::db::{self, Builder, Conn};
 use super::{ROWS_PER_STATEMENT, from_nanos};
 use crate::domain::{
     ComponentId, EncodedEvent, Event, EventKeys, EventKind, EventPayload, IncidentId,
     IncidentSnapshot, Severity,
 };
 use crate::error::{Error, Result};
+use serde::Deserialize;
 
 /// Rows re-encoded per transaction when opening a database written before
 /// events were stored encoded.
@@ -17,12 +16,12 @@ const LEGACY_BATCH: i64 = 1000;
 
 /// Writes numbered events, many rows per statement. Only the writer appends,
 /// so the sequences it numbered are the next ones of the log.
-pub async fn insert_all(conn: &mut SqliteConnection, events: &[EncodedEvent]) -> Result<()> {
+pub async fn insert_all(conn: &mut Conn, events: &[EncodedEvent]) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut q = Builder::new(
             "INSERT INTO events (sequence, kind, incident_id, severity, component_ids, body) ",
         );
-        q.push_values(chunk, |mut b, e| {
+        q.push_values(chunk, |b, e| {
             let k = &e.keys;
             b.push_bind(k.sequence as i64)
                 .push_bind(k.kind.code())
@@ -37,39 +36,51 @@ pub async fn insert_all(conn: &mut SqliteConnection, events: &[EncodedEvent]) ->
 }
 
 /// Sequence of the last event, 0 for an empty log.
-pub async fn head(conn: &mut SqliteConnection) -> Result<u64> {
-    let head: Option<i64> = sqlx::query_scalar("SELECT max(sequence) FROM events")
+pub async fn head(conn: &mut Conn) -> Result<u64> {
+    let head: Option<i64> = db::query_scalar("SELECT max(sequence) FROM events")
         .fetch_one(&mut *conn)
         .await?;
     Ok(head.unwrap_or(0) as u64)
 }
 
-type Row = (i64, i32, Option<String>, Option<i32>, Vec<u8>, Vec<u8>);
+type Row = (i64, i64, Option<String>, Option<i64>, Vec<u8>, Vec<u8>);
 
 /// Events after `after`, oldest first, of the given incidents and kinds (empty:
 /// any). Other conditions of a filter are applied by the caller on the keys.
 pub async fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     incident_ids: &[IncidentId],
     kinds: &[EventKind],
     after: u64,
     limit: usize,
 ) -> Result<Vec<EncodedEvent>> {
-    let (ids, kinds) = filter_params(incident_ids, kinds)?;
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT sequence, kind, incident_id, severity, component_ids, body FROM events
-         WHERE sequence > ?1
-           AND (?2 IS NULL OR incident_id IN (SELECT value FROM json_each(?2)))
-           AND (?3 IS NULL OR kind IN (SELECT value FROM json_each(?3)))
-         ORDER BY sequence LIMIT ?4",
-    )
-    .bind(after as i64)
-    .bind(ids)
-    .bind(kinds)
-    .bind(limit as i64)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut q = Builder::new(
+        "SELECT sequence, kind, incident_id, severity, component_ids, body FROM events",
+    );
+    push_filter(&mut q, incident_ids, kinds, after, limit);
+    let rows: Vec<Row> = q.build_query_as().fetch_all(conn).await?;
     rows.into_iter().map(decode).collect()
+}
+
+/// `WHERE` the events after `after` of the incidents and kinds (empty: any),
+/// the first `limit` of them in log order.
+fn push_filter(
+    q: &mut Builder,
+    incident_ids: &[IncidentId],
+    kinds: &[EventKind],
+    after: u64,
+    limit: usize,
+) {
+    q.push(" WHERE sequence > ").push_bind(after as i64);
+    if !incident_ids.is_empty() {
+        let ids: Vec<String> = incident_ids.iter().map(ToString::to_string).collect();
+        q.push(" AND ").push_in_list("incident_id", ids);
+    }
+    if !kinds.is_empty() {
+        let codes: Vec<i64> = kinds.iter().map(|k| i64::from(k.code())).collect();
+        q.push(" AND ").push_in_list("kind", codes);
+    }
+    q.push(" ORDER BY sequence LIMIT ").push_bind(limit as i64);
 }
 
 /// Rows read at a time when a batch is too large to read as one value.
@@ -91,27 +102,21 @@ pub struct StoredBatch {
 /// batch larger than a read connection lets one value be (see
 /// `READ_VALUE_MAX_BYTES`) is read a few rows at a time instead, cut short.
 pub async fn list_stored(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     incident_ids: &[IncidentId],
     kinds: &[EventKind],
     after: u64,
     limit: usize,
 ) -> Result<StoredBatch> {
-    let (ids, kind_codes) = filter_params(incident_ids, kinds)?;
-    let joined: sqlx::Result<Option<Vec<u8>>> = sqlx::query_scalar(
-        "SELECT CAST(group_concat(body, '' ORDER BY sequence) AS BLOB) FROM (
-             SELECT sequence, body FROM events
-             WHERE sequence > ?1
-               AND (?2 IS NULL OR incident_id IN (SELECT value FROM json_each(?2)))
-               AND (?3 IS NULL OR kind IN (SELECT value FROM json_each(?3)))
-             ORDER BY sequence LIMIT ?4)",
+    let mut q = Builder::default();
+    q.push_per(
+        "SELECT CAST(group_concat(body, '' ORDER BY sequence) AS BLOB) FROM (",
+        "SELECT string_agg(body, ''::bytea ORDER BY sequence) FROM (",
     )
-    .bind(after as i64)
-    .bind(ids)
-    .bind(kind_codes)
-    .bind(limit as i64)
-    .fetch_one(&mut *conn)
-    .await;
+    .push("SELECT sequence, body FROM events");
+    push_filter(&mut q, incident_ids, kinds, after, limit);
+    q.push(") batch");
+    let joined: sqlx::Result<Option<Vec<u8>>> = q.build_query_scalar().fetch_one(conn).await;
     match joined {
         Ok(joined) => Ok(StoredBatch {
             events: crate::wire::split_events(joined.unwrap_or_default().into())?,
@@ -132,39 +137,26 @@ pub async fn list_stored(
     }
 }
 
-/// The incident and kind conditions as bound parameters (`None`: any).
-fn filter_params(
-    incident_ids: &[IncidentId],
-    kinds: &[EventKind],
-) -> Result<(Option<String>, Option<String>)> {
-    let ids = (!incident_ids.is_empty())
-        .then(|| {
-            serde_json::to_string(
-                &incident_ids
-                    .iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .transpose()?;
-    let kinds = (!kinds.is_empty())
-        .then(|| serde_json::to_string(&kinds.iter().map(|k| k.code()).collect::<Vec<_>>()))
-        .transpose()?;
-    Ok((ids, kinds))
-}
-
 fn decode((sequence, kind, incident_id, severity, components, body): Row) -> Result<EncodedEvent> {
     let corrupt =
         |what: &str| Error::Internal(format!("event {sequence}: stored {what} is invalid"));
     Ok(EncodedEvent {
         keys: EventKeys {
             sequence: sequence as u64,
-            kind: EventKind::from_code(kind).ok_or_else(|| corrupt("kind"))?,
+            kind: i32::try_from(kind)
+                .ok()
+                .and_then(EventKind::from_code)
+                .ok_or_else(|| corrupt("kind"))?,
             incident_id: incident_id
                 .map(|id| id.parse().map_err(|_| corrupt("incident id")))
                 .transpose()?,
             severity: severity
-                .map(|s| Severity::from_code(s).ok_or_else(|| corrupt("severity")))
+                .map(|s| {
+                    i32::try_from(s)
+                        .ok()
+                        .and_then(Severity::from_code)
+                        .ok_or_else(|| corrupt("severity"))
+                })
                 .transpose()?,
             component_ids: components
                 .chunks_exact(16)
@@ -197,13 +189,20 @@ struct Legacy {
 /// Encodes the events written before the log kept them encoded, a batch per
 /// transaction, so a database of any age opens into one format. Returns how
 /// many it encoded (0 once done: the partial index finds none).
-pub async fn encode_legacy(conn: &mut SqliteConnection) -> Result<u64> {
+pub async fn encode_legacy(conn: &mut Conn) -> Result<u64> {
     let mut done = 0u64;
+    if conn.dialect() != db::Dialect::Sqlite {
+        // The PostgreSQL log was encoded from its start.
+        return Ok(0);
+    }
     // Components are named as the log goes: each component event renames its
     // component for the events after it; a component the rows seen so far do
     // not name has its stored name.
     let stored = super::components::all_names(&mut *conn).await?;
     let mut named: std::collections::HashMap<ComponentId, String> = Default::default();
+    let Some(conn) = conn.sqlite() else {
+        return Ok(0);
+    };
     loop {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let rows: Vec<(i64, i32, String)> = sqlx::query_as(
@@ -371,11 +370,10 @@ mod tests {
         assert_eq!(rest.events, whole.events[1..]);
         let none = list_stored(&mut r, &[], &[], 2, 10).await.unwrap();
         assert!(none.events.is_empty() && none.complete);
-        let legacy: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM events WHERE legacy IS NOT NULL")
-                .fetch_one(&mut *r)
-                .await
-                .unwrap();
+        let legacy: i64 = db::query_scalar("SELECT count(*) FROM events WHERE legacy IS NOT NULL")
+            .fetch_one(&mut r)
+            .await
+            .unwrap();
         assert_eq!(legacy, 0);
         // The keys filter the way the events did.
         let p2 = list(&mut r, &[IncidentId(uuid::Uuid::from_u128(1))], &[], 0, 10)
@@ -390,7 +388,7 @@ mod tests {
 
 #[cfg(test)]
 mod batch_tests {
-    use sqlx::Connection;
+    use sqlx::{Connection, SqliteConnection};
 
     use super::*;
     use crate::store::{Store, StoreOptions};
@@ -425,6 +423,7 @@ mod batch_tests {
         super::super::limit_value_length(&mut conn, 1000)
             .await
             .unwrap();
+        let mut conn = Conn::from(conn);
         let mut seen = Vec::new();
         let mut after = 0;
         loop {

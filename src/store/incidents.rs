@@ -1,14 +1,14 @@
 //! Incidents and their status updates.
 
-use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
-
+use super::action_items::codes;
+use super::db::{self, Builder, Conn, Dialect};
 use super::{Cursor, ROWS_PER_STATEMENT, to_nanos};
 use crate::domain::{
     Audience, ComponentId, Incident, IncidentId, IncidentKind, IncidentStatus, Severity,
     StatusUpdate, StatusUpdateId, Time,
 };
 use crate::error::{Error, Result};
+use serde::Serialize;
 
 /// Filters of ListIncidents. Serialized into page tokens to bind them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -33,19 +33,19 @@ pub struct IncidentFilter {
 /// (an upsert), and, only for those whose title, labels or impacts changed,
 /// the title index and the filter tables.
 pub(super) async fn write_changed(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     changed: &[(&Incident, Option<&Incident>)],
 ) -> Result<()> {
     let incidents: Vec<&Incident> = changed.iter().map(|(i, _)| *i).collect();
     for chunk in incidents.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = Builder::new(
             "INSERT INTO incidents (id, number, title, title_key, kind, severity, status, is_open, create_time, delete_time, visibility, doc) ",
         );
         let mut docs = Vec::with_capacity(chunk.len());
         for i in chunk {
             docs.push(serde_json::to_string(i)?);
         }
-        q.push_values(chunk.iter().zip(docs), |mut b, (i, doc)| {
+        q.push_values(chunk.iter().zip(docs), |b, (i, doc)| {
             b.push_bind(i.id.to_string())
                 .push_bind(i.number)
                 .push_bind(i.title.clone())
@@ -73,19 +73,19 @@ pub(super) async fn write_changed(
         .filter(|(i, before)| before.is_none_or(|b| b.title != i.title))
         .map(|(i, _)| i.number)
         .collect();
-    if !renamed.is_empty() {
-        let numbers = serde_json::to_string(&renamed)?;
-        sqlx::query(
-            "DELETE FROM incidents_title_search WHERE rowid IN (SELECT value FROM json_each(?))",
+    // (PostgreSQL's trigram index is on the incidents table itself.)
+    if !renamed.is_empty() && conn.dialect() == Dialect::Sqlite {
+        db::query(
+            "DELETE FROM incidents_title_search WHERE rowid IN (SELECT value FROM json_each($1))",
         )
-        .bind(&numbers)
+        .bind(renamed.clone())
         .execute(&mut *conn)
         .await?;
-        sqlx::query(
+        db::query(
             "INSERT INTO incidents_title_search (rowid, title_key)
-             SELECT number, title_key FROM incidents WHERE number IN (SELECT value FROM json_each(?))",
+             SELECT number, title_key FROM incidents WHERE number IN (SELECT value FROM json_each($1))",
         )
-        .bind(&numbers)
+        .bind(renamed)
         .execute(&mut *conn)
         .await?;
     }
@@ -101,14 +101,10 @@ pub(super) async fn write_changed(
         .collect();
     if !rewrite.is_empty() {
         let ids: Vec<String> = rewrite.iter().map(|i| i.id.to_string()).collect();
-        let ids = serde_json::to_string(&ids)?;
         for table in ["incident_components", "incident_labels"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE incident_id IN (SELECT value FROM json_each(?))"
-            )))
-            .bind(&ids)
-            .execute(&mut *conn)
-            .await?;
+            let mut q = Builder::new(&format!("DELETE FROM {table} WHERE "));
+            q.push_in_list("incident_id", ids.clone());
+            q.build().execute(&mut *conn).await?;
         }
         let impacts: Vec<(String, String, i32)> = rewrite
             .iter()
@@ -123,10 +119,10 @@ pub(super) async fn write_changed(
             })
             .collect();
         for chunk in impacts.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = Builder::new(
                 "INSERT INTO incident_components (incident_id, component_id, impact) ",
             );
-            q.push_values(chunk, |mut b, (i, c, impact)| {
+            q.push_values(chunk, |b, (i, c, impact)| {
                 b.push_bind(i.as_str())
                     .push_bind(c.as_str())
                     .push_bind(*impact);
@@ -142,10 +138,8 @@ pub(super) async fn write_changed(
             })
             .collect();
         for chunk in labels.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO incident_labels (incident_id, key, value) ",
-            );
-            q.push_values(chunk, |mut b, (i, k, v)| {
+            let mut q = Builder::new("INSERT INTO incident_labels (incident_id, key, value) ");
+            q.push_values(chunk, |b, (i, k, v)| {
                 b.push_bind(i.as_str()).push_bind(*k).push_bind(*v);
             });
             q.build().execute(&mut *conn).await?;
@@ -155,10 +149,10 @@ pub(super) async fn write_changed(
 }
 
 /// Loads one incident by id.
-pub async fn load(conn: &mut SqliteConnection, id: IncidentId) -> Result<Option<Incident>> {
-    let row: Option<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {WITH_COUNTS} FROM incidents i WHERE i.id = ?"
-    )))
+pub async fn load(conn: &mut Conn, id: IncidentId) -> Result<Option<Incident>> {
+    let row: Option<(String, i64, i64)> = db::query_as(format!(
+        "SELECT {WITH_COUNTS} FROM incidents i WHERE i.id = $1"
+    ))
     .bind(id.to_string())
     .fetch_optional(&mut *conn)
     .await?;
@@ -167,16 +161,12 @@ pub async fn load(conn: &mut SqliteConnection, id: IncidentId) -> Result<Option<
 
 /// Whether an incident exists for `audience` (for the full audience,
 /// deleted or not), without reading it.
-pub async fn exists(
-    conn: &mut SqliteConnection,
-    id: IncidentId,
-    audience: Audience,
-) -> Result<bool> {
+pub async fn exists(conn: &mut Conn, id: IncidentId, audience: Audience) -> Result<bool> {
     // For the public, only PUBLIC incidents that are not deleted exist.
-    let found: Option<i64> = sqlx::query_scalar(match audience {
-        Audience::Full => "SELECT 1 FROM incidents WHERE id = ?",
+    let found: Option<String> = db::query_scalar(match audience {
+        Audience::Full => "SELECT id FROM incidents WHERE id = $1",
         Audience::Public => {
-            "SELECT 1 FROM incidents WHERE id = ? AND visibility = 1 AND delete_time IS NULL"
+            "SELECT id FROM incidents WHERE id = $1 AND visibility = 1 AND delete_time IS NULL"
         }
     })
     .bind(id.to_string())
@@ -188,14 +178,14 @@ pub async fn exists(
 /// The id of incident number `number`, if `audience` may see it (for the
 /// full audience, deleted or not).
 pub async fn id_by_number(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     number: i64,
     audience: Audience,
 ) -> Result<Option<IncidentId>> {
-    let id: Option<String> = sqlx::query_scalar(match audience {
-        Audience::Full => "SELECT id FROM incidents WHERE number = ?",
+    let id: Option<String> = db::query_scalar(match audience {
+        Audience::Full => "SELECT id FROM incidents WHERE number = $1",
         Audience::Public => {
-            "SELECT id FROM incidents WHERE number = ? AND visibility = 1 AND delete_time IS NULL"
+            "SELECT id FROM incidents WHERE number = $1 AND visibility = 1 AND delete_time IS NULL"
         }
     })
     .bind(number)
@@ -208,10 +198,10 @@ pub async fn id_by_number(
     .transpose()
 }
 
-pub async fn load_by_number(conn: &mut SqliteConnection, number: i64) -> Result<Option<Incident>> {
-    let row: Option<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {WITH_COUNTS} FROM incidents i WHERE i.number = ?"
-    )))
+pub async fn load_by_number(conn: &mut Conn, number: i64) -> Result<Option<Incident>> {
+    let row: Option<(String, i64, i64)> = db::query_as(format!(
+        "SELECT {WITH_COUNTS} FROM incidents i WHERE i.number = $1"
+    ))
     .bind(number)
     .fetch_optional(&mut *conn)
     .await?;
@@ -251,7 +241,7 @@ const TRIGRAM: usize = 3;
 /// reading its index: the label, component and title filters are first
 /// counted (up to [`SPARSE_MAX`], a bounded index probe) to choose.
 pub async fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     f: &IncidentFilter,
     after: Option<&Cursor>,
     limit: usize,
@@ -268,7 +258,7 @@ enum Driver {
 }
 
 async fn list_with(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     f: &IncidentFilter,
     after: Option<&Cursor>,
     limit: usize,
@@ -277,18 +267,20 @@ async fn list_with(
     let query = f.query.as_ref().map(|q| q.to_lowercase());
     let indexed_query = query.as_ref().filter(|q| q.chars().count() >= TRIGRAM);
     let mut candidates = Vec::new();
-    if f.label.is_some() {
+    // PostgreSQL's planner weighs the filters itself; SQLite's is told.
+    let sqlite = conn.dialect() == Dialect::Sqlite;
+    if sqlite && f.label.is_some() {
         candidates.push(Driver::Label);
     }
-    if f.component_id.is_some() {
+    if sqlite && f.component_id.is_some() {
         candidates.push(Driver::Component);
     }
-    if indexed_query.is_some() {
+    if sqlite && indexed_query.is_some() {
         candidates.push(Driver::Title);
     }
     let mut driver: Option<(Driver, i64)> = None;
     for d in candidates {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM (");
+        let mut q = Builder::new("SELECT count(*) FROM (");
         match (d, indexed_query) {
             // Counted in the index itself: going through the incidents
             // would read every match before the LIMIT applies.
@@ -300,26 +292,32 @@ async fn list_with(
             }
             _ => push_matches(&mut q, d, f, indexed_query.map(String::as_str)),
         }
-        q.push(" LIMIT ").push_bind(sparse_max + 1).push(")");
+        q.push(" LIMIT ").push_bind(sparse_max + 1).push(") m");
         let n: i64 = q.build_query_scalar().fetch_one(&mut *conn).await?;
         if n <= sparse_max && driver.is_none_or(|(_, best)| n < best) {
             driver = Some((d, n));
         }
     }
-    let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
+    let mut q = Builder::new("SELECT ");
     q.push(WITH_COUNTS);
     match driver {
         Some((d, _)) => {
             // CROSS JOIN keeps SQLite from reordering: the few matches first.
             q.push(" FROM (");
             push_matches(&mut q, d, f, indexed_query.map(String::as_str));
-            q.push(") m CROSS JOIN incidents i ON i.id = m.id WHERE 1");
+            q.push(") m CROSS JOIN incidents i ON i.id = m.id WHERE true");
         }
         None if f.audience == Audience::Public => {
-            q.push(" FROM incidents i INDEXED BY incidents_public_by_create WHERE 1");
+            q.push_per(
+                " FROM incidents i INDEXED BY incidents_public_by_create WHERE true",
+                " FROM incidents i WHERE true",
+            );
         }
         None => {
-            q.push(" FROM incidents i INDEXED BY incidents_by_create WHERE 1");
+            q.push_per(
+                " FROM incidents i INDEXED BY incidents_by_create WHERE true",
+                " FROM incidents i WHERE true",
+            );
         }
     }
     if f.audience == Audience::Public {
@@ -328,14 +326,12 @@ async fn list_with(
     }
     let driven = driver.map(|(d, _)| d);
     if !f.statuses.is_empty() {
-        q.push(" AND i.status IN (SELECT value FROM json_each(")
-            .push_bind(codes(f.statuses.iter().map(|s| s.code())))
-            .push("))");
+        q.push(" AND ")
+            .push_in_list("i.status", codes(f.statuses.iter().map(|s| s.code())));
     }
     if !f.severities.is_empty() {
-        q.push(" AND i.severity IN (SELECT value FROM json_each(")
-            .push_bind(codes(f.severities.iter().map(|s| s.code())))
-            .push("))");
+        q.push(" AND ")
+            .push_in_list("i.severity", codes(f.severities.iter().map(|s| s.code())));
     }
     if let Some(kind) = f.kind {
         q.push(" AND i.kind = ").push_bind(kind.code());
@@ -367,9 +363,17 @@ async fn list_with(
         q.push("))");
     }
     if let Some(query) = query.as_ref().filter(|_| driven != Some(Driver::Title)) {
-        q.push(" AND instr(i.title_key, ")
-            .push_bind(query.clone())
-            .push(") > 0");
+        // On PostgreSQL as a LIKE (its wildcards escaped), which the
+        // trigram index serves.
+        q.push_per(
+            " AND instr(i.title_key, ",
+            " AND i.title_key LIKE '%' || replace(replace(replace(",
+        )
+        .push_bind(query.clone())
+        .push_per(
+            ") > 0",
+            ", '!', '!!'), '%', '!%'), '_', '!_') || '%' ESCAPE '!'",
+        );
     }
     if !f.show_deleted {
         q.push(" AND i.delete_time IS NULL");
@@ -387,24 +391,21 @@ async fn list_with(
     rows.into_iter().map(decode_counted).collect()
 }
 
-fn codes(codes: impl Iterator<Item = i32>) -> String {
-    serde_json::Value::from(codes.collect::<Vec<_>>()).to_string()
-}
-
 /// The query as one FTS5 phrase: a substring match under the trigram tokenizer.
 fn phrase(query: &str) -> String {
     format!("\"{}\"", query.replace('"', "\"\""))
 }
 
 /// The ids of a component and of every component under it.
-fn push_subtree(q: &mut QueryBuilder<Sqlite>, id: ComponentId) {
-    q.push("WITH RECURSIVE sub(id) AS (SELECT ")
+fn push_subtree(q: &mut Builder, id: ComponentId) {
+    q.push("WITH RECURSIVE sub(id) AS (SELECT CAST(")
         .push_bind(id.to_string())
+        .push(" AS TEXT)")
         .push(" UNION SELECT c.id FROM components c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub");
 }
 
 /// The ids of the incidents one selective filter matches, from its index.
-fn push_matches(q: &mut QueryBuilder<Sqlite>, d: Driver, f: &IncidentFilter, query: Option<&str>) {
+fn push_matches(q: &mut Builder, d: Driver, f: &IncidentFilter, query: Option<&str>) {
     match d {
         Driver::Label => {
             let (key, value) = f.label.clone().unwrap_or_default();
@@ -442,23 +443,23 @@ pub fn cursor_after(i: &Incident) -> Cursor {
 
 /// One page of an incident's status updates, newest first.
 pub async fn list_status_updates(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     incident_id: IncidentId,
     after: Option<&Cursor>,
     limit: usize,
     audience: Audience,
 ) -> Result<Vec<StatusUpdate>> {
-    let docs: Vec<String> = sqlx::query_scalar(match audience {
+    let docs: Vec<String> = db::query_scalar(match audience {
         Audience::Full => {
             "SELECT doc FROM status_updates
-             WHERE incident_id = ?1 AND (?2 IS NULL OR (create_time, id) < (?2, ?3))
-             ORDER BY create_time DESC, id DESC LIMIT ?4"
+             WHERE incident_id = $1 AND ($2 IS NULL OR (create_time, id) < ($2, $3))
+             ORDER BY create_time DESC, id DESC LIMIT $4"
         }
         Audience::Public => {
             "SELECT doc FROM status_updates
-             WHERE incident_id = ?1 AND visibility = 1
-               AND (?2 IS NULL OR (create_time, id) < (?2, ?3))
-             ORDER BY create_time DESC, id DESC LIMIT ?4"
+             WHERE incident_id = $1 AND visibility = 1
+               AND ($2 IS NULL OR (create_time, id) < ($2, $3))
+             ORDER BY create_time DESC, id DESC LIMIT $4"
         }
     })
     .bind(incident_id.to_string())
@@ -472,10 +473,10 @@ pub async fn list_status_updates(
 
 /// One status update.
 pub async fn load_status_update(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: StatusUpdateId,
 ) -> Result<Option<StatusUpdate>> {
-    let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM status_updates WHERE id = ?")
+    let doc: Option<String> = db::query_scalar("SELECT doc FROM status_updates WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
         .await?;

@@ -1,17 +1,18 @@
-//! Storage: SQLite through sqlx. One writer task owns the only write
-//! connection and commits requests in groups; reads use a pool.
+//! Storage through sqlx: SQLite (a file, the embedded default) or PostgreSQL
+//! (one database that several replicas share). One writer task per process
+//! owns its write connection and commits requests in groups; reads use a pool.
 
 pub mod action_items;
 pub mod audience;
 mod batch;
 pub mod components;
+pub mod db;
 pub mod events;
 pub mod files;
 pub mod incidents;
 pub mod notes;
 pub mod request_ids;
 pub mod seeds;
-mod statement_count;
 mod statement_timeout;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -19,16 +20,20 @@ mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use rand::RngCore;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, PgConnection, SqliteConnection};
 use tokio::sync::watch;
 
 pub use batch::{ComponentRef, Needs, Tx};
+pub use db::{Conn, Dialect};
 use writer::Writer;
 pub use writer::{Command, WriteCtx, WriteFuture};
 
@@ -77,23 +82,49 @@ pub type StoreOptions = StoreArgs;
 /// The database: a writer for changes, a pool for reads.
 #[derive(Clone)]
 pub struct Store {
-    read: SqlitePool,
+    read: ReadPool,
     writer: Writer,
     page_token_key: [u8; 32],
     head: watch::Receiver<u64>,
     hub: Hub,
 }
 
+/// The read connections of either database.
+#[derive(Clone)]
+enum ReadPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Where `--database` points.
+enum Location {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
+/// Reads `--database`: a `postgres://` (or `postgresql://`) URL, or a path or
+/// `sqlite:` URL.
+fn location(database: &str) -> Result<Location> {
+    match database.split_once("://") {
+        Some(("postgres" | "postgresql", _)) => {
+            let opts = PgConnectOptions::from_str(database)
+                .map_err(|e| Error::Internal(format!("bad database URL: {e}")))?;
+            Ok(Location::Postgres(
+                opts.log_statements(tracing::log::LevelFilter::Trace),
+            ))
+        }
+        Some((scheme, _)) if scheme != "sqlite" => {
+            // Taken as a path, it would quietly make a SQLite file named after the URL.
+            Err(Error::Internal(format!(
+                "--database {scheme}://...: give a file path or sqlite: URL (SQLite), or a postgres:// URL"
+            )))
+        }
+        _ => Ok(Location::Sqlite(connect_options(database)?)),
+    }
+}
+
 /// Turns `--database` (a path or a `sqlite:` URL) into connect options.
 fn connect_options(database: &str) -> Result<SqliteConnectOptions> {
-    if let Some((scheme, _)) = database.split_once("://")
-        && scheme != "sqlite"
-    {
-        // Taken as a path, it would quietly make a SQLite file named after the URL.
-        return Err(Error::Internal(format!(
-            "--database {scheme}://...: this server stores in SQLite; give a file path or a sqlite: URL"
-        )));
-    }
     let base = if database.starts_with("sqlite:") {
         SqliteConnectOptions::from_str(database)
             .map_err(|e| Error::Internal(format!("bad database URL: {e}")))?
@@ -118,18 +149,18 @@ fn connect_options(database: &str) -> Result<SqliteConnectOptions> {
 impl Store {
     /// Opens (creating if needed) and migrates the database, then starts the writer.
     pub async fn open(database: &str, options: StoreOptions) -> Result<Store> {
-        let opts = connect_options(database)?;
-        let mut conn = connect_migrated(database, &opts).await?;
-        let statements = statement_count::install(&mut conn).await?;
-        let page_token_key = load_or_create_key(&mut conn).await?;
-        let encoded = events::encode_legacy(&mut conn).await?;
-        if encoded > 0 {
-            tracing::info!(
-                events = encoded,
-                "encoded the events of an older log in their wire form"
-            );
+        match location(database)? {
+            Location::Sqlite(opts) => Self::open_sqlite(database, opts, options).await,
+            Location::Postgres(opts) => Self::open_postgres(opts, options).await,
         }
-        let head = events::head(&mut conn).await?;
+    }
+
+    async fn open_sqlite(
+        database: &str,
+        opts: SqliteConnectOptions,
+        options: StoreOptions,
+    ) -> Result<Store> {
+        let conn = connect_migrated(database, &opts).await?;
         let statement_timeout = options.statement_timeout;
         let read = SqlitePoolOptions::new()
             .max_connections(options.read_connections)
@@ -151,6 +182,40 @@ impl Store {
             // bounded whatever the pool size.
             .connect_with(opts.clone().read_only(true).pragma("cache_size", "-4096"))
             .await?;
+        let store = Self::start(conn.into(), ReadPool::Sqlite(read), options).await?;
+        store.spawn_checkpointer(SqliteConnection::connect_with(&opts).await?);
+        Ok(store)
+    }
+
+    async fn open_postgres(opts: PgConnectOptions, options: StoreOptions) -> Result<Store> {
+        let mut conn = PgConnection::connect_with(&opts).await?;
+        // sqlx holds an advisory lock while it migrates: replicas starting
+        // together migrate once.
+        migrate_postgres(&mut conn).await?;
+        let timeout_ms = options.statement_timeout.as_millis().max(1).to_string();
+        let read = PgPoolOptions::new()
+            .max_connections(options.read_connections)
+            .min_connections(1)
+            .acquire_timeout(options.read_queue_timeout)
+            // The server stops a read past the statement timeout (57014).
+            .connect_with(opts.options([("statement_timeout", timeout_ms.as_str())]))
+            .await?;
+        Self::start(conn.into(), ReadPool::Postgres(read), options).await
+    }
+
+    /// Starts the store on a migrated database: `conn` becomes the writer's.
+    async fn start(mut conn: Conn, read: ReadPool, options: StoreOptions) -> Result<Store> {
+        let statements = Arc::new(AtomicU64::new(0));
+        conn.count_statements(Arc::clone(&statements));
+        let page_token_key = load_or_create_key(&mut conn).await?;
+        let encoded = events::encode_legacy(&mut conn).await?;
+        if encoded > 0 {
+            tracing::info!(
+                events = encoded,
+                "encoded the events of an older log in their wire form"
+            );
+        }
+        let head = events::head(&mut conn).await?;
         let (head_tx, head_rx) = watch::channel(head);
         let names = components::all_names(&mut conn).await?;
         let hub = Hub::new(
@@ -174,8 +239,15 @@ impl Store {
             hub,
         };
         store.spawn_request_id_pruner();
-        store.spawn_checkpointer(SqliteConnection::connect_with(&opts).await?);
         Ok(store)
+    }
+
+    /// Which database this store is on.
+    pub fn dialect(&self) -> Dialect {
+        match self.read {
+            ReadPool::Sqlite(_) => Dialect::Sqlite,
+            ReadPool::Postgres(_) => Dialect::Postgres,
+        }
     }
 
     /// Deletes request_id records past their retention, in the background,
@@ -237,8 +309,14 @@ impl Store {
 
     /// Applies migrations only (the `migrate` command).
     pub async fn migrate(database: &str) -> Result<()> {
-        let conn = connect_migrated(database, &connect_options(database)?).await?;
-        conn.close().await?;
+        match location(database)? {
+            Location::Sqlite(opts) => connect_migrated(database, &opts).await?.close().await?,
+            Location::Postgres(opts) => {
+                let mut conn = PgConnection::connect_with(&opts).await?;
+                migrate_postgres(&mut conn).await?;
+                conn.close().await?;
+            }
+        }
         Ok(())
     }
 
@@ -247,13 +325,17 @@ impl Store {
     /// --database dest` starts from. Refuses any existing path, a symlink
     /// (even dangling) included; the copy is created with mode 0600.
     pub async fn backup(database: &str, dest: &Path) -> Result<()> {
+        let Location::Sqlite(opts) = location(database)? else {
+            return Err(Error::Internal(
+                "backup copies a SQLite database; back up PostgreSQL with pg_dump or its point-in-time recovery".into(),
+            ));
+        };
         files::check_backup_destination(dest).map_err(Error::Internal)?;
         // SQLite takes the name as text: a lossy one would be another file.
         let name = dest
             .to_str()
             .ok_or_else(|| Error::Internal(format!("{} is not valid UTF-8", dest.display())))?;
-        let opts = connect_options(database)?.create_if_missing(false);
-        let mut conn = SqliteConnection::connect_with(&opts).await?;
+        let mut conn = SqliteConnection::connect_with(&opts.create_if_missing(false)).await?;
         // Created here, 0600 and exclusively (O_EXCL follows no symlink, so
         // nothing can slip in after the check); VACUUM INTO fills an empty file.
         files::create_new_private(dest)
@@ -303,14 +385,17 @@ impl Store {
 
     /// A read connection from the pool, or OVERLOADED if none frees up
     /// within the read queue timeout.
-    pub async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
-        Ok(self.read.acquire().await?)
+    pub async fn reader(&self) -> Result<Conn> {
+        Ok(match &self.read {
+            ReadPool::Sqlite(p) => p.acquire().await?.into(),
+            ReadPool::Postgres(p) => p.acquire().await?.into(),
+        })
     }
 
     /// A read connection from the pool, however long that takes: for work
     /// already accepted (a subscription catching up), which has nobody to
     /// send OVERLOADED to and retry. Each attempt waits the queue timeout.
-    pub async fn reader_waiting(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+    pub async fn reader_waiting(&self) -> Result<Conn> {
         loop {
             match self.reader().await {
                 Err(Error::Overloaded) => continue,
@@ -337,7 +422,10 @@ impl Store {
     /// Stops accepting writes, finishes those queued, and closes the database.
     pub async fn close(&self) {
         self.writer.close().await;
-        self.read.close().await;
+        match &self.read {
+            ReadPool::Sqlite(p) => p.close().await,
+            ReadPool::Postgres(p) => p.close().await,
+        }
     }
 }
 
@@ -347,30 +435,43 @@ async fn connect_migrated(database: &str, opts: &SqliteConnectOptions) -> Result
     // Owner-only, and so are the -wal and -shm SQLite derives from it.
     files::prepare_database_file(database, opts).map_err(|e| Error::Internal(e.to_string()))?;
     let mut conn = SqliteConnection::connect_with(opts).await?;
-    sqlx::migrate!("./migrations")
+    sqlx::migrate!("./migrations/sqlite")
         .run(&mut conn)
         .await
         .map_err(|e| Error::Internal(format!("migration failed: {e}")))?;
     Ok(conn)
 }
 
-async fn load_or_create_key(conn: &mut SqliteConnection) -> Result<[u8; 32]> {
-    let existing: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'page_token_key'")
-            .fetch_optional(&mut *conn)
-            .await?;
-    if let Some(v) = existing
-        && let Ok(key) = <[u8; 32]>::try_from(v.as_slice())
-    {
-        return Ok(key);
-    }
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES ('page_token_key', ?)")
-        .bind(key.to_vec())
-        .execute(&mut *conn)
+/// Applies the PostgreSQL migrations. sqlx holds an advisory lock while it
+/// migrates, so replicas starting together migrate once.
+async fn migrate_postgres(conn: &mut PgConnection) -> Result<()> {
+    sqlx::migrate!("./migrations/postgres")
+        .run(conn)
+        .await
+        .map_err(|e| Error::Internal(format!("migration failed: {e}")))
+}
+
+/// The key that signs page tokens. Created once, by whichever process opens
+/// the database first, and never replaced by one starting later: a page token
+/// from one replica is good on every other.
+async fn load_or_create_key(conn: &mut Conn) -> Result<[u8; 32]> {
+    let mut fresh = [0u8; 32];
+    rand::rng().fill_bytes(&mut fresh);
+    db::query(
+        "INSERT INTO meta (key, value) VALUES ('page_token_key', $1) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(fresh.to_vec())
+    .execute(conn)
+    .await?;
+    let stored: Vec<u8> = db::query_scalar("SELECT value FROM meta WHERE key = 'page_token_key'")
+        .fetch_one(conn)
         .await?;
-    Ok(key)
+    <[u8; 32]>::try_from(stored.as_slice()).map_err(|_| {
+        Error::Internal(format!(
+            "the stored page token key has {} bytes, not 32",
+            stored.len()
+        ))
+    })
 }
 
 /// Position after the last item of a page, in `create_time desc, id desc` order.
@@ -390,10 +491,11 @@ pub(crate) fn from_nanos(n: i64) -> Time {
     chrono::DateTime::from_timestamp_nanos(n)
 }
 
-/// Whether `e` is SQLite's answer to a statement stopped by the statement
-/// timeout (SQLITE_INTERRUPT).
+/// Whether `e` is a statement stopped by the statement timeout: SQLite's
+/// SQLITE_INTERRUPT, PostgreSQL's query_canceled (57014).
 pub(crate) fn is_interrupted(e: &sqlx::Error) -> bool {
     has_sqlite_code(e, libsqlite3_sys::SQLITE_INTERRUPT)
+        || matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("57014"))
 }
 
 /// Whether `e` is SQLite's answer to a string or blob past the connection's
@@ -415,12 +517,18 @@ mod tests {
     /// whoever holds the pool.
     #[test]
     fn a_database_url_of_another_kind_is_refused() {
-        for url in ["postgres://postgres@127.0.0.1/test", "mysql://x"] {
-            let e = connect_options(url).unwrap_err().to_string();
-            assert!(e.contains("SQLite"), "{e}");
+        for url in ["mysql://x", "http://127.0.0.1/db"] {
+            let Err(e) = location(url) else {
+                panic!("{url} accepted")
+            };
+            assert!(e.to_string().contains("postgres://"), "{e}");
         }
-        assert!(connect_options("sqlite://incidentd.db").is_ok());
-        assert!(connect_options("data/incidentd.db").is_ok());
+        for url in ["sqlite://incidentd.db", "data/incidentd.db"] {
+            assert!(matches!(location(url), Ok(Location::Sqlite(_))), "{url}");
+        }
+        for url in ["postgres://postgres@127.0.0.1/test", "postgresql://h/db"] {
+            assert!(matches!(location(url), Ok(Location::Postgres(_))), "{url}");
+        }
     }
 
     #[tokio::test]

@@ -2,20 +2,16 @@
 //! row of its own when it is first corrected, until then it is read from
 //! its NOTE_ADDED event.
 
-use sqlx::SqliteConnection;
+use super::db::{self, Conn};
 
 use crate::domain::{EventKind, IncidentId, Note, Visibility};
 use crate::error::Result;
 use crate::proto::timeline_event::Payload;
 
 /// The note added by event `sequence` to incident `incident_id`, if there is one.
-pub async fn load(
-    conn: &mut SqliteConnection,
-    incident_id: IncidentId,
-    sequence: u64,
-) -> Result<Option<Note>> {
+pub async fn load(conn: &mut Conn, incident_id: IncidentId, sequence: u64) -> Result<Option<Note>> {
     let doc: Option<String> =
-        sqlx::query_scalar("SELECT doc FROM notes WHERE sequence = ? AND incident_id = ?")
+        db::query_scalar("SELECT doc FROM notes WHERE sequence = $1 AND incident_id = $2")
             .bind(sequence as i64)
             .bind(incident_id.to_string())
             .fetch_optional(&mut *conn)
@@ -23,8 +19,8 @@ pub async fn load(
     if let Some(doc) = doc {
         return Ok(Some(serde_json::from_str(&doc)?));
     }
-    let body: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT body FROM events WHERE sequence = ? AND incident_id = ? AND kind = ?",
+    let body: Option<Vec<u8>> = db::query_scalar(
+        "SELECT body FROM events WHERE sequence = $1 AND incident_id = $2 AND kind = $3",
     )
     .bind(sequence as i64)
     .bind(incident_id.to_string())

@@ -1,6 +1,6 @@
 //! AIP-155 request_id records: a retry gets the first response back.
 
-use sqlx::SqliteConnection;
+use super::db::{self, Conn};
 
 use super::to_nanos;
 use crate::domain::Time;
@@ -17,13 +17,10 @@ pub struct RequestKey {
 }
 
 /// The stored fingerprint and response of an earlier request with this key.
-pub async fn find(
-    conn: &mut SqliteConnection,
-    key: &RequestKey,
-) -> Result<Option<(Vec<u8>, String)>> {
-    Ok(sqlx::query_as(
+pub async fn find(conn: &mut Conn, key: &RequestKey) -> Result<Option<(Vec<u8>, String)>> {
+    Ok(db::query_as(
         "SELECT fingerprint, response FROM request_ids
-         WHERE caller = ? AND method = ? AND request_id = ?",
+         WHERE caller = $1 AND method = $2 AND request_id = $3",
     )
     .bind(&key.caller)
     .bind(key.method)
@@ -33,15 +30,10 @@ pub async fn find(
 }
 
 /// Records the response of a request, in the transaction of its change.
-pub async fn record(
-    conn: &mut SqliteConnection,
-    key: &RequestKey,
-    response: &str,
-    now: Time,
-) -> Result<()> {
-    sqlx::query(
+pub async fn record(conn: &mut Conn, key: &RequestKey, response: &str, now: Time) -> Result<()> {
+    db::query(
         "INSERT INTO request_ids (caller, method, request_id, fingerprint, response, create_time)
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&key.caller)
     .bind(key.method)
@@ -55,12 +47,11 @@ pub async fn record(
 }
 
 /// Deletes records older than `before`; returns how many.
-pub async fn prune(conn: &mut SqliteConnection, before: Time) -> Result<u64> {
-    let r = sqlx::query("DELETE FROM request_ids WHERE create_time < ?")
+pub async fn prune(conn: &mut Conn, before: Time) -> Result<u64> {
+    Ok(db::query("DELETE FROM request_ids WHERE create_time < $1")
         .bind(to_nanos(before))
         .execute(&mut *conn)
-        .await?;
-    Ok(r.rows_affected())
+        .await?)
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
 //! Which seeds this database holds, by their permanent key.
 
-use sqlx::SqliteConnection;
+use super::db::{self, Conn};
 
 use super::to_nanos;
 use crate::domain::{IncidentId, Time};
 use crate::error::Result;
 
 /// The incident a seed was loaded as, if it was.
-pub async fn find(conn: &mut SqliteConnection, key: &str) -> Result<Option<String>> {
+pub async fn find(conn: &mut Conn, key: &str) -> Result<Option<String>> {
     Ok(
-        sqlx::query_scalar("SELECT incident_id FROM seeds WHERE key = ?")
+        db::query_scalar("SELECT incident_id FROM seeds WHERE key = $1")
             .bind(key)
             .fetch_optional(&mut *conn)
             .await?,
@@ -18,13 +18,13 @@ pub async fn find(conn: &mut SqliteConnection, key: &str) -> Result<Option<Strin
 
 /// Records a loaded seed, in the transaction that loaded it.
 pub async fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     key: &str,
     incident_id: IncidentId,
     source: &str,
     now: Time,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO seeds (key, incident_id, source, load_time) VALUES (?, ?, ?, ?)")
+    db::query("INSERT INTO seeds (key, incident_id, source, load_time) VALUES ($1, $2, $3, $4)")
         .bind(key)
         .bind(incident_id.to_string())
         .bind(source)

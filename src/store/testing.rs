@@ -30,7 +30,7 @@ pub async fn migrated_before(db: &str, version: i64) -> sqlx::SqliteConnection {
     let mut conn = sqlx::SqliteConnection::connect_with(&super::connect_options(db).unwrap())
         .await
         .unwrap();
-    let mut before = sqlx::migrate!("./migrations");
+    let mut before = sqlx::migrate!("./migrations/sqlite");
     before.migrations = std::borrow::Cow::Owned(
         before
             .migrations

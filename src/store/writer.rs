@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Serialize, de::DeserializeOwned};
-use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::batch::{self, Committed, Needs, Tx, Working};
+use super::db::{self, Conn, Dialect};
 use super::request_ids::RequestKey;
 use std::collections::HashMap;
 
@@ -35,7 +35,7 @@ pub type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c
 /// What a write job sees: the write connection inside the group's transaction,
 /// the group's clock, and the event log to append to.
 pub struct WriteCtx {
-    pub(super) conn: SqliteConnection,
+    pub(super) conn: Conn,
     pub(super) now: Time,
     /// Sequence of the last committed event.
     pub(super) head: u64,
@@ -63,7 +63,7 @@ pub trait Command: Send + 'static {
 
 impl WriteCtx {
     /// The connection, inside the open transaction.
-    pub fn conn(&mut self) -> &mut SqliteConnection {
+    pub fn conn(&mut self) -> &mut Conn {
         &mut self.conn
     }
 
@@ -226,7 +226,7 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn spawn(
-        conn: SqliteConnection,
+        conn: Conn,
         statements: Arc<AtomicU64>,
         max_batch: usize,
         cached_incidents: usize,
@@ -315,7 +315,7 @@ impl Writer {
 }
 
 async fn run(
-    conn: SqliteConnection,
+    conn: Conn,
     statements: Arc<AtomicU64>,
     mut rx: mpsc::Receiver<Msg>,
     max_batch: usize,
@@ -398,9 +398,10 @@ async fn run_batch(
     ctx.working = Working::default();
     ctx.committed.rolled_back();
     let alone = batch.len() == 1;
-    if let Err(e) = exec(&mut ctx.conn, "BEGIN IMMEDIATE").await {
+    if let Err(e) = begin(ctx).await {
         // Dropping the requests unrun answers each caller with an internal error.
         tracing::error!(error = %e, "could not begin a write transaction");
+        let _ = exec(&mut ctx.conn, "ROLLBACK").await;
         return Vec::new();
     }
     let mut ran: Vec<Ran> = Vec::with_capacity(batch.len());
@@ -553,9 +554,49 @@ async fn run_commands(ctx: &mut WriteCtx, run: &mut [Box<dyn Entry>]) -> Result<
     Ok(())
 }
 
-async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
-    sqlx::query(sql).execute(conn).await?;
+async fn exec(conn: &mut Conn, sql: &'static str) -> Result<()> {
+    db::query(sql).execute(conn).await?;
     Ok(())
+}
+
+/// Key of the PostgreSQL advisory lock that orders the log across replicas.
+const LOG_LOCK: i64 = 0x696e_6369_6465_6e74; // "incident"
+
+/// Opens a group's transaction and takes the log for it.
+///
+/// SQLite: BEGIN IMMEDIATE takes the database's one write lock, and this
+/// process is the only writer, so the head is as this writer left it.
+///
+/// PostgreSQL: several replicas write. The group takes the log lock, held to
+/// COMMIT (a transaction-level advisory lock), before it reads anything, so
+/// groups commit one at a time in sequence order: the head read under the
+/// lock is the last committed sequence, and no reader can see a sequence
+/// before the ones below it are visible (PostgreSQL makes a commit visible
+/// before it releases its locks). What another replica committed since this
+/// writer's last group is then read fresh: the remembered incidents are
+/// forgotten when the head moved.
+async fn begin(ctx: &mut WriteCtx) -> Result<()> {
+    match ctx.conn.dialect() {
+        Dialect::Sqlite => exec(&mut ctx.conn, "BEGIN IMMEDIATE").await,
+        Dialect::Postgres => {
+            exec(&mut ctx.conn, "BEGIN").await?;
+            db::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(LOG_LOCK)
+                .execute(&mut ctx.conn)
+                .await?;
+            // A statement of its own: a statement sees the commits made
+            // before it started, and this one starts once the lock is ours.
+            let head: i64 = db::query_scalar("SELECT coalesce(max(sequence), 0) FROM events")
+                .fetch_one(&mut ctx.conn)
+                .await?;
+            let head = head as u64;
+            if head != ctx.head {
+                ctx.committed.forget_all();
+                ctx.head = head;
+            }
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -610,8 +651,8 @@ mod tests {
         }
         let statements = store.statements_written() - before;
         let mut conn = store.reader().await.unwrap();
-        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM status_updates")
-            .fetch_one(&mut *conn)
+        let stored: i64 = crate::store::db::query_scalar("SELECT count(*) FROM status_updates")
+            .fetch_one(&mut conn)
             .await
             .unwrap();
         assert_eq!(stored, n as i64, "every update of the group is stored");
@@ -686,19 +727,19 @@ mod tests {
         let note = note.await.unwrap().expect("the note after it commits");
         assert!(note.sequence > 0);
         let mut conn = store.reader().await.unwrap();
-        let incidents: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents")
-            .fetch_one(&mut *conn)
+        let incidents: i64 = crate::store::db::query_scalar("SELECT count(*) FROM incidents")
+            .fetch_one(&mut conn)
             .await
             .unwrap();
         assert_eq!(incidents, 1, "nothing of the bad command is stored");
-        let updates: Vec<String> = sqlx::query_scalar("SELECT id FROM status_updates")
-            .fetch_all(&mut *conn)
+        let updates: Vec<String> = crate::store::db::query_scalar("SELECT id FROM status_updates")
+            .fetch_all(&mut conn)
             .await
             .unwrap();
         assert_eq!(updates, vec![update.id.to_string()]);
         let sequences: Vec<i64> =
-            sqlx::query_scalar("SELECT sequence FROM events ORDER BY sequence")
-                .fetch_all(&mut *conn)
+            crate::store::db::query_scalar("SELECT sequence FROM events ORDER BY sequence")
+                .fetch_all(&mut conn)
                 .await
                 .unwrap();
         assert_eq!(

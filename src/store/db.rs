@@ -1,0 +1,546 @@
+//! One set of queries over two databases: SQLite (the embedded default) and
+//! PostgreSQL (several replicas on one database).
+//!
+//! The store's statements are written once. A statement is the same text on
+//! both (parameters as `$1`, which SQLite reads too) unless the dialects
+//! differ, and then it carries both texts ([`per`]). Parameters are owned
+//! values bound when the statement runs on whichever connection it is given;
+//! rows decode straight into the caller's tuple on either driver, with no
+//! intermediate row as sqlx's `Any` would make.
+//!
+//! Schemas agree on types so one decode serves both: integers are 64-bit
+//! (BIGINT on PostgreSQL), text is text, bytes are BLOB / BYTEA.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, AssertSqlSafe, Connection, FromRow, PgConnection, Postgres};
+use sqlx::{Sqlite, SqliteConnection};
+
+/// Which database a connection talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection to either database, pooled or owned. Counts the statements
+/// it runs when asked to (the writer's: a group's statements must not grow
+/// with the group).
+pub struct Conn {
+    inner: Inner,
+    statements: Option<Arc<AtomicU64>>,
+}
+
+enum Inner {
+    Sqlite(Box<SqliteConnection>),
+    SqlitePooled(PoolConnection<Sqlite>),
+    Postgres(Box<PgConnection>),
+    PostgresPooled(PoolConnection<Postgres>),
+}
+
+/// The driver's connection behind a [`Conn`], borrowed for one statement.
+pub(super) enum Exec<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+impl Conn {
+    pub fn dialect(&self) -> Dialect {
+        match self.inner {
+            Inner::Sqlite(_) | Inner::SqlitePooled(_) => Dialect::Sqlite,
+            Inner::Postgres(_) | Inner::PostgresPooled(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Counts every statement run from now on into `counter`.
+    pub(super) fn count_statements(&mut self, counter: Arc<AtomicU64>) {
+        self.statements = Some(counter);
+    }
+
+    pub(super) fn exec(&mut self) -> Exec<'_> {
+        if let Some(n) = &self.statements {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        match &mut self.inner {
+            Inner::Sqlite(c) => Exec::Sqlite(c),
+            Inner::SqlitePooled(c) => Exec::Sqlite(c),
+            Inner::Postgres(c) => Exec::Postgres(c),
+            Inner::PostgresPooled(c) => Exec::Postgres(c),
+        }
+    }
+
+    /// The SQLite connection, for what only SQLite has (its hooks and
+    /// limits); `None` on PostgreSQL.
+    pub(super) fn sqlite(&mut self) -> Option<&mut SqliteConnection> {
+        match &mut self.inner {
+            Inner::Sqlite(c) => Some(c),
+            Inner::SqlitePooled(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Closes an owned connection (a pooled one goes back to its pool).
+    pub async fn close(self) -> sqlx::Result<()> {
+        match self.inner {
+            Inner::Sqlite(c) => c.close().await,
+            Inner::Postgres(c) => c.close().await,
+            Inner::SqlitePooled(_) | Inner::PostgresPooled(_) => Ok(()),
+        }
+    }
+}
+
+impl From<SqliteConnection> for Conn {
+    fn from(c: SqliteConnection) -> Self {
+        Conn {
+            inner: Inner::Sqlite(Box::new(c)),
+            statements: None,
+        }
+    }
+}
+
+impl From<PoolConnection<Sqlite>> for Conn {
+    fn from(c: PoolConnection<Sqlite>) -> Self {
+        Conn {
+            inner: Inner::SqlitePooled(c),
+            statements: None,
+        }
+    }
+}
+
+impl From<PgConnection> for Conn {
+    fn from(c: PgConnection) -> Self {
+        Conn {
+            inner: Inner::Postgres(Box::new(c)),
+            statements: None,
+        }
+    }
+}
+
+impl From<PoolConnection<Postgres>> for Conn {
+    fn from(c: PoolConnection<Postgres>) -> Self {
+        Conn {
+            inner: Inner::PostgresPooled(c),
+            statements: None,
+        }
+    }
+}
+
+/// A statement's text in each dialect.
+#[derive(Clone, Debug)]
+pub struct Sql {
+    sqlite: Cow<'static, str>,
+    postgres: Cow<'static, str>,
+}
+
+impl Sql {
+    fn text(&self, dialect: Dialect) -> Cow<'static, str> {
+        match dialect {
+            Dialect::Sqlite => self.sqlite.clone(),
+            Dialect::Postgres => self.postgres.clone(),
+        }
+    }
+}
+
+impl From<&'static str> for Sql {
+    fn from(s: &'static str) -> Self {
+        Sql {
+            sqlite: Cow::Borrowed(s),
+            postgres: Cow::Borrowed(s),
+        }
+    }
+}
+
+impl From<String> for Sql {
+    fn from(s: String) -> Self {
+        Sql {
+            sqlite: Cow::Owned(s.clone()),
+            postgres: Cow::Owned(s),
+        }
+    }
+}
+
+/// A statement whose text differs between the dialects.
+pub fn per(sqlite: &'static str, postgres: &'static str) -> Sql {
+    Sql {
+        sqlite: Cow::Borrowed(sqlite),
+        postgres: Cow::Borrowed(postgres),
+    }
+}
+
+/// A bound parameter. Lists are JSON text on SQLite (read with `json_each`)
+/// and arrays on PostgreSQL (read with `= ANY($n)`).
+#[derive(Clone, Debug)]
+pub enum Value {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Blob(Option<Vec<u8>>),
+    Ints(Option<Vec<i64>>),
+    Texts(Option<Vec<String>>),
+}
+
+macro_rules! value_from {
+    ($variant:ident: $($t:ty => $f:expr),* $(,)?) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                Value::$variant(Some(($f)(v)))
+            }
+        }
+        impl From<Option<$t>> for Value {
+            fn from(v: Option<$t>) -> Self {
+                Value::$variant(v.map($f))
+            }
+        }
+    )*};
+}
+
+value_from!(Int: i64 => |v| v, i32 => i64::from, bool => i64::from);
+value_from!(Text: String => |v| v, &str => str::to_owned, &String => String::clone);
+value_from!(Blob: Vec<u8> => |v| v, &[u8] => <[u8]>::to_vec, &Vec<u8> => Vec::clone);
+value_from!(Ints: Vec<i64> => |v| v);
+value_from!(Texts: Vec<String> => |v| v);
+
+impl Value {
+    fn add_sqlite(self, args: &mut SqliteArguments) -> Result<(), sqlx::error::BoxDynError> {
+        match self {
+            Value::Int(v) => args.add(v),
+            Value::Text(v) => args.add(v),
+            Value::Blob(v) => args.add(v),
+            Value::Ints(v) => args.add(v.map(|v| json_list(&v))),
+            Value::Texts(v) => args.add(v.map(|v| json_list(&v))),
+        }
+    }
+
+    fn add_postgres(self, args: &mut PgArguments) -> Result<(), sqlx::error::BoxDynError> {
+        match self {
+            Value::Int(v) => args.add(v),
+            Value::Text(v) => args.add(v),
+            Value::Blob(v) => args.add(v),
+            Value::Ints(v) => args.add(v),
+            Value::Texts(v) => args.add(v),
+        }
+    }
+}
+
+fn json_list<T: serde::Serialize>(v: &[T]) -> String {
+    // Lists of integers and strings always serialize.
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn sqlite_args(values: Vec<Value>) -> sqlx::Result<SqliteArguments> {
+    let mut args = SqliteArguments::default();
+    for v in values {
+        v.add_sqlite(&mut args).map_err(sqlx::Error::Encode)?;
+    }
+    Ok(args)
+}
+
+fn postgres_args(values: Vec<Value>) -> sqlx::Result<PgArguments> {
+    let mut args = PgArguments::default();
+    for v in values {
+        v.add_postgres(&mut args).map_err(sqlx::Error::Encode)?;
+    }
+    Ok(args)
+}
+
+/// A row type both drivers decode.
+pub trait Row: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{}
+
+/// A statement and its parameters, run on either database.
+#[derive(Clone, Debug)]
+pub struct Query {
+    sql: Sql,
+    args: Vec<Value>,
+}
+
+/// A statement without rows to read (or whose rows are not read).
+pub fn query(sql: impl Into<Sql>) -> Query {
+    Query {
+        sql: sql.into(),
+        args: Vec::new(),
+    }
+}
+
+/// A statement whose rows decode into `R`.
+pub fn query_as<R: Row>(sql: impl Into<Sql>) -> QueryAs<R> {
+    QueryAs {
+        query: query(sql),
+        row: PhantomData,
+    }
+}
+
+/// A statement whose rows are one column each, of type `T`.
+pub fn query_scalar<T>(sql: impl Into<Sql>) -> QueryScalar<T>
+where
+    (T,): Row,
+{
+    QueryScalar {
+        query: query_as(sql),
+    }
+}
+
+impl Query {
+    pub fn bind(mut self, v: impl Into<Value>) -> Self {
+        self.args.push(v.into());
+        self
+    }
+
+    /// Runs the statement; returns the rows it changed.
+    pub async fn execute(self, conn: &mut Conn) -> sqlx::Result<u64> {
+        let Query { sql, args } = self;
+        let text = sql.text(conn.dialect());
+        Ok(match conn.exec() {
+            Exec::Sqlite(c) => {
+                sqlx::query_with::<Sqlite, _>(AssertSqlSafe(text), sqlite_args(args)?)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+            }
+            Exec::Postgres(c) => {
+                sqlx::query_with::<Postgres, _>(AssertSqlSafe(text), postgres_args(args)?)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+            }
+        })
+    }
+}
+
+/// Runs `$query`'s statement on `$conn` as a `query_as_with` and calls
+/// `$fetch` on it, whichever the driver.
+macro_rules! fetch {
+    ($query:expr, $conn:expr, $fetch:ident) => {{
+        let Query { sql, args } = $query;
+        let conn: &mut Conn = $conn;
+        let text = sql.text(conn.dialect());
+        match conn.exec() {
+            Exec::Sqlite(c) => {
+                sqlx::query_as_with::<Sqlite, R, _>(AssertSqlSafe(text), sqlite_args(args)?)
+                    .$fetch(c)
+                    .await
+            }
+            Exec::Postgres(c) => {
+                sqlx::query_as_with::<Postgres, R, _>(AssertSqlSafe(text), postgres_args(args)?)
+                    .$fetch(c)
+                    .await
+            }
+        }
+    }};
+}
+
+/// A statement whose rows decode into `R`.
+pub struct QueryAs<R> {
+    query: Query,
+    row: PhantomData<fn() -> R>,
+}
+
+impl<R: Row> QueryAs<R> {
+    pub fn bind(mut self, v: impl Into<Value>) -> Self {
+        self.query = self.query.bind(v);
+        self
+    }
+
+    pub async fn fetch_all(self, conn: &mut Conn) -> sqlx::Result<Vec<R>> {
+        fetch!(self.query, conn, fetch_all)
+    }
+
+    pub async fn fetch_one(self, conn: &mut Conn) -> sqlx::Result<R> {
+        fetch!(self.query, conn, fetch_one)
+    }
+
+    pub async fn fetch_optional(self, conn: &mut Conn) -> sqlx::Result<Option<R>> {
+        fetch!(self.query, conn, fetch_optional)
+    }
+}
+
+/// A statement whose rows are one column each.
+pub struct QueryScalar<T> {
+    query: QueryAs<(T,)>,
+}
+
+impl<T> QueryScalar<T>
+where
+    (T,): Row,
+{
+    pub fn bind(mut self, v: impl Into<Value>) -> Self {
+        self.query = self.query.bind(v);
+        self
+    }
+
+    pub async fn fetch_all(self, conn: &mut Conn) -> sqlx::Result<Vec<T>> {
+        Ok(self
+            .query
+            .fetch_all(conn)
+            .await?
+            .into_iter()
+            .map(|(v,)| v)
+            .collect())
+    }
+
+    pub async fn fetch_one(self, conn: &mut Conn) -> sqlx::Result<T> {
+        Ok(self.query.fetch_one(conn).await?.0)
+    }
+
+    pub async fn fetch_optional(self, conn: &mut Conn) -> sqlx::Result<Option<T>> {
+        Ok(self.query.fetch_optional(conn).await?.map(|(v,)| v))
+    }
+}
+
+/// A statement built piece by piece (multi-row inserts, optional filters):
+/// text pushed to both dialects at once, or to each its own, and parameters
+/// numbered as they are pushed.
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    sqlite: String,
+    postgres: String,
+    args: Vec<Value>,
+}
+
+impl Builder {
+    pub fn new(sql: &str) -> Self {
+        Builder {
+            sqlite: sql.to_owned(),
+            postgres: sql.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Text the same in both dialects.
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        self.sqlite.push_str(sql);
+        self.postgres.push_str(sql);
+        self
+    }
+
+    /// Text that differs between the dialects.
+    pub fn push_per(&mut self, sqlite: &str, postgres: &str) -> &mut Self {
+        self.sqlite.push_str(sqlite);
+        self.postgres.push_str(postgres);
+        self
+    }
+
+    /// A parameter, in its place.
+    pub fn push_bind(&mut self, v: impl Into<Value>) -> &mut Self {
+        self.args.push(v.into());
+        let placeholder = format!("${}", self.args.len());
+        self.push(&placeholder)
+    }
+
+    /// `x IN list`, for a list parameter: `json_each` on SQLite, `ANY` on PostgreSQL.
+    pub fn push_in_list(&mut self, column: &str, list: impl Into<Value>) -> &mut Self {
+        self.args.push(list.into());
+        let n = self.args.len();
+        self.sqlite
+            .push_str(&format!("{column} IN (SELECT value FROM json_each(${n}))"));
+        self.postgres.push_str(&format!("{column} = ANY(${n})"));
+        self
+    }
+
+    /// `VALUES (..), (..)` of `rows`, each row's columns pushed by `row`.
+    pub fn push_values<T>(
+        &mut self,
+        rows: impl IntoIterator<Item = T>,
+        mut row: impl FnMut(&mut Separated<'_>, T),
+    ) -> &mut Self {
+        self.push("VALUES ");
+        for (i, r) in rows.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.push("(");
+            let mut columns = Separated {
+                builder: self,
+                first: true,
+            };
+            row(&mut columns, r);
+            self.push(")");
+        }
+        self
+    }
+
+    pub fn build(self) -> Query {
+        Query {
+            sql: Sql {
+                sqlite: Cow::Owned(self.sqlite),
+                postgres: Cow::Owned(self.postgres),
+            },
+            args: self.args,
+        }
+    }
+
+    pub fn build_query_as<R: Row>(self) -> QueryAs<R> {
+        QueryAs {
+            query: self.build(),
+            row: PhantomData,
+        }
+    }
+
+    pub fn build_query_scalar<T>(self) -> QueryScalar<T>
+    where
+        (T,): Row,
+    {
+        QueryScalar {
+            query: self.build_query_as(),
+        }
+    }
+}
+
+/// The columns of one row of [`Builder::push_values`], comma-separated.
+pub struct Separated<'b> {
+    builder: &'b mut Builder,
+    first: bool,
+}
+
+impl Separated<'_> {
+    pub fn push_bind(&mut self, v: impl Into<Value>) -> &mut Self {
+        if !self.first {
+            self.builder.push(", ");
+        }
+        self.first = false;
+        self.builder.push_bind(v);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_builder_numbers_parameters_in_both_dialects() {
+        let mut b = Builder::new("SELECT id FROM t WHERE ");
+        b.push_in_list("kind", vec![1i64, 2])
+            .push(" AND name = ")
+            .push_bind("x")
+            .push_per(" LIMIT 1", " FETCH FIRST 1 ROWS ONLY");
+        let q = b.build();
+        assert_eq!(
+            q.sql.text(Dialect::Sqlite),
+            "SELECT id FROM t WHERE kind IN (SELECT value FROM json_each($1)) AND name = $2 LIMIT 1"
+        );
+        assert_eq!(
+            q.sql.text(Dialect::Postgres),
+            "SELECT id FROM t WHERE kind = ANY($1) AND name = $2 FETCH FIRST 1 ROWS ONLY"
+        );
+        assert_eq!(q.args.len(), 2);
+    }
+
+    #[test]
+    fn values_are_comma_separated_rows() {
+        let mut b = Builder::new("INSERT INTO t (a, b) ");
+        b.push_values([(1i64, "x"), (2, "y")], |row, (a, s)| {
+            row.push_bind(a).push_bind(s);
+        });
+        assert_eq!(
+            b.build().sql.text(Dialect::Postgres),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+        );
+    }
+}
