@@ -13,6 +13,7 @@ mod support;
 mod action_items;
 mod attacks;
 mod audiences;
+mod backend;
 mod crash;
 mod hardening;
 mod lifecycle;
