@@ -1,5 +1,6 @@
 //! Operations: online backup and Prometheus metrics, through the real binary
-//! where the process boundary matters.
+//! where the process boundary matters. The backup is SQLite's (VACUUM INTO a
+//! file): its tests run on SQLite whatever the run's backend.
 
 use std::process::{Command, Stdio};
 
@@ -7,13 +8,13 @@ use incident_client::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
-    Daemon, Options, Rejection, TestServer, assert_rejected, create_incident, eventually,
+    Daemon, Options, Rejection, TestDb, TestServer, assert_rejected, create_incident, eventually,
     free_port, integrity_check, plain_incident, start_server,
 };
 
 #[tokio::test]
 async fn a_backup_of_a_live_database_serves_everything_it_held() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_sqlite().await;
     for i in 0..20 {
         create_incident(
             &mut srv.incidents().await,
@@ -21,7 +22,8 @@ async fn a_backup_of_a_live_database_serves_everything_it_held() {
         )
         .await;
     }
-    let dest = srv.dir.path().join("backup.db");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("backup.db");
     // Taken while the server runs and writes continue.
     let writer = {
         let url = srv.url.clone();
@@ -41,18 +43,19 @@ async fn a_backup_of_a_live_database_serves_everything_it_held() {
             }
         })
     };
-    incidentd::store::Store::backup(&srv.db.display().to_string(), &dest)
+    incidentd::store::Store::backup(srv.db.as_str(), &dest)
         .await
         .expect("backup");
     writer.await.expect("writer");
     assert!(
-        incidentd::store::Store::backup(&srv.db.display().to_string(), &dest)
+        incidentd::store::Store::backup(srv.db.as_str(), &dest)
             .await
             .is_err(),
         "an existing backup is never overwritten"
     );
 
-    let restored = start_server("127.0.0.1:0", &dest, &Options::default())
+    let dest = dest.to_str().expect("a UTF-8 temporary path");
+    let restored = start_server("127.0.0.1:0", dest, &Options::default())
         .await
         .expect("serve the backup");
     let mut c = IncidentServiceClient::connect(format!("http://{}", restored.addr()))
@@ -110,7 +113,7 @@ async fn http_get(addr: &str, path: &str) -> Option<String> {
 #[tokio::test]
 async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("m.db");
+    let db = TestDb::sqlite();
     let metrics = format!("127.0.0.1:{}", free_port());
     let server = Daemon::start(
         &db,
@@ -182,7 +185,7 @@ async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
         .args(["backup"])
         .arg(&backup)
         .arg("--database")
-        .arg(&db)
+        .arg(db.as_str())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

@@ -69,7 +69,7 @@ impl Target {
         let mut args = vec!["--tokens-file", tokens.as_str()];
         args.extend_from_slice(extra);
         let daemon = Daemon::start_with(
-            &dir.path().join("incidentd.db"),
+            &TestDb::create().await,
             &dir.path().join("incidentd.log"),
             &args,
             nofile,

@@ -275,9 +275,9 @@ async fn the_token_name_is_the_actor_and_x_actor_is_ignored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_tokens_only_loopback_is_served() {
-    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::create().await;
     for addr in ["0.0.0.0:0", "[::]:0"] {
-        let started = start_server(addr, &dir.path().join("a.db"), &Options::default()).await;
+        let started = start_server(addr, db.as_str(), &Options::default()).await;
         let err = match started {
             Ok(s) => {
                 s.stop().await.ok();
@@ -288,12 +288,12 @@ async fn without_tokens_only_loopback_is_served() {
         assert!(err.contains("loopback"), "unclear refusal: {err}");
     }
     // With tokens the same address is fine.
-    let server = start_server("0.0.0.0:0", &dir.path().join("b.db"), &with_tokens())
+    let server = start_server("0.0.0.0:0", db.as_str(), &with_tokens())
         .await
         .expect("serves with tokens on any address");
     server.stop().await.expect("stop");
     // And open mode on loopback works (v6 too, where available).
-    start_server("127.0.0.1:0", &dir.path().join("c.db"), &Options::default())
+    start_server("127.0.0.1:0", db.as_str(), &Options::default())
         .await
         .expect("open on loopback")
         .stop()

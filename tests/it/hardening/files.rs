@@ -1,5 +1,6 @@
 //! Files on disk: the database, its -wal and -shm, and backups are 0600; a
-//! backup refuses a dangling symlink and creates nothing through it.
+//! backup refuses a dangling symlink and creates nothing through it. SQLite's
+//! files, on SQLite whatever the run's backend.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -18,11 +19,11 @@ fn mode(path: &Path) -> u32 {
 #[tokio::test]
 async fn the_database_and_its_wal_and_shm_are_0600() {
     within("the database's file modes", async {
-        let mut srv = TestServer::start().await;
+        let mut srv = TestServer::start_sqlite().await;
         // A write, so the WAL certainly holds something.
         create_incident(&mut srv.incidents().await, plain_incident("on disk")).await;
         for suffix in ["", "-wal", "-shm"] {
-            let path = PathBuf::from(format!("{}{suffix}", srv.db.display()));
+            let path = PathBuf::from(format!("{}{suffix}", srv.db.sqlite_file().display()));
             assert_eq!(format!("{:o}", mode(&path)), "600", "{}", path.display());
         }
         srv.stop().await;
@@ -33,10 +34,10 @@ async fn the_database_and_its_wal_and_shm_are_0600() {
 #[tokio::test]
 async fn backup_refuses_a_dangling_symlink_and_writes_new_files_0600() {
     within("backups", async {
-        let mut srv = TestServer::start().await;
+        let mut srv = TestServer::start_sqlite().await;
         create_incident(&mut srv.incidents().await, plain_incident("backed up")).await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let database = srv.db.to_str().expect("utf-8 path");
+        let database = srv.db.as_str();
 
         // A dangling symlink: refused, and its target is not created.
         let target = dir.path().join("target.db");
@@ -68,7 +69,7 @@ async fn backup_refuses_a_dangling_symlink_and_writes_new_files_0600() {
             .await
             .expect("backup");
         assert_eq!(format!("{:o}", mode(&dest)), "600");
-        assert_eq!(count(&dest, "incidents").await, 1);
+        assert_eq!(sqlite_count(&dest, "incidents").await, 1);
         let mut names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

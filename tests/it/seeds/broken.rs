@@ -157,7 +157,7 @@ fn a_broken_seed_file_is_rejected_naming_file_and_field() {
     }
 }
 
-/// A fresh database's state, and its path, with the server stopped.
+/// A fresh database's state, and the server of it, stopped.
 async fn fresh_db() -> (TestServer, DbSnapshot) {
     let mut ts = TestServer::start().await;
     ts.stop().await;
@@ -168,7 +168,7 @@ async fn fresh_db() -> (TestServer, DbSnapshot) {
 /// Loads `dir` with the loader straight on the test server's database.
 async fn load_dir(ts: &TestServer, dir: &Path) -> Result<Vec<Outcome>, seed::SeedError> {
     let seeds = seed::read_dir(dir).expect("parses: the error is the RPC validation's");
-    let store = Store::open(&ts.db.display().to_string(), StoreOptions::default())
+    let store = Store::open(ts.db.as_str(), StoreOptions::default())
         .await
         .expect("open store");
     let out = seed::load(&store, seeds).await;
@@ -237,7 +237,7 @@ async fn a_server_started_with_a_broken_seed_refuses_and_changes_nothing() {
         seed_dir: Some(dir.path().to_owned()),
         ..Options::default()
     };
-    let started = start_server("127.0.0.1:0", &ts.db, &options).await;
+    let started = start_server("127.0.0.1:0", ts.db.as_str(), &options).await;
     let e = match started {
         Ok(_) => panic!("a server with a broken seed must not start"),
         Err(e) => format!("{e:#}"),

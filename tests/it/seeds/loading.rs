@@ -164,7 +164,7 @@ async fn loading_twice_changes_nothing() {
 
     // Again through the loader, on the same database.
     ts.stop().await;
-    let store = Store::open(&ts.db.display().to_string(), StoreOptions::default())
+    let store = Store::open(ts.db.as_str(), StoreOptions::default())
         .await
         .expect("open store");
     let outcomes = seed::load(&store, seed::read_dir(&seeds_dir()).expect("read seeds"))

@@ -9,14 +9,14 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::db::DatabaseFile;
+use super::db::{TestDb, WithDatabase};
 use super::wait::within;
 
 /// `incidentd serve` on a free loopback port, its output in a log file.
 pub struct Daemon {
     pub child: Child,
     pub port: u16,
-    db: PathBuf,
+    db: TestDb,
     log: PathBuf,
 }
 
@@ -30,14 +30,20 @@ pub fn free_port() -> u16 {
 
 impl Daemon {
     /// Starts the binary on `db` (with `extra` arguments to `serve`) and
-    /// waits until health says SERVING.
-    pub async fn start(db: &Path, log: &Path, extra: &[&str]) -> Daemon {
+    /// waits until health says SERVING. The daemon holds a handle of `db`:
+    /// a test that starts it again on the same database keeps its own.
+    pub async fn start(db: &TestDb, log: &Path, extra: &[&str]) -> Daemon {
         Self::start_with(db, log, extra, None).await
     }
 
     /// As [`Daemon::start`], under an open-file limit of `nofile` (soft and
     /// hard, set with `prlimit`) when given.
-    pub async fn start_with(db: &Path, log: &Path, extra: &[&str], nofile: Option<u64>) -> Daemon {
+    pub async fn start_with(
+        db: &TestDb,
+        log: &Path,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> Daemon {
         let port = free_port();
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -62,7 +68,7 @@ impl Daemon {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--database")
-            .arg(db)
+            .arg(db.as_str())
             .args(extra)
             .env("INCIDENTD_LOG", "warn")
             .stdin(Stdio::null())
@@ -73,7 +79,7 @@ impl Daemon {
         let mut d = Daemon {
             child,
             port,
-            db: db.to_owned(),
+            db: db.clone(),
             log: log.to_owned(),
         };
         d.wait_serving().await;
@@ -137,8 +143,8 @@ impl Daemon {
     }
 }
 
-impl DatabaseFile for Daemon {
-    fn database(&self) -> &Path {
+impl WithDatabase for Daemon {
+    fn database(&self) -> &TestDb {
         &self.db
     }
 }

@@ -1,7 +1,8 @@
 //! The harness of the integration tests: a real server on 127.0.0.1:0 over a
-//! temporary SQLite file (or the real binary), driven through
-//! `incident-client`; the database read straight from its file; the one
-//! rejection assertion; bounded waits.
+//! database of its own (or the real binary), driven through
+//! `incident-client`; the database, a temporary SQLite file or a PostgreSQL
+//! database as `INCIDENTD_TEST_BACKEND` says, read straight past the server;
+//! the one rejection assertion; bounded waits.
 
 mod calls;
 mod daemon;

@@ -15,7 +15,7 @@ use std::future::Future;
 use incident_client::tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use super::db::{self, DatabaseFile};
+use super::db::WithDatabase;
 use super::server::TestServer;
 
 /// What a rejected call must answer.
@@ -234,13 +234,13 @@ fn clip(s: &str) -> String {
 /// Runs `call`, which must be rejected as `want` says and change no row of
 /// the database; on success returns the status, else every difference.
 pub async fn check_rejected<T: Debug>(
-    srv: &impl DatabaseFile,
+    srv: &impl WithDatabase,
     want: &Rejection,
     call: impl Future<Output = Result<T, Status>>,
 ) -> Result<Status, String> {
-    let before = db::snapshot(srv.database()).await;
+    let before = srv.database().snapshot().await;
     let result = call.await;
-    let after = db::snapshot(srv.database()).await;
+    let after = srv.database().snapshot().await;
     let mut problems = Vec::new();
     let status = match result {
         Ok(r) => {
@@ -271,7 +271,7 @@ pub async fn check_rejected<T: Debug>(
 /// Runs `call`, which must be rejected as `want` says and change no row of
 /// the database; returns the status.
 pub async fn assert_rejected<T: Debug>(
-    srv: &impl DatabaseFile,
+    srv: &impl WithDatabase,
     want: Rejection,
     call: impl Future<Output = Result<T, Status>>,
 ) -> Status {

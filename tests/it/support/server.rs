@@ -1,7 +1,7 @@
-//! A real server on a loopback port over a temporary SQLite file.
+//! A real server on a loopback port over a database of its own.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +11,8 @@ use incident_client::{
 };
 use incidentd::auth::Tokens;
 use incidentd::server::{Config, Server, TlsFiles};
-use tempfile::TempDir;
 
-use super::db::{self, DatabaseFile, DbSnapshot};
+use super::db::{Backend, DbSnapshot, TestDb, WithDatabase};
 
 /// Tuning of a test server; what is not set here keeps the server's default.
 #[derive(Clone, Debug)]
@@ -28,6 +27,9 @@ pub struct Options {
     pub max_concurrent_requests: Option<usize>,
     /// How long a call's request message may take to arrive.
     pub request_read_timeout: Option<Duration>,
+    /// The backend of the server's database; `None` takes the run's
+    /// (`INCIDENTD_TEST_BACKEND`). A test of SQLite itself sets `Sqlite`.
+    pub backend: Option<Backend>,
 }
 
 impl Default for Options {
@@ -40,6 +42,7 @@ impl Default for Options {
             tls: None,
             max_concurrent_requests: None,
             request_read_timeout: None,
+            backend: None,
         }
     }
 }
@@ -49,17 +52,15 @@ pub fn seeds_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds")
 }
 
-/// Starts a server listening on `listen` over the database file `database`.
-/// The one place the tests build a server's `Config`.
+/// Starts a server listening on `listen` over `database` (a SQLite file's
+/// path or a database's URL, as `--database` takes it, e.g.
+/// [`TestDb::as_str`]). The one place the tests build a server's `Config`.
 pub async fn start_server(
     listen: &str,
-    database: &Path,
+    database: &str,
     options: &Options,
 ) -> anyhow::Result<Server> {
-    let mut config = Config::new(
-        listen.parse().expect("listen address"),
-        database.display().to_string(),
-    );
+    let mut config = Config::new(listen.parse().expect("listen address"), database);
     config.store.live_buffer = options.live_buffer;
     config.limits.max_subscribers = options.max_subscribers;
     config.seed_dir = options.seed_dir.clone();
@@ -74,40 +75,51 @@ pub async fn start_server(
     Server::start(config).await
 }
 
-/// A running server with its database file.
+/// A running server with its database. The server is dropped before the
+/// database, whose drop (on PostgreSQL) ends whatever connections are left.
 pub struct TestServer {
     pub server: Option<Server>,
-    pub dir: TempDir,
-    pub db: PathBuf,
+    pub db: TestDb,
     pub url: String,
     pub options: Options,
 }
 
 impl TestServer {
-    /// Starts a server on a fresh database.
+    /// Starts a server on a fresh database, on the run's backend.
     pub async fn start() -> TestServer {
         Self::start_with(Options::default()).await
     }
 
+    /// Starts a server on a fresh SQLite file whatever the run's backend, for
+    /// a test of SQLite itself.
+    pub async fn start_sqlite() -> TestServer {
+        Self::start_with(Options {
+            backend: Some(Backend::Sqlite),
+            ..Options::default()
+        })
+        .await
+    }
+
     /// Starts a server on a fresh database with non-default tuning.
     pub async fn start_with(options: Options) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("incidentd.db");
-        let server = start_server("127.0.0.1:0", &db, &options)
+        let db = match options.backend {
+            Some(b) => TestDb::create_on(b).await,
+            None => TestDb::create().await,
+        };
+        let server = start_server("127.0.0.1:0", db.as_str(), &options)
             .await
-            .expect("server starts");
+            .unwrap_or_else(|e| panic!("server starts on {db:?}: {e:#}"));
         let url = format!("http://{}", server.addr());
         TestServer {
             server: Some(server),
-            dir,
             db,
             url,
             options,
         }
     }
 
-    /// Stops the server (draining it) and starts a new one on the same file
-    /// and the same address, so open channels reconnect to it.
+    /// Stops the server (draining it) and starts a new one on the same
+    /// database and the same address, so open channels reconnect to it.
     pub async fn restart(&mut self) {
         self.stop().await;
         self.start_again().await;
@@ -120,9 +132,9 @@ impl TestServer {
         }
     }
 
-    /// Starts the server again on the same file and address.
+    /// Starts the server again on the same database and address.
     pub async fn start_again(&mut self) {
-        let server = start_server(&self.addr().to_string(), &self.db, &self.options)
+        let server = start_server(&self.addr().to_string(), self.db.as_str(), &self.options)
             .await
             .expect("server starts again");
         self.url = format!("http://{}", server.addr());
@@ -168,9 +180,9 @@ impl TestServer {
         ActionItemServiceClient::new(self.channel().await)
     }
 
-    /// Every row of every table, read straight from the database file.
+    /// Every row of every table, read straight from the database.
     pub async fn snapshot(&self) -> DbSnapshot {
-        db::snapshot(&self.db).await
+        self.db.snapshot().await
     }
 
     /// Asserts that the database holds exactly the rows of `before`.
@@ -183,12 +195,12 @@ impl TestServer {
 
     /// Number of rows of one table.
     pub async fn count(&self, table: &str) -> i64 {
-        db::count(&self.db, table).await
+        self.db.count(table).await
     }
 }
 
-impl DatabaseFile for TestServer {
-    fn database(&self) -> &Path {
+impl WithDatabase for TestServer {
+    fn database(&self) -> &TestDb {
         &self.db
     }
 }

@@ -178,8 +178,8 @@ async fn the_client_subscription_resumes_across_a_restart_exactly_once() {
 }
 
 /// A subscription given two endpoints moves to the second when the first
-/// goes away, and resumes there exactly once. (Two processes on one SQLite
-/// file in turn stand in for two replicas of one database.)
+/// goes away, and resumes there exactly once. (Two servers on one database
+/// in turn stand in for two replicas of it.)
 #[tokio::test]
 async fn the_client_subscription_fails_over_to_the_next_endpoint_exactly_once() {
     let mut srv = TestServer::start().await;
@@ -203,7 +203,7 @@ async fn the_client_subscription_fails_over_to_the_next_endpoint_exactly_once() 
     assert_eq!(sub.endpoint(), 0);
     // The first endpoint goes away for good; the database is served on the second.
     srv.stop().await;
-    let second = start_server(&other, &srv.db, &srv.options)
+    let second = start_server(&other, srv.db.as_str(), &srv.options)
         .await
         .expect("the second endpoint starts");
     let mut t = TimelineServiceClient::new(
