@@ -100,6 +100,11 @@ pub enum Error {
     /// The server is draining: resume from the last sequence received.
     #[error("server is shutting down; resume from the last sequence received")]
     ShuttingDown,
+    /// The database could not be reached or dropped the connection (a
+    /// failover, a restart): retry, with the same request_id for a write.
+    /// The detail goes to the log only.
+    #[error("the database is unavailable; retry (a write with its request_id)")]
+    DatabaseUnavailable(String),
     /// Never shown to clients: the detail goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -259,7 +264,10 @@ impl Error {
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             // The closed list has no reason of its own for a drain; the client
             // does what it does on overload: back off and retry elsewhere.
-            Error::Overloaded | Error::FairShare { .. } | Error::ShuttingDown => "OVERLOADED",
+            Error::Overloaded
+            | Error::FairShare { .. }
+            | Error::ShuttingDown
+            | Error::DatabaseUnavailable(_) => "OVERLOADED",
             Error::Timeout(_) => "REQUEST_TIMEOUT",
             Error::MessageTooLarge { .. } => "MESSAGE_TOO_LARGE",
             Error::SubscriberLimit => "SUBSCRIBER_LIMIT",
@@ -292,7 +300,7 @@ impl Error {
             Error::Timeout(_) => Code::DeadlineExceeded,
             // What tonic itself answers for an oversized message.
             Error::MessageTooLarge { .. } => Code::OutOfRange,
-            Error::ShuttingDown => Code::Unavailable,
+            Error::ShuttingDown | Error::DatabaseUnavailable(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }
     }
@@ -411,6 +419,9 @@ impl From<Error> for Status {
         if let Error::Internal(detail) = &err {
             tracing::error!(error = %detail, "internal error");
         }
+        if let Error::DatabaseUnavailable(detail) = &err {
+            tracing::warn!(error = %detail, "database unavailable");
+        }
         let (last, tiers) = TIERS.split_last().expect("tiers");
         for limits in tiers {
             let status = err.status(limits);
@@ -476,6 +487,7 @@ impl From<sqlx::Error> for Error {
                 "the query ran past the statement timeout; narrow the request (filters, page size)"
                     .into(),
             ),
+            e if crate::store::is_connection_lost(&e) => Error::DatabaseUnavailable(e.to_string()),
             e => Error::Internal(format!("database: {e}")),
         }
     }

@@ -180,7 +180,8 @@ impl TimelineService for Timeline {
             heartbeat,
             permit,
             audience,
-        )?;
+        )
+        .await?;
         let stream = subscription.map(|item| {
             item.map(|item| match item {
                 // The stored encoding, shared by every subscriber.

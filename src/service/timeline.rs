@@ -249,6 +249,10 @@ async fn for_public(
         .collect())
 }
 
+/// Longest a subscription from a sequence this replica has not read yet
+/// waits for it (PostgreSQL: another replica committed it a moment ago).
+const TAIL_WAIT: Duration = Duration::from_secs(3);
+
 /// Where a subscription starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
@@ -280,7 +284,7 @@ pub type Subscription = Pin<Box<dyn Stream<Item = Result<Item>> + Send>>;
 /// it for the next message, so an event goes from the hub to the stream with
 /// no queue and no wake-up in between, and a subscriber that reads slowly
 /// simply falls behind the ring (and back to the database).
-pub fn subscribe(
+pub async fn subscribe(
     store: Store,
     start: Start,
     filter: EventFilter,
@@ -288,7 +292,10 @@ pub fn subscribe(
     permit: SubscriberPermit,
     audience: Audience,
 ) -> Result<Subscription> {
-    let head = store.head_sequence();
+    let head = match start {
+        Start::After(after) => store.head_reaching(after, TAIL_WAIT).await,
+        Start::Now => store.head_sequence(),
+    };
     let cursor = match start {
         Start::After(after) if after > head => return Err(Error::SequenceAheadOfLog { head }),
         Start::After(after) => after,
@@ -625,6 +632,7 @@ mod tests {
             permit,
             Audience::Full,
         )
+        .await
         .unwrap();
         assert!(matches!(stream.next().await, Some(Ok(Item::Heartbeat(0)))));
         // Ten queue timeouts pass while the connection is held: the stream

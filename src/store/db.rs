@@ -75,6 +75,11 @@ impl Conn {
         }
     }
 
+    /// Continues on `fresh` in place of a lost connection, counting as before.
+    pub(super) fn replace(&mut self, fresh: Conn) {
+        self.inner = fresh.inner;
+    }
+
     /// The SQLite connection, for what only SQLite has (its hooks and
     /// limits); `None` on PostgreSQL.
     pub(super) fn sqlite(&mut self) -> Option<&mut SqliteConnection> {

@@ -10,10 +10,12 @@ pub mod db;
 pub mod events;
 pub mod files;
 pub mod incidents;
+mod lease;
 pub mod notes;
 pub mod request_ids;
 pub mod seeds;
 mod statement_timeout;
+mod tail;
 #[cfg(test)]
 pub(crate) mod testing;
 mod writer;
@@ -34,8 +36,10 @@ use tokio::sync::watch;
 
 pub use batch::{ComponentRef, Needs, Tx};
 pub use db::{Conn, Dialect};
-use writer::Writer;
+use lease::Lease;
+use tail::Tail;
 pub use writer::{Command, WriteCtx, WriteFuture};
+use writer::{Publisher, Writer};
 
 use crate::config::StoreArgs;
 use crate::domain::Time;
@@ -87,6 +91,10 @@ pub struct Store {
     page_token_key: [u8; 32],
     head: watch::Receiver<u64>,
     hub: Hub,
+    /// On PostgreSQL, what feeds the hub with every replica's commits.
+    tail: Option<Tail>,
+    /// Whether this process runs the background work.
+    lease: Lease,
 }
 
 /// The read connections of either database.
@@ -182,7 +190,7 @@ impl Store {
             // bounded whatever the pool size.
             .connect_with(opts.clone().read_only(true).pragma("cache_size", "-4096"))
             .await?;
-        let store = Self::start(conn.into(), ReadPool::Sqlite(read), options).await?;
+        let store = Self::start(conn.into(), ReadPool::Sqlite(read), None, options).await?;
         store.spawn_checkpointer(SqliteConnection::connect_with(&opts).await?);
         Ok(store)
     }
@@ -198,13 +206,21 @@ impl Store {
             .min_connections(1)
             .acquire_timeout(options.read_queue_timeout)
             // The server stops a read past the statement timeout (57014).
-            .connect_with(opts.options([("statement_timeout", timeout_ms.as_str())]))
+            .connect_with(
+                opts.clone()
+                    .options([("statement_timeout", timeout_ms.as_str())]),
+            )
             .await?;
-        Self::start(conn.into(), ReadPool::Postgres(read), options).await
+        Self::start(conn.into(), ReadPool::Postgres(read), Some(opts), options).await
     }
 
     /// Starts the store on a migrated database: `conn` becomes the writer's.
-    async fn start(mut conn: Conn, read: ReadPool, options: StoreOptions) -> Result<Store> {
+    async fn start(
+        mut conn: Conn,
+        read: ReadPool,
+        postgres: Option<PgConnectOptions>,
+        options: StoreOptions,
+    ) -> Result<Store> {
         let statements = Arc::new(AtomicU64::new(0));
         conn.count_statements(Arc::clone(&statements));
         let page_token_key = load_or_create_key(&mut conn).await?;
@@ -223,20 +239,38 @@ impl Store {
             options.incident_cache,
             crate::component_names::ComponentNames::new(names),
         );
+        let tail = match &read {
+            ReadPool::Sqlite(_) => None,
+            ReadPool::Postgres(pool) => Some(Tail::new(pool.clone(), hub.clone(), head_tx.clone())),
+        };
+        let publisher = tail.clone().map_or(Publisher::Direct, Publisher::Tail);
         let writer = Writer::spawn(
             conn,
             statements,
             options.max_batch,
             options.incident_cache,
-            head_tx,
-            hub.clone(),
+            writer::Fanout {
+                head: head_tx,
+                hub: hub.clone(),
+                publisher,
+            },
+            postgres.clone(),
         );
+        if let Some(t) = &tail {
+            t.spawn();
+        }
+        let lease = match postgres {
+            None => Lease::sole(),
+            Some(opts) => Lease::contend(opts, hub.shutdown_signal()),
+        };
         let store = Store {
             read,
             writer,
             page_token_key,
             head: head_rx,
             hub,
+            tail,
+            lease,
         };
         store.spawn_request_id_pruner();
         Ok(store)
@@ -251,13 +285,17 @@ impl Store {
     }
 
     /// Deletes request_id records past their retention, in the background,
-    /// through the writer like any other write. Ends when the store closes.
+    /// through the writer like any other write, on the one replica holding
+    /// the background lease. Ends when the store closes.
     fn spawn_request_id_pruner(&self) {
         let store = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(REQUEST_ID_PRUNE_INTERVAL);
             loop {
                 tick.tick().await;
+                if !store.lease.held() {
+                    continue;
+                }
                 let pruned = store
                     .write(|ctx| {
                         Box::pin(async move {
@@ -414,13 +452,34 @@ impl Store {
         &self.hub
     }
 
-    /// Sequence of the last committed event.
+    /// Sequence of the last committed event this process has published
+    /// (on PostgreSQL, the tail's position in the shared log).
     pub fn head_sequence(&self) -> u64 {
         *self.head.borrow()
     }
 
+    /// The head once it reaches `sequence`, or as it is after `within`: on
+    /// PostgreSQL another replica may have committed `sequence` a moment
+    /// before this one's tail read it, so a subscriber failing over (or
+    /// subscribing here right after writing elsewhere) is not refused for
+    /// this replica's lag. On SQLite the head is the log's.
+    pub async fn head_reaching(&self, sequence: u64, within: Duration) -> u64 {
+        let Some(tail) = &self.tail else {
+            return self.head_sequence();
+        };
+        let mut head = self.head.clone();
+        tail.wake();
+        let reached = tokio::time::timeout(within, head.wait_for(|h| *h >= sequence)).await;
+        match reached {
+            Ok(Ok(h)) => *h,
+            _ => self.head_sequence(),
+        }
+    }
+
     /// Stops accepting writes, finishes those queued, and closes the database.
     pub async fn close(&self) {
+        // Ends the tail and the lease too (PostgreSQL).
+        self.hub.shut_down();
         self.writer.close().await;
         match &self.read {
             ReadPool::Sqlite(p) => p.close().await,
@@ -496,6 +555,25 @@ pub(crate) fn from_nanos(n: i64) -> Time {
 pub(crate) fn is_interrupted(e: &sqlx::Error) -> bool {
     has_sqlite_code(e, libsqlite3_sys::SQLITE_INTERRUPT)
         || matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("57014"))
+}
+
+/// Whether `e` says the database connection is gone or cannot be made (a
+/// network error, a PostgreSQL shutdown, failover or terminated backend):
+/// a retry, on a new connection, may well succeed.
+pub(crate) fn is_connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        // Class 08 (connection exception), 57P01-57P03 (admin shutdown,
+        // crash shutdown, cannot connect now).
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
 }
 
 /// Whether `e` is SQLite's answer to a string or blob past the connection's

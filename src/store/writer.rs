@@ -21,6 +21,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::batch::{self, Committed, Needs, Tx, Working};
 use super::db::{self, Conn, Dialect};
 use super::request_ids::RequestKey;
+use super::tail::Tail;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
 use std::collections::HashMap;
 
 use crate::component_names::{ComponentNames, Overlay, named_by};
@@ -45,6 +48,8 @@ pub struct WriteCtx {
     pub(super) working: Working,
     /// Incidents as committed, kept across groups.
     pub(super) committed: Committed,
+    /// How to connect again when the connection is lost (PostgreSQL).
+    pub(super) reconnect: Option<PgConnectOptions>,
 }
 
 /// A typed write: what it reads is declared up front, and it runs in memory
@@ -119,6 +124,10 @@ impl WriteCtx {
         // The public form, from the group's own writes: what a public
         // subscriber is sent live, once for all of them.
         let public = super::audience::public_forms(&mut self.conn, &events).await?;
+        if self.conn.dialect() == Dialect::Postgres {
+            // Wakes the other replicas' tails once this commits.
+            exec(&mut self.conn, "NOTIFY incidentd_log").await?;
+        }
         exec(&mut self.conn, "COMMIT").await?;
         let live = stored
             .into_iter()
@@ -217,6 +226,14 @@ enum Msg {
     Close(oneshot::Sender<()>),
 }
 
+/// How committed groups reach the hub.
+pub(super) enum Publisher {
+    /// The only writer of the log (SQLite): straight to the hub.
+    Direct,
+    /// One of several (PostgreSQL): through the tail, in log order.
+    Tail(Tail),
+}
+
 /// Handle to the writer task.
 #[derive(Clone)]
 pub(super) struct Writer {
@@ -230,8 +247,8 @@ impl Writer {
         statements: Arc<AtomicU64>,
         max_batch: usize,
         cached_incidents: usize,
-        head: watch::Sender<u64>,
-        hub: Hub,
+        fanout: Fanout,
+        reconnect: Option<PgConnectOptions>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
         let writer = Writer {
@@ -244,8 +261,8 @@ impl Writer {
             rx,
             max_batch.max(1),
             Committed::new(cached_incidents),
-            head,
-            hub,
+            fanout,
+            reconnect,
         ));
         writer
     }
@@ -320,13 +337,14 @@ async fn run(
     mut rx: mpsc::Receiver<Msg>,
     max_batch: usize,
     committed: Committed,
-    head: watch::Sender<u64>,
-    hub: Hub,
+    fanout: Fanout,
+    reconnect: Option<PgConnectOptions>,
 ) {
     let mut ctx = WriteCtx {
+        reconnect,
         conn,
         now: chrono::Utc::now(),
-        head: *head.borrow(),
+        head: *fanout.head.borrow(),
         events: Vec::new(),
         working: Working::default(),
         committed,
@@ -363,10 +381,10 @@ async fn run(
         }
         let before = statements.load(Ordering::Relaxed);
         metrics::histogram!(crate::metrics::WRITER_BATCH).record(batch.len() as f64);
-        let retry = run_batch(&mut ctx, batch, &head, &hub).await;
+        let retry = run_batch(&mut ctx, batch, &fanout).await;
         // A group whose statement failed: its commands again, one per group.
         for entry in retry {
-            run_batch(&mut ctx, vec![Item::Command(entry)], &head, &hub).await;
+            run_batch(&mut ctx, vec![Item::Command(entry)], &fanout).await;
         }
         metrics::histogram!(crate::metrics::WRITER_GROUP_STATEMENTS)
             .record(statements.load(Ordering::Relaxed).saturating_sub(before) as f64);
@@ -375,6 +393,30 @@ async fn run(
     let _ = ctx.conn.close().await;
     if let Some(ack) = closing {
         let _ = ack.send(());
+    }
+}
+
+/// Where committed groups go.
+pub(super) struct Fanout {
+    pub(super) head: watch::Sender<u64>,
+    pub(super) hub: Hub,
+    pub(super) publisher: Publisher,
+}
+
+impl Fanout {
+    async fn publish(&self, events: Vec<Arc<LiveEvent>>, renamed: HashMap<ComponentId, String>) {
+        match &self.publisher {
+            Publisher::Direct => {
+                // Before the events are published: a reader told of them
+                // names the components as they now are.
+                self.hub.components().apply(renamed);
+                if let Some(last) = events.last() {
+                    self.head.send_replace(last.stored.keys.sequence);
+                    self.hub.publish(&events);
+                }
+            }
+            Publisher::Tail(tail) => tail.publish_own(events, renamed).await,
+        }
     }
 }
 
@@ -387,12 +429,8 @@ enum Ran {
 /// Runs and commits one group. If a statement fails in a group of several
 /// requests, its commands are handed back to be retried one at a time (jobs
 /// cannot be run twice: they are answered with the error).
-async fn run_batch(
-    ctx: &mut WriteCtx,
-    batch: Vec<Item>,
-    head: &watch::Sender<u64>,
-    hub: &Hub,
-) -> Vec<Box<dyn Entry>> {
+async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Item>, fanout: &Fanout) -> Vec<Box<dyn Entry>> {
+    let hub = &fanout.hub;
     ctx.now = chrono::Utc::now();
     ctx.events.clear();
     ctx.working = Working::default();
@@ -478,17 +516,13 @@ async fn run_batch(
     match commit {
         Ok((published, renamed)) => {
             ctx.committed.committed();
-            // Before the events are published: a reader told of them names
-            // the components as they now are.
-            hub.components().apply(renamed);
+            if let Some(last) = published.last() {
+                ctx.head = last.stored.keys.sequence;
+            }
             // Publish before answering: a client that sees its write acknowledged
             // and then subscribes from now must not see the write again, and one
             // subscribed before must see it.
-            if let Some(last) = published.last() {
-                ctx.head = last.stored.keys.sequence;
-                head.send_replace(last.stored.keys.sequence);
-                hub.publish(&published);
-            }
+            fanout.publish(published, renamed).await;
             for r in ran {
                 match r {
                     Ran::Job(_, finish) => finish(Ok(())),
@@ -579,7 +613,17 @@ async fn begin(ctx: &mut WriteCtx) -> Result<()> {
     match ctx.conn.dialect() {
         Dialect::Sqlite => exec(&mut ctx.conn, "BEGIN IMMEDIATE").await,
         Dialect::Postgres => {
-            exec(&mut ctx.conn, "BEGIN").await?;
+            if let Err(e) = exec(&mut ctx.conn, "BEGIN").await {
+                // The connection was lost (a failover, a terminated backend):
+                // this group goes on a new one.
+                let Some(opts) = &ctx.reconnect else {
+                    return Err(e);
+                };
+                tracing::warn!(error = %e, "the write connection failed; reconnecting");
+                ctx.conn
+                    .replace(PgConnection::connect_with(opts).await?.into());
+                exec(&mut ctx.conn, "BEGIN").await?;
+            }
             db::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(LOG_LOCK)
                 .execute(&mut ctx.conn)

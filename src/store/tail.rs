@@ -1,0 +1,222 @@
+//! On PostgreSQL, several replicas append to one log: each replica's hub is
+//! fed in sequence order by its tail, with this replica's own groups as its
+//! writer commits them and the others' read from the log.
+//!
+//! LISTEN/NOTIFY on [`CHANNEL`] is only a wake-up (each committed group sends
+//! one empty notification); the log itself is the truth. After any listener
+//! reconnect the tail reads on from its cursor, and it reads at least every
+//! [`POLL`] whatever it hears, so a lost notification delays an event by at
+//! most that. The listener connection never opens a transaction: an idle one
+//! in a transaction would stop the server's notification queue from draining.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::{Mutex, Notify, watch};
+
+use super::db::Conn;
+use super::events;
+use crate::domain::ComponentId;
+use crate::error::Result;
+use crate::hub::{Hub, LiveEvent};
+use crate::proto as pb;
+use crate::proto::timeline_event::Payload;
+
+/// The notification channel of committed groups.
+pub const CHANNEL: &str = "incidentd_log";
+
+/// Longest a committed event waits for this replica to read it when no
+/// notification comes.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// Events read from the log per statement.
+const BATCH: usize = 1000;
+
+/// Feeds this replica's hub in sequence order.
+#[derive(Clone)]
+pub(super) struct Tail {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Sequence of the last event published to the hub; held while
+    /// publishing, so events go out once each and in order.
+    published: Mutex<u64>,
+    pool: PgPool,
+    hub: Hub,
+    head: watch::Sender<u64>,
+    wake: Notify,
+}
+
+impl Tail {
+    /// A tail whose hub has published everything up to `head`.
+    pub(super) fn new(pool: PgPool, hub: Hub, head: watch::Sender<u64>) -> Self {
+        let published = *head.borrow();
+        Tail {
+            inner: Arc::new(Inner {
+                published: Mutex::new(published),
+                pool,
+                hub,
+                head,
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// Publishes a group this replica's writer just committed, after every
+    /// event before it (committed earlier by other replicas: the log lock
+    /// orders groups) that the hub has not published yet. Events the tail
+    /// already read from the log are not published again.
+    pub(super) async fn publish_own(
+        &self,
+        own: Vec<Arc<LiveEvent>>,
+        renamed: HashMap<ComponentId, String>,
+    ) {
+        let Some(first) = own.first().map(|e| e.stored.keys.sequence) else {
+            return;
+        };
+        let mut published = self.inner.published.lock().await;
+        if *published + 1 < first
+            && let Err(e) = self.inner.read_through(&mut published, first - 1).await
+        {
+            // Publishing ours now would skip the gap: the tail reads them all
+            // from the log instead, in order.
+            tracing::warn!(error = %e, "could not read the log up to this replica's commit");
+            self.inner.wake.notify_one();
+            return;
+        }
+        let fresh: Vec<Arc<LiveEvent>> = own
+            .into_iter()
+            .filter(|e| e.stored.keys.sequence > *published)
+            .collect();
+        self.inner.hub.components().apply(renamed);
+        self.inner.publish(&mut published, &fresh);
+    }
+
+    /// Asks the tail to read the log now.
+    pub(super) fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Runs the tail until the hub shuts down: wakes on a notification from
+    /// `listener_pool`'s server or every [`POLL`], and reads what is new.
+    pub(super) fn spawn(&self) {
+        let inner = Arc::clone(&self.inner);
+        let listening = Arc::clone(&self.inner);
+        let mut shutdown = inner.hub.shutdown_signal();
+        let listener = tokio::spawn(async move { listening.listen().await });
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = inner.wake.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                }
+                let mut published = inner.published.lock().await;
+                if let Err(e) = inner.read_through(&mut published, u64::MAX).await {
+                    tracing::warn!(error = %e, "reading the log failed; retrying");
+                }
+            }
+            listener.abort();
+        });
+    }
+}
+
+impl Inner {
+    /// Listens on [`CHANNEL`], waking the tail on every notification and on
+    /// every reconnect (notifications may have been lost meanwhile).
+    async fn listen(&self) {
+        loop {
+            let mut listener = match PgListener::connect_with(&self.pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not connect to listen for commits; retrying");
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "could not LISTEN for commits; retrying");
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            // Whatever was committed while not listening.
+            self.wake.notify_one();
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(_)) => self.wake.notify_one(),
+                    // The connection dropped; the next call reconnects.
+                    Ok(None) => self.wake.notify_one(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening for commits failed; reconnecting");
+                        tokio::time::sleep(POLL).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the log after `*published`, up to `last`, and publishes it.
+    async fn read_through(&self, published: &mut u64, last: u64) -> Result<()> {
+        let mut conn: Conn = self.pool.acquire().await?.into();
+        loop {
+            let stored = events::list(&mut conn, &[], &[], *published, BATCH).await?;
+            let stored: Vec<_> = stored
+                .into_iter()
+                .filter(|e| e.keys.sequence <= last)
+                .collect();
+            if stored.is_empty() {
+                return Ok(());
+            }
+            let full = stored.len() == BATCH;
+            let mut decoded = Vec::with_capacity(stored.len());
+            for e in &stored {
+                decoded.push(crate::wire::decode_event(&e.body)?);
+            }
+            // As the public sees them now; a replica reads others' events a
+            // moment after they committed.
+            let public = super::audience::public_forms(&mut conn, &decoded).await?;
+            self.hub.components().apply(renamed_by(&decoded));
+            let live: Vec<Arc<LiveEvent>> = stored
+                .into_iter()
+                .zip(public)
+                .map(|(stored, public)| Arc::new(LiveEvent { stored, public }))
+                .collect();
+            self.publish(published, &live);
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn publish(&self, published: &mut u64, events: &[Arc<LiveEvent>]) {
+        let Some(last) = events.last() else { return };
+        self.hub.publish(events);
+        *published = last.stored.keys.sequence;
+        self.head.send_replace(*published);
+    }
+}
+
+/// The names component events of another replica gave their components.
+fn renamed_by(events: &[pb::TimelineEvent]) -> HashMap<ComponentId, String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Some(Payload::ComponentCreated(pb::ComponentCreated { component }))
+            | Some(Payload::ComponentUpdated(pb::ComponentUpdated { component, .. }))
+            | Some(Payload::ComponentDeleted(pb::ComponentDeleted { component })) => {
+                component.as_ref()
+            }
+            _ => None,
+        })
+        .filter_map(|c| {
+            Some((
+                ComponentId(c.id.parse::<uuid::Uuid>().ok()?),
+                c.name.clone(),
+            ))
+        })
+        .collect()
+}
