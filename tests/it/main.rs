@@ -19,6 +19,7 @@ mod hardening;
 mod lifecycle;
 mod listing;
 mod operations;
+mod replicas;
 mod seeds;
 mod timeline;
 mod validation;

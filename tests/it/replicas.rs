@@ -1,0 +1,505 @@
+//! Several replicas (real `incidentd serve` processes) on one PostgreSQL
+//! database: one log that every replica serves whole and in order, identity
+//! (request_id, etags) held by the database, a replica killed mid-storm and
+//! database connections terminated under load without a write lost or an
+//! event repeated. These need `INCIDENTD_TEST_POSTGRES` and are skipped,
+//! saying so, without it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use incident_client::subscribe_timeline_request::Start;
+use incident_client::tonic::transport::Channel;
+use incident_client::tonic::{Code, Request};
+use incident_client::{
+    AddNoteRequest, CreateIncidentRequest, GetIncidentRequest, Incident, IncidentServiceClient,
+    ListTimelineEventsRequest, Subscription, TimelineEventKind, TimelineServiceClient,
+    UpdateIncidentRequest, lazy_channels,
+};
+use sqlx::{Connection, PgConnection};
+use tempfile::TempDir;
+
+use crate::support::{
+    Daemon, POSTGRES_VAR, TestDb, list_all_timeline_events, mask, plain_incident,
+    postgres_admin_url, rid, within,
+};
+use crate::timeline::subscribe_request;
+
+/// Replicas of one PostgreSQL test database, each logging to its own file.
+struct Replicas {
+    db: TestDb,
+    dir: TempDir,
+    daemons: Vec<Daemon>,
+}
+
+impl Replicas {
+    /// `n` replicas on a fresh database, or `None` (and the skip said)
+    /// without `INCIDENTD_TEST_POSTGRES`.
+    async fn start(n: usize) -> Option<Replicas> {
+        let Some(admin) = postgres_admin_url() else {
+            println!("skipped: {POSTGRES_VAR} is not set");
+            return None;
+        };
+        let db = TestDb::postgres(&admin).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut daemons = Vec::new();
+        for i in 0..n {
+            let log = dir.path().join(format!("replica-{i}.log"));
+            daemons.push(Daemon::start(&db, &log, &[]).await);
+        }
+        Some(Replicas { db, dir, daemons })
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.daemons.iter().map(Daemon::url).collect()
+    }
+
+    async fn incidents(&self, i: usize) -> IncidentServiceClient<Channel> {
+        IncidentServiceClient::new(self.daemons[i].channel().await)
+    }
+
+    async fn timeline(&self, i: usize) -> TimelineServiceClient<Channel> {
+        TimelineServiceClient::new(self.daemons[i].channel().await)
+    }
+
+    /// A subscription from the start of the log over every replica, starting
+    /// on replica `first`.
+    fn subscription(&self, first: usize) -> Subscription {
+        let mut urls = self.urls();
+        urls.rotate_left(first);
+        let channels = lazy_channels(urls).expect("endpoints");
+        Subscription::over(channels, subscribe_request(Start::AfterSequence(0)))
+    }
+
+    /// Every replica's log, for a failure message.
+    fn logs(&self) -> String {
+        self.daemons
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("--- replica {i}:\n{}", d.log()))
+            .collect()
+    }
+}
+
+/// Reads `sub` until it handed out `last`; returns the sequences it gave.
+async fn read_through(sub: &mut Subscription, last: u64) -> Vec<u64> {
+    let mut seen = Vec::new();
+    within(&format!("events up to {last}"), async {
+        while seen.last().is_none_or(|s| *s < last) {
+            let e = sub.next().await.expect("an event");
+            seen.push(e.sequence);
+        }
+    })
+    .await;
+    seen
+}
+
+fn note(incident_id: &str, text: String, request_id: String) -> AddNoteRequest {
+    AddNoteRequest {
+        incident_id: incident_id.into(),
+        text,
+        request_id,
+        ..Default::default()
+    }
+}
+
+/// The sequence of the newest event of the log, read through replica `client`.
+async fn head(client: &mut TimelineServiceClient<Channel>) -> u64 {
+    let events = list_all_timeline_events(
+        client,
+        ListTimelineEventsRequest {
+            page_size: 1000,
+            ..Default::default()
+        },
+    )
+    .await;
+    events.last().map_or(0, |e| e.sequence)
+}
+
+/// The text of every note of the log, with how many times it appears.
+async fn notes_in_log(client: &mut TimelineServiceClient<Channel>) -> BTreeMap<String, usize> {
+    let events = list_all_timeline_events(
+        client,
+        ListTimelineEventsRequest {
+            page_size: 1000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut out = BTreeMap::new();
+    for e in events {
+        if e.kind == TimelineEventKind::NoteAdded as i32
+            && let Some(incident_client::timeline_event::Payload::NoteAdded(n)) = e.payload
+        {
+            *out.entry(n.text).or_default() += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn three_replicas_serve_one_log_with_identity_held_by_the_database() {
+    let Some(r) = Replicas::start(3).await else {
+        return;
+    };
+    let incident = r
+        .incidents(0)
+        .await
+        .create_incident(CreateIncidentRequest {
+            incident: Some(plain_incident("Shared by three")),
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .incident
+        .expect("incident");
+    // A subscriber on each replica, each from the start of the log and
+    // following it live before anything else is written.
+    let mut subs: Vec<Subscription> = (0..3).map(|i| r.subscription(i)).collect();
+    for sub in &mut subs {
+        assert_eq!(read_through(sub, 1).await, vec![1]);
+    }
+
+    // Writers spread over the three, concurrently.
+    let mut writers = Vec::new();
+    for i in 0..3 {
+        let mut t = r.timeline(i).await;
+        let id = incident.id.clone();
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for n in 0..25 {
+                let e = t
+                    .add_note(note(&id, format!("replica {i} note {n}"), rid()))
+                    .await
+                    .expect("add note")
+                    .into_inner()
+                    .event
+                    .expect("event");
+                acked.push(e.sequence);
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.expect("writer"));
+    }
+    // The last writes are replica 0's alone: the others learn of them only
+    // from the log.
+    let mut t = r.timeline(0).await;
+    for n in 0..3 {
+        let e = t
+            .add_note(note(&incident.id, format!("last {n}"), rid()))
+            .await
+            .expect("add note")
+            .into_inner()
+            .event
+            .expect("event");
+        acked.push(e.sequence);
+    }
+    let last = *acked.iter().max().expect("writes");
+    assert_eq!(head(&mut r.timeline(2).await).await, last, "{}", r.logs());
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let seen = read_through(sub, last).await;
+        assert_eq!(
+            [vec![1], seen].concat(),
+            (1..=last).collect::<Vec<_>>(),
+            "subscriber on replica {i}: every event once, in order"
+        );
+        assert_eq!(sub.endpoint(), 0, "it stayed on its replica");
+    }
+
+    // A retry on another replica gets the first answer.
+    let request_id = rid();
+    let mut created = Vec::new();
+    for i in 0..3 {
+        let c = r
+            .incidents(i)
+            .await
+            .create_incident(CreateIncidentRequest {
+                incident: Some(plain_incident("Once only")),
+                request_id: request_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("create with a request_id")
+            .into_inner()
+            .incident
+            .expect("incident");
+        created.push(c);
+    }
+    assert!(
+        created.iter().all(|c| c == &created[0]),
+        "every replica answers with the first response: {created:?}"
+    );
+    assert_eq!(
+        r.db.count("incidents").await,
+        2,
+        "the retries created nothing"
+    );
+
+    // One etag, three concurrent updates through three replicas: one wins.
+    let current = r
+        .incidents(1)
+        .await
+        .get_incident(GetIncidentRequest {
+            id: incident.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .incident
+        .expect("incident");
+    let mut racers = Vec::new();
+    for i in 0..3 {
+        let mut c = r.incidents(i).await;
+        let update = Incident {
+            id: current.id.clone(),
+            title: format!("Renamed through replica {i}"),
+            etag: current.etag.clone(),
+            ..Default::default()
+        };
+        racers.push(tokio::spawn(async move {
+            c.update_incident(UpdateIncidentRequest {
+                incident: Some(update),
+                update_mask: mask(&["title"]),
+                request_id: String::new(),
+            })
+            .await
+        }));
+    }
+    let mut won = Vec::new();
+    for racer in racers {
+        match racer.await.expect("racer") {
+            Ok(r) => won.push(r.into_inner().incident.expect("incident").title),
+            Err(s) => assert_eq!(
+                s.code(),
+                Code::Aborted,
+                "a loser is told the etag moved: {s:?}"
+            ),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one update wins: {won:?}");
+    let stored = r
+        .incidents(2)
+        .await
+        .get_incident(GetIncidentRequest {
+            id: incident.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .incident
+        .expect("incident");
+    assert_eq!(stored.title, won[0], "the winner's title is the one stored");
+    drop(r.dir);
+}
+
+/// Writes notes through `client` until `stop`, each acknowledged one sent to
+/// `acked` with its sequence; failures are counted, not retried (a replica
+/// that is gone fails every call until the test stops it).
+fn storm(
+    mut client: TimelineServiceClient<Channel>,
+    incident_id: String,
+    name: String,
+    stop: Arc<AtomicBool>,
+    total: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<Vec<(String, u64)>> {
+    tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            let text = format!("{name} note {n}");
+            let call = client.add_note(note(&incident_id, text.clone(), rid()));
+            match tokio::time::timeout(Duration::from_secs(10), call).await {
+                Ok(Ok(r)) => {
+                    acked.push((text, r.into_inner().event.expect("event").sequence));
+                    total.fetch_add(1, Ordering::Relaxed);
+                }
+                // Unacknowledged: it may or may not have committed.
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        acked
+    })
+}
+
+async fn until_total(total: &AtomicUsize, n: usize) {
+    within(&format!("{n} acknowledged writes"), async {
+        while total.load(Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_replica_killed_during_a_write_storm_loses_no_acknowledged_write() {
+    let Some(r) = Replicas::start(3).await else {
+        return;
+    };
+    let incident = r
+        .incidents(1)
+        .await
+        .create_incident(CreateIncidentRequest {
+            incident: Some(plain_incident("Storm")),
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .incident
+        .expect("incident");
+    // Its subscriber is on the replica that will die.
+    let mut sub = r.subscription(0);
+    let first = read_through(&mut sub, 1).await;
+    assert_eq!(first, vec![1]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for i in 0..3 {
+        writers.push(storm(
+            r.timeline(i).await,
+            incident.id.clone(),
+            format!("replica {i}"),
+            Arc::clone(&stop),
+            Arc::clone(&total),
+        ));
+    }
+    until_total(&total, 60).await;
+    r.daemons[0].signal("KILL");
+    let seen_before = total.load(Ordering::Relaxed);
+    until_total(&total, seen_before + 90).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.expect("writer"));
+    }
+
+    let mut survivor = r.timeline(1).await;
+    let log = notes_in_log(&mut survivor).await;
+    for (text, _) in &acked {
+        assert_eq!(
+            log.get(text),
+            Some(&1),
+            "acknowledged {text:?} is in the log once"
+        );
+    }
+    let last = head(&mut survivor).await;
+    let seen = read_through(&mut sub, last).await;
+    assert_eq!(
+        [first, seen].concat(),
+        (1..=last).collect::<Vec<_>>(),
+        "the subscriber resumed elsewhere and saw every event once, in order\n{}",
+        r.logs()
+    );
+    assert_ne!(sub.endpoint(), 0, "it left the killed replica");
+}
+
+/// Ends every connection of the replicas to their database, from the
+/// database side.
+async fn terminate_connections(admin: &str, database: &str) -> u64 {
+    let mut conn = PgConnection::connect(admin).await.expect("connect (admin)");
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(database)
+    .fetch_all(&mut conn)
+    .await
+    .expect("pg_terminate_backend");
+    conn.close().await.ok();
+    ended.iter().filter(|e| **e).count() as u64
+}
+
+#[tokio::test]
+async fn terminated_database_connections_are_reconnected_without_loss_or_repeat() {
+    let Some(r) = Replicas::start(2).await else {
+        return;
+    };
+    let admin = postgres_admin_url().expect("admin url");
+    let database = r.db.postgres_name().expect("postgres").to_owned();
+    let incident = r
+        .incidents(0)
+        .await
+        .create_incident(CreateIncidentRequest {
+            incident: Some(plain_incident("Terminated")),
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .incident
+        .expect("incident");
+    let mut subs: Vec<Subscription> = (0..2).map(|i| r.subscription(i)).collect();
+
+    // Each write is retried under its request_id, on the next replica, until
+    // acknowledged: it must then be in the log exactly once.
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let clients = [r.timeline(0).await, r.timeline(1).await];
+        let id = incident.id.clone();
+        let acked = Arc::clone(&acked);
+        writers.push(tokio::spawn(async move {
+            let mut texts = Vec::new();
+            for n in 0..40 {
+                let text = format!("writer {w} note {n}");
+                let request_id = rid();
+                let mut attempt = 0usize;
+                loop {
+                    let mut c = clients[(w + attempt) % 2].clone();
+                    let req = Request::new(note(&id, text.clone(), request_id.clone()));
+                    match c.add_note(req).await {
+                        Ok(_) => break,
+                        Err(s) => {
+                            attempt += 1;
+                            assert!(attempt < 500, "{text}: still failing: {s:?}");
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+                acked.fetch_add(1, Ordering::Relaxed);
+                texts.push(text);
+            }
+            texts
+        }));
+    }
+    let mut terminated = 0;
+    for round in 1..=3 {
+        until_total(&acked, round * 30).await;
+        terminated += terminate_connections(&admin, &database).await;
+    }
+    let mut texts = Vec::new();
+    for w in writers {
+        texts.extend(w.await.expect("writer"));
+    }
+    assert!(terminated > 0, "connections were terminated");
+
+    let mut client = r.timeline(1).await;
+    let log = notes_in_log(&mut client).await;
+    for text in &texts {
+        assert_eq!(
+            log.get(text),
+            Some(&1),
+            "{text:?} is in the log exactly once"
+        );
+    }
+    let last = head(&mut client).await;
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let seen = read_through(sub, last).await;
+        assert_eq!(
+            seen,
+            (1..=last).collect::<Vec<_>>(),
+            "subscriber {i}: every event once, in order\n{}",
+            r.logs()
+        );
+    }
+}
