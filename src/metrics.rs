@@ -24,6 +24,9 @@ pub const SUBSCRIBERS: &str = "incidentd_subscribers_open";
 pub const SUBSCRIBER_LAG: &str = "incidentd_subscriber_lag_events";
 /// GetIncident lookups in the incident cache, by result (hit, miss).
 pub const INCIDENT_CACHE: &str = "incidentd_incident_cache_lookups_total";
+/// 1 on the replica that runs the background work (request_id pruning), 0
+/// on the others; always 1 on SQLite.
+pub const BACKGROUND_LEASE: &str = "incidentd_background_lease_held";
 /// Size of the database file(s) in bytes.
 pub const DATABASE_BYTES: &str = "incidentd_database_bytes";
 

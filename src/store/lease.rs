@@ -26,6 +26,7 @@ pub(super) struct Lease(watch::Receiver<bool>);
 impl Lease {
     /// Always held: the only process (SQLite).
     pub(super) fn sole() -> Self {
+        metrics::gauge!(crate::metrics::BACKGROUND_LEASE).set(1.0);
         Lease(watch::channel(true).1)
     }
 
@@ -53,6 +54,7 @@ impl Lease {
                     tracing::warn!("lost the background-work lease");
                     conn = None;
                 }
+                metrics::gauge!(crate::metrics::BACKGROUND_LEASE).set(f64::from(u8::from(holding)));
                 if held.send_replace(holding) != holding && holding {
                     tracing::info!("this replica runs the background work");
                 }

@@ -5,11 +5,10 @@
 use std::process::{Command, Stdio};
 
 use incident_client::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
     Daemon, Options, Rejection, TestDb, TestServer, assert_rejected, create_incident, eventually,
-    free_port, integrity_check, plain_incident, start_server,
+    free_port, http_get, integrity_check, plain_incident, start_server,
 };
 
 #[tokio::test]
@@ -96,18 +95,6 @@ async fn a_backup_of_a_live_database_serves_everything_it_held() {
     numbers.sort();
     assert_eq!(numbers, (1..=all.len() as u32).collect::<Vec<_>>());
     restored.stop().await.unwrap();
-}
-
-async fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    Some(out)
 }
 
 #[tokio::test]

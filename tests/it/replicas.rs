@@ -22,8 +22,8 @@ use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
 
 use crate::support::{
-    Daemon, POSTGRES_VAR, TestDb, list_all_timeline_events, mask, plain_incident,
-    postgres_admin_url, rid, within,
+    Daemon, POSTGRES_VAR, TestDb, eventually, free_port, http_get, list_all_timeline_events, mask,
+    plain_incident, postgres_admin_url, rid, within,
 };
 use crate::timeline::subscribe_request;
 
@@ -38,6 +38,11 @@ impl Replicas {
     /// `n` replicas on a fresh database, or `None` (and the skip said)
     /// without `INCIDENTD_TEST_POSTGRES`.
     async fn start(n: usize) -> Option<Replicas> {
+        Self::start_with(n, |_| Vec::new()).await
+    }
+
+    /// As [`Replicas::start`], replica `i` given `extra(i)` arguments.
+    async fn start_with(n: usize, extra: impl Fn(usize) -> Vec<String>) -> Option<Replicas> {
         let Some(admin) = postgres_admin_url() else {
             println!("skipped: {POSTGRES_VAR} is not set");
             return None;
@@ -47,7 +52,9 @@ impl Replicas {
         let mut daemons = Vec::new();
         for i in 0..n {
             let log = dir.path().join(format!("replica-{i}.log"));
-            daemons.push(Daemon::start(&db, &log, &[]).await);
+            let args = extra(i);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            daemons.push(Daemon::start(&db, &log, &args).await);
         }
         Some(Replicas { db, dir, daemons })
     }
@@ -502,4 +509,47 @@ async fn terminated_database_connections_are_reconnected_without_loss_or_repeat(
             r.logs()
         );
     }
+}
+
+/// Which of `metrics` (metrics addresses) report holding the background
+/// lease; `None` while one of them does not answer.
+async fn lease_holders(metrics: &[String]) -> Option<Vec<usize>> {
+    let mut holders = Vec::new();
+    for (i, addr) in metrics.iter().enumerate() {
+        let body = http_get(addr, "/metrics").await?;
+        let held = body
+            .lines()
+            .find_map(|l| l.strip_prefix("incidentd_background_lease_held "))?;
+        if held.trim() == "1" {
+            holders.push(i);
+        }
+    }
+    Some(holders)
+}
+
+#[tokio::test]
+async fn background_work_runs_on_one_replica_and_moves_when_it_dies() {
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let metrics: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let Some(r) =
+        Replicas::start_with(3, |i| vec!["--metrics-listen".into(), metrics[i].clone()]).await
+    else {
+        return;
+    };
+    let holder = eventually("one replica holding the lease", || async {
+        lease_holders(&metrics)
+            .await
+            .filter(|h| h.len() == 1)
+            .map(|h| h[0])
+    })
+    .await;
+    r.daemons[holder].signal("KILL");
+    let others: Vec<String> = (0..3)
+        .filter(|i| *i != holder)
+        .map(|i| metrics[i].clone())
+        .collect();
+    eventually("another replica taking the lease over", || async {
+        lease_holders(&others).await.filter(|h| h.len() == 1)
+    })
+    .await;
 }

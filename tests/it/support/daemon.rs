@@ -148,3 +148,18 @@ impl WithDatabase for Daemon {
         &self.db
     }
 }
+
+/// The response to a plain HTTP/1.1 GET of `path` from `addr` (the metrics
+/// endpoint), status line and headers included; `None` if it does not answer.
+pub async fn http_get(addr: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
