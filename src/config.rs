@@ -57,7 +57,7 @@ pub enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
-    /// Create the database if needed and apply migrations, then exit.
+    /// Apply migrations (creating a SQLite file if needed), then exit.
     Migrate {
         #[command(flatten)]
         db: DatabaseArgs,
@@ -70,7 +70,9 @@ pub const SEED_DIR: &str = "seeds";
 /// Where the data lives; shared by every subcommand that opens the database.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DatabaseArgs {
-    /// Database file path or sqlite: URL; created (mode 0600) and migrated if missing.
+    /// Where the data lives: a SQLite file path or sqlite: URL (created, mode
+    /// 0600, if missing), or a postgres:// URL (the database must exist);
+    /// migrated at start.
     #[arg(long, env = "INCIDENTD_DATABASE", default_value = "./incidentd.db")]
     pub database: String,
 }

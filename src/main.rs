@@ -39,11 +39,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Backup { path, db } => {
             Store::backup(&db.database, &path).await?;
-            tracing::info!(database = %db.database, backup = %path.display(), "backup written");
+            tracing::info!(database = %incidentd::store::redacted(&db.database), backup = %path.display(), "backup written");
         }
         Command::Migrate { db } => {
             Store::migrate(&db.database).await?;
-            tracing::info!(database = %db.database, "database migrated");
+            tracing::info!(database = %incidentd::store::redacted(&db.database), "database migrated");
         }
         Command::Serve(args) => {
             if let Some(addr) = args.metrics_listen {
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
             let mut config = Config::from_args(&args)?;
             config.seed_dir = args.seed.then(|| seed_dir(args.seed_dir.clone()));
             let server = Server::start(config).await?;
-            tracing::info!(addr = %server.addr(), database = %args.db.database, "incidentd serving");
+            tracing::info!(addr = %server.addr(), database = %incidentd::store::redacted(&args.db.database), "incidentd serving");
             shutdown_signal().await;
             server.stop().await?;
         }

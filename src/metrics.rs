@@ -149,22 +149,19 @@ pub fn grpc_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
         .map(tonic::Code::from_i32)
 }
 
-/// Samples the database size every `every`, until the process ends.
-pub fn watch_database_size(path: Option<std::path::PathBuf>, every: Duration) {
-    let Some(path) = path else { return };
+/// Samples the database size every `every`, until the store closes.
+pub fn watch_database_size(store: crate::store::Store, every: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
+        let mut shutdown = store.hub().shutdown_signal();
         loop {
-            tick.tick().await;
-            let mut bytes = 0u64;
-            for suffix in ["", "-wal", "-shm"] {
-                let mut p = path.clone().into_os_string();
-                p.push(suffix);
-                if let Ok(m) = tokio::fs::metadata(&p).await {
-                    bytes += m.len();
-                }
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                _ = tick.tick() => {}
             }
-            metrics::gauge!(DATABASE_BYTES).set(bytes as f64);
+            if let Ok(bytes) = store.size_bytes().await {
+                metrics::gauge!(DATABASE_BYTES).set(bytes as f64);
+            }
         }
     });
 }

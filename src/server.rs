@@ -138,10 +138,13 @@ impl Server {
         };
         let store = Store::open(&config.database, config.store.clone())
             .await
-            .with_context(|| format!("opening database {}", config.database))?;
-        let file =
-            (!config.database.starts_with("sqlite:")).then(|| config.database.clone().into());
-        crate::metrics::watch_database_size(file, Duration::from_secs(15));
+            .with_context(|| {
+                format!(
+                    "opening database {}",
+                    crate::store::redacted(&config.database)
+                )
+            })?;
+        crate::metrics::watch_database_size(store.clone(), Duration::from_secs(15));
         if let Some(dir) = &config.seed_dir {
             load_seeds(&store, dir).await?;
         }

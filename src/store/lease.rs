@@ -34,30 +34,42 @@ impl Lease {
     pub(super) fn contend(opts: PgConnectOptions, mut stop: watch::Receiver<bool>) -> Self {
         let (held, rx) = watch::channel(false);
         tokio::spawn(async move {
+            // One connection, kept: the lock lives as long as its session.
             let mut conn: Option<Conn> = None;
+            let mut holding = false;
             loop {
-                let holding = match conn.as_mut() {
-                    Some(c) => still_held(c).await,
-                    None => match try_take(&opts).await {
-                        Ok(Some(c)) => {
-                            conn = Some(c);
-                            true
-                        }
-                        Ok(None) => false,
+                if conn.is_none() {
+                    match opts.connect().await {
+                        Ok(c) => conn = Some(c.into()),
                         Err(e) => {
-                            tracing::debug!(error = %e, "could not try the background lease");
-                            false
+                            tracing::debug!(error = %e, "could not connect for the background lease")
                         }
-                    },
+                    }
+                }
+                let checked = match conn.as_mut() {
+                    None => Ok(false),
+                    // The lock lives as long as the session that took it.
+                    Some(c) if holding => db::query("SELECT true").execute(c).await.map(|_| true),
+                    Some(c) => {
+                        db::query_scalar("SELECT pg_try_advisory_lock($1)")
+                            .bind(LEASE_LOCK)
+                            .fetch_one(c)
+                            .await
+                    }
                 };
-                if !holding && conn.is_some() {
-                    tracing::warn!("lost the background-work lease");
+                // A connection that failed is opened again at the next try.
+                let now = checked.unwrap_or_else(|_| {
                     conn = None;
+                    false
+                });
+                match (holding, now) {
+                    (true, false) => tracing::warn!("lost the background-work lease"),
+                    (false, true) => tracing::info!("this replica runs the background work"),
+                    _ => {}
                 }
+                holding = now;
                 metrics::gauge!(crate::metrics::BACKGROUND_LEASE).set(f64::from(u8::from(holding)));
-                if held.send_replace(holding) != holding && holding {
-                    tracing::info!("this replica runs the background work");
-                }
+                held.send_replace(holding);
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => break,
                     _ = tokio::time::sleep(TRY_EVERY) => {}
@@ -74,25 +86,4 @@ impl Lease {
     pub(super) fn held(&self) -> bool {
         *self.0.borrow()
     }
-}
-
-/// A connection holding the lock, or `None` if another replica holds it.
-async fn try_take(opts: &PgConnectOptions) -> sqlx::Result<Option<Conn>> {
-    let mut conn: Conn = opts.connect().await?.into();
-    let taken: bool = db::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(LEASE_LOCK)
-        .fetch_one(&mut conn)
-        .await?;
-    if taken {
-        Ok(Some(conn))
-    } else {
-        conn.close().await?;
-        Ok(None)
-    }
-}
-
-/// Whether the connection that took the lock is still alive (the lock lives
-/// as long as its session).
-async fn still_held(conn: &mut Conn) -> bool {
-    db::query("SELECT true").execute(conn).await.is_ok()
 }

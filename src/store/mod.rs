@@ -97,11 +97,12 @@ pub struct Store {
     lease: Lease,
 }
 
-/// The read connections of either database.
+/// The read connections of either database (on PostgreSQL, with how to
+/// open the other connections a replica keeps).
 #[derive(Clone)]
 enum ReadPool {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    Postgres(PgPool, Box<PgConnectOptions>),
 }
 
 /// Where `--database` points.
@@ -128,6 +129,22 @@ fn location(database: &str) -> Result<Location> {
             )))
         }
         _ => Ok(Location::Sqlite(connect_options(database)?)),
+    }
+}
+
+/// `--database` as it may be logged: a URL's password replaced by `***`.
+pub fn redacted(database: &str) -> String {
+    let Some((scheme, rest)) = database.split_once("://") else {
+        return database.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => database.to_owned(),
+        },
+        None => database.to_owned(),
     }
 }
 
@@ -190,7 +207,7 @@ impl Store {
             // bounded whatever the pool size.
             .connect_with(opts.clone().read_only(true).pragma("cache_size", "-4096"))
             .await?;
-        let store = Self::start(conn.into(), ReadPool::Sqlite(read), None, options).await?;
+        let store = Self::start(conn.into(), ReadPool::Sqlite(read), options).await?;
         store.spawn_checkpointer(SqliteConnection::connect_with(&opts).await?);
         Ok(store)
     }
@@ -211,16 +228,20 @@ impl Store {
                     .options([("statement_timeout", timeout_ms.as_str())]),
             )
             .await?;
-        Self::start(conn.into(), ReadPool::Postgres(read), Some(opts), options).await
+        Self::start(
+            conn.into(),
+            ReadPool::Postgres(read, Box::new(opts)),
+            options,
+        )
+        .await
     }
 
     /// Starts the store on a migrated database: `conn` becomes the writer's.
-    async fn start(
-        mut conn: Conn,
-        read: ReadPool,
-        postgres: Option<PgConnectOptions>,
-        options: StoreOptions,
-    ) -> Result<Store> {
+    async fn start(mut conn: Conn, read: ReadPool, options: StoreOptions) -> Result<Store> {
+        let postgres = match &read {
+            ReadPool::Sqlite(_) => None,
+            ReadPool::Postgres(_, opts) => Some(PgConnectOptions::clone(opts)),
+        };
         let statements = Arc::new(AtomicU64::new(0));
         conn.count_statements(Arc::clone(&statements));
         let page_token_key = load_or_create_key(&mut conn).await?;
@@ -241,7 +262,12 @@ impl Store {
         );
         let tail = match &read {
             ReadPool::Sqlite(_) => None,
-            ReadPool::Postgres(pool) => Some(Tail::new(pool.clone(), hub.clone(), head_tx.clone())),
+            ReadPool::Postgres(pool, opts) => Some(Tail::new(
+                pool.clone(),
+                PgConnectOptions::clone(opts),
+                hub.clone(),
+                head_tx.clone(),
+            )),
         };
         let publisher = tail.clone().map_or(Publisher::Direct, Publisher::Tail);
         let writer = Writer::spawn(
@@ -276,11 +302,37 @@ impl Store {
         Ok(store)
     }
 
+    /// How much the database takes on disk, in bytes: the SQLite file with
+    /// its WAL and shared-memory files, or the PostgreSQL database.
+    pub async fn size_bytes(&self) -> Result<u64> {
+        match &self.read {
+            ReadPool::Sqlite(pool) => {
+                let path = pool.connect_options().get_filename().to_owned();
+                let mut bytes = 0u64;
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    if let Ok(m) = tokio::fs::metadata(&p).await {
+                        bytes += m.len();
+                    }
+                }
+                Ok(bytes)
+            }
+            ReadPool::Postgres(..) => {
+                let mut conn = self.reader().await?;
+                let bytes: i64 = db::query_scalar("SELECT pg_database_size(current_database())")
+                    .fetch_one(&mut conn)
+                    .await?;
+                Ok(bytes.max(0) as u64)
+            }
+        }
+    }
+
     /// Which database this store is on.
     pub fn dialect(&self) -> Dialect {
         match self.read {
             ReadPool::Sqlite(_) => Dialect::Sqlite,
-            ReadPool::Postgres(_) => Dialect::Postgres,
+            ReadPool::Postgres(..) => Dialect::Postgres,
         }
     }
 
@@ -426,7 +478,7 @@ impl Store {
     pub async fn reader(&self) -> Result<Conn> {
         Ok(match &self.read {
             ReadPool::Sqlite(p) => p.acquire().await?.into(),
-            ReadPool::Postgres(p) => p.acquire().await?.into(),
+            ReadPool::Postgres(p, _) => p.acquire().await?.into(),
         })
     }
 
@@ -483,7 +535,7 @@ impl Store {
         self.writer.close().await;
         match &self.read {
             ReadPool::Sqlite(p) => p.close().await,
-            ReadPool::Postgres(p) => p.close().await,
+            ReadPool::Postgres(p, _) => p.close().await,
         }
     }
 }
@@ -590,9 +642,6 @@ fn has_sqlite_code(e: &sqlx::Error, code: i32) -> bool {
 mod tests {
     use super::*;
 
-    /// A reader that cannot get a connection is refused (OVERLOADED, a retry
-    /// with backoff) once the queue timeout passes, instead of waiting behind
-    /// whoever holds the pool.
     #[test]
     fn a_database_url_of_another_kind_is_refused() {
         for url in ["mysql://x", "http://127.0.0.1/db"] {
@@ -609,6 +658,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_logged_database_url_hides_its_password() {
+        assert_eq!(
+            redacted("postgres://app:s3cr:et@db.internal:5432/incidents?sslmode=require"),
+            "postgres://app:***@db.internal:5432/incidents?sslmode=require"
+        );
+        for kept in [
+            "postgres://app@db/incidents",
+            "./incidentd.db",
+            "sqlite://data/x.db",
+        ] {
+            assert_eq!(redacted(kept), kept);
+        }
+    }
+
+    /// A reader that cannot get a connection is refused (OVERLOADED, a retry
+    /// with backoff) once the queue timeout passes, instead of waiting behind
+    /// whoever holds the pool.
     #[tokio::test]
     async fn a_read_that_cannot_get_a_connection_is_refused_as_overloaded() {
         let dir = tempfile::tempdir().unwrap();

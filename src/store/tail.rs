@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::{Mutex, Notify, watch};
 
 use super::db::Conn;
@@ -45,19 +45,31 @@ struct Inner {
     /// publishing, so events go out once each and in order.
     published: Mutex<u64>,
     pool: PgPool,
+    /// The listener's own connection (LISTEN needs a session of its own
+    /// for as long as it listens, so it is not taken from the read pool).
+    listen: PgPool,
     hub: Hub,
     head: watch::Sender<u64>,
     wake: Notify,
 }
 
 impl Tail {
-    /// A tail whose hub has published everything up to `head`.
-    pub(super) fn new(pool: PgPool, hub: Hub, head: watch::Sender<u64>) -> Self {
+    /// A tail whose hub has published everything up to `head`, reading the
+    /// log through `pool` and listening on a connection of its own to `opts`.
+    pub(super) fn new(
+        pool: PgPool,
+        opts: PgConnectOptions,
+        hub: Hub,
+        head: watch::Sender<u64>,
+    ) -> Self {
         let published = *head.borrow();
         Tail {
             inner: Arc::new(Inner {
                 published: Mutex::new(published),
                 pool,
+                listen: PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_lazy_with(opts),
                 hub,
                 head,
                 wake: Notify::new(),
@@ -100,8 +112,8 @@ impl Tail {
         self.inner.wake.notify_one();
     }
 
-    /// Runs the tail until the hub shuts down: wakes on a notification from
-    /// `listener_pool`'s server or every [`POLL`], and reads what is new.
+    /// Runs the tail until the hub shuts down: wakes on a notification or
+    /// every [`POLL`], and reads what is new.
     pub(super) fn spawn(&self) {
         let inner = Arc::clone(&self.inner);
         let listening = Arc::clone(&self.inner);
@@ -129,7 +141,7 @@ impl Inner {
     /// every reconnect (notifications may have been lost meanwhile).
     async fn listen(&self) {
         loop {
-            let mut listener = match PgListener::connect_with(&self.pool).await {
+            let mut listener = match PgListener::connect_with(&self.listen).await {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not connect to listen for commits; retrying");

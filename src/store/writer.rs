@@ -1,14 +1,16 @@
-//! The single writer: owns the write connection and commits concurrent write
-//! requests in groups: many requests, one transaction, one fsync.
+//! The process's single writer: owns the write connection and commits
+//! concurrent write requests in groups: many requests, one transaction, one
+//! fsync.
 //!
 //! A request is either a typed [`Command`], run set-wise with the commands
 //! around it (see `batch`), or a job: a closure with the connection, run in
 //! its own savepoint so that one that fails is rolled back alone. The group's
 //! events are numbered as they are appended and written in one statement just
-//! before COMMIT: the log is the writer's alone, so the next sequence is
-//! always the committed head plus what the group holds. If a statement of a
-//! group fails, its commands are retried one at a time, so a bad one fails
-//! alone.
+//! before COMMIT: while the group holds the log (SQLite's write lock; on
+//! PostgreSQL, the log lock every replica's writer takes, see [`begin`]) the
+//! next sequence is the committed head plus what the group holds. If a
+//! statement of a group fails, its commands are retried one at a time, so a
+//! bad one fails alone.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -157,6 +159,8 @@ trait Entry: Send {
     fn replay(&mut self, fingerprint: &[u8], response: &str);
     /// Answers the caller once the group's COMMIT (or its failure) is known.
     fn finish(self: Box<Self>, commit: Result<()>);
+    /// Answers the caller with `error` without running.
+    fn refuse(self: Box<Self>, error: Error);
 }
 
 struct Pending<C: Command> {
@@ -204,15 +208,19 @@ impl<C: Command> Entry for Pending<C> {
     }
 
     fn finish(self: Box<Self>, commit: Result<()>) {
-        let outcome = self
-            .outcome
-            .unwrap_or_else(|| Err(Error::Internal("the writer dropped a request".into())));
-        // A command refused by its own rules reports that, commit or not.
-        let answer = match outcome {
-            Ok(out) => commit.map(|()| out),
-            Err(e) => Err(e),
+        let answer = match (self.outcome, commit) {
+            // A command refused by its own rules reports that, commit or not.
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(out)), Ok(())) => Ok(out),
+            // Its group failed, whether it ran before the failure or not.
+            (_, Err(e)) => Err(e),
+            (None, Ok(())) => Err(Error::Internal("the writer dropped a request".into())),
         };
         let _ = self.reply.send(answer);
+    }
+
+    fn refuse(self: Box<Self>, error: Error) {
+        let _ = self.reply.send(Err(error));
     }
 }
 
@@ -437,9 +445,14 @@ async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Item>, fanout: &Fanout) -> Vec
     ctx.committed.rolled_back();
     let alone = batch.len() == 1;
     if let Err(e) = begin(ctx).await {
-        // Dropping the requests unrun answers each caller with an internal error.
         tracing::error!(error = %e, "could not begin a write transaction");
         let _ = exec(&mut ctx.conn, "ROLLBACK").await;
+        for item in batch {
+            // A job dropped unrun answers its caller with an internal error.
+            if let Item::Command(entry) = item {
+                entry.refuse(group_failed(&e));
+            }
+        }
         return Vec::new();
     }
     let mut ran: Vec<Ran> = Vec::with_capacity(batch.len());
@@ -541,18 +554,24 @@ async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Item>, fanout: &Fanout) -> Vec
             for r in ran {
                 match r {
                     // A job that failed on its own reports its own error.
-                    Ran::Job(true, finish) => {
-                        finish(Err(Error::Internal(format!("commit failed: {e}"))))
-                    }
+                    Ran::Job(true, finish) => finish(Err(group_failed(&e))),
                     Ran::Job(false, finish) => finish(Ok(())),
                     Ran::Command(entry) if !alone => retry.push(entry),
-                    Ran::Command(entry) => {
-                        entry.finish(Err(Error::Internal(format!("commit failed: {e}"))))
-                    }
+                    Ran::Command(entry) => entry.finish(Err(group_failed(&e))),
                 }
             }
             retry
         }
+    }
+}
+
+/// What a caller is told when its group could not begin or commit: a lost
+/// database connection stays UNAVAILABLE (retry, under the same request_id),
+/// anything else is internal.
+fn group_failed(e: &Error) -> Error {
+    match e {
+        Error::DatabaseUnavailable(detail) => Error::DatabaseUnavailable(detail.clone()),
+        e => Error::Internal(format!("commit failed: {e}")),
     }
 }
 

@@ -467,6 +467,9 @@ async fn terminated_database_connections_are_reconnected_without_loss_or_repeat(
                     match c.add_note(req).await {
                         Ok(_) => break,
                         Err(s) => {
+                            // A lost connection is UNAVAILABLE: what a
+                            // client retries.
+                            assert_eq!(s.code(), Code::Unavailable, "{text}: {s:?}");
                             attempt += 1;
                             assert!(attempt < 500, "{text}: still failing: {s:?}");
                             tokio::time::sleep(Duration::from_millis(20)).await;
