@@ -13,9 +13,11 @@ pub mod pb {
 pub use pb::*;
 
 mod connect;
+mod failover;
 pub mod render;
 mod subscription;
 pub use connect::{ConnectError, connect_any, lazy_channels};
+pub use failover::Failover;
 pub use subscription::Subscription;
 
 pub use pb::action_item_service_client::ActionItemServiceClient;

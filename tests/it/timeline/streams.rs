@@ -243,3 +243,58 @@ async fn connect_any_says_why_each_endpoint_failed() {
     let none: [&str; 0] = [];
     assert!(lazy_channels(none).is_err(), "no endpoint is an error");
 }
+
+/// Unary calls over several endpoints: a read and a write without a
+/// request_id both move on from an endpoint that is down, the write is
+/// applied once, and later calls stay on the endpoint that answered. When
+/// that one drains, they move back.
+#[tokio::test]
+async fn unary_calls_fail_over_to_the_next_endpoint() {
+    let mut srv = TestServer::start().await;
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let failover =
+        Failover::new(lazy_channels([dead.clone(), srv.url.clone()]).expect("endpoints"));
+    let mut client = IncidentServiceClient::new(failover.clone());
+    let created = client
+        .create_incident(CreateIncidentRequest {
+            incident: Some(plain_incident("Through the second endpoint")),
+            ..Default::default()
+        })
+        .await
+        .expect("the write moves on to the endpoint that answers")
+        .into_inner()
+        .incident
+        .expect("incident");
+    assert_eq!(failover.endpoint(), 1);
+    assert_eq!(srv.count("incidents").await, 1, "applied once");
+    let read = client
+        .get_incident(GetIncidentRequest {
+            id: created.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("read")
+        .into_inner()
+        .incident
+        .expect("incident");
+    assert_eq!(read.id, created.id);
+    assert_eq!(failover.endpoint(), 1, "it stays where calls succeed");
+    // The second endpoint goes away; the first comes up on the same database.
+    srv.stop().await;
+    let first = start_server(
+        dead.trim_start_matches("http://"),
+        srv.db.as_str(),
+        &srv.options,
+    )
+    .await
+    .expect("the first endpoint starts");
+    let listed = client
+        .list_incidents(ListIncidentsRequest::default())
+        .await
+        .expect("the read moves back to the first endpoint")
+        .into_inner()
+        .incidents;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(failover.endpoint(), 0);
+    first.stop().await.expect("stop");
+}
