@@ -165,7 +165,14 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(args))
+        .block_on(async {
+            // Interrupted, the run is dropped: its servers are killed and its
+            // PostgreSQL databases dropped, instead of left behind.
+            tokio::select! {
+                r = run(args) => r,
+                _ = tokio::signal::ctrl_c() => bail!("interrupted: servers stopped, databases dropped"),
+            }
+        })
 }
 
 /// What one backend's part of the run produced.

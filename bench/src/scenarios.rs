@@ -925,13 +925,15 @@ impl Ctx {
         self.need_postgres("replicas-post")?;
         let db = Database::fresh(&self.backend).await?;
         let flags = Ctx::main_flags(0);
-        let mut servers = vec![Server::start(&self.bin, &db, &flags).await?];
+        // Metered, to see the writers' groups (both phases alike).
+        let mut servers = vec![Server::start_metered(&self.bin, &db, &flags).await?];
         let mut chans = vec![servers[0].connections(CONNECTIONS).await?];
         let n = if self.quick { 256 } else { 1000 };
         let (ids, _) = create_incidents(&Arc::new(chans[0].clone()), n, 64, 0).await?;
         let ids = Arc::new(ids);
 
         settle(&servers[0]).await;
+        let groups = writer_groups(&servers).await;
         let one = closed_loop(
             &servers[0],
             64,
@@ -940,18 +942,23 @@ impl Ctx {
             spread_post_op(Arc::new(chans.clone()), ids.clone()),
         )
         .await;
+        let groups_one = groups.since(&servers).await;
         let mut r1 = self.row("replicas-post, 1 replica (post-64, fresh database)", &one);
         if let Some(pg) = self.pgbench64 {
             pgbench_target(&mut r1, one.ops_per_s(), pg);
         }
+        r1.note(format!(
+            "replicas-post, 1 replica: writer groups (warm-up and window) {groups_one}"
+        ));
         self.rows.push(r1);
 
         while servers.len() < REPLICAS {
-            let s = Server::start(&self.bin, &db, &flags).await?;
+            let s = Server::start_metered(&self.bin, &db, &flags).await?;
             chans.push(s.connections(CONNECTIONS).await?);
             servers.push(s);
         }
         settle(servers.as_slice()).await;
+        let groups = writer_groups(&servers).await;
         let three = closed_loop(
             servers.as_slice(),
             64,
@@ -960,6 +967,7 @@ impl Ctx {
             spread_post_op(Arc::new(chans), ids),
         )
         .await;
+        let groups_three = groups.since(&servers).await;
         let mut r = self.row(
             &format!("replicas-post, {REPLICAS} replicas (post-64 spread evenly; aggregate)"),
             &three,
@@ -990,8 +998,9 @@ impl Ctx {
             })
             .collect();
         r.note(format!(
-            "replicas-post: 64 callers, 21-22 per replica over {CONNECTIONS} connections each: \
-             {}; srv CPU and RSS are the {REPLICAS} replicas' added up{}",
+            "replicas-post, {REPLICAS} replicas: 64 callers, 21-22 per replica over \
+             {CONNECTIONS} connections each: {}; writer groups (warm-up and window) \
+             {groups_three}; srv CPU and RSS are the {REPLICAS} replicas' added up{}",
             per.join(", "),
             log_check(&db).await
         ));
@@ -1148,6 +1157,55 @@ async fn log_check(db: &Database) -> String {
             }
         }
         Err(e) => format!("; log check failed: {e:#}"),
+    }
+}
+
+/// The writers' group commits so far (metered servers): per server, the
+/// count and the sum of `incidentd_writer_batch_size`.
+struct WriterGroups {
+    at: Instant,
+    each: Vec<Option<(f64, f64)>>,
+}
+
+async fn writer_groups(servers: &[Server]) -> WriterGroups {
+    let mut each = Vec::with_capacity(servers.len());
+    for s in servers {
+        let count = s.metric("incidentd_writer_batch_size_count").await;
+        let sum = s.metric("incidentd_writer_batch_size_sum").await;
+        each.push(count.ok().zip(sum.ok()));
+    }
+    WriterGroups {
+        at: Instant::now(),
+        each,
+    }
+}
+
+impl WriterGroups {
+    /// "replica 1 N groups/s of M requests on average, ..." since `self`
+    /// (a server started since counts from 0).
+    async fn since(&self, servers: &[Server]) -> String {
+        let wall = self.at.elapsed().as_secs_f64();
+        let now = writer_groups(servers).await;
+        now.each
+            .iter()
+            .enumerate()
+            .map(|(k, n)| {
+                let before = self.each.get(k).copied().flatten().unwrap_or((0.0, 0.0));
+                match n {
+                    Some((count, sum)) => {
+                        let groups = count - before.0;
+                        format!(
+                            "replica {} {:.0} groups/s of {:.1} requests on average",
+                            k + 1,
+                            groups / wall,
+                            (sum - before.1) / groups.max(1.0)
+                        )
+                    }
+                    None => format!("replica {}: no metrics", k + 1),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

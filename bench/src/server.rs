@@ -264,6 +264,8 @@ pub struct Server {
     log_read: usize,
     /// Kept until the server is gone.
     db: Arc<Database>,
+    /// Where its Prometheus exporter listens ([`Server::start_metered`]).
+    metrics_port: Option<u16>,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -276,12 +278,33 @@ impl Server {
     /// Starts `bin serve` on `db` with `extra` flags and waits until health
     /// says SERVING. Servers started on one PostgreSQL database are replicas.
     pub async fn start(bin: &Path, db: &Arc<Database>, extra: &[String]) -> anyhow::Result<Server> {
+        Server::launch(bin, db, extra, false).await
+    }
+
+    /// [`Server::start`] with the Prometheus exporter on (`--metrics-listen`),
+    /// for [`Server::metric`]. Recording metrics costs a little per call:
+    /// compare such servers with each other, not with plain ones.
+    pub async fn start_metered(
+        bin: &Path,
+        db: &Arc<Database>,
+        extra: &[String],
+    ) -> anyhow::Result<Server> {
+        Server::launch(bin, db, extra, true).await
+    }
+
+    async fn launch(
+        bin: &Path,
+        db: &Arc<Database>,
+        extra: &[String],
+        metered: bool,
+    ) -> anyhow::Result<Server> {
         let dir = tempfile::Builder::new()
             .prefix("incident-bench-")
             .tempdir()?;
         let log = dir.path().join("incidentd.log");
         let out = std::fs::File::create(&log)?;
         let port = free_port()?;
+        let metrics_port = if metered { Some(free_port()?) } else { None };
         let mut cmd = Command::new(bin);
         for (k, _) in std::env::vars() {
             if k.starts_with("INCIDENTD_") {
@@ -296,6 +319,12 @@ impl Server {
             .arg("--shutdown-grace")
             .arg("1s")
             .args(extra)
+            .args(
+                metrics_port
+                    .map(|p| ["--metrics-listen".to_owned(), format!("127.0.0.1:{p}")])
+                    .into_iter()
+                    .flatten(),
+            )
             .env("INCIDENTD_LOG", "warn")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -322,6 +351,7 @@ impl Server {
             log,
             log_read: 0,
             db: db.clone(),
+            metrics_port,
         };
         s.wait_serving().await?;
         Ok(s)
@@ -397,6 +427,28 @@ impl Server {
             v.push(self.connect().await?);
         }
         Ok(v)
+    }
+
+    /// The value of the unlabelled sample `name` (say
+    /// `incidentd_writer_batch_size_count`) on a metered server's /metrics.
+    pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let port = self
+            .metrics_port
+            .context("this server was started without metrics")?;
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut text = String::new();
+        tokio::time::timeout(Duration::from_secs(5), conn.read_to_string(&mut text))
+            .await
+            .context("/metrics did not answer in 5 s")??;
+        text.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == name).then(|| v.trim().parse::<f64>().ok())?
+            })
+            .with_context(|| format!("no {name} on /metrics"))
     }
 
     /// Resident memory now, in KiB (VmRSS).
