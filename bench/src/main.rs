@@ -312,7 +312,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "## SQLite and PostgreSQL side by side (one server each; the replicas are PostgreSQL's)"
         );
         println!();
-        print!("{}", report::side_by_side(&sqlite.rows, &postgres.rows));
+        print!(
+            "{}",
+            report::side_by_side(&sqlite.rows, &postgres.rows, ALL)
+        );
     }
     let met: usize = runs.iter().map(|r| r.met().0).sum();
     let all: usize = runs.iter().map(|r| r.met().1).sum();

@@ -180,13 +180,25 @@ fn find<'a>(rows: &'a [Row], key: &str) -> Option<&'a Row> {
 /// The backends side by side: a line per scenario (rows paired by their
 /// key), each backend's ops/s, ratio to its own baseline and p99, then
 /// PostgreSQL's ops/s over SQLite's and each backend's targets met.
-pub fn side_by_side(sqlite: &[Row], postgres: &[Row]) -> String {
+pub fn side_by_side(sqlite: &[Row], postgres: &[Row], order: &[&str]) -> String {
     let mut keys: Vec<&str> = sqlite.iter().map(|r| r.key.as_str()).collect();
     for r in postgres {
         if !keys.contains(&r.key.as_str()) {
             keys.push(&r.key);
         }
     }
+    // In the order the scenarios run (`order`), a scenario's rows as made.
+    let rank = |k: &str| {
+        let (scenario, n) = k.split_once('/').unwrap_or((k, "0"));
+        (
+            order
+                .iter()
+                .position(|s| *s == scenario)
+                .unwrap_or(usize::MAX),
+            n.parse::<usize>().unwrap_or(0),
+        )
+    };
+    keys.sort_by_key(|k| rank(k));
     let head: Vec<String> = [
         "scenario",
         "SQLite ops/s",
@@ -206,8 +218,7 @@ pub fn side_by_side(sqlite: &[Row], postgres: &[Row]) -> String {
             r.targets.iter().filter(|t| t.met).count(),
             r.targets.len()
         ),
-        Some(_) => "".into(),
-        None => "-".into(),
+        _ => "-".into(),
     };
     let mut lines = Vec::new();
     for k in keys {
@@ -227,7 +238,10 @@ pub fn side_by_side(sqlite: &[Row], postgres: &[Row]) -> String {
             num(p.and_then(|r| r.ratio), 2),
             ms(p.and_then(|r| r.p99_ms)),
             num(ratio, 2),
-            format!("{}; {}", met(s), met(p)),
+            match (met(s), met(p)) {
+                (a, b) if a == "-" && b == "-" => String::new(),
+                (a, b) => format!("{a}; {b}"),
+            },
         ]);
     }
     layout(&head, &lines, &[1, 2, 3, 4, 5, 6, 7])
