@@ -258,14 +258,33 @@ impl Ctx {
         self.ensure_hot().await?;
         let preload = self.preload().await?;
         let component = unused_component(&self.chans[0]).await?;
-        for (k, f) in list_filters(component).into_iter().enumerate() {
-            let mut r = self.list_row(f).await?;
-            if k == 0
-                && let Some(n) = &preload
-            {
-                r.note(n.clone());
+        let filters = list_filters(component);
+        let pg = self.server.postgres_url();
+        // On PostgreSQL the plans depend on the planner's statistics, which
+        // only ANALYZE (autovacuum's, or an operator's) gathers: the filters
+        // run on the tables as the server left them, then again after ANALYZE.
+        let analyzed = match &pg {
+            Some(url) => Some(planner_statistics(url).await?),
+            None => None,
+        };
+        for (k, f) in filters.iter().cloned().enumerate() {
+            let mut r = self.list_row(f, "").await?;
+            if k == 0 {
+                if let Some(n) = &preload {
+                    r.note(n.clone());
+                }
+                if let Some(a) = &analyzed {
+                    r.note(format!("list: {a}"));
+                }
             }
             self.rows.push(r);
+        }
+        if let Some(url) = pg {
+            psql(&url, "ANALYZE").await?;
+            for f in filters {
+                let r = self.list_row(f, ", after ANALYZE").await?;
+                self.rows.push(r);
+            }
         }
         Ok(())
     }
@@ -285,7 +304,7 @@ impl Ctx {
         )))
     }
 
-    async fn list_row(&self, f: ListFilter) -> anyhow::Result<Row> {
+    async fn list_row(&self, f: ListFilter, suffix: &str) -> anyhow::Result<Row> {
         // Checked once, so that a row measures what its name says.
         let found = IncidentServiceClient::new(self.chans[0].clone())
             .list_incidents(f.req.clone())
@@ -311,7 +330,7 @@ impl Ctx {
         .await;
         let mut r = self.row(
             &format!(
-                "list, {} (ListIncidents {}, 50/page, {} incidents, {conc} in flight)",
+                "list, {} (ListIncidents {}, 50/page, {} incidents, {conc} in flight{suffix})",
                 if f.matches { "matching" } else { "no match" },
                 f.name,
                 self.created
@@ -1209,6 +1228,27 @@ impl WriterGroups {
     }
 }
 
+/// Whether the planner has statistics of `incidents` (PostgreSQL), and whether
+/// autovacuum would gather them, as a sentence.
+async fn planner_statistics(url: &str) -> anyhow::Result<String> {
+    let out = psql(
+        url,
+        "SELECT coalesce(greatest(last_analyze, last_autoanalyze)::text, 'never'), \
+         current_setting('autovacuum') \
+         FROM pg_stat_user_tables WHERE relname = 'incidents'",
+    )
+    .await?;
+    let f: Vec<&str> = out.split('|').collect();
+    Ok(match f[..] {
+        [when, autovacuum] => format!(
+            "the first rows ran on the tables as the server left them (incidents last \
+             analyzed: {when}; autovacuum={autovacuum}), the rows \"after ANALYZE\" once the \
+             bench had run ANALYZE"
+        ),
+        _ => format!("planner statistics: unexpected psql output {out:?}"),
+    })
+}
+
 /// What one pgbench run reported.
 struct PgbenchRun {
     tps: f64,
@@ -1392,6 +1432,7 @@ fn list_op(chans: Arc<Vec<Channel>>, req: ListIncidentsRequest) -> Op {
 }
 
 /// A ListIncidents filter `list` measures.
+#[derive(Clone)]
 struct ListFilter {
     /// How the row names it.
     name: String,

@@ -451,6 +451,11 @@ impl Server {
             .with_context(|| format!("no {name} on /metrics"))
     }
 
+    /// Its PostgreSQL database's URL, for `psql` (None on SQLite).
+    pub fn postgres_url(&self) -> Option<String> {
+        self.db.postgres_url().map(str::to_owned)
+    }
+
     /// Resident memory now, in KiB (VmRSS).
     pub fn rss_kib(&self) -> u64 {
         proc_status_kib(self.pid, "VmRSS:").unwrap_or(0)
