@@ -51,6 +51,7 @@ PostgreSQL only (skipped on SQLite):
   --postgres URL    admin database through which the bench creates (and drops)
                     a database of its own per server start, incidentd_bench_*
                     (default: $INCIDENTD_BENCH_POSTGRES, else
+                    $INCIDENTD_TEST_POSTGRES, else
                     postgres://postgres@127.0.0.1:5432/test); needs psql and
                     pgbench on PATH
   --incidents N     incidents in the table for `list` (default 1000000, created
@@ -95,9 +96,10 @@ fn parse_args() -> anyhow::Result<Args> {
         logs: None,
     };
     let mut backend = String::from("sqlite");
-    let mut postgres = std::env::var("INCIDENTD_BENCH_POSTGRES")
-        .ok()
-        .filter(|v| !v.is_empty())
+    // The test suite's variable second: CI exports it for the same server.
+    let mut postgres = ["INCIDENTD_BENCH_POSTGRES", "INCIDENTD_TEST_POSTGRES"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| server::DEFAULT_POSTGRES.to_owned());
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {

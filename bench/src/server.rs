@@ -59,7 +59,8 @@ pub fn locate(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// The admin database `--backend postgres` connects to when neither
-/// `--postgres` nor `INCIDENTD_BENCH_POSTGRES` names one.
+/// `--postgres`, `INCIDENTD_BENCH_POSTGRES` nor `INCIDENTD_TEST_POSTGRES`
+/// names one.
 pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// Which database the servers of a run keep their data in.
