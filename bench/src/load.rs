@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use incident_client::tonic::{Code, Status};
 
-use crate::server::{CpuMark, Server};
+use crate::server::{CpuMark, Probe};
 
 /// What one call reports: the class of the call (to split latencies, e.g.
 /// reads and writes) or the error status.
@@ -19,8 +19,9 @@ pub type OpFuture = Pin<Box<dyn Future<Output = OpResult> + Send>>;
 /// Makes the call number `i` of worker `w`.
 pub type Op = Arc<dyn Fn(usize, u64) -> OpFuture + Send + Sync>;
 
-/// Classes of calls a scenario may distinguish.
-pub const CLASSES: usize = 2;
+/// Classes of calls a scenario may distinguish (reads and writes; or the
+/// replica a call went to).
+pub const CLASSES: usize = 3;
 
 const WARMING: u8 = 0;
 const MEASURING: u8 = 1;
@@ -57,6 +58,10 @@ pub struct Measured {
     pub wall: f64,
     pub server_cpu: f64,
     pub client_cpu: f64,
+    /// The PostgreSQL server's processes, when the servers use it.
+    pub db_cpu: Option<f64>,
+    /// Other processes on the machine.
+    pub other_cpu: f64,
 }
 
 impl Measured {
@@ -85,9 +90,10 @@ pub fn code_name(c: Code) -> String {
 }
 
 /// `conc` workers each keep one call in flight for `warmup + window`; calls
-/// completed inside the window are measured.
-pub async fn closed_loop(
-    server: &Server,
+/// completed inside the window are measured. CPU is `server`'s (every
+/// server's, for several).
+pub async fn closed_loop<P: Probe + ?Sized>(
+    server: &P,
     conc: usize,
     warmup: Duration,
     window: Duration,
@@ -127,13 +133,15 @@ pub async fn closed_loop(
     phase.store(MEASURING, Ordering::Relaxed);
     tokio::time::sleep(window).await;
     phase.store(STOPPED, Ordering::Relaxed);
-    let (wall, server_cpu, client_cpu) = mark.since(server);
+    let cpu = mark.since(server);
     let mut m = Measured {
         lat: Default::default(),
         errors: BTreeMap::new(),
-        wall,
-        server_cpu,
-        client_cpu,
+        wall: cpu.wall,
+        server_cpu: cpu.server,
+        client_cpu: cpu.client,
+        db_cpu: cpu.db,
+        other_cpu: cpu.other,
     };
     for w in workers {
         if let Ok((lat, errors)) = w.await {
@@ -163,6 +171,8 @@ pub struct OpenMeasured {
     pub wall: f64,
     pub server_cpu: f64,
     pub client_cpu: f64,
+    pub db_cpu: Option<f64>,
+    pub other_cpu: f64,
     /// Highest server RSS seen during the window, KiB.
     pub rss_max_kib: u64,
 }
@@ -170,7 +180,7 @@ pub struct OpenMeasured {
 /// Calls arrive at `rate` per second whatever the answers (up to
 /// `max_open` open at once); calls issued inside the window are measured.
 pub async fn open_loop(
-    server: &Server,
+    server: &crate::server::Server,
     rate: f64,
     warmup: Duration,
     window: Duration,
@@ -203,7 +213,7 @@ pub async fn open_loop(
     let mut next_rss = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut cpu = (0.0, 0.0, 0.0);
+    let mut cpu = crate::server::Cpu::default();
     loop {
         tick.tick().await;
         let now = Instant::now();
@@ -267,9 +277,11 @@ pub async fn open_loop(
         other_errors,
         issued,
         client_dropped: dropped,
-        wall: cpu.0.max(1e-9),
-        server_cpu: cpu.1,
-        client_cpu: cpu.2,
+        wall: cpu.wall.max(1e-9),
+        server_cpu: cpu.server,
+        client_cpu: cpu.client,
+        db_cpu: cpu.db,
+        other_cpu: cpu.other,
         rss_max_kib: rss_max,
     }
 }

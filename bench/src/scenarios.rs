@@ -18,7 +18,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::load::{Measured, Op, Samples, closed_loop, mix, open_loop};
 use crate::report::Row;
-use crate::server::{CpuMark, Server};
+use crate::server::{Backend, CpuMark, Database, PgDatabase, Probe, Server, psql};
 
 /// Connections a closed loop spreads its calls over.
 const CONNECTIONS: usize = 4;
@@ -28,10 +28,15 @@ const STREAMS_PER_CONNECTION: usize = 100;
 const OVERLOAD_LIMIT: usize = 32;
 /// Write rate while fanning out.
 const FANOUT_RATE: u64 = 100;
+/// Replicas of the `replicas-*` scenarios.
+const REPLICAS: usize = 3;
+/// Cross-replica commit->receipt target.
+const REPLICA_P99_MS: f64 = 100.0;
 
 /// Every scenario, in the order they run and print.
 pub const ALL: &[&str] = &[
     "baseline",
+    "pgbench",
     "get",
     "list",
     "post-1",
@@ -44,14 +49,23 @@ pub const ALL: &[&str] = &[
     "groupcommit",
     "stalled",
     "overload",
+    "replicas-post",
+    "replicas-fanout",
 ];
+
+/// The scenarios only the PostgreSQL backend runs: the database's own limit,
+/// and several replicas on one database.
+pub const POSTGRES_ONLY: &[&str] = &["pgbench", "replicas-post", "replicas-fanout"];
 
 /// Settings and state shared by the scenarios of one run.
 pub struct Ctx {
     pub bin: std::path::PathBuf,
+    pub backend: Backend,
     pub quick: bool,
     pub incidents: usize,
     pub subscribers: usize,
+    /// Subscribers of `replicas-fanout`, over all the replicas.
+    pub replica_subscribers: usize,
     pub events: u64,
     pub warmup: Duration,
     pub window: Duration,
@@ -64,6 +78,8 @@ pub struct Ctx {
     pub created: usize,
     pub baseline: Option<f64>,
     pub post64: Option<f64>,
+    /// pgbench's single-row INSERT transactions per second at 64 clients.
+    pub pgbench64: Option<f64>,
     pub rows: Vec<Row>,
     pub warnings: Vec<String>,
 }
@@ -84,6 +100,33 @@ impl Ctx {
         self.baseline.map(|b| ops / b)
     }
 
+    /// Another server of this run's backend, on a fresh database of its own.
+    async fn start_server(&self, flags: &[String]) -> anyhow::Result<Server> {
+        let db = Database::fresh(&self.backend).await?;
+        Server::start(&self.bin, &db, flags).await
+    }
+
+    /// `REPLICAS` servers on one fresh PostgreSQL database.
+    async fn start_replicas(&self, flags: &[String]) -> anyhow::Result<Vec<Server>> {
+        if !self.backend.is_postgres() {
+            bail!("replicas share a PostgreSQL database: run with --backend postgres or both");
+        }
+        let db = Database::fresh(&self.backend).await?;
+        let mut servers = Vec::with_capacity(REPLICAS);
+        for _ in 0..REPLICAS {
+            servers.push(Server::start(&self.bin, &db, flags).await?);
+        }
+        Ok(servers)
+    }
+
+    /// What "durable" means for the write targets on this backend.
+    fn durability(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "synchronous=FULL",
+            Backend::Postgres { .. } => "synchronous_commit=on",
+        }
+    }
+
     /// A row with the usual figures of a closed loop.
     fn row(&self, scenario: &str, m: &Measured) -> Row {
         let all = m.all();
@@ -97,10 +140,15 @@ impl Ctx {
             server_rss_mib: Some(self.server.rss_kib() as f64 / 1024.0),
             server_cpu: Some(m.server_cpu),
             client_cpu: Some(m.client_cpu),
+            db_cpu: m.db_cpu,
+            other_cpu: Some(m.other_cpu),
             ..Default::default()
         };
         if m.error_count() > 0 {
-            r.note(format!("errors during the window: {:?}", m.errors));
+            r.note(format!(
+                "{scenario}: errors during the window: {:?}",
+                m.errors
+            ));
         }
         r
     }
@@ -109,6 +157,7 @@ impl Ctx {
         settle(&self.server).await;
         match name {
             "baseline" => self.baseline().await,
+            "pgbench" => self.pgbench().await,
             "get" => self.get().await,
             "list" => self.list().await,
             "post-1" => self.post(1).await,
@@ -121,6 +170,8 @@ impl Ctx {
             "groupcommit" => self.groupcommit().await,
             "stalled" => self.stalled().await,
             "overload" => self.overload().await,
+            "replicas-post" => self.replicas_post().await,
+            "replicas-fanout" => self.replicas_fanout().await,
             other => bail!("unknown scenario {other}"),
         }
     }
@@ -207,14 +258,33 @@ impl Ctx {
         self.ensure_hot().await?;
         let preload = self.preload().await?;
         let component = unused_component(&self.chans[0]).await?;
-        for (k, f) in list_filters(component).into_iter().enumerate() {
-            let mut r = self.list_row(f).await?;
-            if k == 0
-                && let Some(n) = &preload
-            {
-                r.note(n.clone());
+        let filters = list_filters(component);
+        let pg = self.server.postgres_url();
+        // On PostgreSQL the plans depend on the planner's statistics, which
+        // only ANALYZE (autovacuum's, or an operator's) gathers: the filters
+        // run on the tables as the server left them, then again after ANALYZE.
+        let analyzed = match &pg {
+            Some(url) => Some(planner_statistics(url).await?),
+            None => None,
+        };
+        for (k, f) in filters.iter().cloned().enumerate() {
+            let mut r = self.list_row(f, "").await?;
+            if k == 0 {
+                if let Some(n) = &preload {
+                    r.note(n.clone());
+                }
+                if let Some(a) = &analyzed {
+                    r.note(format!("list: {a}"));
+                }
             }
             self.rows.push(r);
+        }
+        if let Some(url) = pg {
+            psql(&url, "ANALYZE").await?;
+            for f in filters {
+                let r = self.list_row(f, ", after ANALYZE").await?;
+                self.rows.push(r);
+            }
         }
         Ok(())
     }
@@ -234,7 +304,7 @@ impl Ctx {
         )))
     }
 
-    async fn list_row(&self, f: ListFilter) -> anyhow::Result<Row> {
+    async fn list_row(&self, f: ListFilter, suffix: &str) -> anyhow::Result<Row> {
         // Checked once, so that a row measures what its name says.
         let found = IncidentServiceClient::new(self.chans[0].clone())
             .list_incidents(f.req.clone())
@@ -260,7 +330,7 @@ impl Ctx {
         .await;
         let mut r = self.row(
             &format!(
-                "list, {} (ListIncidents {}, 50/page, {} incidents, {conc} in flight)",
+                "list, {} (ListIncidents {}, 50/page, {} incidents, {conc} in flight{suffix})",
                 if f.matches { "matching" } else { "no match" },
                 f.name,
                 self.created
@@ -304,12 +374,15 @@ impl Ctx {
             self.post64 = Some(m.ops_per_s());
             let ops = m.ops_per_s();
             r.target(
-                ">= 10000/s (synchronous=FULL)",
+                format!(">= 10000/s ({})", self.durability()),
                 format!("{ops:.0}/s"),
                 ops >= 10_000.0,
             );
             let p99 = r.p99_ms.unwrap_or(f64::INFINITY);
             r.target("p99 <= 20 ms", format!("{p99:.2} ms"), p99 <= 20.0);
+            if let Some(pg) = self.pgbench64 {
+                pgbench_target(&mut r, ops, pg);
+            }
         }
         self.rows.push(r);
         Ok(())
@@ -329,7 +402,7 @@ impl Ctx {
         if conc == 128 {
             let ops = m.ops_per_s();
             r.target(
-                ">= 25000/s (synchronous=FULL)",
+                format!(">= 25000/s ({})", self.durability()),
                 format!("{ops:.0}/s"),
                 ops >= 25_000.0,
             );
@@ -363,90 +436,30 @@ impl Ctx {
     async fn fanout(&mut self) -> anyhow::Result<()> {
         self.ensure_hot().await?;
         let n = self.subscribers;
-        let rss0 = self.server.rss_kib();
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let phase = Arc::new(AtomicU8::new(0));
-        let subs = open_subscribers(&self.server, n, stop_rx, Some(phase.clone())).await?;
-        let rss_open = self.server.rss_kib();
-
-        // Writes at a set rate, whatever their latency.
-        let incident = self.hot[0].clone();
-        let writer_chan = self.server.connect().await?;
-        let writes = Arc::new(std::sync::Mutex::new(Samples::default()));
-        let write_phase = phase.clone();
-        let writes2 = writes.clone();
-        let writer = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / FANOUT_RATE));
-            let mut tasks = Vec::new();
-            for i in 0u64.. {
-                tick.tick().await;
-                let p = write_phase.load(Ordering::Relaxed);
-                if p == 2 {
-                    break;
-                }
-                let mut c = TimelineServiceClient::new(writer_chan.clone());
-                let incident = incident.clone();
-                let writes = writes2.clone();
-                tasks.push(tokio::spawn(async move {
-                    let t = Instant::now();
-                    let r = c
-                        .add_note(note_request(incident, format!("fanout note {i}")))
-                        .await;
-                    if p == 1 && r.is_ok() {
-                        writes.lock().unwrap().0.push(t.elapsed().as_nanos() as u64);
-                    }
-                }));
-            }
-            join_all(tasks).await;
-        });
-        tokio::time::sleep(self.warmup).await;
-        let mark = CpuMark::take(&self.server);
-        phase.store(1, Ordering::Relaxed);
-        // Twice the usual window: at 100 events/s a window holds few writes.
-        let window = self.window * 2;
-        let mut rss_max = 0;
-        let end = Instant::now() + window;
-        while Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            rss_max = rss_max.max(self.server.rss_kib());
-        }
-        phase.store(2, Ordering::Relaxed);
-        let (wall, server_cpu, client_cpu) = mark.since(&self.server);
-        let _ = writer.await;
-        // Let the last events arrive, then stop the subscribers.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        stop_tx.send_replace(true);
-        let mut lat = Samples::default();
-        let mut lost = 0;
-        let mut first_failure = None;
-        for s in join_all(subs).await {
-            match s {
-                Ok(Ok(samples)) => lat.0.extend(samples.0),
-                Ok(Err(e)) => {
-                    lost += 1;
-                    first_failure.get_or_insert_with(|| format!("{e:#}"));
-                }
-                Err(e) => {
-                    lost += 1;
-                    first_failure.get_or_insert_with(|| e.to_string());
-                }
-            }
-        }
-        lat.sort();
-        let mut writes = std::mem::take(&mut *writes.lock().unwrap());
-        writes.sort();
-        let expected = writes.len() as f64 * n as f64;
+        let run = fanout_run(
+            &[&self.server],
+            &self.server,
+            self.hot[0].clone(),
+            n,
+            self.warmup,
+            self.window,
+        )
+        .await?;
+        let lat = &run.lat[0];
         let delivered = lat.len() as f64;
+        let rss_mib = run.rss_max[0].max(run.rss_open[0]) as f64 / 1024.0;
         let mut r = Row {
             scenario: format!("fanout ({n} subscribers, {FANOUT_RATE} events/s; deliveries)"),
-            ops_per_s: Some(delivered / wall),
-            ratio: self.ratio(delivered / wall),
+            ops_per_s: Some(delivered / run.cpu.wall),
+            ratio: self.ratio(delivered / run.cpu.wall),
             p50_ms: lat.quantile_ms(0.5),
             p99_ms: lat.quantile_ms(0.99),
             p999_ms: lat.quantile_ms(0.999),
-            server_rss_mib: Some(rss_max.max(rss_open) as f64 / 1024.0),
-            server_cpu: Some(server_cpu),
-            client_cpu: Some(client_cpu),
+            server_rss_mib: Some(rss_mib),
+            server_cpu: Some(run.cpu.server),
+            client_cpu: Some(run.cpu.client),
+            db_cpu: run.cpu.db,
+            other_cpu: Some(run.cpu.other),
             ..Default::default()
         };
         let p99 = r.p99_ms.unwrap_or(f64::INFINITY);
@@ -460,7 +473,6 @@ impl Ctx {
             format!("{p99:.2} ms"),
             p99 <= 50.0,
         );
-        let rss_mib = rss_max.max(rss_open) as f64 / 1024.0;
         r.target(
             format!("server RSS <= 300 MiB{at}"),
             format!("{rss_mib:.1} MiB"),
@@ -470,19 +482,12 @@ impl Ctx {
             "fanout: latency = receipt - event_time (the group's commit clock, taken before its \
              fsync); RSS {:.1} MiB before subscribing, {:.1} MiB with {n} open; write (AddNote) \
              p99 {:.2} ms; {} deliveries in the window for {:.0} expected (writes x subscribers){}",
-            rss0 as f64 / 1024.0,
-            rss_open as f64 / 1024.0,
-            writes.quantile_ms(0.99).unwrap_or(0.0),
+            run.rss0[0] as f64 / 1024.0,
+            run.rss_open[0] as f64 / 1024.0,
+            run.writes.quantile_ms(0.99).unwrap_or(0.0),
             delivered,
-            expected,
-            if lost > 0 {
-                format!(
-                    "; {lost} subscriptions failed (first: {})",
-                    first_failure.unwrap_or_default()
-                )
-            } else {
-                String::new()
-            }
+            run.writes.len() as f64 * n as f64,
+            run.failures(),
         ));
         self.rows.push(r);
         Ok(())
@@ -528,7 +533,7 @@ impl Ctx {
             }
         }
         let took = t.elapsed().as_secs_f64();
-        let (_, server_cpu, client_cpu) = mark.since(&self.server);
+        let cpu = mark.since(&self.server);
         drop(stream);
         let rate = received as f64 / took;
         let mut r = Row {
@@ -536,8 +541,10 @@ impl Ctx {
             ops_per_s: Some(rate),
             ratio: self.ratio(rate),
             server_rss_mib: Some(self.server.rss_kib() as f64 / 1024.0),
-            server_cpu: Some(server_cpu),
-            client_cpu: Some(client_cpu),
+            server_cpu: Some(cpu.server),
+            client_cpu: Some(cpu.client),
+            db_cpu: cpu.db,
+            other_cpu: Some(cpu.other),
             ..Default::default()
         };
         let at = if received >= 1_000_000 {
@@ -593,7 +600,7 @@ impl Ctx {
     async fn post64_on(&self, flags: &[String]) -> anyhow::Result<(f64, Row)> {
         let mut all = Ctx::main_flags(0);
         all.extend_from_slice(flags);
-        let server = Server::start(&self.bin, &all).await?;
+        let server = self.start_server(&all).await?;
         let chans = Arc::new(server.connections(CONNECTIONS).await?);
         let (ids, _) = create_incidents(&chans, 64, 64, 0).await?;
         let m = closed_loop(
@@ -615,6 +622,8 @@ impl Ctx {
             server_rss_mib: Some(server.rss_kib() as f64 / 1024.0),
             server_cpu: Some(m.server_cpu),
             client_cpu: Some(m.client_cpu),
+            db_cpu: m.db_cpu,
+            other_cpu: Some(m.other_cpu),
             ..Default::default()
         };
         if m.error_count() > 0 {
@@ -680,7 +689,7 @@ impl Ctx {
         // what keeps that many under the fan-out's RSS budget (10000 x 25 KiB
         // = 244 MiB of 300), and idle streams cost only their opening.
         let n = self.subscribers;
-        let fresh = Server::start(&self.bin, &Ctx::main_flags(n)).await?;
+        let fresh = self.start_server(&Ctx::main_flags(n)).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let rss0 = fresh.rss_kib();
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -702,6 +711,8 @@ impl Ctx {
             server_rss_mib: Some(self.server.rss_kib() as f64 / 1024.0),
             server_cpu: Some(m.server_cpu),
             client_cpu: Some(m.client_cpu),
+            db_cpu: m.db_cpu,
+            other_cpu: Some(m.other_cpu),
             ..Default::default()
         };
         r.target(
@@ -726,7 +737,7 @@ impl Ctx {
     async fn overload(&mut self) -> anyhow::Result<()> {
         let mut flags = Ctx::main_flags(0);
         flags[1] = OVERLOAD_LIMIT.to_string();
-        let server = Server::start(&self.bin, &flags).await?;
+        let server = self.start_server(&flags).await?;
         let chans = Arc::new(server.connections(CONNECTIONS).await?);
         let n = if self.quick { 256 } else { 1000 };
         // Below the admission limit: the preload must not be shed.
@@ -753,6 +764,8 @@ impl Ctx {
             server_rss_mib: Some(server.rss_kib() as f64 / 1024.0),
             server_cpu: Some(closed.server_cpu),
             client_cpu: Some(closed.client_cpu),
+            db_cpu: closed.db_cpu,
+            other_cpu: Some(closed.other_cpu),
             ..Default::default()
         };
         let mut how = format!("closed loop, {OVERLOAD_LIMIT} in flight");
@@ -778,6 +791,8 @@ impl Ctx {
                 r.server_rss_mib = Some(o.rss_max_kib as f64 / 1024.0);
                 r.server_cpu = Some(o.server_cpu);
                 r.client_cpu = Some(o.client_cpu);
+                r.db_cpu = o.db_cpu;
+                r.other_cpu = Some(o.other_cpu);
             }
             if good < 0.95 * rate || o.refused.len() as u64 * 100 > o.issued {
                 break;
@@ -808,6 +823,8 @@ impl Ctx {
             server_rss_mib: Some(o.rss_max_kib as f64 / 1024.0),
             server_cpu: Some(o.server_cpu),
             client_cpu: Some(o.client_cpu),
+            db_cpu: o.db_cpu,
+            other_cpu: Some(o.other_cpu),
             ..Default::default()
         };
         let g = goodput / peak_ops;
@@ -861,6 +878,465 @@ impl Ctx {
         server.stop().await;
         Ok(())
     }
+
+    // -----------------------------------------------------------------------
+    // PostgreSQL: the database's own limit, and replicas.
+
+    fn need_postgres(&self, what: &str) -> anyhow::Result<&str> {
+        match &self.backend {
+            Backend::Postgres { admin } => Ok(admin),
+            Backend::Sqlite => {
+                bail!("{what} needs PostgreSQL: run with --backend postgres or --backend both")
+            }
+        }
+    }
+
+    /// pgbench on a scratch database of the same PostgreSQL server: single-row
+    /// INSERT transactions (`INSERT INTO t (v) VALUES ('x')`, autocommit) at
+    /// 1 and 64 clients. What the database itself commits, without incidentd.
+    async fn pgbench(&mut self) -> anyhow::Result<()> {
+        let admin = self.need_postgres("pgbench")?;
+        let db = PgDatabase::create(admin).await?;
+        psql(&db.url, "CREATE TABLE t (id bigserial PRIMARY KEY, v text)").await?;
+        let dir = tempfile::Builder::new()
+            .prefix("incident-bench-pgbench-")
+            .tempdir()?;
+        let script = dir.path().join("insert.sql");
+        std::fs::write(&script, "INSERT INTO t (v) VALUES ('x');\n")?;
+        // As long as a scenario's warm-up and window together.
+        let secs = (self.warmup + self.window).as_secs_f64().ceil().max(2.0) as u64;
+        for clients in [1, 64] {
+            settle(&self.server).await;
+            let p = run_pgbench(&db.url, &script, clients, secs).await?;
+            let mut r = Row {
+                scenario: format!(
+                    "pgbench (single-row INSERT transactions, {clients} client{})",
+                    if clients == 1 { "" } else { "s" }
+                ),
+                ops_per_s: Some(p.tps),
+                client_cpu: Some(p.client_cpu),
+                db_cpu: Some(p.db_cpu),
+                other_cpu: Some(p.other_cpu),
+                ..Default::default()
+            };
+            r.note(format!(
+                "pgbench -n -c {clients} -j {} -T {secs}: {} transactions, tps {:.0} (without \
+                 initial connection time), latency average {}, {} failed; cli CPU = pgbench's",
+                p.threads,
+                p.transactions,
+                p.tps,
+                p.latency_avg_ms
+                    .map_or("-".into(), |l| format!("{l:.3} ms")),
+                p.failed,
+            ));
+            if clients == 64 {
+                self.pgbench64 = Some(p.tps);
+            }
+            self.rows.push(r);
+        }
+        Ok(())
+    }
+
+    /// PostStatusUpdate at 64 in flight on one replica, then spread evenly
+    /// over three replicas of the same database: the aggregate against the
+    /// one. Both on a fresh database of their own with the same incidents.
+    async fn replicas_post(&mut self) -> anyhow::Result<()> {
+        self.need_postgres("replicas-post")?;
+        let db = Database::fresh(&self.backend).await?;
+        let flags = Ctx::main_flags(0);
+        // Metered, to see the writers' groups (both phases alike).
+        let mut servers = vec![Server::start_metered(&self.bin, &db, &flags).await?];
+        let mut chans = vec![servers[0].connections(CONNECTIONS).await?];
+        let n = if self.quick { 256 } else { 1000 };
+        let (ids, _) = create_incidents(&Arc::new(chans[0].clone()), n, 64, 0).await?;
+        let ids = Arc::new(ids);
+
+        settle(&servers[0]).await;
+        let groups = writer_groups(&servers).await;
+        let one = closed_loop(
+            &servers[0],
+            64,
+            self.warmup,
+            self.window,
+            spread_post_op(Arc::new(chans.clone()), ids.clone()),
+        )
+        .await;
+        let groups_one = groups.since(&servers).await;
+        let mut r1 = self.row("replicas-post, 1 replica (post-64, fresh database)", &one);
+        if let Some(pg) = self.pgbench64 {
+            pgbench_target(&mut r1, one.ops_per_s(), pg);
+        }
+        r1.note(format!(
+            "replicas-post, 1 replica: writer groups (warm-up and window) {groups_one}"
+        ));
+        self.rows.push(r1);
+
+        while servers.len() < REPLICAS {
+            let s = Server::start_metered(&self.bin, &db, &flags).await?;
+            chans.push(s.connections(CONNECTIONS).await?);
+            servers.push(s);
+        }
+        settle(servers.as_slice()).await;
+        let groups = writer_groups(&servers).await;
+        let three = closed_loop(
+            servers.as_slice(),
+            64,
+            self.warmup,
+            self.window,
+            spread_post_op(Arc::new(chans), ids),
+        )
+        .await;
+        let groups_three = groups.since(&servers).await;
+        let mut r = self.row(
+            &format!("replicas-post, {REPLICAS} replicas (post-64 spread evenly; aggregate)"),
+            &three,
+        );
+        r.server_rss_mib = Some(servers.iter().map(|s| s.rss_kib()).sum::<u64>() as f64 / 1024.0);
+        let x = three.ops_per_s() / one.ops_per_s().max(1e-9);
+        r.target(
+            ">= 1.0 x one replica's writes",
+            format!(
+                "{x:.2} x ({:.0} vs {:.0}/s)",
+                three.ops_per_s(),
+                one.ops_per_s()
+            ),
+            x >= 1.0,
+        );
+        let per: Vec<String> = three
+            .lat
+            .iter()
+            .take(REPLICAS)
+            .enumerate()
+            .map(|(k, l)| {
+                format!(
+                    "replica {} {:.0}/s p99 {:.2} ms",
+                    k + 1,
+                    l.len() as f64 / three.wall,
+                    l.quantile_ms(0.99).unwrap_or(0.0)
+                )
+            })
+            .collect();
+        r.note(format!(
+            "replicas-post, {REPLICAS} replicas: 64 callers, 21-22 per replica over \
+             {CONNECTIONS} connections each: {}; writer groups (warm-up and window) \
+             {groups_three}; srv CPU and RSS are the {REPLICAS} replicas' added up{}",
+            per.join(", "),
+            log_check(&db).await
+        ));
+        self.rows.push(r);
+        for s in servers {
+            s.stop().await;
+        }
+        Ok(())
+    }
+
+    /// Subscribers spread evenly over three replicas, writes (AddNote,
+    /// `FANOUT_RATE`/s) on the first: commit->receipt on each replica, the
+    /// other two seeing the writes only through the shared log.
+    async fn replicas_fanout(&mut self) -> anyhow::Result<()> {
+        self.need_postgres("replicas-fanout")?;
+        let n = self.replica_subscribers;
+        let servers = self.start_replicas(&Ctx::main_flags(n)).await?;
+        let chans = Arc::new(servers[0].connections(1).await?);
+        let (ids, _) = create_incidents(&chans, 1, 1, 0).await?;
+        settle(servers.as_slice()).await;
+        let refs: Vec<&Server> = servers.iter().collect();
+        let run = fanout_run(
+            &refs,
+            &servers[0],
+            ids[0].clone(),
+            n,
+            self.warmup,
+            self.window,
+        )
+        .await?;
+        let mut all = Samples(run.lat.iter().flat_map(|l| l.0.iter().copied()).collect());
+        all.sort();
+        let wall = run.cpu.wall;
+        let mut r = Row {
+            scenario: format!(
+                "replicas-fanout ({n} subscribers over {REPLICAS} replicas, {FANOUT_RATE} \
+                 events/s written on replica 1; deliveries)"
+            ),
+            ops_per_s: Some(all.len() as f64 / wall),
+            ratio: self.ratio(all.len() as f64 / wall),
+            p50_ms: all.quantile_ms(0.5),
+            p99_ms: all.quantile_ms(0.99),
+            p999_ms: all.quantile_ms(0.999),
+            server_rss_mib: Some(
+                run.rss_max
+                    .iter()
+                    .zip(&run.rss_open)
+                    .map(|(a, b)| (*a).max(*b))
+                    .sum::<u64>() as f64
+                    / 1024.0,
+            ),
+            server_cpu: Some(run.cpu.server),
+            client_cpu: Some(run.cpu.client),
+            db_cpu: run.cpu.db,
+            other_cpu: Some(run.cpu.other),
+            ..Default::default()
+        };
+        let p99s: Vec<f64> = run
+            .lat
+            .iter()
+            .map(|l| l.quantile_ms(0.99).unwrap_or(f64::INFINITY))
+            .collect();
+        let worst = p99s.iter().copied().fold(0.0, f64::max);
+        let at = if n == 1000 {
+            String::new()
+        } else {
+            format!(" (target at 1000 subs; here {n})")
+        };
+        r.target(
+            format!("commit->receipt p99 <= {REPLICA_P99_MS:.0} ms on every replica{at}"),
+            format!(
+                "worst {worst:.2} ms ({})",
+                p99s.iter()
+                    .enumerate()
+                    .map(|(k, p)| format!("replica {} {p:.2}", k + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            worst <= REPLICA_P99_MS,
+        );
+        let expected = run.writes.len() as f64 * n as f64;
+        r.note(format!(
+            "replicas-fanout: latency = receipt - event_time (replica 1's group clock, the same \
+             machine's clock as the receiver's); {} deliveries in the window for {expected:.0} \
+             expected; write (AddNote) p99 {:.2} ms; srv CPU and RSS are the {REPLICAS} \
+             replicas' added up{}",
+            all.len(),
+            run.writes.quantile_ms(0.99).unwrap_or(0.0),
+            run.failures()
+        ));
+        self.rows.push(r);
+        for (k, lat) in run.lat.iter().enumerate() {
+            let here = n / REPLICAS + usize::from(k < n % REPLICAS);
+            self.rows.push(Row {
+                scenario: format!(
+                    "replicas-fanout, the {here} on replica {}{}",
+                    k + 1,
+                    if k == 0 {
+                        " (the writer's)"
+                    } else {
+                        " (read from the log)"
+                    }
+                ),
+                ops_per_s: Some(lat.len() as f64 / wall),
+                p50_ms: lat.quantile_ms(0.5),
+                p99_ms: lat.quantile_ms(0.99),
+                p999_ms: lat.quantile_ms(0.999),
+                server_rss_mib: Some(run.rss_max[k].max(run.rss_open[k]) as f64 / 1024.0),
+                ..Default::default()
+            });
+        }
+        for s in servers {
+            s.stop().await;
+        }
+        Ok(())
+    }
+}
+
+/// The pgbench target on a one-replica post-64 row.
+fn pgbench_target(r: &mut Row, ops: f64, pgbench64: f64) {
+    let x = ops / pgbench64.max(1e-9);
+    r.target(
+        ">= 0.5 x pgbench's INSERT TPS at 64 clients",
+        format!("{x:.2} x ({ops:.0} vs {pgbench64:.0}/s)"),
+        x >= 0.5,
+    );
+}
+
+/// "; log: N events, sequences 1..N without a gap" (or what is wrong) of a
+/// PostgreSQL database several replicas wrote.
+async fn log_check(db: &Database) -> String {
+    let Some(url) = db.postgres_url() else {
+        return String::new();
+    };
+    match psql(
+        url,
+        "SELECT count(*), coalesce(min(sequence), 0), coalesce(max(sequence), 0) FROM events",
+    )
+    .await
+    {
+        Ok(out) => {
+            let f: Vec<u64> = out
+                .split('|')
+                .filter_map(|v| v.trim().parse().ok())
+                .collect();
+            match f[..] {
+                [count, 1, max] if count == max => {
+                    format!("; log: {count} events, sequences 1..{max} without a gap")
+                }
+                [count, min, max] => {
+                    format!("; LOG NOT CONTIGUOUS: {count} events, sequences {min}..{max}")
+                }
+                _ => format!("; log check: unexpected psql output {out:?}"),
+            }
+        }
+        Err(e) => format!("; log check failed: {e:#}"),
+    }
+}
+
+/// The writers' group commits so far (metered servers): per server, the
+/// count and the sum of `incidentd_writer_batch_size`.
+struct WriterGroups {
+    at: Instant,
+    each: Vec<Option<(f64, f64)>>,
+}
+
+async fn writer_groups(servers: &[Server]) -> WriterGroups {
+    let mut each = Vec::with_capacity(servers.len());
+    for s in servers {
+        let count = s.metric("incidentd_writer_batch_size_count").await;
+        let sum = s.metric("incidentd_writer_batch_size_sum").await;
+        each.push(count.ok().zip(sum.ok()));
+    }
+    WriterGroups {
+        at: Instant::now(),
+        each,
+    }
+}
+
+impl WriterGroups {
+    /// "replica 1 N groups/s of M requests on average, ..." since `self`
+    /// (a server started since counts from 0).
+    async fn since(&self, servers: &[Server]) -> String {
+        let wall = self.at.elapsed().as_secs_f64();
+        let now = writer_groups(servers).await;
+        now.each
+            .iter()
+            .enumerate()
+            .map(|(k, n)| {
+                let before = self.each.get(k).copied().flatten().unwrap_or((0.0, 0.0));
+                match n {
+                    Some((count, sum)) => {
+                        let groups = count - before.0;
+                        format!(
+                            "replica {} {:.0} groups/s of {:.1} requests on average",
+                            k + 1,
+                            groups / wall,
+                            (sum - before.1) / groups.max(1.0)
+                        )
+                    }
+                    None => format!("replica {}: no metrics", k + 1),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Whether the planner has statistics of `incidents` (PostgreSQL), and whether
+/// autovacuum would gather them, as a sentence.
+async fn planner_statistics(url: &str) -> anyhow::Result<String> {
+    let out = psql(
+        url,
+        "SELECT coalesce(greatest(last_analyze, last_autoanalyze)::text, 'never'), \
+         current_setting('autovacuum') \
+         FROM pg_stat_user_tables WHERE relname = 'incidents'",
+    )
+    .await?;
+    let f: Vec<&str> = out.split('|').collect();
+    Ok(match f[..] {
+        [when, autovacuum] => format!(
+            "the first rows ran on the tables as the server left them (incidents last \
+             analyzed: {when}; autovacuum={autovacuum}), the rows \"after ANALYZE\" once the \
+             bench had run ANALYZE"
+        ),
+        _ => format!("planner statistics: unexpected psql output {out:?}"),
+    })
+}
+
+/// What one pgbench run reported.
+struct PgbenchRun {
+    tps: f64,
+    transactions: u64,
+    failed: u64,
+    latency_avg_ms: Option<f64>,
+    threads: usize,
+    /// pgbench's own CPU and the PostgreSQL server's, in cores, over the
+    /// middle of the run (a backend's CPU leaves with it at the end).
+    client_cpu: f64,
+    db_cpu: f64,
+    /// The rest of the machine.
+    other_cpu: f64,
+}
+
+/// `pgbench -n -c clients -j min(clients, 2) -T secs -f script url`.
+async fn run_pgbench(
+    url: &str,
+    script: &std::path::Path,
+    clients: usize,
+    secs: u64,
+) -> anyhow::Result<PgbenchRun> {
+    let threads = clients.min(2);
+    let child = tokio::process::Command::new("pgbench")
+        .args(["-n", "-c", &clients.to_string(), "-j", &threads.to_string()])
+        .args(["-T", &secs.to_string(), "-f"])
+        .arg(script)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("running pgbench (the PostgreSQL backend needs it on PATH)")?;
+    let pid = child.id().context("pgbench has no pid")?;
+    // CPU over the middle of the run, while every backend is alive.
+    let cpu = |pid| {
+        (
+            Instant::now(),
+            crate::server::proc_cpu_seconds(pid).unwrap_or(0.0),
+            crate::server::postgres_cpu_seconds(),
+            crate::server::machine_busy_seconds(),
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a = cpu(pid);
+    tokio::time::sleep(Duration::from_secs(secs).saturating_sub(Duration::from_millis(600))).await;
+    let b = cpu(pid);
+    let out = child.wait_with_output().await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "pgbench -c {clients} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            stdout.trim()
+        );
+    }
+    let field = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let wall = b.0.duration_since(a.0).as_secs_f64().max(1e-9);
+    Ok(PgbenchRun {
+        tps: field("tps = ").with_context(|| format!("no tps in pgbench's output:\n{stdout}"))?,
+        transactions: field("number of transactions actually processed:").unwrap_or(0.0) as u64,
+        failed: field("number of failed transactions:").unwrap_or(0.0) as u64,
+        latency_avg_ms: field("latency average = "),
+        threads,
+        client_cpu: (b.1 - a.1) / wall,
+        db_cpu: (b.2 - a.2) / wall,
+        other_cpu: ((b.3 - a.3) - (b.1 - a.1) - (b.2 - a.2)).max(0.0) / wall,
+    })
+}
+
+/// PostStatusUpdate with worker `w` on replica `w % replicas`, over that
+/// replica's connections; the class of a call is its replica.
+fn spread_post_op(chans: Arc<Vec<Vec<Channel>>>, ids: Arc<Vec<String>>) -> Op {
+    Arc::new(move |w, i| {
+        let replica = w % chans.len();
+        let mine = &chans[replica];
+        let mut c = IncidentServiceClient::new(mine[(w / chans.len()) % mine.len()].clone());
+        let req = post_request(pick(&ids, w, i).to_owned(), w, i);
+        Box::pin(async move { c.post_status_update(req).await.map(|_| replica) })
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -870,12 +1346,14 @@ impl Ctx {
 /// Waits (up to 15 s) until the server is nearly idle, so that work left
 /// over from the previous scenario (subscriptions winding down, say) does
 /// not count against the next one.
-async fn settle(server: &Server) {
+async fn settle<P: Probe + ?Sized>(server: &P) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         let mark = CpuMark::take(server);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if mark.since(server).1 < 0.1 {
+        let cpu = mark.since(server);
+        // PostgreSQL too: the last scenario's writes may still be flushing.
+        if cpu.server < 0.1 && cpu.db.unwrap_or(0.0) < 0.2 {
             return;
         }
     }
@@ -954,6 +1432,7 @@ fn list_op(chans: Arc<Vec<Channel>>, req: ListIncidentsRequest) -> Op {
 }
 
 /// A ListIncidents filter `list` measures.
+#[derive(Clone)]
 struct ListFilter {
     /// How the row names it.
     name: String,
@@ -1177,6 +1656,138 @@ fn age(ts: &Option<prost_types::Timestamp>) -> Option<u64> {
             .unwrap_or_default()
             .as_nanos() as u64,
     )
+}
+
+/// What a fan-out window measured.
+struct FanoutRun {
+    /// Commit->receipt ages (receipt - event_time) seen by the subscribers,
+    /// sorted, one set per server they were on.
+    lat: Vec<Samples>,
+    /// Subscriptions that failed, and the first failure.
+    lost: usize,
+    first_failure: Option<String>,
+    /// AddNote latencies of the writes issued in the window, sorted.
+    writes: Samples,
+    /// Over every server.
+    cpu: crate::server::Cpu,
+    /// Per server, KiB: before subscribing, with the subscribers open, and
+    /// the highest seen during the window.
+    rss0: Vec<u64>,
+    rss_open: Vec<u64>,
+    rss_max: Vec<u64>,
+}
+
+impl FanoutRun {
+    /// "; N subscriptions failed (first: ...)", or nothing.
+    fn failures(&self) -> String {
+        if self.lost == 0 {
+            return String::new();
+        }
+        format!(
+            "; {} subscriptions failed (first: {})",
+            self.lost,
+            self.first_failure.as_deref().unwrap_or_default()
+        )
+    }
+}
+
+/// Opens `n` "from now" subscribers spread evenly over `subs_on`, writes
+/// AddNote on `incident` through `writer` at `FANOUT_RATE` per second
+/// whatever their latency, and measures for twice `window` after `warmup`
+/// (at 100 events/s a window holds few writes).
+async fn fanout_run(
+    subs_on: &[&Server],
+    writer: &Server,
+    incident: String,
+    n: usize,
+    warmup: Duration,
+    window: Duration,
+) -> anyhow::Result<FanoutRun> {
+    let rss0: Vec<u64> = subs_on.iter().map(|s| s.rss_kib()).collect();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let phase = Arc::new(AtomicU8::new(0));
+    let mut subs = Vec::with_capacity(subs_on.len());
+    for (k, server) in subs_on.iter().enumerate() {
+        let here = n / subs_on.len() + usize::from(k < n % subs_on.len());
+        subs.push(open_subscribers(server, here, stop_rx.clone(), Some(phase.clone())).await?);
+    }
+    let rss_open: Vec<u64> = subs_on.iter().map(|s| s.rss_kib()).collect();
+
+    let writer_chan = writer.connect().await?;
+    let writes = Arc::new(std::sync::Mutex::new(Samples::default()));
+    let write_phase = phase.clone();
+    let writes2 = writes.clone();
+    let writing = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / FANOUT_RATE));
+        let mut tasks = Vec::new();
+        for i in 0u64.. {
+            tick.tick().await;
+            let p = write_phase.load(Ordering::Relaxed);
+            if p == 2 {
+                break;
+            }
+            let mut c = TimelineServiceClient::new(writer_chan.clone());
+            let incident = incident.clone();
+            let writes = writes2.clone();
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let r = c
+                    .add_note(note_request(incident, format!("fanout note {i}")))
+                    .await;
+                if p == 1 && r.is_ok() {
+                    writes.lock().unwrap().0.push(t.elapsed().as_nanos() as u64);
+                }
+            }));
+        }
+        join_all(tasks).await;
+    });
+    tokio::time::sleep(warmup).await;
+    let mark = CpuMark::take(subs_on);
+    phase.store(1, Ordering::Relaxed);
+    let mut rss_max = vec![0; subs_on.len()];
+    let end = Instant::now() + window * 2;
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for (m, s) in rss_max.iter_mut().zip(subs_on) {
+            *m = (*m).max(s.rss_kib());
+        }
+    }
+    phase.store(2, Ordering::Relaxed);
+    let cpu = mark.since(subs_on);
+    let _ = writing.await;
+    // Let the last events arrive, then stop the subscribers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_tx.send_replace(true);
+    let mut run = FanoutRun {
+        lat: Vec::with_capacity(subs.len()),
+        lost: 0,
+        first_failure: None,
+        writes: std::mem::take(&mut *writes.lock().unwrap()),
+        cpu,
+        rss0,
+        rss_open,
+        rss_max,
+    };
+    run.writes.sort();
+    for tasks in subs {
+        let mut lat = Samples::default();
+        for s in join_all(tasks).await {
+            match s {
+                Ok(Ok(samples)) => lat.0.extend(samples.0),
+                Ok(Err(e)) => {
+                    run.lost += 1;
+                    run.first_failure.get_or_insert_with(|| format!("{e:#}"));
+                }
+                Err(e) => {
+                    run.lost += 1;
+                    run.first_failure.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        lat.sort();
+        run.lat.push(lat);
+    }
+    Ok(run)
 }
 
 /// Opens `n` "from now" subscriptions, `STREAMS_PER_CONNECTION` per
