@@ -532,13 +532,19 @@ async fn lease_holders(metrics: &[String]) -> Option<Vec<usize>> {
 
 #[tokio::test]
 async fn background_work_runs_on_one_replica_and_moves_when_it_dies() {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let metrics: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let Some(r) =
-        Replicas::start_with(3, |i| vec!["--metrics-listen".into(), metrics[i].clone()]).await
+    // Each metrics port is picked just before its replica starts, so that
+    // no other test takes it meanwhile.
+    let picked = std::sync::Mutex::new(Vec::new());
+    let Some(r) = Replicas::start_with(3, |_| {
+        let addr = format!("127.0.0.1:{}", free_port());
+        picked.lock().expect("ports").push(addr.clone());
+        vec!["--metrics-listen".into(), addr]
+    })
+    .await
     else {
         return;
     };
+    let metrics = picked.into_inner().expect("ports");
     let holder = eventually("one replica holding the lease", || async {
         lease_holders(&metrics)
             .await
