@@ -996,7 +996,7 @@ impl Ctx {
         r.target(
             ">= 1.0 x one replica's writes",
             format!(
-                "{x:.2} x ({:.0} vs {:.0}/s)",
+                "{x:.3} x ({:.0} vs {:.0}/s)",
                 three.ops_per_s(),
                 one.ops_per_s()
             ),
@@ -1143,7 +1143,7 @@ fn pgbench_target(r: &mut Row, ops: f64, pgbench64: f64) {
     let x = ops / pgbench64.max(1e-9);
     r.target(
         ">= 0.5 x pgbench's INSERT TPS at 64 clients",
-        format!("{x:.2} x ({ops:.0} vs {pgbench64:.0}/s)"),
+        format!("{x:.3} x ({ops:.0} vs {pgbench64:.0}/s)"),
         x >= 0.5,
     );
 }
