@@ -136,43 +136,43 @@ impl From<PoolConnection<Postgres>> for Conn {
     }
 }
 
-/// A statement's text in each dialect.
+/// A statement's text: one for both dialects, or one each.
 #[derive(Clone, Debug)]
-pub struct Sql {
-    sqlite: Cow<'static, str>,
-    postgres: Cow<'static, str>,
+pub enum Sql {
+    Same(Cow<'static, str>),
+    Per {
+        sqlite: Cow<'static, str>,
+        postgres: Cow<'static, str>,
+    },
 }
 
 impl Sql {
-    fn text(&self, dialect: Dialect) -> Cow<'static, str> {
-        match dialect {
-            Dialect::Sqlite => self.sqlite.clone(),
-            Dialect::Postgres => self.postgres.clone(),
+    /// The text for `dialect`, moved out: a built statement (a multi-row
+    /// insert can be long) is not copied to be run.
+    fn into_text(self, dialect: Dialect) -> Cow<'static, str> {
+        match (self, dialect) {
+            (Sql::Same(text), _) => text,
+            (Sql::Per { sqlite, .. }, Dialect::Sqlite) => sqlite,
+            (Sql::Per { postgres, .. }, Dialect::Postgres) => postgres,
         }
     }
 }
 
 impl From<&'static str> for Sql {
     fn from(s: &'static str) -> Self {
-        Sql {
-            sqlite: Cow::Borrowed(s),
-            postgres: Cow::Borrowed(s),
-        }
+        Sql::Same(Cow::Borrowed(s))
     }
 }
 
 impl From<String> for Sql {
     fn from(s: String) -> Self {
-        Sql {
-            sqlite: Cow::Owned(s.clone()),
-            postgres: Cow::Owned(s),
-        }
+        Sql::Same(Cow::Owned(s))
     }
 }
 
 /// A statement whose text differs between the dialects.
 pub fn per(sqlite: &'static str, postgres: &'static str) -> Sql {
-    Sql {
+    Sql::Per {
         sqlite: Cow::Borrowed(sqlite),
         postgres: Cow::Borrowed(postgres),
     }
@@ -300,7 +300,7 @@ impl Query {
     /// Runs the statement; returns the rows it changed.
     pub async fn execute(self, conn: &mut Conn) -> sqlx::Result<u64> {
         let Query { sql, args } = self;
-        let text = sql.text(conn.dialect());
+        let text = sql.into_text(conn.dialect());
         Ok(match conn.exec() {
             Exec::Sqlite(c) => {
                 sqlx::query_with::<Sqlite, _>(AssertSqlSafe(text), sqlite_args(args)?)
@@ -324,7 +324,7 @@ macro_rules! fetch {
     ($query:expr, $conn:expr, $fetch:ident) => {{
         let Query { sql, args } = $query;
         let conn: &mut Conn = $conn;
-        let text = sql.text(conn.dialect());
+        let text = sql.into_text(conn.dialect());
         match conn.exec() {
             Exec::Sqlite(c) => {
                 sqlx::query_as_with::<Sqlite, R, _>(AssertSqlSafe(text), sqlite_args(args)?)
@@ -472,7 +472,7 @@ impl Builder {
 
     pub fn build(self) -> Query {
         Query {
-            sql: Sql {
+            sql: Sql::Per {
                 sqlite: Cow::Owned(self.sqlite),
                 postgres: Cow::Owned(self.postgres),
             },
@@ -527,11 +527,11 @@ mod tests {
             .push_per(" LIMIT 1", " FETCH FIRST 1 ROWS ONLY");
         let q = b.build();
         assert_eq!(
-            q.sql.text(Dialect::Sqlite),
+            q.sql.clone().into_text(Dialect::Sqlite),
             "SELECT id FROM t WHERE kind IN (SELECT value FROM json_each($1)) AND name = $2 LIMIT 1"
         );
         assert_eq!(
-            q.sql.text(Dialect::Postgres),
+            q.sql.into_text(Dialect::Postgres),
             "SELECT id FROM t WHERE kind = ANY($1) AND name = $2 FETCH FIRST 1 ROWS ONLY"
         );
         assert_eq!(q.args.len(), 2);
@@ -544,7 +544,7 @@ mod tests {
             row.push_bind(a).push_bind(s);
         });
         assert_eq!(
-            b.build().sql.text(Dialect::Postgres),
+            b.build().sql.into_text(Dialect::Postgres),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
         );
     }

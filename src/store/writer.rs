@@ -159,8 +159,6 @@ trait Entry: Send {
     fn replay(&mut self, fingerprint: &[u8], response: &str);
     /// Answers the caller once the group's COMMIT (or its failure) is known.
     fn finish(self: Box<Self>, commit: Result<()>);
-    /// Answers the caller with `error` without running.
-    fn refuse(self: Box<Self>, error: Error);
 }
 
 struct Pending<C: Command> {
@@ -217,10 +215,6 @@ impl<C: Command> Entry for Pending<C> {
             (None, Ok(())) => Err(Error::Internal("the writer dropped a request".into())),
         };
         let _ = self.reply.send(answer);
-    }
-
-    fn refuse(self: Box<Self>, error: Error) {
-        let _ = self.reply.send(Err(error));
     }
 }
 
@@ -450,7 +444,7 @@ async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Item>, fanout: &Fanout) -> Vec
         for item in batch {
             // A job dropped unrun answers its caller with an internal error.
             if let Item::Command(entry) = item {
-                entry.refuse(group_failed(&e));
+                entry.finish(Err(group_failed(&e)));
             }
         }
         return Vec::new();

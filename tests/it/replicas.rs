@@ -22,8 +22,8 @@ use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
 
 use crate::support::{
-    Daemon, POSTGRES_VAR, TestDb, eventually, free_port, http_get, list_all_timeline_events, mask,
-    plain_incident, postgres_admin_url, rid, within,
+    Daemon, POSTGRES_VAR, TestDb, create_incident, eventually, free_port, head_sequence, http_get,
+    list_all_timeline_events, mask, plain_incident, postgres_admin_url, rid, within,
 };
 use crate::timeline::subscribe_request;
 
@@ -112,19 +112,6 @@ fn note(incident_id: &str, text: String, request_id: String) -> AddNoteRequest {
     }
 }
 
-/// The sequence of the newest event of the log, read through replica `client`.
-async fn head(client: &mut TimelineServiceClient<Channel>) -> u64 {
-    let events = list_all_timeline_events(
-        client,
-        ListTimelineEventsRequest {
-            page_size: 1000,
-            ..Default::default()
-        },
-    )
-    .await;
-    events.last().map_or(0, |e| e.sequence)
-}
-
 /// The text of every note of the log, with how many times it appears.
 async fn notes_in_log(client: &mut TimelineServiceClient<Channel>) -> BTreeMap<String, usize> {
     let events = list_all_timeline_events(
@@ -151,18 +138,8 @@ async fn three_replicas_serve_one_log_with_identity_held_by_the_database() {
     let Some(r) = Replicas::start(3).await else {
         return;
     };
-    let incident = r
-        .incidents(0)
-        .await
-        .create_incident(CreateIncidentRequest {
-            incident: Some(plain_incident("Shared by three")),
-            ..Default::default()
-        })
-        .await
-        .expect("create")
-        .into_inner()
-        .incident
-        .expect("incident");
+    let incident =
+        create_incident(&mut r.incidents(0).await, plain_incident("Shared by three")).await;
     // A subscriber on each replica, each from the start of the log and
     // following it live before anything else is written.
     let mut subs: Vec<Subscription> = (0..3).map(|i| r.subscription(i)).collect();
@@ -208,7 +185,12 @@ async fn three_replicas_serve_one_log_with_identity_held_by_the_database() {
         acked.push(e.sequence);
     }
     let last = *acked.iter().max().expect("writes");
-    assert_eq!(head(&mut r.timeline(2).await).await, last, "{}", r.logs());
+    assert_eq!(
+        head_sequence(&mut r.timeline(2).await).await,
+        last,
+        "{}",
+        r.logs()
+    );
     for (i, sub) in subs.iter_mut().enumerate() {
         let seen = read_through(sub, last).await;
         assert_eq!(
@@ -351,18 +333,7 @@ async fn a_replica_killed_during_a_write_storm_loses_no_acknowledged_write() {
     let Some(r) = Replicas::start(3).await else {
         return;
     };
-    let incident = r
-        .incidents(1)
-        .await
-        .create_incident(CreateIncidentRequest {
-            incident: Some(plain_incident("Storm")),
-            ..Default::default()
-        })
-        .await
-        .expect("create")
-        .into_inner()
-        .incident
-        .expect("incident");
+    let incident = create_incident(&mut r.incidents(1).await, plain_incident("Storm")).await;
     // Its subscriber is on the replica that will die.
     let mut sub = r.subscription(0);
     let first = read_through(&mut sub, 1).await;
@@ -399,7 +370,7 @@ async fn a_replica_killed_during_a_write_storm_loses_no_acknowledged_write() {
             "acknowledged {text:?} is in the log once"
         );
     }
-    let last = head(&mut survivor).await;
+    let last = head_sequence(&mut survivor).await;
     let seen = read_through(&mut sub, last).await;
     assert_eq!(
         [first, seen].concat(),
@@ -433,18 +404,7 @@ async fn terminated_database_connections_are_reconnected_without_loss_or_repeat(
     };
     let admin = postgres_admin_url().expect("admin url");
     let database = r.db.postgres_name().expect("postgres").to_owned();
-    let incident = r
-        .incidents(0)
-        .await
-        .create_incident(CreateIncidentRequest {
-            incident: Some(plain_incident("Terminated")),
-            ..Default::default()
-        })
-        .await
-        .expect("create")
-        .into_inner()
-        .incident
-        .expect("incident");
+    let incident = create_incident(&mut r.incidents(0).await, plain_incident("Terminated")).await;
     let mut subs: Vec<Subscription> = (0..2).map(|i| r.subscription(i)).collect();
 
     // Each write is retried under its request_id, on the next replica, until
@@ -502,7 +462,7 @@ async fn terminated_database_connections_are_reconnected_without_loss_or_repeat(
             "{text:?} is in the log exactly once"
         );
     }
-    let last = head(&mut client).await;
+    let last = head_sequence(&mut client).await;
     for (i, sub) in subs.iter_mut().enumerate() {
         let seen = read_through(sub, last).await;
         assert_eq!(

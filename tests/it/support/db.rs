@@ -362,19 +362,26 @@ pub async fn sqlite_snapshot(db: &Path) -> DbSnapshot {
         .fetch_all(&mut conn)
         .await
         .expect("rows");
-        let mut rows: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| {
-                (0..columns.len())
-                    .map(|i| sqlx::Row::get::<String, _>(r, i))
-                    .collect()
-            })
-            .collect();
-        rows.sort();
-        out.insert(t, rows);
+        out.insert(t, rendered(&rows, columns.len()));
     }
     conn.close().await.ok();
     DbSnapshot(out)
+}
+
+/// Rows whose every column the query rendered as text, sorted: a table as a
+/// snapshot holds it.
+fn rendered<R>(rows: &[R], columns: usize) -> Vec<Vec<String>>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut out: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| (0..columns).map(|i| r.get::<String, _>(i)).collect())
+        .collect();
+    out.sort();
+    out
 }
 
 /// A PostgreSQL column rendered as SQLite's `quote()` renders its value:
@@ -430,16 +437,7 @@ async fn postgres_snapshot(url: &str) -> DbSnapshot {
         .fetch_all(&mut conn)
         .await
         .expect("rows");
-        let mut rows: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| {
-                (0..columns.len())
-                    .map(|i| sqlx::Row::get::<String, _>(r, i))
-                    .collect()
-            })
-            .collect();
-        rows.sort();
-        out.insert(t, rows);
+        out.insert(t, rendered(&rows, columns.len()));
     }
     conn.close().await.ok();
     DbSnapshot(out)
