@@ -348,6 +348,7 @@ pub async fn load(store: &Store, seeds: Vec<Seed>) -> Result<Vec<Outcome>, SeedE
     store
         .write(move |ctx| {
             Box::pin(async move {
+                crate::store::seeds::hold(ctx.conn()).await?;
                 let mut outcomes = Vec::new();
                 for seed in seeds {
                     let file = seed.file.clone();

@@ -86,11 +86,14 @@ pub(super) async fn write_changed(
     Ok(())
 }
 
-/// The items of `ids` that exist, deleted or not, in one statement.
+/// The items of `ids` that exist, deleted or not, in one statement, for a
+/// write group: on PostgreSQL locked until it commits (in id order, as every
+/// group locks them, so two groups never wait for each other in a circle).
 pub(super) async fn load_many(conn: &mut Conn, ids: &[ActionItemId]) -> Result<Vec<ActionItem>> {
     let wanted: Vec<String> = ids.iter().map(ToString::to_string).collect();
     let mut q = Builder::new("SELECT doc FROM action_items WHERE ");
     q.push_in_list("id", wanted);
+    q.push_per("", " ORDER BY id FOR UPDATE");
     let docs: Vec<String> = q.build_query_scalar().fetch_all(conn).await?;
     docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
 }
@@ -181,7 +184,8 @@ pub async fn load_postmortem(conn: &mut Conn, incident_id: IncidentId) -> Result
 }
 
 /// The postmortems written so far of the incidents of `ids`, in one statement
-/// (an incident without one has its empty draft, which is not stored).
+/// (an incident without one has its empty draft, which is not stored), for a
+/// write group: locked like [`load_many`]'s items.
 pub(super) async fn load_postmortems(
     conn: &mut Conn,
     ids: &[IncidentId],
@@ -189,6 +193,7 @@ pub(super) async fn load_postmortems(
     let wanted: Vec<String> = ids.iter().map(ToString::to_string).collect();
     let mut q = Builder::new("SELECT doc FROM postmortems WHERE ");
     q.push_in_list("incident_id", wanted);
+    q.push_per("", " ORDER BY incident_id FOR UPDATE");
     let docs: Vec<String> = q.build_query_scalar().fetch_all(conn).await?;
     docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
 }

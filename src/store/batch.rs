@@ -16,9 +16,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::db::{self, Builder, Conn};
+use super::db::{self, Builder, Conn, Dialect};
 use super::incidents::WITH_COUNTS;
 use super::request_ids::RequestKey;
+use super::writer::TreeLock;
 use super::{ROWS_PER_STATEMENT, WriteCtx, to_nanos};
 use crate::domain::{
     ActionItem, ActionItemId, Audience, Component, ComponentId, Event, Incident, IncidentId,
@@ -85,7 +86,8 @@ pub(super) struct Working {
     postmortems: HashMap<IncidentId, Postmortem>,
     /// The next unused reference number, once read.
     next_number: Option<i64>,
-    /// request_id records, read or written in this group.
+    /// request_id records, read or answered in this group (written at
+    /// COMMIT, once the answers' sequences are final).
     request_ids: HashMap<(String, &'static str, String), (Vec<u8>, String)>,
     /// Changed and new incidents, as last written.
     changed: HashMap<IncidentId, Incident>,
@@ -96,7 +98,6 @@ pub(super) struct Working {
     count_changes: HashMap<IncidentId, (i64, i64)>,
     status_updates: Vec<StatusUpdate>,
     notes: Vec<Note>,
-    records: Vec<(RequestKey, String)>,
     /// Why writing the kept commands failed in the middle of the group (see
     /// [`Tx::write_kept`]): the group cannot commit.
     failed: Option<String>,
@@ -152,7 +153,6 @@ impl Working {
             || !self.changed_postmortems.is_empty()
             || !self.status_updates.is_empty()
             || !self.notes.is_empty()
-            || !self.records.is_empty()
     }
 
     /// Whether writes are waiting for [`flush`] (or a failed one must be reported by it).
@@ -166,13 +166,13 @@ impl Working {
             .get(&(key.caller.clone(), key.method, key.request_id.clone()))
     }
 
-    /// Records a request's response, written with the group.
+    /// Remembers a request's response, so that a retry later in the group
+    /// replays it.
     pub(super) fn record_request_id(&mut self, key: RequestKey, response: String) {
         self.request_ids.insert(
-            (key.caller.clone(), key.method, key.request_id.clone()),
-            (key.fingerprint.clone(), response.clone()),
+            (key.caller, key.method, key.request_id),
+            (key.fingerprint, response),
         );
-        self.records.push((key, response));
     }
 
     /// Once the kept writes are in SQL: they become the state as read, so
@@ -211,7 +211,6 @@ impl Working {
             .extend(std::mem::take(&mut self.changed_postmortems));
         self.status_updates.clear();
         self.notes.clear();
-        self.records.clear();
     }
 }
 
@@ -367,7 +366,8 @@ impl<'a> Tx<'a> {
             .copied()
             .collect();
         if !missing.is_empty() {
-            fetch_components(&mut self.ctx.conn, &mut self.ctx.working, &missing).await?;
+            let ctx = &mut *self.ctx;
+            fetch_components(&mut ctx.conn, &mut ctx.tree, &mut ctx.working, &missing).await?;
         }
         Ok(ids
             .iter()
@@ -389,6 +389,7 @@ impl<'a> Tx<'a> {
         if let Some(c) = self.components.get(&id) {
             return Ok(Some(c.clone()));
         }
+        self.hold_tree().await?;
         self.write_kept().await?;
         super::components::load(&mut self.ctx.conn, id, Audience::Full).await
     }
@@ -399,6 +400,7 @@ impl<'a> Tx<'a> {
         parent: Option<ComponentId>,
         name: &str,
     ) -> Result<Option<ComponentId>> {
+        self.hold_tree().await?;
         self.write_kept().await?;
         super::components::live_named(&mut self.ctx.conn, parent, name).await
     }
@@ -409,12 +411,14 @@ impl<'a> Tx<'a> {
         ancestor: ComponentId,
         id: ComponentId,
     ) -> Result<bool> {
+        self.hold_tree().await?;
         self.write_kept().await?;
         super::components::is_ancestor_or_self(&mut self.ctx.conn, ancestor, id).await
     }
 
     /// What still refers to a component: (live children, open live incidents).
     pub async fn component_dependents(&mut self, id: ComponentId) -> Result<(i64, i64)> {
+        self.hold_tree().await?;
         self.write_kept().await?;
         super::components::dependents(&mut self.ctx.conn, id).await
     }
@@ -491,10 +495,19 @@ impl<'a> Tx<'a> {
 
     /// Stages an event; its sequence is final if this command is kept.
     pub fn append(&mut self, event: NewEvent) -> Arc<Event> {
-        let sequence = self.ctx.head + (self.ctx.events.len() + self.events.len()) as u64 + 1;
+        let sequence = self.ctx.base + (self.ctx.events.len() + self.events.len()) as u64 + 1;
         let event = Arc::new(Event::numbered(event, sequence, self.ctx.now));
         self.events.push(Arc::clone(&event));
         event
+    }
+
+    /// Holds the component tree exclusively until the group commits (on
+    /// PostgreSQL): what a component command reads of the tree to change it
+    /// (names among siblings, ancestors, what refers to a component) stays
+    /// as read.
+    async fn hold_tree(&mut self) -> Result<()> {
+        let ctx = &mut *self.ctx;
+        hold_tree(&mut ctx.conn, &mut ctx.tree, TreeLock::Exclusive).await
     }
 
     /// Writes what the group kept so far, so that a read through the
@@ -509,7 +522,7 @@ impl<'a> Tx<'a> {
         if !ctx.working.has_writes() {
             return Ok(());
         }
-        if let Err(e) = write(&mut ctx.conn, &ctx.working, ctx.now).await {
+        if let Err(e) = write(&mut ctx.conn, &ctx.working).await {
             let e = format!("writing the group's earlier commands failed: {e}");
             ctx.working.failed = Some(e.clone());
             return Err(Error::Internal(e));
@@ -599,7 +612,7 @@ pub(super) async fn prefetch(
     components.retain(|c| !w.components.contains_key(c));
     if !components.is_empty() {
         let ids: Vec<ComponentId> = components.into_iter().collect();
-        fetch_components(conn, w, &ids).await?;
+        fetch_components(conn, &mut ctx.tree, w, &ids).await?;
     }
     if needs.incident_number && w.next_number.is_none() {
         fetch_next_number(conn, w).await?;
@@ -650,9 +663,15 @@ async fn fetch_incidents(
     committed: &mut Committed,
     ids: &[IncidentId],
 ) -> Result<()> {
+    // On PostgreSQL another replica may have changed any incident since this
+    // writer last saw it: each is read, and locked until the group commits
+    // (in id order, as every group locks them, so two groups never wait for
+    // each other in a circle). The lock is what keeps two replicas from both
+    // writing on top of the same version.
+    let cached = conn.dialect() == Dialect::Sqlite;
     let mut wanted: Vec<String> = Vec::with_capacity(ids.len());
     for id in ids {
-        match committed.get(*id) {
+        match committed.get(*id).filter(|_| cached) {
             Some(i) => {
                 w.read.insert(*id, Some(i.clone()));
             }
@@ -664,6 +683,7 @@ async fn fetch_incidents(
     }
     let mut q = Builder::new(&format!("SELECT {WITH_COUNTS} FROM incidents i WHERE "));
     q.push_in_list("i.id", wanted);
+    q.push_per("", " ORDER BY i.id FOR UPDATE OF i");
     let rows: Vec<(String, i64, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
     for id in ids {
         w.read.entry(*id).or_insert(None);
@@ -677,7 +697,16 @@ async fn fetch_incidents(
     Ok(())
 }
 
-async fn fetch_components(conn: &mut Conn, w: &mut Working, ids: &[ComponentId]) -> Result<()> {
+/// Components as a write group sees them; on PostgreSQL the tree is held
+/// shared until the group commits, so one read as live stays live (deleting
+/// one holds it exclusively).
+async fn fetch_components(
+    conn: &mut Conn,
+    tree: &mut TreeLock,
+    w: &mut Working,
+    ids: &[ComponentId],
+) -> Result<()> {
+    hold_tree(conn, tree, TreeLock::Shared).await?;
     let wanted: Vec<String> = ids.iter().map(ToString::to_string).collect();
     let mut q = Builder::new("SELECT id, name, delete_time IS NULL FROM components WHERE ");
     q.push_in_list("id", wanted);
@@ -695,10 +724,38 @@ async fn fetch_components(conn: &mut Conn, w: &mut Working, ids: &[ComponentId])
 }
 
 async fn fetch_next_number(conn: &mut Conn, w: &mut Working) -> Result<()> {
+    if conn.dialect() == Dialect::Postgres {
+        // Held to COMMIT: replicas take reference numbers one group at a time.
+        db::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(NUMBERS_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
     let max: Option<i64> = db::query_scalar("SELECT max(number) FROM incidents")
         .fetch_one(&mut *conn)
         .await?;
     w.next_number = Some(max.unwrap_or(0) + 1);
+    Ok(())
+}
+
+/// Key of the PostgreSQL advisory lock on taking reference numbers ("numbers").
+const NUMBERS_LOCK: i64 = 0x006e_756d_6265_7273;
+/// Key of the PostgreSQL advisory lock on the component tree ("tree").
+const TREE_LOCK: i64 = 0x7472_6565;
+
+/// Holds the component tree in `mode` (or stronger) until the group commits,
+/// on PostgreSQL; SQLite's write lock already holds the whole database.
+async fn hold_tree(conn: &mut Conn, held: &mut TreeLock, mode: TreeLock) -> Result<()> {
+    if conn.dialect() == Dialect::Sqlite || *held >= mode {
+        return Ok(());
+    }
+    let sql = match mode {
+        TreeLock::None => return Ok(()),
+        TreeLock::Shared => "SELECT pg_advisory_xact_lock_shared($1)",
+        TreeLock::Exclusive => "SELECT pg_advisory_xact_lock($1)",
+    };
+    db::query(sql).bind(TREE_LOCK).execute(&mut *conn).await?;
+    *held = mode;
     Ok(())
 }
 
@@ -738,14 +795,14 @@ pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
     if let Some(e) = w.failed {
         return Err(Error::Internal(e));
     }
-    write(&mut ctx.conn, &w, ctx.now).await?;
+    write(&mut ctx.conn, &w).await?;
     w.settle(&mut ctx.committed);
     Ok(())
 }
 
 /// Writes the kept commands' writes: a fixed number of multi-row statements
 /// per table, parents before what refers to them.
-async fn write(conn: &mut Conn, w: &Working, now: Time) -> Result<()> {
+async fn write(conn: &mut Conn, w: &Working) -> Result<()> {
     let components: Vec<&Component> = w.changed_components.values().collect();
     super::components::write_changed(conn, &components).await?;
     let changed: Vec<(&Incident, Option<&Incident>)> = w
@@ -799,21 +856,6 @@ async fn write(conn: &mut Conn, w: &Working, now: Time) -> Result<()> {
     super::action_items::write_changed(conn, &items).await?;
     let postmortems: Vec<&Postmortem> = w.changed_postmortems.values().collect();
     super::action_items::write_postmortems(conn, &postmortems).await?;
-    let now = to_nanos(now);
-    for chunk in w.records.chunks(ROWS_PER_STATEMENT) {
-        let mut q = Builder::new(
-            "INSERT INTO request_ids (caller, method, request_id, fingerprint, response, create_time) ",
-        );
-        q.push_values(chunk, |b, (k, response)| {
-            b.push_bind(k.caller.as_str())
-                .push_bind(k.method)
-                .push_bind(k.request_id.as_str())
-                .push_bind(k.fingerprint.as_slice())
-                .push_bind(response.as_str())
-                .push_bind(now);
-        });
-        q.build().execute(&mut *conn).await?;
-    }
     Ok(())
 }
 

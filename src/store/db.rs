@@ -318,6 +318,22 @@ impl Query {
     }
 }
 
+/// Runs statements without parameters in one round trip (PostgreSQL's
+/// simple query protocol; SQLite runs them one after another).
+/// The text is the caller's own, never a client's.
+pub async fn script(conn: &mut Conn, sql: &str) -> sqlx::Result<()> {
+    let sql = AssertSqlSafe(sql.to_owned());
+    match conn.exec() {
+        Exec::Sqlite(c) => {
+            sqlx::raw_sql(sql).execute(c).await?;
+        }
+        Exec::Postgres(c) => {
+            sqlx::raw_sql(sql).execute(c).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `$query`'s statement on `$conn` as a `query_as_with` and calls
 /// `$fetch` on it, whichever the driver.
 macro_rules! fetch {

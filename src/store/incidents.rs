@@ -471,15 +471,19 @@ pub async fn list_status_updates(
     docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
 }
 
-/// One status update.
+/// One status update, for a write group that may correct it: on PostgreSQL
+/// locked until the group commits.
 pub async fn load_status_update(
     conn: &mut Conn,
     id: StatusUpdateId,
 ) -> Result<Option<StatusUpdate>> {
-    let doc: Option<String> = db::query_scalar("SELECT doc FROM status_updates WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let doc: Option<String> = db::query_scalar(db::per(
+        "SELECT doc FROM status_updates WHERE id = $1",
+        "SELECT doc FROM status_updates WHERE id = $1 FOR UPDATE",
+    ))
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
 }
 

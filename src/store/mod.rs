@@ -262,8 +262,7 @@ impl Store {
         );
         let tail = match &read {
             ReadPool::Sqlite(_) => None,
-            ReadPool::Postgres(pool, opts) => Some(Tail::new(
-                pool.clone(),
+            ReadPool::Postgres(_, opts) => Some(Tail::new(
                 PgConnectOptions::clone(opts),
                 hub.clone(),
                 head_tx.clone(),

@@ -46,6 +46,31 @@ pub async fn record(conn: &mut Conn, key: &RequestKey, response: &str, now: Time
     Ok(())
 }
 
+/// Records the responses of a group's requests, in its transaction: a fixed
+/// number of statements whatever their number.
+pub async fn record_all(
+    conn: &mut Conn,
+    records: &[(RequestKey, String)],
+    now: Time,
+) -> Result<()> {
+    let now = to_nanos(now);
+    for chunk in records.chunks(super::ROWS_PER_STATEMENT) {
+        let mut q = db::Builder::new(
+            "INSERT INTO request_ids (caller, method, request_id, fingerprint, response, create_time) ",
+        );
+        q.push_values(chunk, |b, (k, response)| {
+            b.push_bind(k.caller.as_str())
+                .push_bind(k.method)
+                .push_bind(k.request_id.as_str())
+                .push_bind(k.fingerprint.as_slice())
+                .push_bind(response.as_str())
+                .push_bind(now);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Deletes records older than `before`; returns how many.
 pub async fn prune(conn: &mut Conn, before: Time) -> Result<u64> {
     Ok(db::query("DELETE FROM request_ids WHERE create_time < $1")

@@ -3,7 +3,8 @@
 //! writer commits them and the others' read from the log.
 //!
 //! LISTEN/NOTIFY on [`CHANNEL`] is only a wake-up (each committed group sends
-//! one empty notification); the log itself is the truth. After any listener
+//! one notification, naming the replica it came from); the log itself is the
+//! truth. After any listener
 //! reconnect the tail reads on from its cursor, and it reads at least every
 //! [`POLL`] whatever it hears, so a lost notification delays an event by at
 //! most that. The listener connection never opens a transaction: an idle one
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
 use tokio::sync::{Mutex, Notify, watch};
 
 use super::db::Conn;
@@ -41,10 +43,15 @@ pub(super) struct Tail {
 }
 
 struct Inner {
-    /// Sequence of the last event published to the hub; held while
-    /// publishing, so events go out once each and in order.
-    published: Mutex<u64>,
-    pool: PgPool,
+    /// What this replica's notifications carry, so that its tail, which
+    /// publishes this replica's groups as they commit, is not woken by them.
+    origin: String,
+    /// Sequence of the last event published to the hub, and the connection
+    /// the log is read on; held while publishing, so events go out once each
+    /// and in order.
+    published: Mutex<Cursor>,
+    /// How to (re)connect the reading connection.
+    opts: PgConnectOptions,
     /// The listener's own connection (LISTEN needs a session of its own
     /// for as long as it listens, so it is not taken from the read pool).
     listen: PgPool,
@@ -53,20 +60,30 @@ struct Inner {
     wake: Notify,
 }
 
+/// Where the tail is in the log.
+struct Cursor {
+    /// Sequence of the last event published to the hub.
+    published: u64,
+    /// Its own connection, kept (not a pooled one: a pool tests a connection
+    /// with a round trip each time it is taken and each time it is given
+    /// back, and the tail reads once per commit anywhere). `None` until
+    /// connected, and again after a failure.
+    conn: Option<Conn>,
+}
+
 impl Tail {
     /// A tail whose hub has published everything up to `head`, reading the
-    /// log through `pool` and listening on a connection of its own to `opts`.
-    pub(super) fn new(
-        pool: PgPool,
-        opts: PgConnectOptions,
-        hub: Hub,
-        head: watch::Sender<u64>,
-    ) -> Self {
+    /// log and listening on connections of its own to `opts`.
+    pub(super) fn new(opts: PgConnectOptions, hub: Hub, head: watch::Sender<u64>) -> Self {
         let published = *head.borrow();
         Tail {
             inner: Arc::new(Inner {
-                published: Mutex::new(published),
-                pool,
+                origin: uuid::Uuid::now_v7().simple().to_string(),
+                published: Mutex::new(Cursor {
+                    published,
+                    conn: None,
+                }),
+                opts: opts.clone(),
                 listen: PgPoolOptions::new()
                     .max_connections(1)
                     .connect_lazy_with(opts),
@@ -89,9 +106,9 @@ impl Tail {
         let Some(first) = own.first().map(|e| e.stored.keys.sequence) else {
             return;
         };
-        let mut published = self.inner.published.lock().await;
-        if *published + 1 < first
-            && let Err(e) = self.inner.read_through(&mut published, first - 1).await
+        let mut cursor = self.inner.published.lock().await;
+        if cursor.published + 1 < first
+            && let Err(e) = self.inner.read_through(&mut cursor, first - 1).await
         {
             // Publishing ours now would skip the gap: the tail reads them all
             // from the log instead, in order.
@@ -101,10 +118,17 @@ impl Tail {
         }
         let fresh: Vec<Arc<LiveEvent>> = own
             .into_iter()
-            .filter(|e| e.stored.keys.sequence > *published)
+            .filter(|e| e.stored.keys.sequence > cursor.published)
             .collect();
         self.inner.hub.components().apply(renamed);
-        self.inner.publish(&mut published, &fresh);
+        self.inner.publish(&mut cursor.published, &fresh);
+    }
+
+    /// What ends a group's transaction on this replica: the notification
+    /// that wakes the other replicas' tails once it commits (a UUID of this
+    /// process as payload), and COMMIT, sent as one round trip.
+    pub(super) fn commit_sql(&self) -> String {
+        format!("NOTIFY {CHANNEL}, '{}'; COMMIT", self.inner.origin)
     }
 
     /// Asks the tail to read the log now.
@@ -126,8 +150,8 @@ impl Tail {
                     _ = inner.wake.notified() => {}
                     _ = tokio::time::sleep(POLL) => {}
                 }
-                let mut published = inner.published.lock().await;
-                if let Err(e) = inner.read_through(&mut published, u64::MAX).await {
+                let mut cursor = inner.published.lock().await;
+                if let Err(e) = inner.read_through(&mut cursor, u64::MAX).await {
                     tracing::warn!(error = %e, "reading the log failed; retrying");
                 }
             }
@@ -158,6 +182,7 @@ impl Inner {
             self.wake.notify_one();
             loop {
                 match listener.try_recv().await {
+                    Ok(Some(n)) if n.payload() == self.origin => {}
                     Ok(Some(_)) => self.wake.notify_one(),
                     // The connection dropped; the next call reconnects.
                     Ok(None) => self.wake.notify_one(),
@@ -171,11 +196,22 @@ impl Inner {
         }
     }
 
-    /// Reads the log after `*published`, up to `last`, and publishes it.
-    async fn read_through(&self, published: &mut u64, last: u64) -> Result<()> {
-        let mut conn: Conn = self.pool.acquire().await?.into();
+    /// Reads the log after the cursor, up to `last`, and publishes it. A
+    /// failed read drops the connection: the next one connects again.
+    async fn read_through(&self, cursor: &mut Cursor, last: u64) -> Result<()> {
+        let Cursor { published, conn } = cursor;
+        let mut held = match conn.take() {
+            Some(c) => c,
+            None => PgConnection::connect_with(&self.opts).await?.into(),
+        };
+        self.read_on(&mut held, published, last).await?;
+        *conn = Some(held);
+        Ok(())
+    }
+
+    async fn read_on(&self, conn: &mut Conn, published: &mut u64, last: u64) -> Result<()> {
         loop {
-            let stored = events::list(&mut conn, &[], &[], *published, BATCH).await?;
+            let stored = events::list(&mut *conn, &[], &[], *published, BATCH).await?;
             let stored: Vec<_> = stored
                 .into_iter()
                 .filter(|e| e.keys.sequence <= last)
@@ -190,7 +226,7 @@ impl Inner {
             }
             // As the public sees them now; a replica reads others' events a
             // moment after they committed.
-            let public = super::audience::public_forms(&mut conn, &decoded).await?;
+            let public = super::audience::public_forms(&mut *conn, &decoded).await?;
             self.hub.components().apply(renamed_by(&decoded));
             let live: Vec<Arc<LiveEvent>> = stored
                 .into_iter()
@@ -206,9 +242,12 @@ impl Inner {
 
     fn publish(&self, published: &mut u64, events: &[Arc<LiveEvent>]) {
         let Some(last) = events.last() else { return };
-        self.hub.publish(events);
         *published = last.stored.keys.sequence;
+        // The head first, as the writer does on SQLite: a subscription that
+        // joins the ring too late for these events finds the head past its
+        // cursor and reads them from the log.
         self.head.send_replace(*published);
+        self.hub.publish(events);
     }
 }
 

@@ -4,13 +4,19 @@
 //!
 //! A request is either a typed [`Command`], run set-wise with the commands
 //! around it (see `batch`), or a job: a closure with the connection, run in
-//! its own savepoint so that one that fails is rolled back alone. The group's
-//! events are numbered as they are appended and written in one statement just
-//! before COMMIT: while the group holds the log (SQLite's write lock; on
-//! PostgreSQL, the log lock every replica's writer takes, see [`begin`]) the
-//! next sequence is the committed head plus what the group holds. If a
+//! its own savepoint so that one that fails is rolled back alone. If a
 //! statement of a group fails, its commands are retried one at a time, so a
 //! bad one fails alone.
+//!
+//! The log: a group's events are written in one statement just before
+//! COMMIT, once the group holds the log. On SQLite the group holds it from
+//! BEGIN IMMEDIATE (the database's one write lock; this process is the only
+//! writer), so events are numbered as they are appended. On PostgreSQL,
+//! where several replicas write, the group takes the log lock only at the end
+//! (see [`take_log`]): until then it runs beside the other replicas' groups,
+//! its rows held by row locks, and its events carry provisional numbers
+//! (from [`PROVISIONAL`]) that are made final, in the events and in what the
+//! commands answer, once the committed head is known.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,6 +35,7 @@ use sqlx::{Connection, PgConnection};
 use std::collections::HashMap;
 
 use crate::component_names::{ComponentNames, Overlay, named_by};
+use crate::domain::event::{EventPayload, VisibilityTarget};
 use crate::domain::{ComponentId, EncodedEvent, Event, Time};
 use crate::error::{Error, Result};
 use crate::hub::{Hub, LiveEvent};
@@ -42,23 +49,31 @@ pub type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c
 pub struct WriteCtx {
     pub(super) conn: Conn,
     pub(super) now: Time,
-    /// Sequence of the last committed event.
+    /// Sequence of the last committed event this writer knows of.
     pub(super) head: u64,
-    /// This group's events, in sequence order from `head + 1`.
+    /// What the group's first event is numbered after: `head` where the
+    /// group holds the log from its start, else [`PROVISIONAL`].
+    pub(super) base: u64,
+    /// This group's events, in sequence order from `base + 1`.
     pub(super) events: Vec<Arc<Event>>,
+    /// How this group holds the component tree (PostgreSQL).
+    pub(super) tree: TreeLock,
     /// What the group's commands read and wrote, not yet in SQL.
     pub(super) working: Working,
     /// Incidents as committed, kept across groups.
     pub(super) committed: Committed,
     /// How to connect again when the connection is lost (PostgreSQL).
     pub(super) reconnect: Option<PgConnectOptions>,
+    /// What ends a group that wrote events, where other replicas must be
+    /// told of it (PostgreSQL: see `Tail::commit_sql`).
+    commit_sql: Option<String>,
 }
 
 /// A typed write: what it reads is declared up front, and it runs in memory
 /// against a [`Tx`], so a group of them is read and written set-wise.
 pub trait Command: Send + 'static {
     /// What the caller gets back; stored with the request_id for retries.
-    type Output: Serialize + DeserializeOwned + Send + 'static;
+    type Output: Serialize + DeserializeOwned + Sequenced + Send + 'static;
 
     /// Declares what [`Command::apply`] will read.
     fn needs(&self, needs: &mut Needs);
@@ -66,6 +81,99 @@ pub trait Command: Send + 'static {
     /// Applies the domain rules and stages the writes. An error leaves
     /// nothing behind.
     fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Self::Output>;
+}
+
+/// Sequences above this are provisional: numbered before the group took the
+/// log, made final at COMMIT. Real sequences never come near it.
+pub(super) const PROVISIONAL: u64 = 1 << 62;
+
+/// Makes a group's provisional sequences final once the committed head is
+/// known: the group's events follow it in the order they were appended.
+#[derive(Clone, Copy, Debug)]
+pub struct Numbering {
+    head: u64,
+}
+
+impl Numbering {
+    /// The final number of `sequence` (unchanged if it is not provisional).
+    pub fn of(&self, sequence: u64) -> u64 {
+        if sequence > PROVISIONAL {
+            self.head + (sequence - PROVISIONAL)
+        } else {
+            sequence
+        }
+    }
+}
+
+/// What a command answers, as far as it names sequences of the log: they are
+/// provisional until the group commits (see [`Numbering`]).
+pub trait Sequenced {
+    fn renumber(&mut self, numbering: &Numbering);
+}
+
+impl Sequenced for Event {
+    fn renumber(&mut self, n: &Numbering) {
+        self.sequence = n.of(self.sequence);
+        self.payload.renumber(n);
+    }
+}
+
+impl Sequenced for EventPayload {
+    fn renumber(&mut self, n: &Numbering) {
+        match self {
+            EventPayload::NoteEdited { note_sequence, .. } => *note_sequence = n.of(*note_sequence),
+            EventPayload::VisibilityChanged {
+                target: VisibilityTarget::Note { sequence },
+                ..
+            } => *sequence = n.of(*sequence),
+            _ => {}
+        }
+    }
+}
+
+impl<T: Sequenced> Sequenced for Option<T> {
+    fn renumber(&mut self, n: &Numbering) {
+        if let Some(t) = self {
+            t.renumber(n);
+        }
+    }
+}
+
+impl<A: Sequenced, B: Sequenced> Sequenced for (A, B) {
+    fn renumber(&mut self, n: &Numbering) {
+        self.0.renumber(n);
+        self.1.renumber(n);
+    }
+}
+
+/// Answers that name no sequence.
+macro_rules! unsequenced {
+    ($($t:ty),*) => {
+        $(impl Sequenced for $t {
+            fn renumber(&mut self, _: &Numbering) {}
+        })*
+    };
+}
+unsequenced!(
+    (),
+    i64,
+    String,
+    crate::domain::Incident,
+    crate::domain::StatusUpdate,
+    crate::domain::ActionItem,
+    crate::domain::Postmortem,
+    crate::domain::Component
+);
+
+/// How a group holds the component tree on PostgreSQL: shared by groups that
+/// read components (a live one stays live to COMMIT), exclusive for one that
+/// reads the tree to change it (names, cycles, what refers to a component).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum TreeLock {
+    #[default]
+    None,
+    Shared,
+    Exclusive,
 }
 
 impl WriteCtx {
@@ -89,13 +197,34 @@ impl WriteCtx {
         Ok(out)
     }
 
-    /// Commits the group: its events first, encoded once in their wire
-    /// form (components named as of each event), then COMMIT. Returns the
-    /// events as committed, and the names the group gave components.
+    /// Commits the group: takes the log, makes its numbers final (in its
+    /// events and in what its commands answer), writes the request_id
+    /// records and the events, encoded once in their wire form (components
+    /// named as of each event), then COMMIT. Returns the events as
+    /// committed, and the names the group gave components.
     async fn commit(
         &mut self,
         names: &ComponentNames,
+        ran: &mut [Ran],
     ) -> Result<(Vec<Arc<LiveEvent>>, HashMap<ComponentId, String>)> {
+        let numbering = take_log(self).await?;
+        if self.base == PROVISIONAL {
+            for e in &mut self.events {
+                let mut event = Event::clone(e);
+                event.renumber(&numbering);
+                *e = Arc::new(event);
+            }
+        }
+        let mut records = Vec::new();
+        for r in ran.iter_mut() {
+            if let Ran::Command(entry) = r {
+                entry.renumber(&numbering);
+                if let Some(record) = entry.record() {
+                    records.push(record?);
+                }
+            }
+        }
+        super::request_ids::record_all(&mut self.conn, &records, self.now).await?;
         let mut renamed = HashMap::new();
         let events: Vec<pb::TimelineEvent> = {
             let before = names.read();
@@ -126,11 +255,13 @@ impl WriteCtx {
         // The public form, from the group's own writes: what a public
         // subscriber is sent live, once for all of them.
         let public = super::audience::public_forms(&mut self.conn, &events).await?;
-        if self.conn.dialect() == Dialect::Postgres {
-            // Wakes the other replicas' tails once this commits.
-            exec(&mut self.conn, "NOTIFY incidentd_log").await?;
+        if let Some(sql) = self.commit_sql.as_deref().filter(|_| !stored.is_empty()) {
+            // Wakes the other replicas' tails once this commits; one round
+            // trip for both while the group holds the log.
+            db::script(&mut self.conn, sql).await?;
+        } else {
+            exec(&mut self.conn, "COMMIT").await?;
         }
-        exec(&mut self.conn, "COMMIT").await?;
         let live = stored
             .into_iter()
             .zip(public)
@@ -157,6 +288,11 @@ trait Entry: Send {
     fn apply<'t, 'a>(&'t mut self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Option<String>>;
     /// Answers from an earlier request's record instead of running.
     fn replay(&mut self, fingerprint: &[u8], response: &str);
+    /// Makes the sequences its answer names final.
+    fn renumber(&mut self, numbering: &Numbering);
+    /// The request_id record to write for it: its key and its answer, if it
+    /// ran (not replayed) and succeeded.
+    fn record(&self) -> Option<Result<(RequestKey, String)>>;
     /// Answers the caller once the group's COMMIT (or its failure) is known.
     fn finish(self: Box<Self>, commit: Result<()>);
 }
@@ -165,6 +301,8 @@ struct Pending<C: Command> {
     command: C,
     key: Option<RequestKey>,
     outcome: Option<Result<C::Output>>,
+    /// Whether `outcome` is its own (not replayed from a record).
+    ran: bool,
     reply: oneshot::Sender<Result<C::Output>>,
 }
 
@@ -180,6 +318,7 @@ impl<C: Command> Entry for Pending<C> {
     fn apply<'t, 'a>(&'t mut self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Option<String>> {
         Box::pin(async move {
             let outcome = self.command.apply(tx).await;
+            self.ran = true;
             let response = match (&outcome, &self.key) {
                 (Ok(out), Some(_)) => match serde_json::to_string(out) {
                     Ok(json) => Some(json),
@@ -197,12 +336,32 @@ impl<C: Command> Entry for Pending<C> {
     }
 
     fn replay(&mut self, fingerprint: &[u8], response: &str) {
+        self.ran = false;
         self.outcome = Some(match &self.key {
             Some(key) if key.fingerprint != fingerprint => {
                 Err(Error::RequestIdReused(key.request_id.clone()))
             }
             _ => serde_json::from_str(response).map_err(Error::from),
         });
+    }
+
+    fn renumber(&mut self, numbering: &Numbering) {
+        // A replayed answer is renumbered too: if it was recorded earlier in
+        // this group, it is provisional like the one it copies.
+        if let Some(Ok(out)) = &mut self.outcome {
+            out.renumber(numbering);
+        }
+    }
+
+    fn record(&self) -> Option<Result<(RequestKey, String)>> {
+        match (&self.key, &self.outcome) {
+            (Some(key), Some(Ok(out))) if self.ran => Some(
+                serde_json::to_string(out)
+                    .map(|json| (key.clone(), json))
+                    .map_err(Error::from),
+            ),
+            _ => None,
+        }
     }
 
     fn finish(self: Box<Self>, commit: Result<()>) {
@@ -310,6 +469,7 @@ impl Writer {
             command,
             key,
             outcome: None,
+            ran: false,
             reply,
         })))
         .await?;
@@ -347,7 +507,13 @@ async fn run(
         conn,
         now: chrono::Utc::now(),
         head: *fanout.head.borrow(),
+        base: 0,
         events: Vec::new(),
+        tree: TreeLock::None,
+        commit_sql: match &fanout.publisher {
+            Publisher::Direct => None,
+            Publisher::Tail(tail) => Some(tail.commit_sql()),
+        },
         working: Working::default(),
         committed,
     };
@@ -518,7 +684,7 @@ async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Item>, fanout: &Fanout) -> Vec
     }
     let commit = match broken {
         Some(e) => Err(e),
-        None => ctx.commit(hub.components()).await,
+        None => ctx.commit(hub.components(), &mut ran).await,
     };
     match commit {
         Ok((published, renamed)) => {
@@ -609,23 +775,24 @@ async fn exec(conn: &mut Conn, sql: &'static str) -> Result<()> {
 /// Key of the PostgreSQL advisory lock that orders the log across replicas.
 const LOG_LOCK: i64 = 0x696e_6369_6465_6e74; // "incident"
 
-/// Opens a group's transaction and takes the log for it.
+/// Opens a group's transaction.
 ///
 /// SQLite: BEGIN IMMEDIATE takes the database's one write lock, and this
-/// process is the only writer, so the head is as this writer left it.
+/// process is the only writer: the group holds the log from here, and the
+/// head is as this writer left it, so events are numbered as appended.
 ///
-/// PostgreSQL: several replicas write. The group takes the log lock, held to
-/// COMMIT (a transaction-level advisory lock), before it reads anything, so
-/// groups commit one at a time in sequence order: the head read under the
-/// lock is the last committed sequence, and no reader can see a sequence
-/// before the ones below it are visible (PostgreSQL makes a commit visible
-/// before it releases its locks). What another replica committed since this
-/// writer's last group is then read fresh: the remembered incidents are
-/// forgotten when the head moved.
+/// PostgreSQL: a plain BEGIN. The group runs beside the other replicas'
+/// groups; what it changes it reads under row locks held to COMMIT (see
+/// `batch`), and its events are numbered provisionally until [`take_log`].
 async fn begin(ctx: &mut WriteCtx) -> Result<()> {
+    ctx.tree = TreeLock::None;
     match ctx.conn.dialect() {
-        Dialect::Sqlite => exec(&mut ctx.conn, "BEGIN IMMEDIATE").await,
+        Dialect::Sqlite => {
+            ctx.base = ctx.head;
+            exec(&mut ctx.conn, "BEGIN IMMEDIATE").await
+        }
         Dialect::Postgres => {
+            ctx.base = PROVISIONAL;
             if let Err(e) = exec(&mut ctx.conn, "BEGIN").await {
                 // The connection was lost (a failover, a terminated backend):
                 // this group goes on a new one.
@@ -637,23 +804,39 @@ async fn begin(ctx: &mut WriteCtx) -> Result<()> {
                     .replace(PgConnection::connect_with(opts).await?.into());
                 exec(&mut ctx.conn, "BEGIN").await?;
             }
-            db::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(LOG_LOCK)
-                .execute(&mut ctx.conn)
-                .await?;
-            // A statement of its own: a statement sees the commits made
-            // before it started, and this one starts once the lock is ours.
-            let head: i64 = db::query_scalar("SELECT coalesce(max(sequence), 0) FROM events")
-                .fetch_one(&mut ctx.conn)
-                .await?;
-            let head = head as u64;
-            if head != ctx.head {
-                ctx.committed.forget_all();
-                ctx.head = head;
-            }
             Ok(())
         }
     }
+}
+
+/// Takes the log for the group's COMMIT and tells how its events are
+/// numbered.
+///
+/// PostgreSQL: the log lock is a transaction-level advisory lock, held to
+/// COMMIT, so groups of every replica commit their events one at a time in
+/// sequence order: the head read under the lock is the last committed
+/// sequence, and no reader can see a sequence before the ones below it are
+/// visible (PostgreSQL makes a commit visible before it releases its locks).
+/// Taken last, it is held only for the statements that write the log, not
+/// while the group reads and runs its commands. A group with no events takes
+/// no lock. The group holds its other locks (rows, numbers, the component
+/// tree) before this one and waits for nothing once it has it, so the log
+/// lock is never part of a deadlock.
+async fn take_log(ctx: &mut WriteCtx) -> Result<Numbering> {
+    if ctx.base != PROVISIONAL || ctx.events.is_empty() {
+        return Ok(Numbering { head: ctx.head });
+    }
+    db::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LOG_LOCK)
+        .execute(&mut ctx.conn)
+        .await?;
+    // A statement of its own: a statement sees the commits made before it
+    // started, and this one starts once the lock is ours.
+    let head: i64 = db::query_scalar("SELECT coalesce(max(sequence), 0) FROM events")
+        .fetch_one(&mut ctx.conn)
+        .await?;
+    ctx.head = head as u64;
+    Ok(Numbering { head: ctx.head })
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use incident_client::tonic::transport::Channel;
 use incident_client::tonic::{Code, Request};
 use incident_client::{
     AddNoteRequest, CreateIncidentRequest, GetIncidentRequest, Incident, IncidentServiceClient,
-    ListTimelineEventsRequest, Subscription, TimelineEventKind, TimelineServiceClient,
-    UpdateIncidentRequest, lazy_channels,
+    ListTimelineEventsRequest, PostStatusUpdateRequest, Subscription, TimelineEventKind,
+    TimelineServiceClient, UpdateIncidentRequest, lazy_channels,
 };
 use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
@@ -155,22 +155,33 @@ async fn three_replicas_serve_one_log_with_identity_held_by_the_database() {
         writers.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             for n in 0..25 {
+                let text = format!("replica {i} note {n}");
                 let e = t
-                    .add_note(note(&id, format!("replica {i} note {n}"), rid()))
+                    .add_note(note(&id, text.clone(), rid()))
                     .await
                     .expect("add note")
                     .into_inner()
                     .event
                     .expect("event");
-                acked.push(e.sequence);
+                acked.push((e.sequence, text));
             }
             acked
         }));
     }
-    let mut acked = Vec::new();
+    let mut answered = Vec::new();
     for w in writers {
-        acked.extend(w.await.expect("writer"));
+        answered.extend(w.await.expect("writer"));
     }
+    // Each answer names the sequence its note has in the log.
+    let logged = notes_by_sequence(&mut r.timeline(1).await).await;
+    for (sequence, text) in &answered {
+        assert_eq!(
+            logged.get(sequence),
+            Some(text),
+            "the note answered as sequence {sequence} is that event of the log"
+        );
+    }
+    let mut acked: Vec<u64> = answered.iter().map(|(s, _)| *s).collect();
     // The last writes are replica 0's alone: the others learn of them only
     // from the log.
     let mut t = r.timeline(0).await;
@@ -286,7 +297,72 @@ async fn three_replicas_serve_one_log_with_identity_held_by_the_database() {
         .incident
         .expect("incident");
     assert_eq!(stored.title, won[0], "the winner's title is the one stored");
+
+    // Writes without an etag to one incident through three replicas at once:
+    // each applies to what the one before it wrote, none is lost.
+    let version = || async {
+        let mut conn = PgConnection::connect(r.db.as_str()).await.expect("connect");
+        let v: String =
+            sqlx::query_scalar("SELECT doc::json ->> 'version' FROM incidents WHERE id = $1")
+                .bind(&incident.id)
+                .fetch_one(&mut conn)
+                .await
+                .expect("version");
+        conn.close().await.ok();
+        v.parse::<u64>().expect("a version")
+    };
+    let before = version().await;
+    let mut posters = Vec::new();
+    for i in 0..3 {
+        let c = r.incidents(i).await;
+        let id = incident.id.clone();
+        posters.push(tokio::spawn(async move {
+            let posts = (0..10).map(|n| {
+                let mut c = c.clone();
+                let id = id.clone();
+                async move {
+                    c.post_status_update(PostStatusUpdateRequest {
+                        incident_id: id,
+                        message: format!("replica {i} update {n}"),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("post")
+                }
+            });
+            futures::future::join_all(posts).await;
+        }));
+    }
+    for p in posters {
+        p.await.expect("poster");
+    }
+    assert_eq!(
+        version().await,
+        before + 30,
+        "30 concurrent updates through three replicas, each on top of the last"
+    );
     drop(r.dir);
+}
+
+/// The text of every note of the log, by its sequence.
+async fn notes_by_sequence(client: &mut TimelineServiceClient<Channel>) -> BTreeMap<u64, String> {
+    let events = list_all_timeline_events(
+        client,
+        ListTimelineEventsRequest {
+            page_size: 1000,
+            ..Default::default()
+        },
+    )
+    .await;
+    events
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            Some(incident_client::timeline_event::Payload::NoteAdded(n)) => {
+                Some((e.sequence, n.text))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Writes notes through `client` until `stop`, each acknowledged one sent to
@@ -521,4 +597,44 @@ async fn background_work_runs_on_one_replica_and_moves_when_it_dies() {
         lease_holders(&others).await.filter(|h| h.len() == 1)
     })
     .await;
+}
+
+#[tokio::test]
+async fn replicas_seeding_one_database_at_once_load_each_seed_once() {
+    let Some(admin) = postgres_admin_url() else {
+        println!("skipped: {POSTGRES_VAR} is not set");
+        return;
+    };
+    let db = TestDb::postgres(&admin).await;
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/seeds");
+    let loaders: Vec<_> = (0..3)
+        .map(|_| {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_incidentd"))
+                .args(["seed", "--database", db.as_str(), "--dir", seeds])
+                .kill_on_drop(true)
+                .output()
+        })
+        .collect();
+    for out in futures::future::join_all(loaders).await {
+        let out = out.expect("run incidentd seed");
+        assert!(
+            out.status.success(),
+            "seed failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let files = std::fs::read_dir(seeds)
+        .expect("seeds")
+        .filter(|f| {
+            f.as_ref()
+                .is_ok_and(|f| f.path().extension().is_some_and(|e| e == "toml"))
+        })
+        .count() as i64;
+    assert!(files > 0);
+    assert_eq!(db.count("seeds").await, files, "each seed recorded once");
+    assert_eq!(
+        db.count("incidents").await,
+        files,
+        "each seed's incident created once"
+    );
 }
