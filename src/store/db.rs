@@ -187,6 +187,49 @@ pub enum Value {
     Blob(Option<Vec<u8>>),
     Ints(Option<Vec<i64>>),
     Texts(Option<Vec<String>>),
+    /// One column of a [`Builder::push_values`] block as an array
+    /// (PostgreSQL's `unnest`); built here, never bound by callers.
+    Column(Column),
+}
+
+/// The values of one column of a multi-row block, nulls kept.
+#[derive(Clone, Debug)]
+pub enum Column {
+    Ints(Vec<Option<i64>>),
+    Texts(Vec<Option<String>>),
+    Blobs(Vec<Option<Vec<u8>>>),
+}
+
+impl Column {
+    /// An empty column of `v`'s type, or `None` for a list (no array of
+    /// arrays: such a block stays `VALUES`).
+    fn of(v: &Value) -> Option<Column> {
+        match v {
+            Value::Int(_) => Some(Column::Ints(Vec::new())),
+            Value::Text(_) => Some(Column::Texts(Vec::new())),
+            Value::Blob(_) => Some(Column::Blobs(Vec::new())),
+            Value::Ints(_) | Value::Texts(_) | Value::Column(_) => None,
+        }
+    }
+
+    fn sql_type(&self) -> &'static str {
+        match self {
+            Column::Ints(_) => "int8[]",
+            Column::Texts(_) => "text[]",
+            Column::Blobs(_) => "bytea[]",
+        }
+    }
+
+    /// Adds `v`; false if it is not of this column's type.
+    fn push(&mut self, v: Value) -> bool {
+        match (self, v) {
+            (Column::Ints(c), Value::Int(v)) => c.push(v),
+            (Column::Texts(c), Value::Text(v)) => c.push(v),
+            (Column::Blobs(c), Value::Blob(v)) => c.push(v),
+            _ => return false,
+        }
+        true
+    }
 }
 
 macro_rules! value_from {
@@ -218,6 +261,7 @@ impl Value {
             Value::Blob(v) => args.add(v),
             Value::Ints(v) => args.add(v.map(|v| json_list(&v))),
             Value::Texts(v) => args.add(v.map(|v| json_list(&v))),
+            Value::Column(_) => Err("a column array is PostgreSQL's".into()),
         }
     }
 
@@ -228,6 +272,9 @@ impl Value {
             Value::Blob(v) => args.add(v),
             Value::Ints(v) => args.add(v),
             Value::Texts(v) => args.add(v),
+            Value::Column(Column::Ints(v)) => args.add(v),
+            Value::Column(Column::Texts(v)) => args.add(v),
+            Value::Column(Column::Blobs(v)) => args.add(v),
         }
     }
 }
@@ -263,6 +310,94 @@ impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, 
 pub struct Query {
     sql: Sql,
     args: Vec<Value>,
+    /// A multi-row block, spelled for the dialect when the statement runs.
+    rows: Option<Rows>,
+}
+
+/// Where a [`Builder::push_values`] block stands in the text.
+const ROWS_MARK: &str = "\u{1}rows\u{1}";
+
+/// The rows of a [`Builder::push_values`] block, row after row.
+#[derive(Clone, Debug, Default)]
+struct Rows {
+    columns: usize,
+    values: Vec<Value>,
+}
+
+impl Rows {
+    /// The block's text for `dialect`, its parameters appended to `args`.
+    ///
+    /// SQLite: `VALUES ($n, ..), (..)`. PostgreSQL: `SELECT * FROM
+    /// unnest($n::int8[], ..)`, one array per column, so the statement's
+    /// text is the same whatever the number of rows: the server and the
+    /// driver prepare it once instead of once per row count.
+    fn spell(self, dialect: Dialect, args: &mut Vec<Value>) -> String {
+        if dialect == Dialect::Postgres
+            && let Some(columns) = self.columns()
+        {
+            let mut sql = String::from("SELECT * FROM unnest(");
+            for (i, c) in columns.into_iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}::{}", args.len() + 1, c.sql_type()));
+                args.push(Value::Column(c));
+            }
+            sql.push(')');
+            return sql;
+        }
+        let mut sql = String::from("VALUES ");
+        let width = self.columns.max(1);
+        for (i, v) in self.values.into_iter().enumerate() {
+            match (i % width, i) {
+                (0, 0) => sql.push('('),
+                (0, _) => sql.push_str("), ("),
+                _ => sql.push_str(", "),
+            }
+            args.push(v);
+            sql.push_str(&format!("${}", args.len()));
+        }
+        sql.push(')');
+        sql
+    }
+
+    /// The block as column arrays, if every value is a scalar of its
+    /// column's type.
+    fn columns(&self) -> Option<Vec<Column>> {
+        if self.values.is_empty() {
+            return None;
+        }
+        let width = self.columns.max(1);
+        let mut columns: Vec<Column> = self.values[..width.min(self.values.len())]
+            .iter()
+            .map(Column::of)
+            .collect::<Option<_>>()?;
+        for (i, v) in self.values.iter().enumerate() {
+            if !columns[i % width].push(v.clone()) {
+                return None;
+            }
+        }
+        Some(columns)
+    }
+}
+
+impl Query {
+    /// The text and parameters to run on `dialect`.
+    fn into_parts(self, dialect: Dialect) -> (Cow<'static, str>, Vec<Value>) {
+        let Query {
+            sql,
+            mut args,
+            rows,
+        } = self;
+        let text = sql.into_text(dialect);
+        match rows {
+            None => (text, args),
+            Some(rows) => {
+                let block = rows.spell(dialect, &mut args);
+                (Cow::Owned(text.replacen(ROWS_MARK, &block, 1)), args)
+            }
+        }
+    }
 }
 
 /// A statement without rows to read (or whose rows are not read).
@@ -270,6 +405,7 @@ pub fn query(sql: impl Into<Sql>) -> Query {
     Query {
         sql: sql.into(),
         args: Vec::new(),
+        rows: None,
     }
 }
 
@@ -299,8 +435,7 @@ impl Query {
 
     /// Runs the statement; returns the rows it changed.
     pub async fn execute(self, conn: &mut Conn) -> sqlx::Result<u64> {
-        let Query { sql, args } = self;
-        let text = sql.into_text(conn.dialect());
+        let (text, args) = self.into_parts(conn.dialect());
         Ok(match conn.exec() {
             Exec::Sqlite(c) => {
                 sqlx::query_with::<Sqlite, _>(AssertSqlSafe(text), sqlite_args(args)?)
@@ -338,9 +473,8 @@ pub async fn script(conn: &mut Conn, sql: &str) -> sqlx::Result<()> {
 /// `$fetch` on it, whichever the driver.
 macro_rules! fetch {
     ($query:expr, $conn:expr, $fetch:ident) => {{
-        let Query { sql, args } = $query;
         let conn: &mut Conn = $conn;
-        let text = sql.into_text(conn.dialect());
+        let (text, args) = $query.into_parts(conn.dialect());
         match conn.exec() {
             Exec::Sqlite(c) => {
                 sqlx::query_as_with::<Sqlite, R, _>(AssertSqlSafe(text), sqlite_args(args)?)
@@ -422,6 +556,7 @@ pub struct Builder {
     sqlite: String,
     postgres: String,
     args: Vec<Value>,
+    rows: Option<Rows>,
 }
 
 impl Builder {
@@ -430,6 +565,7 @@ impl Builder {
             sqlite: sql.to_owned(),
             postgres: sql.to_owned(),
             args: Vec::new(),
+            rows: None,
         }
     }
 
@@ -464,25 +600,24 @@ impl Builder {
         self
     }
 
-    /// `VALUES (..), (..)` of `rows`, each row's columns pushed by `row`.
+    /// The rows of a multi-row INSERT, each row's columns pushed by `row`:
+    /// `VALUES (..), (..)` on SQLite, `SELECT * FROM unnest(..)` of one array
+    /// per column on PostgreSQL. One block per statement; its parameters are
+    /// numbered after all the others, whatever comes after it.
     pub fn push_values<T>(
         &mut self,
         rows: impl IntoIterator<Item = T>,
         mut row: impl FnMut(&mut Separated<'_>, T),
     ) -> &mut Self {
-        self.push("VALUES ");
-        for (i, r) in rows.into_iter().enumerate() {
-            if i > 0 {
-                self.push(", ");
-            }
-            self.push("(");
-            let mut columns = Separated {
-                builder: self,
-                first: true,
-            };
-            row(&mut columns, r);
-            self.push(")");
+        assert!(self.rows.is_none(), "one block of rows per statement");
+        self.push(ROWS_MARK);
+        let mut block = Rows::default();
+        for r in rows {
+            let before = block.values.len();
+            row(&mut Separated { rows: &mut block }, r);
+            block.columns = block.values.len() - before;
         }
+        self.rows = Some(block);
         self
     }
 
@@ -493,6 +628,7 @@ impl Builder {
                 postgres: Cow::Owned(self.postgres),
             },
             args: self.args,
+            rows: self.rows,
         }
     }
 
@@ -513,19 +649,14 @@ impl Builder {
     }
 }
 
-/// The columns of one row of [`Builder::push_values`], comma-separated.
+/// The columns of one row of [`Builder::push_values`].
 pub struct Separated<'b> {
-    builder: &'b mut Builder,
-    first: bool,
+    rows: &'b mut Rows,
 }
 
 impl Separated<'_> {
     pub fn push_bind(&mut self, v: impl Into<Value>) -> &mut Self {
-        if !self.first {
-            self.builder.push(", ");
-        }
-        self.first = false;
-        self.builder.push_bind(v);
+        self.rows.values.push(v.into());
         self
     }
 }
@@ -553,15 +684,54 @@ mod tests {
         assert_eq!(q.args.len(), 2);
     }
 
-    #[test]
-    fn values_are_comma_separated_rows() {
-        let mut b = Builder::new("INSERT INTO t (a, b) ");
-        b.push_values([(1i64, "x"), (2, "y")], |row, (a, s)| {
-            row.push_bind(a).push_bind(s);
-        });
-        assert_eq!(
-            b.build().sql.into_text(Dialect::Postgres),
-            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+    fn rows_block() -> Query {
+        let mut b = Builder::new("INSERT INTO t (a, b, c) ");
+        b.push_values(
+            [(1i64, "x", Some(vec![1u8])), (2, "y", None)],
+            |row, (a, s, c)| {
+                row.push_bind(a).push_bind(s).push_bind(c);
+            },
         );
+        b.push(" ON CONFLICT (a) DO UPDATE SET b = ").push_bind("z");
+        b.build()
+    }
+
+    #[test]
+    fn rows_are_values_on_sqlite_numbered_after_the_other_parameters() {
+        let (text, args) = rows_block().into_parts(Dialect::Sqlite);
+        assert_eq!(
+            text,
+            "INSERT INTO t (a, b, c) VALUES ($2, $3, $4), ($5, $6, $7) ON CONFLICT (a) DO UPDATE SET b = $1"
+        );
+        assert_eq!(args.len(), 7);
+    }
+
+    #[test]
+    fn rows_are_one_array_per_column_on_postgres_whatever_their_number() {
+        let (text, args) = rows_block().into_parts(Dialect::Postgres);
+        assert_eq!(
+            text,
+            "INSERT INTO t (a, b, c) SELECT * FROM unnest($2::int8[], $3::text[], $4::bytea[]) ON CONFLICT (a) DO UPDATE SET b = $1"
+        );
+        assert!(matches!(
+            &args[1..],
+            [
+                Value::Column(Column::Ints(a)),
+                Value::Column(Column::Texts(b)),
+                Value::Column(Column::Blobs(c)),
+            ] if a == &[Some(1), Some(2)]
+                && b == &[Some("x".to_owned()), Some("y".to_owned())]
+                && c == &[Some(vec![1u8]), None]
+        ));
+    }
+
+    #[test]
+    fn a_block_with_a_list_value_stays_values_on_postgres() {
+        let mut b = Builder::new("INSERT INTO t (a) ");
+        b.push_values([vec![1i64]], |row, a| {
+            row.push_bind(a);
+        });
+        let (text, _) = b.build().into_parts(Dialect::Postgres);
+        assert_eq!(text, "INSERT INTO t (a) VALUES ($1)");
     }
 }
