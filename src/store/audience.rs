@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::db::{self, Conn, Row, Sql};
+use super::events::PublicIncident;
 
 use crate::api::convert::ts;
 use crate::domain::{Time, Visibility};
@@ -18,25 +19,44 @@ pub async fn public_forms(
     conn: &mut Conn,
     events: &[pb::TimelineEvent],
 ) -> Result<Vec<Option<Bytes>>> {
-    let mut named = Named::default();
-    events.iter().for_each(|e| named.add(e));
-    let facts = facts(conn, &named).await?;
-    Ok(events
-        .iter()
-        .map(|e| crate::public_view::event(e, &facts).map(|p| crate::wire::encode_reply(&p)))
-        .collect())
+    let named = named(events);
+    let rows = public_incidents(conn, &named).await?;
+    let facts = facts(conn, &named, rows).await?;
+    Ok(project(events, &facts))
 }
 
-/// The facts of what `named` names: which incidents are public, then the
-/// updates and notes of those only (events of the others are hidden
-/// whatever their updates and notes say).
-async fn facts(conn: &mut Conn, named: &Named) -> Result<Facts> {
-    let mut facts = Facts::default();
+/// As [`public_forms`], the rows of the PUBLIC incidents among those the
+/// events name already read (with the events: see
+/// `events::list_with_public_incidents`).
+pub async fn public_forms_given(
+    conn: &mut Conn,
+    events: &[pb::TimelineEvent],
+    incidents: Vec<PublicIncident>,
+) -> Result<Vec<Option<Bytes>>> {
+    let facts = facts(conn, &named(events), incidents).await?;
+    Ok(project(events, &facts))
+}
+
+fn named(events: &[pb::TimelineEvent]) -> Named {
+    let mut named = Named::default();
+    events.iter().for_each(|e| named.add(e));
+    named
+}
+
+fn project(events: &[pb::TimelineEvent], facts: &Facts) -> Vec<Option<Bytes>> {
+    events
+        .iter()
+        .map(|e| crate::public_view::event(e, facts).map(|p| crate::wire::encode_reply(&p)))
+        .collect()
+}
+
+/// The rows of the PUBLIC incidents among those `named` names.
+async fn public_incidents(conn: &mut Conn, named: &Named) -> Result<Vec<PublicIncident>> {
     if named.incidents.is_empty() {
-        return Ok(facts);
+        return Ok(Vec::new());
     }
     let ids: Vec<String> = named.incidents.keys().cloned().collect();
-    let rows: Vec<(String, bool, String, String)> = db::query_as(db::per(
+    Ok(db::query_as(db::per(
         "SELECT id, delete_time IS NOT NULL, title, json_extract(doc, '$.summary')
          FROM incidents WHERE id IN (SELECT value FROM json_each($1)) AND visibility = $2",
         "SELECT id, delete_time IS NOT NULL, title, doc::json ->> 'summary'
@@ -45,7 +65,14 @@ async fn facts(conn: &mut Conn, named: &Named) -> Result<Facts> {
     .bind(ids)
     .bind(Visibility::Public.code())
     .fetch_all(&mut *conn)
-    .await?;
+    .await?)
+}
+
+/// The facts of what `named` names, given which of its incidents are public
+/// (`rows`): the updates and notes of those only are read (events of the
+/// others are hidden whatever their updates and notes say).
+async fn facts(conn: &mut Conn, named: &Named, rows: Vec<PublicIncident>) -> Result<Facts> {
+    let mut facts = Facts::default();
     let mut updates: Vec<String> = Vec::new();
     let mut notes: Vec<u64> = Vec::new();
     for (id, deleted, title, summary) in rows {

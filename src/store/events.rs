@@ -62,6 +62,64 @@ pub async fn list(
     rows.into_iter().map(decode).collect()
 }
 
+/// What the incidents table says of a PUBLIC incident for the public view:
+/// its id, whether it is deleted, its title and summary.
+pub type PublicIncident = (String, bool, String, String);
+
+/// The log after `after`, oldest first, the first `limit` events, each with
+/// its incident's row if that incident is PUBLIC: what a replica's tail needs
+/// to publish them, in one statement (the public form of an event depends on
+/// its incident as it now is).
+pub async fn list_with_public_incidents(
+    conn: &mut Conn,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<(EncodedEvent, Option<PublicIncident>)>> {
+    type Joined = (
+        i64,
+        i64,
+        Option<String>,
+        Option<i64>,
+        Vec<u8>,
+        Vec<u8>,
+        Option<String>,
+        Option<bool>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Joined> = db::query_as(db::per(
+        "SELECT e.sequence, e.kind, e.incident_id, e.severity, e.component_ids, e.body,
+                i.id, i.delete_time IS NOT NULL, i.title, json_extract(i.doc, '$.summary')
+         FROM events e LEFT JOIN incidents i ON i.id = e.incident_id AND i.visibility = $3
+         WHERE e.sequence > $1 ORDER BY e.sequence LIMIT $2",
+        "SELECT e.sequence, e.kind, e.incident_id, e.severity, e.component_ids, e.body,
+                i.id, i.delete_time IS NOT NULL, i.title, i.doc::json ->> 'summary'
+         FROM events e LEFT JOIN incidents i ON i.id = e.incident_id AND i.visibility = $3
+         WHERE e.sequence > $1 ORDER BY e.sequence LIMIT $2",
+    ))
+    .bind(after as i64)
+    .bind(limit as i64)
+    .bind(crate::domain::Visibility::Public.code())
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(
+            |(seq, kind, incident, severity, components, body, id, deleted, title, summary)| {
+                let public = match (id, deleted, title) {
+                    (Some(id), Some(deleted), Some(title)) => {
+                        Some((id, deleted, title, summary.unwrap_or_default()))
+                    }
+                    _ => None,
+                };
+                Ok((
+                    decode((seq, kind, incident, severity, components, body))?,
+                    public,
+                ))
+            },
+        )
+        .collect()
+}
+
 /// `WHERE` the events after `after` of the incidents and kinds (empty: any),
 /// the first `limit` of them in log order.
 fn push_filter(

@@ -211,22 +211,31 @@ impl Inner {
 
     async fn read_on(&self, conn: &mut Conn, published: &mut u64, last: u64) -> Result<()> {
         loop {
-            let stored = events::list(&mut *conn, &[], &[], *published, BATCH).await?;
-            let stored: Vec<_> = stored
-                .into_iter()
-                .filter(|e| e.keys.sequence <= last)
-                .collect();
+            let read = events::list_with_public_incidents(&mut *conn, *published, BATCH).await?;
+            let full = read.len() == BATCH;
+            let mut stored = Vec::with_capacity(read.len());
+            let mut incidents = HashMap::new();
+            for (e, incident) in read.into_iter().filter(|(e, _)| e.keys.sequence <= last) {
+                if let Some(i) = incident {
+                    incidents.insert(i.0.clone(), i);
+                }
+                stored.push(e);
+            }
             if stored.is_empty() {
                 return Ok(());
             }
-            let full = stored.len() == BATCH;
             let mut decoded = Vec::with_capacity(stored.len());
             for e in &stored {
                 decoded.push(crate::wire::decode_event(&e.body)?);
             }
             // As the public sees them now; a replica reads others' events a
             // moment after they committed.
-            let public = super::audience::public_forms(&mut *conn, &decoded).await?;
+            let public = super::audience::public_forms_given(
+                &mut *conn,
+                &decoded,
+                incidents.into_values().collect(),
+            )
+            .await?;
             self.hub.components().apply(renamed_by(&decoded));
             let live: Vec<Arc<LiveEvent>> = stored
                 .into_iter()

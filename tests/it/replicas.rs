@@ -15,8 +15,9 @@ use incident_client::tonic::transport::Channel;
 use incident_client::tonic::{Code, Request};
 use incident_client::{
     AddNoteRequest, CreateIncidentRequest, GetIncidentRequest, Incident, IncidentServiceClient,
-    ListTimelineEventsRequest, PostStatusUpdateRequest, Subscription, TimelineEventKind,
-    TimelineServiceClient, UpdateIncidentRequest, lazy_channels,
+    ListTimelineEventsRequest, PostStatusUpdateRequest, SubscribeTimelineRequest, Subscription,
+    TimelineEventKind, TimelineServiceClient, UpdateIncidentRequest, View, Visibility,
+    lazy_channels,
 };
 use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
@@ -636,5 +637,89 @@ async fn replicas_seeding_one_database_at_once_load_each_seed_once() {
         db.count("incidents").await,
         files,
         "each seed's incident created once"
+    );
+}
+
+#[tokio::test]
+async fn a_public_subscriber_sees_on_another_replica_what_the_writing_replica_shows() {
+    let Some(r) = Replicas::start(2).await else {
+        return;
+    };
+    // The same public subscription on each replica; the writes go to replica
+    // 0, so replica 1 projects them from the log, replica 0 as it commits.
+    let request = || SubscribeTimelineRequest {
+        view: View::Public as i32,
+        ..subscribe_request(Start::AfterSequence(0))
+    };
+    let mut subs: Vec<Subscription> = (0..2)
+        .map(|i| {
+            let channels = lazy_channels([r.daemons[i].url()]).expect("endpoint");
+            Subscription::over(channels, request())
+        })
+        .collect();
+    let mut c = r.incidents(0).await;
+    let public = create_incident(
+        &mut c,
+        Incident {
+            visibility: Visibility::Public as i32,
+            ..plain_incident("Seen by everyone")
+        },
+    )
+    .await;
+    let internal = create_incident(&mut c, plain_incident("Seen by staff")).await;
+    let post = |id: &str, message: &str| PostStatusUpdateRequest {
+        incident_id: id.into(),
+        message: message.into(),
+        ..Default::default()
+    };
+    c.post_status_update(post(&internal.id, "staff only"))
+        .await
+        .expect("post");
+    c.post_status_update(post(&public.id, "we are looking into it"))
+        .await
+        .expect("post");
+    r.timeline(0)
+        .await
+        .add_note(note(&public.id, "an internal note".into(), rid()))
+        .await
+        .expect("note");
+    c.post_status_update(post(&public.id, "resolved"))
+        .await
+        .expect("post");
+    let last = head_sequence(&mut r.timeline(0).await).await;
+    let mut seen = Vec::new();
+    for sub in &mut subs {
+        let mut events = Vec::new();
+        within("the public events", async {
+            while events
+                .last()
+                .is_none_or(|e: &incident_client::TimelineEvent| e.sequence < last)
+            {
+                events.push(sub.next().await.expect("an event"));
+            }
+        })
+        .await;
+        seen.push(events);
+    }
+    assert!(
+        seen[0].iter().all(|e| e.incident_id == public.id),
+        "only the public incident's events: {:?}",
+        seen[0]
+    );
+    assert!(
+        !seen[0]
+            .iter()
+            .any(|e| e.kind == TimelineEventKind::NoteAdded as i32),
+        "no internal note"
+    );
+    assert_eq!(
+        seen[0].len(),
+        3,
+        "created, and its two updates: {:?}",
+        seen[0]
+    );
+    assert_eq!(
+        seen[1], seen[0],
+        "the replica that read them from the log shows the public exactly what the writer's shows"
     );
 }
