@@ -41,5 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
+    // The migrations are embedded by sqlx::migrate!, which cannot ask for it.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }

@@ -19,10 +19,16 @@ pub async fn public_forms(
     conn: &mut Conn,
     events: &[pb::TimelineEvent],
 ) -> Result<Vec<Option<Bytes>>> {
+    let facts = facts_of(conn, events).await?;
+    Ok(project(events, &facts))
+}
+
+/// What the public form of `events` depends on, read as [`public_forms`]
+/// does, for [`project`] to use later.
+pub async fn facts_of(conn: &mut Conn, events: &[pb::TimelineEvent]) -> Result<Facts> {
     let named = named(events);
     let rows = public_incidents(conn, &named).await?;
-    let facts = facts(conn, &named, rows).await?;
-    Ok(project(events, &facts))
+    facts(conn, &named, rows).await
 }
 
 /// As [`public_forms`], the rows of the PUBLIC incidents among those the
@@ -43,7 +49,8 @@ fn named(events: &[pb::TimelineEvent]) -> Named {
     named
 }
 
-fn project(events: &[pb::TimelineEvent], facts: &Facts) -> Vec<Option<Bytes>> {
+/// Each event as the public sees it, given the facts (`None`: hidden from it).
+pub fn project(events: &[pb::TimelineEvent], facts: &Facts) -> Vec<Option<Bytes>> {
     events
         .iter()
         .map(|e| crate::public_view::event(e, facts).map(|p| crate::wire::encode_reply(&p)))

@@ -216,9 +216,9 @@ impl Working {
 
 /// Incidents as committed, kept by the writer from one group to the next so a
 /// group reads from the database only the incidents it has not seen. Sound
-/// because the writer is the only one that changes incidents in this database;
-/// a backend shared by several servers must check each against its row's
-/// version instead.
+/// on SQLite, where this writer is the only one that changes incidents; on
+/// PostgreSQL, shared by several replicas, it is not read (each group reads,
+/// and locks, what it changes).
 pub(super) struct Committed {
     incidents: quick_cache::unsync::Cache<IncidentId, Incident>,
     /// What the open transaction made of the incidents it changed or first

@@ -197,36 +197,19 @@ impl WriteCtx {
         Ok(out)
     }
 
-    /// Commits the group: takes the log, makes its numbers final (in its
-    /// events and in what its commands answer), writes the request_id
-    /// records and the events, encoded once in their wire form (components
-    /// named as of each event), then COMMIT. Returns the events as
-    /// committed, and the names the group gave components.
+    /// Commits the group: reads what the public form of its events depends
+    /// on, takes the log, makes its numbers final (in its events and in what
+    /// its commands answer), writes the request_id records and the events,
+    /// encoded once in their wire form (components named as of each event),
+    /// then COMMIT. Returns the events as committed, and the names the group
+    /// gave components.
     async fn commit(
         &mut self,
         names: &ComponentNames,
         ran: &mut [Ran],
     ) -> Result<(Vec<Arc<LiveEvent>>, HashMap<ComponentId, String>)> {
-        let numbering = take_log(self).await?;
-        if self.base == PROVISIONAL {
-            for e in &mut self.events {
-                let mut event = Event::clone(e);
-                event.renumber(&numbering);
-                *e = Arc::new(event);
-            }
-        }
-        let mut records = Vec::new();
-        for r in ran.iter_mut() {
-            if let Ran::Command(entry) = r {
-                entry.renumber(&numbering);
-                if let Some(record) = entry.record() {
-                    records.push(record?);
-                }
-            }
-        }
-        super::request_ids::record_all(&mut self.conn, &records, self.now).await?;
         let mut renamed = HashMap::new();
-        let events: Vec<pb::TimelineEvent> = {
+        let mut events: Vec<pb::TimelineEvent> = {
             let before = names.read();
             self.events
                 .iter()
@@ -242,19 +225,41 @@ impl WriteCtx {
                 })
                 .collect()
         };
-        let stored: Vec<EncodedEvent> = self
-            .events
-            .iter()
+        // Before the log is taken, so that it is held for less: the group
+        // holds every incident its events are about (SQLite: the database),
+        // so what the public sees of them cannot change until it commits.
+        // Provisional numbers do not matter here: a note has no row of its
+        // own until it is corrected, so none of the group's is read.
+        let facts = super::audience::facts_of(&mut self.conn, &events).await?;
+        let numbering = take_log(self).await?;
+        let mut keys: Vec<_> = self.events.iter().map(|e| e.keys()).collect();
+        if self.base == PROVISIONAL {
+            for (pb, k) in events.iter_mut().zip(&mut keys) {
+                renumber_wire(pb, &numbering);
+                k.sequence = numbering.of(k.sequence);
+            }
+        }
+        let mut records = Vec::new();
+        for r in ran.iter_mut() {
+            if let Ran::Command(entry) = r {
+                entry.renumber(&numbering);
+                if let Some(record) = entry.record() {
+                    records.push(record?);
+                }
+            }
+        }
+        super::request_ids::record_all(&mut self.conn, &records, self.now).await?;
+        let stored: Vec<EncodedEvent> = keys
+            .into_iter()
             .zip(&events)
-            .map(|(e, pb)| EncodedEvent {
-                keys: e.keys(),
+            .map(|(keys, pb)| EncodedEvent {
+                keys,
                 body: crate::wire::encode_reply(pb),
             })
             .collect();
         super::events::insert_all(&mut self.conn, &stored).await?;
-        // The public form, from the group's own writes: what a public
-        // subscriber is sent live, once for all of them.
-        let public = super::audience::public_forms(&mut self.conn, &events).await?;
+        // The public form, once for every public subscriber.
+        let public = super::audience::project(&events, &facts);
         if let Some(sql) = self.commit_sql.as_deref().filter(|_| !stored.is_empty()) {
             // Wakes the other replicas' tails once this commits; one round
             // trip for both while the group holds the log.
@@ -268,6 +273,17 @@ impl WriteCtx {
             .map(|(stored, public)| Arc::new(LiveEvent { stored, public }))
             .collect();
         Ok((live, renamed))
+    }
+}
+
+/// Makes the sequences an event names in its wire form final.
+fn renumber_wire(e: &mut pb::TimelineEvent, n: &Numbering) {
+    use crate::proto::timeline_event::Payload;
+    e.sequence = n.of(e.sequence);
+    match &mut e.payload {
+        Some(Payload::NoteEdited(p)) => p.note_sequence = n.of(p.note_sequence),
+        Some(Payload::VisibilityChanged(p)) => p.note_sequence = n.of(p.note_sequence),
+        _ => {}
     }
 }
 
@@ -772,9 +788,6 @@ async fn exec(conn: &mut Conn, sql: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// Key of the PostgreSQL advisory lock that orders the log across replicas.
-const LOG_LOCK: i64 = 0x696e_6369_6465_6e74; // "incident"
-
 /// Opens a group's transaction.
 ///
 /// SQLite: BEGIN IMMEDIATE takes the database's one write lock, and this
@@ -812,29 +825,28 @@ async fn begin(ctx: &mut WriteCtx) -> Result<()> {
 /// Takes the log for the group's COMMIT and tells how its events are
 /// numbered.
 ///
-/// PostgreSQL: the log lock is a transaction-level advisory lock, held to
-/// COMMIT, so groups of every replica commit their events one at a time in
-/// sequence order: the head read under the lock is the last committed
-/// sequence, and no reader can see a sequence before the ones below it are
-/// visible (PostgreSQL makes a commit visible before it releases its locks).
-/// Taken last, it is held only for the statements that write the log, not
-/// while the group reads and runs its commands. A group with no events takes
-/// no lock. The group holds its other locks (rows, numbers, the component
-/// tree) before this one and waits for nothing once it has it, so the log
-/// lock is never part of a deadlock.
+/// PostgreSQL: one statement takes the group's numbers from the `log_head`
+/// row. The row lock it takes is held to COMMIT, so groups of every replica
+/// append to the log one at a time in sequence order: the head it returns is
+/// the last committed sequence (a group waiting for the lock reads the row as
+/// the one before it committed it), and no reader can see a sequence before
+/// the ones below it are visible (PostgreSQL makes a commit visible before it
+/// releases its locks). Taken last, it is held only for the statements that
+/// write the log, not while the group reads and runs its commands. A group
+/// with no events takes nothing. The group holds its other locks (rows,
+/// numbers, the component tree) before this one and waits for nothing once
+/// it has it, so it is never part of a deadlock.
 async fn take_log(ctx: &mut WriteCtx) -> Result<Numbering> {
     if ctx.base != PROVISIONAL || ctx.events.is_empty() {
         return Ok(Numbering { head: ctx.head });
     }
-    db::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(LOG_LOCK)
-        .execute(&mut ctx.conn)
-        .await?;
-    // A statement of its own: a statement sees the commits made before it
-    // started, and this one starts once the lock is ours.
-    let head: i64 = db::query_scalar("SELECT coalesce(max(sequence), 0) FROM events")
-        .fetch_one(&mut ctx.conn)
-        .await?;
+    let taken = ctx.events.len() as i64;
+    let head: i64 = db::query_scalar(
+        "UPDATE log_head SET sequence = sequence + $1 WHERE id = 1 RETURNING sequence - $1",
+    )
+    .bind(taken)
+    .fetch_one(&mut ctx.conn)
+    .await?;
     ctx.head = head as u64;
     Ok(Numbering { head: ctx.head })
 }
