@@ -190,6 +190,11 @@ pub struct StoreArgs {
     #[arg(long, env = "INCIDENTD_MAX_BATCH", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=100_000).map(|v| v as usize))]
     pub max_batch: usize,
 
+    /// Write transactions in flight at once on PostgreSQL, each on a
+    /// connection of its own (SQLite has one writer).
+    #[arg(long, env = "INCIDENTD_WRITE_CONNECTIONS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64).map(|v| v as usize))]
+    pub write_connections: usize,
+
     /// Read connections in the pool.
     #[arg(long, env = "INCIDENTD_READ_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub read_connections: u32,

@@ -153,8 +153,11 @@ impl Server {
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let nofile = crate::connection::raise_nofile_limit();
-        let conn_limits =
-            ConnLimits::new(&config.limits, nofile, config.store.read_connections + 1);
+        // The read pool, the writer's connections, and on PostgreSQL the
+        // tail, the listener and the lease.
+        let database_connections =
+            config.store.read_connections + config.store.write_connections as u32 + 3;
+        let conn_limits = ConnLimits::new(&config.limits, nofile, database_connections);
         tracing::info!(
             open_file_limit = nofile,
             max_connections = conn_limits.max_connections,

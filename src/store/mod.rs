@@ -22,8 +22,6 @@ mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use rand::RngCore;
@@ -242,8 +240,6 @@ impl Store {
             ReadPool::Sqlite(_) => None,
             ReadPool::Postgres(_, opts) => Some(PgConnectOptions::clone(opts)),
         };
-        let statements = Arc::new(AtomicU64::new(0));
-        conn.count_statements(Arc::clone(&statements));
         let page_token_key = load_or_create_key(&mut conn).await?;
         let encoded = events::encode_legacy(&mut conn).await?;
         if encoded > 0 {
@@ -269,9 +265,14 @@ impl Store {
             )),
         };
         let publisher = tail.clone().map_or(Publisher::Direct, Publisher::Tail);
+        let mut conns = vec![conn];
+        if let Some(opts) = &postgres {
+            for _ in 1..options.write_connections {
+                conns.push(PgConnection::connect_with(opts).await?.into());
+            }
+        }
         let writer = Writer::spawn(
-            conn,
-            statements,
+            conns,
             options.max_batch,
             options.incident_cache,
             writer::Fanout {

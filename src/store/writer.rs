@@ -1,6 +1,7 @@
-//! The process's single writer: owns the write connection and commits
-//! concurrent write requests in groups: many requests, one transaction, one
-//! fsync.
+//! The process's writer: owns the write connections and commits concurrent
+//! write requests in groups: many requests, one transaction, one fsync. A
+//! group is in flight on each connection (SQLite has one; PostgreSQL may have
+//! several, see [`Writer::spawn`]).
 //!
 //! A request is either a typed [`Command`], run set-wise with the commands
 //! around it (see `batch`), or a job: a closure with the connection, run in
@@ -415,38 +416,61 @@ pub(super) enum Publisher {
 #[derive(Clone)]
 pub(super) struct Writer {
     tx: mpsc::Sender<Msg>,
-    statements: Arc<AtomicU64>,
+    /// Statements run on each write connection since it opened.
+    statements: Arc<[Arc<AtomicU64>]>,
 }
 
 impl Writer {
+    /// Starts the writer on `conns`: one group in flight per connection, the
+    /// groups drawn from one queue. SQLite gets one connection (its write
+    /// lock admits one transaction at a time); PostgreSQL may get several, as
+    /// its groups overlap until they take the log.
     pub(super) fn spawn(
-        conn: Conn,
-        statements: Arc<AtomicU64>,
+        conns: Vec<Conn>,
         max_batch: usize,
         cached_incidents: usize,
         fanout: Fanout,
         reconnect: Option<PgConnectOptions>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
-        let writer = Writer {
+        let mut counted = Vec::with_capacity(conns.len());
+        let mut ctxs = Vec::with_capacity(conns.len());
+        for mut conn in conns {
+            let statements = Arc::new(AtomicU64::new(0));
+            conn.count_statements(Arc::clone(&statements));
+            counted.push(Arc::clone(&statements));
+            ctxs.push((
+                WriteCtx {
+                    reconnect: reconnect.clone(),
+                    conn,
+                    now: chrono::Utc::now(),
+                    head: *fanout.head.borrow(),
+                    base: 0,
+                    events: Vec::new(),
+                    tree: TreeLock::None,
+                    commit_sql: match &fanout.publisher {
+                        Publisher::Direct => None,
+                        Publisher::Tail(tail) => Some(tail.commit_sql()),
+                    },
+                    working: Working::default(),
+                    committed: Committed::new(cached_incidents),
+                },
+                statements,
+            ));
+        }
+        tokio::spawn(run(ctxs, rx, max_batch.max(1), Arc::new(fanout)));
+        Writer {
             tx,
-            statements: Arc::clone(&statements),
-        };
-        tokio::spawn(run(
-            conn,
-            statements,
-            rx,
-            max_batch.max(1),
-            Committed::new(cached_incidents),
-            fanout,
-            reconnect,
-        ));
-        writer
+            statements: counted.into(),
+        }
     }
 
-    /// Statements run on the write connection since it opened.
+    /// Statements run on the write connections since they opened.
     pub(super) fn statements(&self) -> u64 {
-        self.statements.load(Ordering::Relaxed)
+        self.statements
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Requests waiting for the writer.
@@ -509,56 +533,84 @@ impl Writer {
     }
 }
 
+/// Runs one group at a time on each connection until the writer closes,
+/// then answers the close.
 async fn run(
-    conn: Conn,
-    statements: Arc<AtomicU64>,
-    mut rx: mpsc::Receiver<Msg>,
+    ctxs: Vec<(WriteCtx, Arc<AtomicU64>)>,
+    rx: mpsc::Receiver<Msg>,
     max_batch: usize,
-    committed: Committed,
-    fanout: Fanout,
-    reconnect: Option<PgConnectOptions>,
+    fanout: Arc<Fanout>,
 ) {
-    let mut ctx = WriteCtx {
-        reconnect,
-        conn,
-        now: chrono::Utc::now(),
-        head: *fanout.head.borrow(),
-        base: 0,
-        events: Vec::new(),
-        tree: TreeLock::None,
-        commit_sql: match &fanout.publisher {
-            Publisher::Direct => None,
-            Publisher::Tail(tail) => Some(tail.commit_sql()),
-        },
-        working: Working::default(),
-        committed,
-    };
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let workers: Vec<_> = ctxs
+        .into_iter()
+        .map(|(ctx, statements)| {
+            tokio::spawn(work(
+                ctx,
+                statements,
+                Arc::clone(&rx),
+                max_batch,
+                Arc::clone(&fanout),
+            ))
+        })
+        .collect();
+    let mut acks = Vec::new();
+    for w in workers {
+        if let Ok(Some(ack)) = w.await {
+            acks.push(ack);
+        }
+    }
+    for ack in acks {
+        let _ = ack.send(());
+    }
+}
+
+/// One connection's loop: takes a group from the queue, runs and commits
+/// it, and again. Returns the close request if it was the one to receive it.
+async fn work(
+    mut ctx: WriteCtx,
+    statements: Arc<AtomicU64>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Msg>>>,
+    max_batch: usize,
+    fanout: Arc<Fanout>,
+) -> Option<oneshot::Sender<()>> {
     let mut closing: Option<oneshot::Sender<()>> = None;
     let mut last_group = 0;
     while closing.is_none() {
-        let Some(first) = rx.recv().await else { break };
-        let mut batch = Vec::with_capacity(16);
-        match first {
-            Msg::Item(i) => batch.push(i),
-            Msg::Close(ack) => closing = Some(ack),
-        }
-        // Everything that queued up while the previous group was committing
-        // joins this one: that is what makes group commit pay off.
-        let mut lingered = 0;
-        while batch.len() < max_batch && closing.is_none() {
-            match rx.try_recv() {
-                Ok(Msg::Item(i)) => batch.push(i),
-                Ok(Msg::Close(ack)) => closing = Some(ack),
-                Err(_) if batch.len() * 2 < last_group && lingered < LINGER_YIELDS => {
-                    // The callers the last group answered are sending their
-                    // next writes: let them in rather than start a small
-                    // group they would all queue behind.
-                    lingered += 1;
-                    tokio::task::yield_now().await;
-                }
-                Err(_) => break,
+        // The queue is held while a group is taken from it, not while the
+        // group runs: the next connection takes the next group meanwhile.
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { break };
+            let mut batch = Vec::with_capacity(16);
+            match first {
+                Msg::Item(i) => batch.push(i),
+                Msg::Close(ack) => closing = Some(ack),
             }
-        }
+            // Everything that queued up while the previous group was
+            // committing joins this one: that is what makes group commit pay
+            // off.
+            let mut lingered = 0;
+            while batch.len() < max_batch && closing.is_none() {
+                match rx.try_recv() {
+                    Ok(Msg::Item(i)) => batch.push(i),
+                    Ok(Msg::Close(ack)) => closing = Some(ack),
+                    Err(_) if batch.len() * 2 < last_group && lingered < LINGER_YIELDS => {
+                        // The callers the last group answered are sending
+                        // their next writes: let them in rather than start a
+                        // small group they would all queue behind.
+                        lingered += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if closing.is_some() {
+                // The other connections finish what is queued, then stop.
+                rx.close();
+            }
+            batch
+        };
         last_group = batch.len();
         if batch.is_empty() {
             continue;
@@ -573,11 +625,8 @@ async fn run(
         metrics::histogram!(crate::metrics::WRITER_GROUP_STATEMENTS)
             .record(statements.load(Ordering::Relaxed).saturating_sub(before) as f64);
     }
-    rx.close();
     let _ = ctx.conn.close().await;
-    if let Some(ack) = closing {
-        let _ = ack.send(());
-    }
+    closing
 }
 
 /// Where committed groups go.

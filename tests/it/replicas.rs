@@ -723,3 +723,49 @@ async fn a_public_subscriber_sees_on_another_replica_what_the_writing_replica_sh
         "the replica that read them from the log shows the public exactly what the writer's shows"
     );
 }
+
+#[tokio::test]
+async fn one_replica_with_several_write_connections_keeps_one_log_in_order() {
+    let Some(r) = Replicas::start_with(1, |_| vec!["--write-connections".into(), "4".into()]).await
+    else {
+        return;
+    };
+    let incident = create_incident(&mut r.incidents(0).await, plain_incident("Busy")).await;
+    let mut sub = r.subscription(0);
+    assert_eq!(read_through(&mut sub, 1).await, vec![1]);
+    // Enough writers at once that groups run on every connection together.
+    let mut writers = Vec::new();
+    for w in 0..16 {
+        let mut t = r.timeline(0).await;
+        let id = incident.id.clone();
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for n in 0..20 {
+                let text = format!("writer {w} note {n}");
+                let e = t
+                    .add_note(note(&id, text.clone(), rid()))
+                    .await
+                    .expect("add note")
+                    .into_inner()
+                    .event
+                    .expect("event");
+                acked.push((e.sequence, text));
+            }
+            acked
+        }));
+    }
+    let mut answered = Vec::new();
+    for w in writers {
+        answered.extend(w.await.expect("writer"));
+    }
+    let last = 1 + answered.len() as u64;
+    assert_eq!(
+        [vec![1], read_through(&mut sub, last).await].concat(),
+        (1..=last).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    let logged = notes_by_sequence(&mut r.timeline(0).await).await;
+    for (sequence, text) in &answered {
+        assert_eq!(logged.get(sequence), Some(text), "sequence {sequence}");
+    }
+}
