@@ -67,6 +67,7 @@ impl Command for CreateComponent {
     type Output = Component;
 
     fn needs(&self, needs: &mut Needs) {
+        needs.component_tree = true;
         needs.components.extend(self.parent_id);
     }
 
@@ -104,7 +105,9 @@ impl Command for UpdateComponent {
     type Output = Component;
 
     /// Reads through the connection (see [`Tx::component`]).
-    fn needs(&self, _: &mut Needs) {}
+    fn needs(&self, needs: &mut Needs) {
+        needs.component_tree = true;
+    }
 
     fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Component> {
         Box::pin(async move {
@@ -152,7 +155,9 @@ impl Command for DeleteComponent {
     type Output = Component;
 
     /// Reads through the connection (see [`Tx::component`]).
-    fn needs(&self, _: &mut Needs) {}
+    fn needs(&self, needs: &mut Needs) {
+        needs.component_tree = true;
+    }
 
     fn apply<'t, 'a>(&'t self, tx: &'t mut Tx<'a>) -> WriteFuture<'t, Component> {
         Box::pin(async move {

@@ -87,8 +87,8 @@ pub(super) async fn write_changed(
 }
 
 /// The items of `ids` that exist, deleted or not, in one statement, for a
-/// write group: on PostgreSQL locked until it commits (in id order, as every
-/// group locks them, so two groups never wait for each other in a circle).
+/// write group: on PostgreSQL locked until it commits, in id order (see
+/// `batch::fetch_incidents`).
 pub(super) async fn load_many(conn: &mut Conn, ids: &[ActionItemId]) -> Result<Vec<ActionItem>> {
     let wanted: Vec<String> = ids.iter().map(ToString::to_string).collect();
     let mut q = Builder::new("SELECT doc FROM action_items WHERE ");

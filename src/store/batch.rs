@@ -38,6 +38,11 @@ pub struct Needs {
     pub postmortems: Vec<IncidentId>,
     /// Whether it takes a new reference number (creates an incident).
     pub incident_number: bool,
+    /// Whether it changes the component tree (creates, renames, moves or
+    /// deletes a component): the group holds the tree exclusively from the
+    /// start, not from the middle of its run (two groups each holding it
+    /// shared and asking for more would wait for each other).
+    pub component_tree: bool,
 }
 
 /// A component as a write sees it.
@@ -572,6 +577,9 @@ pub(super) async fn prefetch(
     needs: &Needs,
     keys: &[&RequestKey],
 ) -> Result<()> {
+    if needs.component_tree {
+        hold_tree(&mut ctx.conn, &mut ctx.tree, TreeLock::Exclusive).await?;
+    }
     let conn = &mut ctx.conn;
     let w = &mut ctx.working;
     let items = unique(
@@ -627,32 +635,16 @@ pub(super) async fn prefetch(
     if !postmortems.is_empty() {
         fetch_postmortems(conn, w, &postmortems).await?;
     }
-    let keys: Vec<&&RequestKey> = keys.iter().filter(|k| w.request_id(k).is_none()).collect();
-    if !keys.is_empty() {
-        let column = |f: fn(&RequestKey) -> &str| -> Vec<String> {
-            keys.iter().map(|k| f(k).to_owned()).collect()
-        };
-        // The keys as three lists, zipped back into rows by position.
-        let rows: Vec<(String, String, String, Vec<u8>, String)> = db::query_as(db::per(
-            "SELECT caller, method, request_id, fingerprint, response FROM request_ids
-             WHERE (caller, method, request_id) IN
-                   (SELECT c.value, m.value, r.value FROM json_each($1) c
-                    JOIN json_each($2) m USING (key) JOIN json_each($3) r USING (key))",
-            "SELECT caller, method, request_id, fingerprint, response FROM request_ids
-             WHERE (caller, method, request_id) IN (SELECT * FROM unnest($1, $2, $3))",
-        ))
-        .bind(column(|k| &k.caller))
-        .bind(column(|k| k.method))
-        .bind(column(|k| &k.request_id))
-        .fetch_all(&mut *conn)
-        .await?;
-        for (caller, method, request_id, fingerprint, response) in rows {
-            // The method names the statement matched are the keys' own.
-            if let Some(k) = keys.iter().find(|k| k.method == method) {
-                w.request_ids
-                    .insert((caller, k.method, request_id), (fingerprint, response));
-            }
-        }
+    let keys: Vec<&RequestKey> = keys
+        .iter()
+        .copied()
+        .filter(|k| w.request_id(k).is_none())
+        .collect();
+    for (key, record) in super::request_ids::find_many(conn, &keys).await? {
+        w.request_ids.insert(
+            (key.caller.clone(), key.method, key.request_id.clone()),
+            record,
+        );
     }
     Ok(())
 }
@@ -665,8 +657,10 @@ async fn fetch_incidents(
 ) -> Result<()> {
     // On PostgreSQL another replica may have changed any incident since this
     // writer last saw it: each is read, and locked until the group commits
-    // (in id order, as every group locks them, so two groups never wait for
-    // each other in a circle). The lock is what keeps two replicas from both
+    // (in id order within the statement, so two groups locking their sets
+    // this way do not wait for each other in a circle; rows locked later in
+    // a group can, and PostgreSQL then fails one group, whose commands are
+    // retried one at a time). The lock is what keeps two replicas from both
     // writing on top of the same version.
     let cached = conn.dialect() == Dialect::Sqlite;
     let mut wanted: Vec<String> = Vec::with_capacity(ids.len());

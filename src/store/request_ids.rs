@@ -29,6 +29,43 @@ pub async fn find(conn: &mut Conn, key: &RequestKey) -> Result<Option<(Vec<u8>, 
     .await?)
 }
 
+/// The records of those of `keys` that have one (fingerprint and response),
+/// in one statement.
+pub async fn find_many<'k>(
+    conn: &mut Conn,
+    keys: &[&'k RequestKey],
+) -> Result<Vec<(&'k RequestKey, (Vec<u8>, String))>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |f: fn(&RequestKey) -> &str| -> Vec<String> {
+        keys.iter().map(|k| f(k).to_owned()).collect()
+    };
+    // The keys as three lists, zipped back into rows by position.
+    let rows: Vec<(String, String, String, Vec<u8>, String)> = db::query_as(db::per(
+        "SELECT caller, method, request_id, fingerprint, response FROM request_ids
+         WHERE (caller, method, request_id) IN
+               (SELECT c.value, m.value, r.value FROM json_each($1) c
+                JOIN json_each($2) m USING (key) JOIN json_each($3) r USING (key))",
+        "SELECT caller, method, request_id, fingerprint, response FROM request_ids
+         WHERE (caller, method, request_id) IN (SELECT * FROM unnest($1, $2, $3))",
+    ))
+    .bind(column(|k| &k.caller))
+    .bind(column(|k| k.method))
+    .bind(column(|k| &k.request_id))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(caller, method, request_id, fingerprint, response)| {
+            let key = keys
+                .iter()
+                .find(|k| k.caller == caller && k.method == method && k.request_id == request_id)?;
+            Some((*key, (fingerprint, response)))
+        })
+        .collect())
+}
+
 /// Records the response of a request, in the transaction of its change.
 pub async fn record(conn: &mut Conn, key: &RequestKey, response: &str, now: Time) -> Result<()> {
     db::query(

@@ -116,11 +116,23 @@ impl Tail {
             self.inner.wake.notify_one();
             return;
         }
+        let group = own.len();
         let fresh: Vec<Arc<LiveEvent>> = own
             .into_iter()
             .filter(|e| e.stored.keys.sequence > cursor.published)
             .collect();
-        self.inner.hub.components().apply(renamed);
+        // The names the group gave go to the hub with its events, not when
+        // someone else published them (the tail, or another write connection
+        // reading a gap): later renames may have been applied since.
+        if fresh.len() == group {
+            self.inner.hub.components().apply(renamed);
+        } else if !fresh.is_empty() {
+            let decoded: Vec<pb::TimelineEvent> = fresh
+                .iter()
+                .filter_map(|e| crate::wire::decode_event(&e.stored.body).ok())
+                .collect();
+            self.inner.hub.components().apply(renamed_by(&decoded));
+        }
         self.inner.publish(&mut cursor.published, &fresh);
     }
 

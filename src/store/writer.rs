@@ -232,6 +232,7 @@ impl WriteCtx {
         // Provisional numbers do not matter here: a note has no row of its
         // own until it is corrected, so none of the group's is read.
         let facts = super::audience::facts_of(&mut self.conn, &events).await?;
+        replay_refused(&mut self.conn, ran).await?;
         let numbering = take_log(self).await?;
         let mut keys: Vec<_> = self.events.iter().map(|e| e.keys()).collect();
         if self.base == PROVISIONAL {
@@ -277,6 +278,40 @@ impl WriteCtx {
     }
 }
 
+/// A command refused by its rules whose request_id another group recorded
+/// meanwhile answers with that record. On PostgreSQL the request_ids a group
+/// reads first may still be in flight elsewhere (a retry sent to another
+/// replica, or to another write connection, before the first answer came
+/// back); a command that then finds the first one's effect (the component
+/// it creates exists, the etag moved) is a retry, not a conflict. One
+/// statement, only when such a command is in the group.
+async fn replay_refused(conn: &mut Conn, ran: &mut [Ran]) -> Result<()> {
+    let keys: Vec<RequestKey> = ran
+        .iter()
+        .filter_map(|r| match r {
+            Ran::Command(entry) => entry.refused_key().cloned(),
+            Ran::Job(..) => None,
+        })
+        .collect();
+    if keys.is_empty() || conn.dialect() == Dialect::Sqlite {
+        return Ok(());
+    }
+    let wanted: Vec<&RequestKey> = keys.iter().collect();
+    let found = super::request_ids::find_many(conn, &wanted).await?;
+    for r in ran.iter_mut() {
+        if let Ran::Command(entry) = r
+            && let Some(key) = entry.refused_key()
+            && let Some((_, (fingerprint, response))) = found.iter().find(|(k, _)| {
+                k.caller == key.caller && k.method == key.method && k.request_id == key.request_id
+            })
+        {
+            let (fingerprint, response) = (fingerprint.clone(), response.clone());
+            entry.replay(&fingerprint, &response);
+        }
+    }
+    Ok(())
+}
+
 /// Makes the sequences an event names in its wire form final.
 fn renumber_wire(e: &mut pb::TimelineEvent, n: &Numbering) {
     use crate::proto::timeline_event::Payload;
@@ -310,6 +345,8 @@ trait Entry: Send {
     /// The request_id record to write for it: its key and its answer, if it
     /// ran (not replayed) and succeeded.
     fn record(&self) -> Option<Result<(RequestKey, String)>>;
+    /// Its key, if it ran and its rules refused it.
+    fn refused_key(&self) -> Option<&RequestKey>;
     /// Answers the caller once the group's COMMIT (or its failure) is known.
     fn finish(self: Box<Self>, commit: Result<()>);
 }
@@ -377,6 +414,13 @@ impl<C: Command> Entry for Pending<C> {
                     .map(|json| (key.clone(), json))
                     .map_err(Error::from),
             ),
+            _ => None,
+        }
+    }
+
+    fn refused_key(&self) -> Option<&RequestKey> {
+        match (&self.key, &self.outcome) {
+            (Some(key), Some(Err(_))) if self.ran => Some(key),
             _ => None,
         }
     }
@@ -617,10 +661,13 @@ async fn work(
         }
         let before = statements.load(Ordering::Relaxed);
         metrics::histogram!(crate::metrics::WRITER_BATCH).record(batch.len() as f64);
-        let retry = run_batch(&mut ctx, batch, &fanout).await;
-        // A group whose statement failed: its commands again, one per group.
+        let retry = run_batch(&mut ctx, batch, &fanout, true).await;
+        // A group whose statement failed: its commands again, one per group
+        // (a lone command too, once: on PostgreSQL its failure may have been
+        // another group's doing, a request_id recorded meanwhile or a
+        // deadlock).
         for entry in retry {
-            run_batch(&mut ctx, vec![Item::Command(entry)], &fanout).await;
+            run_batch(&mut ctx, vec![Item::Command(entry)], &fanout, false).await;
         }
         metrics::histogram!(crate::metrics::WRITER_GROUP_STATEMENTS)
             .record(statements.load(Ordering::Relaxed).saturating_sub(before) as f64);
@@ -662,7 +709,12 @@ enum Ran {
 /// Runs and commits one group. If a statement fails in a group of several
 /// requests, its commands are handed back to be retried one at a time (jobs
 /// cannot be run twice: they are answered with the error).
-async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Item>, fanout: &Fanout) -> Vec<Box<dyn Entry>> {
+async fn run_batch(
+    ctx: &mut WriteCtx,
+    batch: Vec<Item>,
+    fanout: &Fanout,
+    first_try: bool,
+) -> Vec<Box<dyn Entry>> {
     let hub = &fanout.hub;
     ctx.now = chrono::Utc::now();
     ctx.events.clear();
@@ -735,6 +787,9 @@ async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Item>, fanout: &Fanout) -> Vec
                 } else {
                     ctx.events.truncate(mark);
                     ctx.committed.forget_all();
+                    // ROLLBACK TO releases the locks taken since the
+                    // savepoint, the component tree's among them.
+                    ctx.tree = TreeLock::None;
                     match exec(&mut ctx.conn, "ROLLBACK TO job").await {
                         Ok(()) => exec(&mut ctx.conn, "RELEASE job").await,
                         Err(e) => Err(e),
@@ -781,7 +836,7 @@ async fn run_batch(ctx: &mut WriteCtx, batch: Vec<Item>, fanout: &Fanout) -> Vec
                     // A job that failed on its own reports its own error.
                     Ran::Job(true, finish) => finish(Err(group_failed(&e))),
                     Ran::Job(false, finish) => finish(Ok(())),
-                    Ran::Command(entry) if !alone => retry.push(entry),
+                    Ran::Command(entry) if !alone || first_try => retry.push(entry),
                     Ran::Command(entry) => entry.finish(Err(group_failed(&e))),
                 }
             }
@@ -890,8 +945,13 @@ async fn take_log(ctx: &mut WriteCtx) -> Result<Numbering> {
         return Ok(Numbering { head: ctx.head });
     }
     let taken = ctx.events.len() as i64;
+    // `greatest` heals a head left behind by a writer that appended without
+    // it (a replica of an older version, still running during an upgrade):
+    // its events would otherwise collide with every group's.
     let head: i64 = db::query_scalar(
-        "UPDATE log_head SET sequence = sequence + $1 WHERE id = 1 RETURNING sequence - $1",
+        "UPDATE log_head
+         SET sequence = greatest(sequence, (SELECT coalesce(max(sequence), 0) FROM events)) + $1
+         WHERE id = 1 RETURNING sequence - $1",
     )
     .bind(taken)
     .fetch_one(&mut ctx.conn)
