@@ -359,7 +359,11 @@ impl Store {
                 match pruned {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(pruned = n, "pruned expired request_id records"),
-                    Err(_) => break,
+                    // The store is closing: the writer takes no more work.
+                    Err(_) if store.writer.is_closed() => break,
+                    // A failed round (a lost connection, a deadlock lost to a
+                    // write group) is tried again at the next tick.
+                    Err(e) => tracing::warn!(error = %e, "pruning request_id records failed"),
                 }
             }
         });

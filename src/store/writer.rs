@@ -189,7 +189,9 @@ impl WriteCtx {
     }
 
     /// Runs a command inside a job and writes what it staged at once, so the
-    /// job's own statements after it see its writes.
+    /// job's own statements after it see its writes. On PostgreSQL the
+    /// sequences its answer names are provisional (made final only for
+    /// queued commands' answers, at COMMIT): a job must not hand them out.
     pub async fn run<C: Command>(&mut self, command: &C) -> Result<C::Output> {
         let mut tx = Tx::new(self);
         let out = command.apply(&mut tx).await?;
@@ -515,6 +517,11 @@ impl Writer {
             .iter()
             .map(|n| n.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Whether the writer has stopped taking requests (the store closed).
+    pub(super) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// Requests waiting for the writer.
