@@ -220,15 +220,14 @@ impl Column {
         }
     }
 
-    /// Adds `v`; false if it is not of this column's type.
-    fn push(&mut self, v: Value) -> bool {
+    /// Adds `v`, of this column's type (checked by the caller).
+    fn push(&mut self, v: Value) {
         match (self, v) {
             (Column::Ints(c), Value::Int(v)) => c.push(v),
             (Column::Texts(c), Value::Text(v)) => c.push(v),
             (Column::Blobs(c), Value::Blob(v)) => c.push(v),
-            _ => return false,
+            _ => {}
         }
-        true
     }
 }
 
@@ -331,7 +330,7 @@ impl Rows {
     /// unnest($n::int8[], ..)`, one array per column, so the statement's
     /// text is the same whatever the number of rows: the server and the
     /// driver prepare it once instead of once per row count.
-    fn spell(self, dialect: Dialect, args: &mut Vec<Value>) -> String {
+    fn spell(mut self, dialect: Dialect, args: &mut Vec<Value>) -> String {
         if dialect == Dialect::Postgres
             && let Some(columns) = self.columns()
         {
@@ -363,7 +362,7 @@ impl Rows {
 
     /// The block as column arrays, if every value is a scalar of its
     /// column's type.
-    fn columns(&self) -> Option<Vec<Column>> {
+    fn columns(&mut self) -> Option<Vec<Column>> {
         if self.values.is_empty() {
             return None;
         }
@@ -372,10 +371,19 @@ impl Rows {
             .iter()
             .map(Column::of)
             .collect::<Option<_>>()?;
-        for (i, v) in self.values.iter().enumerate() {
-            if !columns[i % width].push(v.clone()) {
-                return None;
-            }
+        // Checked before anything moves: a block that cannot be arrays stays
+        // whole for `VALUES` (and an event body is not copied to find out).
+        let same = |a: &Value, b: &Value| std::mem::discriminant(a) == std::mem::discriminant(b);
+        if !self
+            .values
+            .iter()
+            .enumerate()
+            .all(|(i, v)| same(v, &self.values[i % width]))
+        {
+            return None;
+        }
+        for (i, v) in std::mem::take(&mut self.values).into_iter().enumerate() {
+            columns[i % width].push(v);
         }
         Some(columns)
     }

@@ -16,16 +16,15 @@ use incident_client::tonic::{Code, Request};
 use incident_client::{
     AddNoteRequest, Component, ComponentServiceClient, CreateComponentRequest,
     CreateIncidentRequest, GetIncidentRequest, Incident, IncidentServiceClient,
-    ListTimelineEventsRequest, PostStatusUpdateRequest, SubscribeTimelineRequest, Subscription,
-    TimelineEventKind, TimelineServiceClient, UpdateIncidentRequest, View, Visibility,
-    lazy_channels,
+    PostStatusUpdateRequest, SubscribeTimelineRequest, Subscription, TimelineEventKind,
+    TimelineServiceClient, UpdateIncidentRequest, View, Visibility, lazy_channels,
 };
 use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
 
 use crate::support::{
     Daemon, POSTGRES_VAR, TestDb, create_incident, eventually, free_port, head_sequence, http_get,
-    list_all_timeline_events, mask, plain_incident, postgres_admin_url, rid, within,
+    mask, plain_incident, postgres_admin_url, rid, whole_log, within,
 };
 use crate::timeline::subscribe_request;
 
@@ -114,16 +113,46 @@ fn note(incident_id: &str, text: String, request_id: String) -> AddNoteRequest {
     }
 }
 
+/// Adds `count` notes to `incident_id` through `t`, one after the other, in
+/// a task of its own; hands back each note's text with the sequence its
+/// answer named.
+fn add_notes(
+    mut t: TimelineServiceClient<Channel>,
+    incident_id: String,
+    who: String,
+    count: usize,
+) -> tokio::task::JoinHandle<Vec<(u64, String)>> {
+    tokio::spawn(async move {
+        let mut acked = Vec::new();
+        for n in 0..count {
+            let text = format!("{who} note {n}");
+            let e = t
+                .add_note(note(&incident_id, text.clone(), rid()))
+                .await
+                .expect("add note")
+                .into_inner()
+                .event
+                .expect("event");
+            acked.push((e.sequence, text));
+        }
+        acked
+    })
+}
+
+/// What every [`add_notes`] task answered.
+async fn all_answered(
+    writers: Vec<tokio::task::JoinHandle<Vec<(u64, String)>>>,
+) -> Vec<(u64, String)> {
+    let mut answered = Vec::new();
+    for w in writers {
+        answered.extend(w.await.expect("writer"));
+    }
+    answered
+}
+
 /// The text of every note of the log, with how many times it appears.
 async fn notes_in_log(client: &mut TimelineServiceClient<Channel>) -> BTreeMap<String, usize> {
-    let events = list_all_timeline_events(
-        client,
-        ListTimelineEventsRequest {
-            page_size: 1000,
-            ..Default::default()
-        },
-    )
-    .await;
+    let events = whole_log(client).await;
     let mut out = BTreeMap::new();
     for e in events {
         if e.kind == TimelineEventKind::NoteAdded as i32
@@ -152,28 +181,15 @@ async fn three_replicas_serve_one_log_with_identity_held_by_the_database() {
     // Writers spread over the three, concurrently.
     let mut writers = Vec::new();
     for i in 0..3 {
-        let mut t = r.timeline(i).await;
-        let id = incident.id.clone();
-        writers.push(tokio::spawn(async move {
-            let mut acked = Vec::new();
-            for n in 0..25 {
-                let text = format!("replica {i} note {n}");
-                let e = t
-                    .add_note(note(&id, text.clone(), rid()))
-                    .await
-                    .expect("add note")
-                    .into_inner()
-                    .event
-                    .expect("event");
-                acked.push((e.sequence, text));
-            }
-            acked
-        }));
+        let t = r.timeline(i).await;
+        writers.push(add_notes(
+            t,
+            incident.id.clone(),
+            format!("replica {i}"),
+            25,
+        ));
     }
-    let mut answered = Vec::new();
-    for w in writers {
-        answered.extend(w.await.expect("writer"));
-    }
+    let answered = all_answered(writers).await;
     // Each answer names the sequence its note has in the log.
     let logged = notes_by_sequence(&mut r.timeline(1).await).await;
     for (sequence, text) in &answered {
@@ -348,15 +364,8 @@ async fn three_replicas_serve_one_log_with_identity_held_by_the_database() {
 
 /// The text of every note of the log, by its sequence.
 async fn notes_by_sequence(client: &mut TimelineServiceClient<Channel>) -> BTreeMap<u64, String> {
-    let events = list_all_timeline_events(
-        client,
-        ListTimelineEventsRequest {
-            page_size: 1000,
-            ..Default::default()
-        },
-    )
-    .await;
-    events
+    whole_log(client)
+        .await
         .into_iter()
         .filter_map(|e| match e.payload {
             Some(incident_client::timeline_event::Payload::NoteAdded(n)) => {
@@ -755,28 +764,15 @@ async fn one_replica_with_several_write_connections_keeps_one_log_in_order() {
     // for), that groups run on every connection together.
     let mut writers = Vec::new();
     for w in 0..16 {
-        let mut t = r.timeline(0).await;
-        let id = incidents[w % 8].id.clone();
-        writers.push(tokio::spawn(async move {
-            let mut acked = Vec::new();
-            for n in 0..20 {
-                let text = format!("writer {w} note {n}");
-                let e = t
-                    .add_note(note(&id, text.clone(), rid()))
-                    .await
-                    .expect("add note")
-                    .into_inner()
-                    .event
-                    .expect("event");
-                acked.push((e.sequence, text));
-            }
-            acked
-        }));
+        let t = r.timeline(0).await;
+        writers.push(add_notes(
+            t,
+            incidents[w % 8].id.clone(),
+            format!("writer {w}"),
+            20,
+        ));
     }
-    let mut answered = Vec::new();
-    for w in writers {
-        answered.extend(w.await.expect("writer"));
-    }
+    let answered = all_answered(writers).await;
     let last = 8 + answered.len() as u64;
     assert_eq!(
         [(1..=8).collect(), read_through(&mut sub, last).await].concat(),

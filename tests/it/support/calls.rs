@@ -91,15 +91,19 @@ pub async fn list_all_timeline_events(
     }
 }
 
-/// The sequence of the newest event of the log (0 while it is empty).
-pub async fn head_sequence(client: &mut TimelineServiceClient<Channel>) -> u64 {
-    let events = list_all_timeline_events(
+/// Every event of the log, oldest first, page by page.
+pub async fn whole_log(client: &mut TimelineServiceClient<Channel>) -> Vec<TimelineEvent> {
+    list_all_timeline_events(
         client,
         ListTimelineEventsRequest {
             page_size: 1000,
             ..Default::default()
         },
     )
-    .await;
-    events.last().map_or(0, |e| e.sequence)
+    .await
+}
+
+/// The sequence of the newest event of the log (0 while it is empty).
+pub async fn head_sequence(client: &mut TimelineServiceClient<Channel>) -> u64 {
+    whole_log(client).await.last().map_or(0, |e| e.sequence)
 }
