@@ -37,7 +37,7 @@ pub use db::{Conn, Dialect};
 use lease::Lease;
 use tail::Tail;
 pub use writer::{Command, WriteCtx, WriteFuture};
-use writer::{Publisher, Writer};
+use writer::{Publisher, WriteConnections, Writer};
 
 use crate::config::StoreArgs;
 use crate::domain::Time;
@@ -265,13 +265,19 @@ impl Store {
             )),
         };
         let publisher = tail.clone().map_or(Publisher::Direct, Publisher::Tail);
-        let mut conns = vec![conn];
-        if let Some(opts) = &postgres {
-            for _ in 1..options.write_connections {
-                conns.push(PgConnection::connect_with(opts).await?.into());
+        let conns = match &postgres {
+            None => WriteConnections::Sqlite(conn),
+            Some(opts) => {
+                // The writer opens its own on its thread; this one has done
+                // its work (migrations, the start-up reads).
+                let _ = conn.close().await;
+                WriteConnections::Postgres {
+                    opts: opts.clone(),
+                    count: options.write_connections,
+                }
             }
-        }
-        let writer = Writer::spawn(
+        };
+        let writer = Writer::start(
             conns,
             options.max_batch,
             options.incident_cache,
@@ -280,8 +286,8 @@ impl Store {
                 hub: hub.clone(),
                 publisher,
             },
-            postgres.clone(),
-        );
+        )
+        .await?;
         if let Some(t) = &tail {
             t.spawn();
         }

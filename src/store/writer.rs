@@ -1,7 +1,7 @@
 //! The process's writer: owns the write connections and commits concurrent
 //! write requests in groups: many requests, one transaction, one fsync. A
 //! group is in flight on each connection (SQLite has one; PostgreSQL may have
-//! several, see [`Writer::spawn`]).
+//! several, see [`Writer::start`]).
 //!
 //! A request is either a typed [`Command`], run set-wise with the commands
 //! around it (see `batch`), or a job: a closure with the connection, run in
@@ -462,7 +462,47 @@ pub(super) enum Publisher {
     Tail(Tail),
 }
 
-/// Handle to the writer task.
+/// The connections the writer writes on.
+pub(super) enum WriteConnections {
+    /// SQLite's one, already open: its I/O runs on a thread of its own
+    /// (sqlx's worker), whatever runtime waits on it.
+    Sqlite(Conn),
+    /// Opened on the writer's thread, so that their sockets are driven by
+    /// the runtime that waits on them; reopened with the same options when
+    /// one is lost.
+    Postgres {
+        opts: PgConnectOptions,
+        count: usize,
+    },
+}
+
+struct Opened {
+    conns: Vec<Conn>,
+    reconnect: Option<PgConnectOptions>,
+}
+
+impl WriteConnections {
+    async fn open(self) -> Result<Opened> {
+        match self {
+            WriteConnections::Sqlite(conn) => Ok(Opened {
+                conns: vec![conn],
+                reconnect: None,
+            }),
+            WriteConnections::Postgres { opts, count } => {
+                let mut conns = Vec::with_capacity(count.max(1));
+                for _ in 0..count.max(1) {
+                    conns.push(PgConnection::connect_with(&opts).await?.into());
+                }
+                Ok(Opened {
+                    conns,
+                    reconnect: Some(opts),
+                })
+            }
+        }
+    }
+}
+
+/// Handle to the writer, which runs on a thread of its own.
 #[derive(Clone)]
 pub(super) struct Writer {
     tx: mpsc::Sender<Msg>,
@@ -471,48 +511,96 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer on `conns`: one group in flight per connection, the
-    /// groups drawn from one queue. SQLite gets one connection (its write
-    /// lock admits one transaction at a time); PostgreSQL may get several, as
-    /// its groups overlap until they take the log.
-    pub(super) fn spawn(
-        conns: Vec<Conn>,
+    /// Starts the writer on a thread of its own: one group in flight per
+    /// connection, the groups drawn from one queue. SQLite gets one
+    /// connection (its write lock admits one transaction at a time);
+    /// PostgreSQL may get several, as its groups overlap until they take the
+    /// log. Returns once the connections are open.
+    ///
+    /// Why a thread: a group is a chain of statements, each a round trip
+    /// (to SQLite's worker thread, or to PostgreSQL), and nothing else runs
+    /// in the writer meanwhile. On the shared runtime each reply woke the
+    /// writer at the back of a run queue full of request tasks, so every
+    /// statement waited a turn of it; on its own thread the OS runs it as
+    /// soon as the reply is there (docs/performance.md has the figures).
+    pub(super) async fn start(
+        conns: WriteConnections,
         max_batch: usize,
         cached_incidents: usize,
         fanout: Fanout,
-        reconnect: Option<PgConnectOptions>,
-    ) -> Self {
+    ) -> Result<Self> {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
-        let mut counted = Vec::with_capacity(conns.len());
-        let mut ctxs = Vec::with_capacity(conns.len());
-        for mut conn in conns {
-            let statements = Arc::new(AtomicU64::new(0));
-            conn.count_statements(Arc::clone(&statements));
-            counted.push(Arc::clone(&statements));
-            ctxs.push((
-                WriteCtx {
-                    reconnect: reconnect.clone(),
-                    conn,
-                    now: chrono::Utc::now(),
-                    head: *fanout.head.borrow(),
-                    base: 0,
-                    events: Vec::new(),
-                    tree: TreeLock::None,
-                    commit_sql: match &fanout.publisher {
-                        Publisher::Direct => None,
-                        Publisher::Tail(tail) => Some(tail.commit_sql()),
-                    },
-                    working: Working::default(),
-                    committed: Committed::new(cached_incidents),
-                },
-                statements,
-            ));
-        }
-        tokio::spawn(run(ctxs, rx, max_batch.max(1), Arc::new(fanout)));
-        Writer {
+        let count = match &conns {
+            WriteConnections::Sqlite(_) => 1,
+            WriteConnections::Postgres { count, .. } => (*count).max(1),
+        };
+        let counted: Arc<[Arc<AtomicU64>]> =
+            (0..count).map(|_| Arc::new(AtomicU64::new(0))).collect();
+        let statements = Arc::clone(&counted);
+        let (ready, opened) = oneshot::channel::<Result<()>>();
+        let thread = move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready.send(Err(Error::Internal(format!(
+                        "could not start the writer's runtime: {e}"
+                    ))));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let opened = match conns.open().await {
+                    Ok(opened) => opened,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                let reconnect = opened.reconnect;
+                let head = *fanout.head.borrow();
+                let commit_sql = match &fanout.publisher {
+                    Publisher::Direct => None,
+                    Publisher::Tail(tail) => Some(tail.commit_sql()),
+                };
+                let ctxs = opened
+                    .conns
+                    .into_iter()
+                    .zip(statements.iter())
+                    .map(|(mut conn, statements)| {
+                        conn.count_statements(Arc::clone(statements));
+                        let ctx = WriteCtx {
+                            reconnect: reconnect.clone(),
+                            conn,
+                            now: chrono::Utc::now(),
+                            head,
+                            base: 0,
+                            events: Vec::new(),
+                            tree: TreeLock::None,
+                            commit_sql: commit_sql.clone(),
+                            working: Working::default(),
+                            committed: Committed::new(cached_incidents),
+                        };
+                        (ctx, Arc::clone(statements))
+                    })
+                    .collect();
+                let _ = ready.send(Ok(()));
+                run(ctxs, rx, max_batch.max(1), Arc::new(fanout)).await;
+            });
+        };
+        std::thread::Builder::new()
+            .name("incidentd-writer".into())
+            .spawn(thread)
+            .map_err(|e| Error::Internal(format!("could not start the writer's thread: {e}")))?;
+        opened
+            .await
+            .map_err(|_| Error::Internal("the writer's thread ended as it started".into()))??;
+        Ok(Writer {
             tx,
-            statements: counted.into(),
-        }
+            statements: counted,
+        })
     }
 
     /// Statements run on the write connections since they opened.
