@@ -272,7 +272,7 @@ impl Store {
                 // its work (migrations, the start-up reads).
                 let _ = conn.close().await;
                 WriteConnections::Postgres {
-                    opts: opts.clone(),
+                    opts: Box::new(opts.clone()),
                     count: options.write_connections,
                 }
             }

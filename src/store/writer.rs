@@ -471,7 +471,7 @@ pub(super) enum WriteConnections {
     /// the runtime that waits on them; reopened with the same options when
     /// one is lost.
     Postgres {
-        opts: PgConnectOptions,
+        opts: Box<PgConnectOptions>,
         count: usize,
     },
 }
@@ -495,7 +495,7 @@ impl WriteConnections {
                 }
                 Ok(Opened {
                     conns,
-                    reconnect: Some(opts),
+                    reconnect: Some(*opts),
                 })
             }
         }
