@@ -183,7 +183,11 @@ impl Store {
         opts: SqliteConnectOptions,
         options: StoreOptions,
     ) -> Result<Store> {
-        let conn = connect_migrated(database, &opts).await?;
+        // The writer's multi-row statements keep a statement journal (the
+        // pages they change, to undo a statement that fails halfway); in
+        // memory, not in a temporary file written page by page.
+        let writer = opts.clone().pragma("temp_store", "memory");
+        let conn = connect_migrated(database, &writer).await?;
         let statement_timeout = options.statement_timeout;
         let read = SqlitePoolOptions::new()
             .max_connections(options.read_connections)
