@@ -9,11 +9,11 @@
 //! incident, including its action-item counts and its postmortem, is an event
 //! about it, so nothing changes an incident behind the cache's back.
 //!
-//! This holds because one process writes the database and publishes every
-//! event it commits. Several servers on one database (not supported yet)
-//! will have to feed the hub with the events the others commit, and a reader
-//! will then see another server's write once its server has read it from the
-//! log.
+//! On SQLite this holds because one process writes the database and
+//! publishes every event it commits. On PostgreSQL each replica's tail feeds
+//! its hub with the events the others commit, so a reader sees another
+//! replica's write once its own replica has read it from the log (within a
+//! second even if the notification of that commit is lost).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
