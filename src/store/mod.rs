@@ -183,11 +183,7 @@ impl Store {
         opts: SqliteConnectOptions,
         options: StoreOptions,
     ) -> Result<Store> {
-        // The writer's multi-row statements keep a statement journal (the
-        // pages they change, to undo a statement that fails halfway); in
-        // memory, not in a temporary file written page by page.
-        let writer = opts.clone().pragma("temp_store", "memory");
-        let conn = connect_migrated(database, &writer).await?;
+        let conn = connect_migrated(database, &opts).await?;
         let statement_timeout = options.statement_timeout;
         let read = SqlitePoolOptions::new()
             .max_connections(options.read_connections)
@@ -270,7 +266,16 @@ impl Store {
         };
         let publisher = tail.clone().map_or(Publisher::Direct, Publisher::Tail);
         let conns = match &postgres {
-            None => WriteConnections::Sqlite(conn),
+            None => {
+                // A group's multi-row statements keep a statement journal (the
+                // pages they change, to undo one that fails halfway): in
+                // memory, not a temporary file written page by page. Set
+                // after the migrations, whose journals may be a whole table.
+                db::query("PRAGMA temp_store = memory")
+                    .execute(&mut conn)
+                    .await?;
+                WriteConnections::Sqlite(conn)
+            }
             Some(opts) => {
                 // The writer opens its own on its thread; this one has done
                 // its work (migrations, the start-up reads).
@@ -358,22 +363,33 @@ impl Store {
                 if !store.lease.held() {
                     continue;
                 }
-                let pruned = store
-                    .write(|ctx| {
-                        Box::pin(async move {
-                            let before = ctx.now() - REQUEST_ID_RETENTION;
-                            request_ids::prune(ctx.conn(), before).await
+                // One chunk per write job, so other writes go between them.
+                loop {
+                    let pruned = store
+                        .write(|ctx| {
+                            Box::pin(async move {
+                                let before = ctx.now() - REQUEST_ID_RETENTION;
+                                request_ids::prune(ctx.conn(), before).await
+                            })
                         })
-                    })
-                    .await;
-                match pruned {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(pruned = n, "pruned expired request_id records"),
-                    // The store is closing: the writer takes no more work.
-                    Err(_) if store.writer.is_closed() => break,
-                    // A failed round (a lost connection, a deadlock lost to a
-                    // write group) is tried again at the next tick.
-                    Err(e) => tracing::warn!(error = %e, "pruning request_id records failed"),
+                        .await;
+                    match pruned {
+                        Ok(n) if n < request_ids::PRUNE_CHUNK as u64 => {
+                            if n > 0 {
+                                tracing::debug!(pruned = n, "pruned expired request_id records");
+                            }
+                            break;
+                        }
+                        Ok(n) => tracing::debug!(pruned = n, "pruned expired request_id records"),
+                        // The store is closing: the writer takes no more work.
+                        Err(_) if store.writer.is_closed() => return,
+                        // A failed round (a lost connection, a deadlock lost
+                        // to a write group) is tried again at the next tick.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "pruning request_id records failed");
+                            break;
+                        }
+                    }
                 }
             }
         });

@@ -108,12 +108,23 @@ pub async fn record_all(
     Ok(())
 }
 
-/// Deletes records older than `before`; returns how many.
+/// Records one prune deletes at most: the pruner runs as a write job, and a
+/// day's records after a long outage in one statement would hold the writer
+/// (and, on SQLite, journal every page it touched) for as long as it took.
+pub const PRUNE_CHUNK: i64 = 5_000;
+
+/// Deletes up to [`PRUNE_CHUNK`] of the oldest records older than `before`;
+/// returns how many (fewer than the chunk: none are left).
 pub async fn prune(conn: &mut Conn, before: Time) -> Result<u64> {
-    Ok(db::query("DELETE FROM request_ids WHERE create_time < $1")
-        .bind(to_nanos(before))
-        .execute(&mut *conn)
-        .await?)
+    Ok(db::query(
+        "DELETE FROM request_ids WHERE (caller, method, request_id) IN \
+         (SELECT caller, method, request_id FROM request_ids \
+          WHERE create_time < $1 ORDER BY create_time LIMIT $2)",
+    )
+    .bind(to_nanos(before))
+    .bind(PRUNE_CHUNK)
+    .execute(&mut *conn)
+    .await?)
 }
 
 #[cfg(test)]
@@ -156,6 +167,42 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(pruned, (1, false, true));
+        store.close().await;
+    }
+
+    /// A backlog is pruned a chunk at a time, and only what is past the
+    /// retention: the chunk that says "more left", then the rest.
+    #[tokio::test]
+    async fn a_backlog_is_pruned_a_chunk_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("t.db").display().to_string(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let backlog = PRUNE_CHUNK as u64 + 7;
+        let rounds = store
+            .write(move |ctx| {
+                Box::pin(async move {
+                    let now = ctx.now();
+                    let old = now - REQUEST_ID_RETENTION - chrono::TimeDelta::minutes(1);
+                    let expired: Vec<(RequestKey, String)> = (0..backlog)
+                        .map(|n| (key(&format!("old-{n}")), "{}".to_owned()))
+                        .collect();
+                    record_all(ctx.conn(), &expired, old).await?;
+                    record(ctx.conn(), &key("recent"), "{}", now).await?;
+                    let mut rounds = Vec::new();
+                    for _ in 0..3 {
+                        rounds.push(prune(ctx.conn(), now - REQUEST_ID_RETENTION).await?);
+                    }
+                    let recent_left = find(ctx.conn(), &key("recent")).await?.is_some();
+                    Ok((rounds, recent_left))
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(rounds, (vec![PRUNE_CHUNK as u64, 7, 0], true));
         store.close().await;
     }
 }

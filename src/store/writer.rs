@@ -699,8 +699,10 @@ async fn run(
         .collect();
     let mut acks = Vec::new();
     for w in workers {
-        if let Ok(Some(ack)) = w.await {
-            acks.push(ack);
+        match w.await {
+            Ok(Some(ack)) => acks.push(ack),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "a write connection's loop ended abnormally"),
         }
     }
     for ack in acks {
