@@ -329,8 +329,8 @@ fn renumber_wire(e: &mut pb::TimelineEvent, n: &Numbering) {
     }
 }
 
-/// How many times the writer lets other tasks run, at most, while a group is
-/// much smaller than the one before (see `run`).
+/// How many times the writer lets other threads run, at most, while a group
+/// is much smaller than the one before (see `run`).
 const LINGER_YIELDS: usize = 16;
 
 type Done = Box<dyn FnOnce(Result<()>) + Send>;
@@ -744,8 +744,10 @@ async fn work(
                         // The callers the last group answered are sending
                         // their next writes: let them in rather than start a
                         // small group they would all queue behind.
+                        // They run on the request threads, not this one:
+                        // the OS yield gives them the core.
                         lingered += 1;
-                        tokio::task::yield_now().await;
+                        std::thread::yield_now();
                     }
                     Err(_) => break,
                 }
