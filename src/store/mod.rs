@@ -374,13 +374,15 @@ impl Store {
                         })
                         .await;
                     match pruned {
-                        Ok(n) if n < request_ids::PRUNE_CHUNK as u64 => {
+                        Ok(n) => {
                             if n > 0 {
                                 tracing::debug!(pruned = n, "pruned expired request_id records");
                             }
-                            break;
+                            // A short chunk: nothing older is left.
+                            if n < request_ids::PRUNE_CHUNK as u64 {
+                                break;
+                            }
                         }
-                        Ok(n) => tracing::debug!(pruned = n, "pruned expired request_id records"),
                         // The store is closing: the writer takes no more work.
                         Err(_) if store.writer.is_closed() => return,
                         // A failed round (a lost connection, a deadlock lost

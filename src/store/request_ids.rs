@@ -130,7 +130,8 @@ pub async fn prune(conn: &mut Conn, before: Time) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{REQUEST_ID_RETENTION, Store, StoreOptions};
+    use crate::store::REQUEST_ID_RETENTION;
+    use crate::store::testing::open;
 
     fn key(id: &str) -> RequestKey {
         RequestKey {
@@ -143,13 +144,7 @@ mod tests {
 
     #[tokio::test]
     async fn records_older_than_the_retention_are_pruned_and_newer_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &dir.path().join("t.db").display().to_string(),
-            StoreOptions::default(),
-        )
-        .await
-        .unwrap();
+        let (_dir, store) = open().await;
         let pruned = store
             .write(|ctx| {
                 Box::pin(async move {
@@ -174,13 +169,7 @@ mod tests {
     /// retention: the chunk that says "more left", then the rest.
     #[tokio::test]
     async fn a_backlog_is_pruned_a_chunk_at_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &dir.path().join("t.db").display().to_string(),
-            StoreOptions::default(),
-        )
-        .await
-        .unwrap();
+        let (_dir, store) = open().await;
         let backlog = PRUNE_CHUNK as u64 + 7;
         let rounds = store
             .write(move |ctx| {

@@ -476,27 +476,33 @@ pub(super) enum WriteConnections {
     },
 }
 
-struct Opened {
-    conns: Vec<Conn>,
-    reconnect: Option<PgConnectOptions>,
-}
-
 impl WriteConnections {
-    async fn open(self) -> Result<Opened> {
+    /// How many the writer writes on.
+    fn count(&self) -> usize {
         match self {
-            WriteConnections::Sqlite(conn) => Ok(Opened {
-                conns: vec![conn],
-                reconnect: None,
-            }),
-            WriteConnections::Postgres { opts, count } => {
-                let mut conns = Vec::with_capacity(count.max(1));
-                for _ in 0..count.max(1) {
+            WriteConnections::Sqlite(_) => 1,
+            WriteConnections::Postgres { count, .. } => (*count).max(1),
+        }
+    }
+
+    /// How to open one again when it is lost.
+    fn reconnect(&self) -> Option<PgConnectOptions> {
+        match self {
+            WriteConnections::Sqlite(_) => None,
+            WriteConnections::Postgres { opts, .. } => Some(PgConnectOptions::clone(opts)),
+        }
+    }
+
+    async fn open(self) -> Result<Vec<Conn>> {
+        let count = self.count();
+        match self {
+            WriteConnections::Sqlite(conn) => Ok(vec![conn]),
+            WriteConnections::Postgres { opts, .. } => {
+                let mut conns = Vec::with_capacity(count);
+                for _ in 0..count {
                     conns.push(PgConnection::connect_with(&opts).await?.into());
                 }
-                Ok(Opened {
-                    conns,
-                    reconnect: Some(*opts),
-                })
+                Ok(conns)
             }
         }
     }
@@ -530,12 +536,9 @@ impl Writer {
         fanout: Fanout,
     ) -> Result<Self> {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
-        let count = match &conns {
-            WriteConnections::Sqlite(_) => 1,
-            WriteConnections::Postgres { count, .. } => (*count).max(1),
-        };
-        let counted: Arc<[Arc<AtomicU64>]> =
-            (0..count).map(|_| Arc::new(AtomicU64::new(0))).collect();
+        let counted: Arc<[Arc<AtomicU64>]> = (0..conns.count())
+            .map(|_| Arc::new(AtomicU64::new(0)))
+            .collect();
         let statements = Arc::clone(&counted);
         let (ready, opened) = oneshot::channel::<Result<()>>();
         let thread = move || {
@@ -552,6 +555,7 @@ impl Writer {
                 }
             };
             rt.block_on(async move {
+                let reconnect = conns.reconnect();
                 let opened = match conns.open().await {
                     Ok(opened) => opened,
                     Err(e) => {
@@ -559,14 +563,12 @@ impl Writer {
                         return;
                     }
                 };
-                let reconnect = opened.reconnect;
                 let head = *fanout.head.borrow();
                 let commit_sql = match &fanout.publisher {
                     Publisher::Direct => None,
                     Publisher::Tail(tail) => Some(tail.commit_sql()),
                 };
                 let ctxs = opened
-                    .conns
                     .into_iter()
                     .zip(statements.iter())
                     .map(|(mut conn, statements)| {
