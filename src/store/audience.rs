@@ -2,13 +2,15 @@
 //! status updates and notes as they now are; and the public form of events
 //! made from it.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 
 use super::db::{self, Conn, Row, Sql};
 use super::events::PublicIncident;
 
 use crate::api::convert::ts;
-use crate::domain::{Time, Visibility};
+use crate::domain::{Incident, IncidentId, Note, StatusUpdate, StatusUpdateId, Time, Visibility};
 use crate::error::Result;
 use crate::proto as pb;
 use crate::public_view::{Facts, Named, Seen, Shown};
@@ -29,6 +31,83 @@ pub async fn facts_of(conn: &mut Conn, events: &[pb::TimelineEvent]) -> Result<F
     let named = named(events);
     let rows = public_incidents(conn, &named).await?;
     facts(conn, &named, rows).await
+}
+
+/// What a group of commands holds in memory as it now is: the incidents it
+/// read (under its locks) or wrote, and the status updates and notes it
+/// wrote. What its own events name is all there, so the public form of
+/// those events needs no read.
+#[derive(Debug, Default)]
+pub struct Known {
+    incidents: HashMap<IncidentId, Incident>,
+    updates: HashMap<StatusUpdateId, StatusUpdate>,
+    notes: HashMap<u64, Note>,
+}
+
+impl Known {
+    pub fn incidents(&mut self, incidents: impl IntoIterator<Item = Incident>) {
+        self.incidents
+            .extend(incidents.into_iter().map(|i| (i.id, i)));
+    }
+
+    pub fn updates(&mut self, updates: impl IntoIterator<Item = StatusUpdate>) {
+        self.updates.extend(updates.into_iter().map(|u| (u.id, u)));
+    }
+
+    pub fn notes(&mut self, notes: impl IntoIterator<Item = Note>) {
+        self.notes
+            .extend(notes.into_iter().map(|n| (n.sequence, n)));
+    }
+
+    /// What [`facts_of`] would read for `events`, from memory; `None` if
+    /// they name an incident or a status update the group neither read nor
+    /// wrote. A note the group did not write has no row it could read: it
+    /// was added by this group and not corrected since, so it is as its
+    /// event says.
+    pub fn facts_of(&self, events: &[pb::TimelineEvent]) -> Option<Facts> {
+        let mut facts = Facts::default();
+        for (id, posts) in named(events).incidents {
+            let incident = self.incidents.get(&id.parse::<IncidentId>().ok()?)?;
+            if incident.visibility != Visibility::Public {
+                continue;
+            }
+            if incident.delete_time.is_some() {
+                facts.incidents.insert(id, Seen::Deleted);
+                continue;
+            }
+            for update in posts.updates {
+                let u = self.updates.get(&update.parse::<StatusUpdateId>().ok()?)?;
+                facts.updates.insert(
+                    update,
+                    Shown {
+                        visibility: u.visibility,
+                        text: u.message.clone(),
+                        edit_time: u.edit_time.map(ts),
+                    },
+                );
+            }
+            for sequence in posts.notes {
+                if let Some(n) = self.notes.get(&sequence) {
+                    facts.notes.insert(
+                        sequence,
+                        Shown {
+                            visibility: n.visibility,
+                            text: n.text.clone(),
+                            edit_time: n.edit_time.map(ts),
+                        },
+                    );
+                }
+            }
+            facts.incidents.insert(
+                id,
+                Seen::Public {
+                    title: incident.title.clone(),
+                    summary: incident.summary.clone(),
+                },
+            );
+        }
+        Some(facts)
+    }
 }
 
 /// As [`public_forms`], the rows of the PUBLIC incidents among those the

@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::audience::Known;
 use super::db::{self, Builder, Conn, Dialect};
 use super::incidents::WITH_COUNTS;
 use super::request_ids::RequestKey;
@@ -183,7 +184,7 @@ impl Working {
     /// Once the kept writes are in SQL: they become the state as read, so
     /// what comes next neither writes them again nor reads them again.
     /// Records in `committed` what they made of the incidents they touched.
-    fn settle(&mut self, committed: &mut Committed) {
+    fn settle(&mut self, committed: &mut Committed, known: Option<&mut Known>) {
         let touched: Vec<IncidentId> = self
             .changed
             .keys()
@@ -214,8 +215,16 @@ impl Working {
         }
         self.postmortems
             .extend(std::mem::take(&mut self.changed_postmortems));
-        self.status_updates.clear();
-        self.notes.clear();
+        match known {
+            Some(known) => {
+                known.updates(self.status_updates.drain(..));
+                known.notes(self.notes.drain(..));
+            }
+            None => {
+                self.status_updates.clear();
+                self.notes.clear();
+            }
+        }
     }
 }
 
@@ -532,7 +541,7 @@ impl<'a> Tx<'a> {
             ctx.working.failed = Some(e.clone());
             return Err(Error::Internal(e));
         }
-        ctx.working.settle(&mut ctx.committed);
+        ctx.working.settle(&mut ctx.committed, ctx.known.as_mut());
         Ok(())
     }
 
@@ -790,7 +799,11 @@ pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
         return Err(Error::Internal(e));
     }
     write(&mut ctx.conn, &w).await?;
-    w.settle(&mut ctx.committed);
+    w.settle(&mut ctx.committed, ctx.known.as_mut());
+    if let Some(known) = ctx.known.as_mut() {
+        // Read under the group's locks, or written by it: as they now are.
+        known.incidents(w.read.into_values().flatten());
+    }
     Ok(())
 }
 

@@ -33,6 +33,13 @@ pub const CHANNEL: &str = "incidentd_log";
 /// notification comes.
 pub const POLL: Duration = Duration::from_secs(1);
 
+/// Shortest time between two reads of the tail. Under load every replica
+/// commits hundreds of groups a second, and a read (a statement, the events
+/// decoded, their public forms) per group elsewhere costs each replica as
+/// much as its own writes: the events committed meanwhile are read together.
+/// A subscriber's latency across replicas grows by at most this.
+pub const READ_EVERY: Duration = Duration::from_millis(5);
+
 /// Events read from the log per statement.
 const BATCH: usize = 1000;
 
@@ -96,19 +103,24 @@ impl Tail {
 
     /// Publishes a group this replica's writer just committed, after every
     /// event before it (committed earlier by other replicas: the log lock
-    /// orders groups) that the hub has not published yet. Events the tail
-    /// already read from the log are not published again.
+    /// orders groups) that the hub has not published yet, which it reads on
+    /// `conn`, the writer's connection. Events the tail already read from the
+    /// log are not published again.
     pub(super) async fn publish_own(
         &self,
         own: Vec<Arc<LiveEvent>>,
         renamed: HashMap<ComponentId, String>,
+        conn: &mut Conn,
     ) {
         let Some(first) = own.first().map(|e| e.stored.keys.sequence) else {
             return;
         };
         let mut cursor = self.inner.published.lock().await;
         if cursor.published + 1 < first
-            && let Err(e) = self.inner.read_through(&mut cursor, first - 1).await
+            && let Err(e) = self
+                .inner
+                .read_on(conn, &mut cursor.published, first - 1)
+                .await
         {
             // Publishing ours now would skip the gap: the tail reads them all
             // from the log instead, in order.
@@ -149,7 +161,8 @@ impl Tail {
     }
 
     /// Runs the tail until the hub shuts down: wakes on a notification or
-    /// every [`POLL`], and reads what is new.
+    /// every [`POLL`], and reads what is new, at most once per
+    /// [`READ_EVERY`].
     pub(super) fn spawn(&self) {
         let inner = Arc::clone(&self.inner);
         let listening = Arc::clone(&self.inner);
@@ -162,9 +175,19 @@ impl Tail {
                     _ = inner.wake.notified() => {}
                     _ = tokio::time::sleep(POLL) => {}
                 }
-                let mut cursor = inner.published.lock().await;
-                if let Err(e) = inner.read_through(&mut cursor, u64::MAX).await {
-                    tracing::warn!(error = %e, "reading the log failed; retrying");
+                let started = tokio::time::Instant::now();
+                {
+                    let mut cursor = inner.published.lock().await;
+                    if let Err(e) = inner.read_through(&mut cursor, u64::MAX).await {
+                        tracing::warn!(error = %e, "reading the log failed; retrying");
+                    }
+                }
+                // What commits meanwhile waits for the next read, which then
+                // takes it all at once (or for this replica's writer, which
+                // reads the log up to each group it commits).
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = tokio::time::sleep_until(started + READ_EVERY) => {}
                 }
             }
             listener.abort();
