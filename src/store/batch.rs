@@ -800,11 +800,22 @@ pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
     }
     write(&mut ctx.conn, &w).await?;
     w.settle(&mut ctx.committed, ctx.known.as_mut());
+    keep_read(ctx, w);
+    Ok(())
+}
+
+/// Ends a run of commands that wrote nothing.
+pub(super) fn forget(ctx: &mut WriteCtx) {
+    let w = std::mem::take(&mut ctx.working);
+    keep_read(ctx, w);
+}
+
+/// The incidents a run read under the group's locks, or wrote, are as they
+/// now are: the group's public forms are made from them.
+fn keep_read(ctx: &mut WriteCtx, w: Working) {
     if let Some(known) = ctx.known.as_mut() {
-        // Read under the group's locks, or written by it: as they now are.
         known.incidents(w.read.into_values().flatten());
     }
-    Ok(())
 }
 
 /// Writes the kept commands' writes: a fixed number of multi-row statements

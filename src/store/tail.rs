@@ -73,7 +73,7 @@ struct Cursor {
     published: u64,
     /// Its own connection, kept (not a pooled one: a pool tests a connection
     /// with a round trip each time it is taken and each time it is given
-    /// back, and the tail reads once per commit anywhere). `None` until
+    /// back, and the tail reads up to every [`READ_EVERY`]). `None` until
     /// connected, and again after a failure.
     conn: Option<Conn>,
 }
