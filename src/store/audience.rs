@@ -65,46 +65,30 @@ impl Known {
     /// was added by this group and not corrected since, so it is as its
     /// event says.
     pub fn facts_of(&self, events: &[pb::TimelineEvent]) -> Option<Facts> {
-        let mut facts = Facts::default();
-        for (id, posts) in named(events).incidents {
-            let incident = self.incidents.get(&id.parse::<IncidentId>().ok()?)?;
-            if incident.visibility != Visibility::Public {
-                continue;
+        let named = named(events);
+        let mut rows = Vec::new();
+        for id in named.incidents.keys() {
+            let i = self.incidents.get(&id.parse::<IncidentId>().ok()?)?;
+            if i.visibility == Visibility::Public {
+                rows.push((
+                    id.clone(),
+                    i.delete_time.is_some(),
+                    i.title.clone(),
+                    i.summary.clone(),
+                ));
             }
-            if incident.delete_time.is_some() {
-                facts.incidents.insert(id, Seen::Deleted);
-                continue;
+        }
+        let (mut facts, updates, notes) = seen(&named, rows);
+        for id in updates {
+            let u = self.updates.get(&id.parse::<StatusUpdateId>().ok()?)?;
+            let shown = shown(u.visibility, u.message.clone(), u.edit_time);
+            facts.updates.insert(id, shown);
+        }
+        for sequence in notes {
+            if let Some(n) = self.notes.get(&sequence) {
+                let shown = shown(n.visibility, n.text.clone(), n.edit_time);
+                facts.notes.insert(sequence, shown);
             }
-            for update in posts.updates {
-                let u = self.updates.get(&update.parse::<StatusUpdateId>().ok()?)?;
-                facts.updates.insert(
-                    update,
-                    Shown {
-                        visibility: u.visibility,
-                        text: u.message.clone(),
-                        edit_time: u.edit_time.map(ts),
-                    },
-                );
-            }
-            for sequence in posts.notes {
-                if let Some(n) = self.notes.get(&sequence) {
-                    facts.notes.insert(
-                        sequence,
-                        Shown {
-                            visibility: n.visibility,
-                            text: n.text.clone(),
-                            edit_time: n.edit_time.map(ts),
-                        },
-                    );
-                }
-            }
-            facts.incidents.insert(
-                id,
-                Seen::Public {
-                    title: incident.title.clone(),
-                    summary: incident.summary.clone(),
-                },
-            );
         }
         Some(facts)
     }
@@ -158,9 +142,43 @@ async fn public_incidents(conn: &mut Conn, named: &Named) -> Result<Vec<PublicIn
 /// (`rows`): the updates and notes of those only are read (events of the
 /// others are hidden whatever their updates and notes say).
 async fn facts(conn: &mut Conn, named: &Named, rows: Vec<PublicIncident>) -> Result<Facts> {
+    let (mut facts, updates, notes) = seen(named, rows);
+    if !updates.is_empty() {
+        let sql = db::per(
+            "SELECT id, visibility, json_extract(doc, '$.message'), json_extract(doc, '$.edit_time')
+             FROM status_updates WHERE id IN (SELECT value FROM json_each($1))",
+            "SELECT id, visibility, doc::json ->> 'message', doc::json ->> 'edit_time'
+             FROM status_updates WHERE id = ANY($1)",
+        );
+        facts
+            .updates
+            .extend(read_shown::<String>(conn, sql, updates.into()).await?);
+    }
+    if !notes.is_empty() {
+        let sql = db::per(
+            "SELECT sequence, visibility, json_extract(doc, '$.text'), json_extract(doc, '$.edit_time')
+             FROM notes WHERE sequence IN (SELECT value FROM json_each($1))",
+            "SELECT sequence, visibility, doc::json ->> 'text', doc::json ->> 'edit_time'
+             FROM notes WHERE sequence = ANY($1)",
+        );
+        let keys: Vec<i64> = notes.iter().map(|&n| n as i64).collect();
+        let rows = read_shown::<i64>(conn, sql, keys.into()).await?;
+        facts
+            .notes
+            .extend(rows.into_iter().map(|(k, s)| (k as u64, s)));
+    }
+    Ok(facts)
+}
+
+/// What the public sees of the incidents, given which of those `named`
+/// names are PUBLIC (`rows`), and the updates and notes whose current form
+/// the rest of the facts needs: those of the public incidents that are not
+/// deleted (events of the others are hidden whatever their updates and
+/// notes say).
+fn seen(named: &Named, rows: Vec<PublicIncident>) -> (Facts, Vec<String>, Vec<u64>) {
     let mut facts = Facts::default();
-    let mut updates: Vec<String> = Vec::new();
-    let mut notes: Vec<u64> = Vec::new();
+    let mut updates = Vec::new();
+    let mut notes = Vec::new();
     for (id, deleted, title, summary) in rows {
         if deleted {
             facts.incidents.insert(id, Seen::Deleted);
@@ -172,37 +190,22 @@ async fn facts(conn: &mut Conn, named: &Named, rows: Vec<PublicIncident>) -> Res
         }
         facts.incidents.insert(id, Seen::Public { title, summary });
     }
-    if !updates.is_empty() {
-        let sql = db::per(
-            "SELECT id, visibility, json_extract(doc, '$.message'), json_extract(doc, '$.edit_time')
-             FROM status_updates WHERE id IN (SELECT value FROM json_each($1))",
-            "SELECT id, visibility, doc::json ->> 'message', doc::json ->> 'edit_time'
-             FROM status_updates WHERE id = ANY($1)",
-        );
-        facts
-            .updates
-            .extend(shown::<String>(conn, sql, updates.into()).await?);
+    (facts, updates, notes)
+}
+
+/// A status update or a note as it now is.
+fn shown(visibility: Visibility, text: String, edit_time: Option<Time>) -> Shown {
+    Shown {
+        visibility,
+        text,
+        edit_time: edit_time.map(ts),
     }
-    if !notes.is_empty() {
-        let sql = db::per(
-            "SELECT sequence, visibility, json_extract(doc, '$.text'), json_extract(doc, '$.edit_time')
-             FROM notes WHERE sequence IN (SELECT value FROM json_each($1))",
-            "SELECT sequence, visibility, doc::json ->> 'text', doc::json ->> 'edit_time'
-             FROM notes WHERE sequence = ANY($1)",
-        );
-        let keys: Vec<i64> = notes.iter().map(|&n| n as i64).collect();
-        let rows = shown::<i64>(conn, sql, keys.into()).await?;
-        facts
-            .notes
-            .extend(rows.into_iter().map(|(k, s)| (k as u64, s)));
-    }
-    Ok(facts)
 }
 
 /// Status updates or notes as they now are, read by `sql` (key, visibility,
 /// current text, edit time as stored) for the keys bound as `keys`. Only
 /// these columns are read: an update's revisions may be large.
-async fn shown<K>(conn: &mut Conn, sql: Sql, keys: db::Value) -> Result<Vec<(K, Shown)>>
+async fn read_shown<K>(conn: &mut Conn, sql: Sql, keys: db::Value) -> Result<Vec<(K, Shown)>>
 where
     (K, i64, String, Option<String>): Row,
 {
@@ -212,20 +215,14 @@ where
     for (key, visibility, text, edit_time) in rows {
         // Time is stored as serde writes it: RFC 3339.
         let edit_time = match edit_time {
-            Some(t) => Some(ts(serde_json::from_value::<Time>(t.into())?)),
+            Some(t) => Some(serde_json::from_value::<Time>(t.into())?),
             None => None,
         };
-        out.push((
-            key,
-            Shown {
-                visibility: i32::try_from(visibility)
-                    .ok()
-                    .and_then(Visibility::from_code)
-                    .unwrap_or(Visibility::Internal),
-                text,
-                edit_time,
-            },
-        ));
+        let visibility = i32::try_from(visibility)
+            .ok()
+            .and_then(Visibility::from_code)
+            .unwrap_or(Visibility::Internal);
+        out.push((key, shown(visibility, text, edit_time)));
     }
     Ok(out)
 }

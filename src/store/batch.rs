@@ -161,11 +161,6 @@ impl Working {
             || !self.notes.is_empty()
     }
 
-    /// Whether writes are waiting for [`flush`] (or a failed one must be reported by it).
-    pub(super) fn is_dirty(&self) -> bool {
-        self.has_writes() || self.failed.is_some()
-    }
-
     /// The record of an earlier request with this key, if any.
     pub(super) fn request_id(&self, key: &RequestKey) -> Option<&(Vec<u8>, String)> {
         self.request_ids
@@ -791,8 +786,8 @@ async fn fetch_postmortems(conn: &mut Conn, w: &mut Working, ids: &[IncidentId])
 }
 
 /// Writes what the kept commands wrote, a fixed number of statements whatever
-/// their number, and forgets what was read: the next command to run may
-/// follow a write this state did not see.
+/// their number (none if they wrote nothing), and forgets what was read: the
+/// next command to run may follow a write this state did not see.
 pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
     let mut w = std::mem::take(&mut ctx.working);
     if let Some(e) = w.failed {
@@ -800,22 +795,11 @@ pub(super) async fn flush(ctx: &mut WriteCtx) -> Result<()> {
     }
     write(&mut ctx.conn, &w).await?;
     w.settle(&mut ctx.committed, ctx.known.as_mut());
-    keep_read(ctx, w);
-    Ok(())
-}
-
-/// Ends a run of commands that wrote nothing.
-pub(super) fn forget(ctx: &mut WriteCtx) {
-    let w = std::mem::take(&mut ctx.working);
-    keep_read(ctx, w);
-}
-
-/// The incidents a run read under the group's locks, or wrote, are as they
-/// now are: the group's public forms are made from them.
-fn keep_read(ctx: &mut WriteCtx, w: Working) {
     if let Some(known) = ctx.known.as_mut() {
+        // Read under the group's locks, or written by it: as they now are.
         known.incidents(w.read.into_values().flatten());
     }
+    Ok(())
 }
 
 /// Writes the kept commands' writes: a fixed number of multi-row statements

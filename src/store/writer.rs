@@ -1015,15 +1015,9 @@ async fn run_commands(ctx: &mut WriteCtx, run: &mut [Box<dyn Entry>]) -> Result<
             }
         }
     }
-    if ctx.working.is_dirty() {
-        batch::flush(ctx).await?;
-    } else {
-        // A run that wrote no rows (notes are events only) still read the
-        // incidents its events are about.
-        batch::forget(ctx);
-    }
-    ctx.working = Working::default();
-    Ok(())
+    // Also for a run that wrote no rows (notes are events only): it still
+    // read the incidents its events are about.
+    batch::flush(ctx).await
 }
 
 async fn exec(conn: &mut Conn, sql: &'static str) -> Result<()> {
