@@ -195,6 +195,14 @@ pub struct StoreArgs {
     #[arg(long, env = "INCIDENTD_WRITE_CONNECTIONS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64).map(|v| v as usize))]
     pub write_connections: usize,
 
+    /// PostgreSQL: how long one of this replica's write transactions may
+    /// wait on the replica between two statements (the process stopped or
+    /// starved of CPU, or cut off from the database) before PostgreSQL ends
+    /// it. Such a transaction holds locks every replica's writes need; ended,
+    /// they are released, and its callers get UNAVAILABLE and may retry.
+    #[arg(long, env = "INCIDENTD_WRITE_IDLE_TIMEOUT", default_value = "5s", value_parser = positive_duration)]
+    pub write_idle_timeout: Duration,
+
     /// Read connections in the pool.
     #[arg(long, env = "INCIDENTD_READ_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub read_connections: u32,

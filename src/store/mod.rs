@@ -280,8 +280,16 @@ impl Store {
                 // The writer opens its own on its thread; this one has done
                 // its work (migrations, the start-up reads).
                 let _ = conn.close().await;
+                // A write transaction holds row locks and, while it writes
+                // the log, the lock every replica's groups queue for: one
+                // left waiting on a stopped or cut-off replica is ended by the
+                // database rather than holding every replica's writes.
+                let idle_ms = options.write_idle_timeout.as_millis().max(1).to_string();
                 WriteConnections::Postgres {
-                    opts: Box::new(opts.clone()),
+                    opts: Box::new(
+                        opts.clone()
+                            .options([("idle_in_transaction_session_timeout", idle_ms.as_str())]),
+                    ),
                     count: options.write_connections,
                 }
             }
@@ -652,10 +660,11 @@ pub(crate) fn is_connection_lost(e: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => true,
         // Class 08 (connection exception), 57P01-57P03 (admin shutdown,
-        // crash shutdown, cannot connect now).
-        sqlx::Error::Database(d) => d
-            .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        // crash shutdown, cannot connect now), 25P03 and 57P05 (the session
+        // ended for idling in a transaction or at all).
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "57P05" | "25P03")
+        }),
         _ => false,
     }
 }

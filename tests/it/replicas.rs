@@ -561,6 +561,140 @@ async fn terminated_database_connections_are_reconnected_without_loss_or_repeat(
     }
 }
 
+/// The backend of the test database that sits in a transaction which has
+/// locked or written something, if there is one once no backend is running
+/// a statement.
+async fn idle_holder(admin: &mut PgConnection, database: &str) -> Option<i32> {
+    // A statement the stopped replica sent before it stopped still runs
+    // for a moment; its transaction is idle once it is answered.
+    within("the database's backends to settle", async {
+        loop {
+            let active: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()",
+            )
+            .bind(database)
+            .fetch_one(&mut *admin)
+            .await
+            .expect("pg_stat_activity");
+            if active == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity
+         WHERE datname = $1 AND state = 'idle in transaction' AND backend_xid IS NOT NULL",
+    )
+    .bind(database)
+    .fetch_optional(&mut *admin)
+    .await
+    .expect("pg_stat_activity")
+}
+
+#[tokio::test]
+async fn a_replica_stopped_inside_a_write_transaction_does_not_hold_the_others_writes() {
+    // Replica 0 is stopped (SIGSTOP: a paused VM, a process starved of CPU)
+    // while its writer holds a transaction open; its locks are what every
+    // other replica's write to the same incident needs.
+    let Some(r) = Replicas::start_with(2, |i| match i {
+        0 => vec!["--write-idle-timeout".into(), "2s".into()],
+        _ => Vec::new(),
+    })
+    .await
+    else {
+        return;
+    };
+    let admin = postgres_admin_url().expect("admin url");
+    let database = r.db.postgres_name().expect("postgres").to_owned();
+    let incident = create_incident(&mut r.incidents(1).await, plain_incident("Stalled")).await;
+    let mut sub = r.subscription(0);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        writers.push(storm(
+            r.timeline(0).await,
+            incident.id.clone(),
+            format!("writer {w}"),
+            Arc::clone(&stop),
+            Arc::clone(&total),
+        ));
+    }
+    until_total(&total, 20).await;
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .expect("connect (admin)");
+    let mut holder = None;
+    for _ in 0..200 {
+        r.daemons[0].signal("STOP");
+        holder = idle_holder(&mut conn, &database).await;
+        if holder.is_some() {
+            break;
+        }
+        // Caught between two groups: let it run on and try again.
+        r.daemons[0].signal("CONT");
+        let now = total.load(Ordering::Relaxed);
+        until_total(&total, now + 2).await;
+    }
+    let holder = holder.expect("replica 0 stopped inside a write transaction");
+
+    // With replica 0 still stopped, replica 1 writes to the same incident.
+    let mut other = r.timeline(1).await;
+    let text = "written while replica 0 is stopped".to_string();
+    within(
+        "a write on replica 1 while replica 0 holds its locks",
+        async {
+            other
+                .add_note(note(&incident.id, text.clone(), rid()))
+                .await
+                .expect("add note on replica 1")
+        },
+    )
+    .await;
+    let ended: Option<i32> = sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE pid = $1")
+        .bind(holder)
+        .fetch_optional(&mut conn)
+        .await
+        .expect("pg_stat_activity");
+    assert_eq!(
+        ended, None,
+        "the database ended the stopped replica's transaction"
+    );
+    conn.close().await.ok();
+
+    // Replica 0 resumes: its writer finds its connection gone, opens another
+    // and goes on writing.
+    r.daemons[0].signal("CONT");
+    let now = total.load(Ordering::Relaxed);
+    until_total(&total, now + 40).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.expect("writer"));
+    }
+    let log = notes_in_log(&mut other).await;
+    assert_eq!(log.get(&text), Some(&1));
+    for (text, _) in &acked {
+        assert_eq!(
+            log.get(text),
+            Some(&1),
+            "acknowledged {text:?} is in the log once"
+        );
+    }
+    let last = head_sequence(&mut other).await;
+    let seen = read_through(&mut sub, last).await;
+    assert_eq!(
+        seen,
+        (1..=last).collect::<Vec<_>>(),
+        "a subscriber of replica 0 saw every event once, in order\n{}",
+        r.logs()
+    );
+}
+
 /// Which of `metrics` (metrics addresses) report holding the background
 /// lease; `None` while one of them does not answer.
 async fn lease_holders(metrics: &[String]) -> Option<Vec<usize>> {
