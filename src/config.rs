@@ -199,8 +199,9 @@ pub struct StoreArgs {
     /// wait on the replica between two statements (the process stopped or
     /// starved of CPU, or cut off from the database) before PostgreSQL ends
     /// it. Such a transaction holds locks every replica's writes need; ended,
-    /// they are released, and its callers get UNAVAILABLE and may retry.
-    #[arg(long, env = "INCIDENTD_WRITE_IDLE_TIMEOUT", default_value = "5s", value_parser = positive_duration)]
+    /// they are released, and the writer runs its requests again on a new
+    /// connection (UNAVAILABLE if that fails too).
+    #[arg(long, env = "INCIDENTD_WRITE_IDLE_TIMEOUT", default_value = "5s", value_parser = database_timeout)]
     pub write_idle_timeout: Duration,
 
     /// Read connections in the pool.
@@ -214,7 +215,7 @@ pub struct StoreArgs {
 
     /// Longest one read statement may run; past it the statement is stopped
     /// and the call ends with DEADLINE_EXCEEDED.
-    #[arg(long, env = "INCIDENTD_STATEMENT_TIMEOUT", default_value = "5s", value_parser = positive_duration)]
+    #[arg(long, env = "INCIDENTD_STATEMENT_TIMEOUT", default_value = "5s", value_parser = database_timeout)]
     pub statement_timeout: Duration,
 
     /// Committed events kept in memory for live subscribers; a subscriber further
@@ -234,6 +235,17 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
     if d < Duration::from_millis(1) {
         return Err("must be at least 1ms".into());
+    }
+    Ok(d)
+}
+
+/// A timeout PostgreSQL applies: at least a millisecond, at most the
+/// 2,147,483,647 ms (24.8 days) its settings take; past that every
+/// connection would be refused.
+fn database_timeout(s: &str) -> Result<Duration, String> {
+    let d = positive_duration(s)?;
+    if d > Duration::from_millis(i32::MAX as u64) {
+        return Err("must be at most 24 days (PostgreSQL's limit)".into());
     }
     Ok(d)
 }
@@ -383,6 +395,26 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
+    }
+
+    /// A timeout the database applies is refused at start past what
+    /// PostgreSQL accepts, rather than making every connection fail.
+    #[test]
+    fn database_timeouts_are_bounded_by_what_postgres_accepts() {
+        for flag in ["--write-idle-timeout", "--statement-timeout"] {
+            let parse = |v: &str| Defaults::<StoreArgs>::try_parse_from([flag, v]);
+            let ok = parse("24days").expect("24 days");
+            assert_eq!(
+                ok.args.write_idle_timeout.max(ok.args.statement_timeout),
+                Duration::from_secs(24 * 86_400)
+            );
+            for refused in ["25days", "30d", "0s"] {
+                let e = parse(refused)
+                    .err()
+                    .unwrap_or_else(|| panic!("{flag} {refused}"));
+                assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{e}");
+            }
+        }
     }
 
     #[test]

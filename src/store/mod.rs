@@ -659,14 +659,17 @@ pub(crate) fn is_connection_lost(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => true,
-        // Class 08 (connection exception), 57P01-57P03 (admin shutdown,
-        // crash shutdown, cannot connect now), 25P03 and 57P05 (the session
-        // ended for idling in a transaction or at all).
-        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
-            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "57P05" | "25P03")
-        }),
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| ends_the_session(&c)),
         _ => false,
     }
+}
+
+/// Whether PostgreSQL's error `code` (SQLSTATE) means the session is over:
+/// class 08 (connection exception), 57P01-57P03 (admin shutdown, crash
+/// shutdown, cannot connect now), 25P03 and 57P05 (ended for idling in a
+/// transaction, or at all).
+fn ends_the_session(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05" | "25P03")
 }
 
 /// Whether `e` is SQLite's answer to a string or blob past the connection's
@@ -682,6 +685,19 @@ fn has_sqlite_code(e: &sqlx::Error, code: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write session PostgreSQL ended (`--write-idle-timeout` among the
+    /// reasons) is a lost connection, answered UNAVAILABLE: retry. Errors
+    /// of the statement itself are not.
+    #[test]
+    fn sessions_the_database_ended_count_as_lost_connections() {
+        for code in ["25P03", "57P05", "57P01", "08006", "08003"] {
+            assert!(ends_the_session(code), "{code}");
+        }
+        for code in ["23505", "40001", "40P01", "57014", "25P02"] {
+            assert!(!ends_the_session(code), "{code}");
+        }
+    }
 
     #[test]
     fn a_database_url_of_another_kind_is_refused() {
