@@ -215,16 +215,16 @@ impl Store {
         // sqlx holds an advisory lock while it migrates: replicas starting
         // together migrate once.
         migrate_postgres(&mut conn).await?;
-        let timeout_ms = options.statement_timeout.as_millis().max(1).to_string();
         let read = PgPoolOptions::new()
             .max_connections(options.read_connections)
             .min_connections(1)
             .acquire_timeout(options.read_queue_timeout)
             // The server stops a read past the statement timeout (57014).
-            .connect_with(
-                opts.clone()
-                    .options([("statement_timeout", timeout_ms.as_str())]),
-            )
+            .connect_with(with_timeout(
+                &opts,
+                "statement_timeout",
+                options.statement_timeout,
+            ))
             .await?;
         Self::start(
             conn.into(),
@@ -284,12 +284,12 @@ impl Store {
                 // the log, the lock every replica's groups queue for: one
                 // left waiting on a stopped or cut-off replica is ended by the
                 // database rather than holding every replica's writes.
-                let idle_ms = options.write_idle_timeout.as_millis().max(1).to_string();
                 WriteConnections::Postgres {
-                    opts: Box::new(
-                        opts.clone()
-                            .options([("idle_in_transaction_session_timeout", idle_ms.as_str())]),
-                    ),
+                    opts: Box::new(with_timeout(
+                        opts,
+                        "idle_in_transaction_session_timeout",
+                        options.write_idle_timeout,
+                    )),
                     count: options.write_connections,
                 }
             }
@@ -662,6 +662,13 @@ pub(crate) fn is_connection_lost(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(d) => d.code().is_some_and(|c| ends_the_session(&c)),
         _ => false,
     }
+}
+
+/// `opts` with one of PostgreSQL's timeout settings for the session, in
+/// milliseconds (the flags that set them are bounded to what it accepts).
+fn with_timeout(opts: &PgConnectOptions, setting: &str, timeout: Duration) -> PgConnectOptions {
+    let ms = timeout.as_millis().max(1).to_string();
+    opts.clone().options([(setting, ms.as_str())])
 }
 
 /// Whether PostgreSQL's error `code` (SQLSTATE) means the session is over:

@@ -376,34 +376,79 @@ async fn notes_by_sequence(client: &mut TimelineServiceClient<Channel>) -> BTree
         .collect()
 }
 
-/// Writes notes through `client` until `stop`, each acknowledged one sent to
-/// `acked` with its sequence; failures are counted, not retried (a replica
-/// that is gone fails every call until the test stops it).
-fn storm(
-    mut client: TimelineServiceClient<Channel>,
-    incident_id: String,
-    name: String,
+/// Writers adding notes to one incident until finished, each through its
+/// own client; failures are not retried (a replica that is gone fails every
+/// call until the test finishes the storm).
+struct Storm {
     stop: Arc<AtomicBool>,
     total: Arc<AtomicUsize>,
-) -> tokio::task::JoinHandle<Vec<(String, u64)>> {
-    tokio::spawn(async move {
+    writers: Vec<tokio::task::JoinHandle<Vec<(String, u64)>>>,
+}
+
+impl Storm {
+    /// One writer per `(name, client)`, its notes named after it.
+    fn start(clients: Vec<(String, TimelineServiceClient<Channel>)>, incident_id: &str) -> Storm {
+        let stop = Arc::new(AtomicBool::new(false));
+        let total = Arc::new(AtomicUsize::new(0));
+        let writers = clients
+            .into_iter()
+            .map(|(name, mut client)| {
+                let (stop, total) = (Arc::clone(&stop), Arc::clone(&total));
+                let incident_id = incident_id.to_owned();
+                tokio::spawn(async move {
+                    let mut acked = Vec::new();
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let text = format!("{name} note {n}");
+                        let call = client.add_note(note(&incident_id, text.clone(), rid()));
+                        match tokio::time::timeout(Duration::from_secs(10), call).await {
+                            Ok(Ok(r)) => {
+                                acked.push((text, r.into_inner().event.expect("event").sequence));
+                                total.fetch_add(1, Ordering::Relaxed);
+                            }
+                            // Unacknowledged: it may or may not have committed.
+                            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        Storm {
+            stop,
+            total,
+            writers,
+        }
+    }
+
+    /// Waits for `more` acknowledged writes than so far.
+    async fn until_more(&self, more: usize) {
+        let now = self.total.load(Ordering::Relaxed);
+        until_total(&self.total, now + more).await;
+    }
+
+    /// Stops the writers; every acknowledged note's text, with its sequence.
+    async fn finish(self) -> Vec<(String, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
         let mut acked = Vec::new();
-        let mut n = 0;
-        while !stop.load(Ordering::Relaxed) {
-            n += 1;
-            let text = format!("{name} note {n}");
-            let call = client.add_note(note(&incident_id, text.clone(), rid()));
-            match tokio::time::timeout(Duration::from_secs(10), call).await {
-                Ok(Ok(r)) => {
-                    acked.push((text, r.into_inner().event.expect("event").sequence));
-                    total.fetch_add(1, Ordering::Relaxed);
-                }
-                // Unacknowledged: it may or may not have committed.
-                _ => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
+        for w in self.writers {
+            acked.extend(w.await.expect("writer"));
         }
         acked
-    })
+    }
+}
+
+/// Every acknowledged note of `acked` is in `log` (texts with their count)
+/// exactly once.
+fn assert_each_once(log: &BTreeMap<String, usize>, acked: &[(String, u64)]) {
+    for (text, _) in acked {
+        assert_eq!(
+            log.get(text),
+            Some(&1),
+            "acknowledged {text:?} is in the log once"
+        );
+    }
 }
 
 async fn until_total(total: &AtomicUsize, n: usize) {
@@ -426,37 +471,18 @@ async fn a_replica_killed_during_a_write_storm_loses_no_acknowledged_write() {
     let first = read_through(&mut sub, 1).await;
     assert_eq!(first, vec![1]);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let total = Arc::new(AtomicUsize::new(0));
-    let mut writers = Vec::new();
+    let mut clients = Vec::new();
     for i in 0..3 {
-        writers.push(storm(
-            r.timeline(i).await,
-            incident.id.clone(),
-            format!("replica {i}"),
-            Arc::clone(&stop),
-            Arc::clone(&total),
-        ));
+        clients.push((format!("replica {i}"), r.timeline(i).await));
     }
-    until_total(&total, 60).await;
+    let storm = Storm::start(clients, &incident.id);
+    storm.until_more(60).await;
     r.daemons[0].signal("KILL");
-    let seen_before = total.load(Ordering::Relaxed);
-    until_total(&total, seen_before + 90).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = Vec::new();
-    for w in writers {
-        acked.extend(w.await.expect("writer"));
-    }
+    storm.until_more(90).await;
+    let acked = storm.finish().await;
 
     let mut survivor = r.timeline(1).await;
-    let log = notes_in_log(&mut survivor).await;
-    for (text, _) in &acked {
-        assert_eq!(
-            log.get(text),
-            Some(&1),
-            "acknowledged {text:?} is in the log once"
-        );
-    }
+    assert_each_once(&notes_in_log(&mut survivor).await, &acked);
     let last = head_sequence(&mut survivor).await;
     let seen = read_through(&mut sub, last).await;
     assert_eq!(
@@ -612,19 +638,12 @@ async fn a_replica_stopped_inside_a_write_transaction_does_not_hold_the_others_w
     let incident = create_incident(&mut r.incidents(1).await, plain_incident("Stalled")).await;
     let mut sub = r.subscription(0);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let total = Arc::new(AtomicUsize::new(0));
-    let mut writers = Vec::new();
+    let mut clients = Vec::new();
     for w in 0..8 {
-        writers.push(storm(
-            r.timeline(0).await,
-            incident.id.clone(),
-            format!("writer {w}"),
-            Arc::clone(&stop),
-            Arc::clone(&total),
-        ));
+        clients.push((format!("writer {w}"), r.timeline(0).await));
     }
-    until_total(&total, 20).await;
+    let storm = Storm::start(clients, &incident.id);
+    storm.until_more(20).await;
     let mut conn = PgConnection::connect(&admin)
         .await
         .expect("connect (admin)");
@@ -637,8 +656,7 @@ async fn a_replica_stopped_inside_a_write_transaction_does_not_hold_the_others_w
         }
         // Caught between two groups: let it run on and try again.
         r.daemons[0].signal("CONT");
-        let now = total.load(Ordering::Relaxed);
-        until_total(&total, now + 2).await;
+        storm.until_more(2).await;
     }
     let holder = holder.expect("replica 0 stopped inside a write transaction");
 
@@ -657,41 +675,31 @@ async fn a_replica_stopped_inside_a_write_transaction_does_not_hold_the_others_w
     .await;
     // A backend that is ending releases its locks before it leaves
     // pg_stat_activity.
-    let conn = tokio::sync::Mutex::new(conn);
-    eventually(
-        "the database ending the stopped replica's session",
-        || async {
+    within("the database ending the stopped replica's session", async {
+        loop {
             let left: Option<i32> =
                 sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE pid = $1")
                     .bind(holder)
-                    .fetch_optional(&mut *conn.lock().await)
+                    .fetch_optional(&mut conn)
                     .await
                     .expect("pg_stat_activity");
-            left.is_none().then_some(())
-        },
-    )
+            if left.is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
     .await;
-    conn.into_inner().close().await.ok();
+    conn.close().await.ok();
 
     // Replica 0 resumes: its writer finds its connection gone, opens another
     // and goes on writing.
     r.daemons[0].signal("CONT");
-    let now = total.load(Ordering::Relaxed);
-    until_total(&total, now + 40).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = Vec::new();
-    for w in writers {
-        acked.extend(w.await.expect("writer"));
-    }
+    storm.until_more(40).await;
+    let acked = storm.finish().await;
     let log = notes_in_log(&mut other).await;
     assert_eq!(log.get(&text), Some(&1));
-    for (text, _) in &acked {
-        assert_eq!(
-            log.get(text),
-            Some(&1),
-            "acknowledged {text:?} is in the log once"
-        );
-    }
+    assert_each_once(&log, &acked);
     let last = head_sequence(&mut other).await;
     let seen = read_through(&mut sub, last).await;
     assert_eq!(
