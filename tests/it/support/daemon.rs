@@ -71,6 +71,14 @@ impl Daemon {
             .arg(db.as_str())
             .args(extra)
             .env("INCIDENTD_LOG", "warn")
+            // Its PostgreSQL sessions are named after its log (`replica-0`
+            // ...), so a test can tell one daemon's from another's.
+            .env(
+                "PGAPPNAME",
+                log.file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("incidentd"),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone().expect("log file")))
             .stderr(Stdio::from(out))
