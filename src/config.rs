@@ -204,6 +204,12 @@ pub struct StoreArgs {
     #[arg(long, env = "INCIDENTD_WRITE_IDLE_TIMEOUT", default_value = "5s", value_parser = database_timeout)]
     pub write_idle_timeout: Duration,
 
+    /// SQLite: pages the WAL may hold before the writer checkpoints it
+    /// between two groups and starts it over, which bounds the `-wal` file
+    /// at about this many pages (4 KiB each) under any write load.
+    #[arg(long, env = "INCIDENTD_WAL_PAGES", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(16..=100_000_000).map(|v| v as i64))]
+    pub wal_pages: i64,
+
     /// Read connections in the pool.
     #[arg(long, env = "INCIDENTD_READ_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub read_connections: u32,
@@ -415,6 +421,23 @@ mod tests {
                     .unwrap_or_else(|| panic!("{flag} {refused}"));
                 assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{e}");
             }
+        }
+    }
+
+    /// A WAL bound too small to hold a group's pages, or past what SQLite's
+    /// hook reports, is refused at start.
+    #[test]
+    fn the_wal_bound_is_refused_outside_its_range() {
+        let parse = |v: &str| Defaults::<StoreArgs>::try_parse_from([format!("--wal-pages={v}")]);
+        assert_eq!(parse("16").expect("16").args.wal_pages, 16);
+        assert_eq!(StoreArgs::default().wal_pages, 8192);
+        for refused in ["15", "0", "-1", "100000001", "many"] {
+            let e = parse(refused).err().unwrap_or_else(|| panic!("{refused}"));
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{refused}: {e}"
+            );
         }
     }
 

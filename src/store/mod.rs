@@ -5,6 +5,7 @@
 pub mod action_items;
 pub mod audience;
 mod batch;
+mod checkpoint;
 pub mod components;
 pub mod db;
 pub mod events;
@@ -49,8 +50,6 @@ use request_ids::RequestKey;
 /// first response back (AIP-155 asks for at least a day).
 pub const REQUEST_ID_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 const REQUEST_ID_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
-/// How often committed pages are copied from the WAL into the database.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Longest string or blob a read connection makes (SQLite's default is
 /// 1,000,000,000 bytes): a batch of the log read as one value stays under it,
@@ -161,7 +160,7 @@ fn connect_options(database: &str) -> Result<SqliteConnectOptions> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5))
-        // Checkpoints run beside the writer (see `spawn_checkpointer`), not
+        // Checkpoints run beside the writer (see `checkpoint`), not
         // inside whichever commit crosses the threshold.
         .pragma("wal_autocheckpoint", "0")
         // Page cache per connection, in KiB: the writer's is the big one.
@@ -183,7 +182,9 @@ impl Store {
         opts: SqliteConnectOptions,
         options: StoreOptions,
     ) -> Result<Store> {
-        let conn = connect_migrated(database, &opts).await?;
+        let mut conn = connect_migrated(database, &opts).await?;
+        let lap = checkpoint::Lap::new(options.wal_pages);
+        lap.watch(&mut conn).await?;
         let statement_timeout = options.statement_timeout;
         let read = SqlitePoolOptions::new()
             .max_connections(options.read_connections)
@@ -205,8 +206,18 @@ impl Store {
             // bounded whatever the pool size.
             .connect_with(opts.clone().read_only(true).pragma("cache_size", "-4096"))
             .await?;
-        let store = Self::start(conn.into(), ReadPool::Sqlite(read), options).await?;
-        store.spawn_checkpointer(SqliteConnection::connect_with(&opts).await?);
+        let store = Self::start(
+            conn.into(),
+            ReadPool::Sqlite(read),
+            Some(lap.clone()),
+            options,
+        )
+        .await?;
+        checkpoint::spawn(
+            SqliteConnection::connect_with(&opts).await?,
+            store.head.clone(),
+            lap,
+        );
         Ok(store)
     }
 
@@ -229,13 +240,20 @@ impl Store {
         Self::start(
             conn.into(),
             ReadPool::Postgres(read, Box::new(opts)),
+            None,
             options,
         )
         .await
     }
 
-    /// Starts the store on a migrated database: `conn` becomes the writer's.
-    async fn start(mut conn: Conn, read: ReadPool, options: StoreOptions) -> Result<Store> {
+    /// Starts the store on a migrated database: `conn` becomes the writer's
+    /// (on SQLite, with the checkpointer's `lap`).
+    async fn start(
+        mut conn: Conn,
+        read: ReadPool,
+        lap: Option<checkpoint::Lap>,
+        options: StoreOptions,
+    ) -> Result<Store> {
         let postgres = match &read {
             ReadPool::Sqlite(_) => None,
             ReadPool::Postgres(_, opts) => Some(PgConnectOptions::clone(opts)),
@@ -274,7 +292,7 @@ impl Store {
                 db::query("PRAGMA temp_store = memory")
                     .execute(&mut conn)
                     .await?;
-                WriteConnections::Sqlite(conn)
+                WriteConnections::Sqlite { conn, lap }
             }
             Some(opts) => {
                 // The writer opens its own on its thread; this one has done
@@ -402,38 +420,6 @@ impl Store {
                     }
                 }
             }
-        });
-    }
-
-    /// Copies committed pages from the WAL back into the database file on a
-    /// connection of its own, so the writer's commits never pay for it (an
-    /// automatic checkpoint would run inside the commit that crossed its
-    /// threshold, a latency spike of several milliseconds). PASSIVE: it never
-    /// waits for, nor blocks, the writer or a reader. Ends when the store closes.
-    fn spawn_checkpointer(&self, mut conn: SqliteConnection) {
-        let mut head = self.head.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut checkpointed = *head.borrow_and_update();
-            loop {
-                tick.tick().await;
-                if head.has_changed().is_err() {
-                    break;
-                }
-                let now = *head.borrow_and_update();
-                if now == checkpointed {
-                    continue;
-                }
-                match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&mut conn)
-                    .await
-                {
-                    Ok(_) => checkpointed = now,
-                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
-                }
-            }
-            let _ = conn.close().await;
         });
     }
 

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::audience::Known;
 use super::batch::{self, Committed, Needs, Tx, Working};
+use super::checkpoint::Lap;
 use super::db::{self, Conn, Dialect};
 use super::request_ids::RequestKey;
 use super::tail::Tail;
@@ -72,6 +73,8 @@ pub struct WriteCtx {
     /// What ends a group that wrote events, where other replicas must be
     /// told of it (PostgreSQL: see `Tail::commit_sql`).
     commit_sql: Option<String>,
+    /// When to finish the WAL's lap between groups (SQLite).
+    lap: Option<Lap>,
 }
 
 /// A typed write: what it reads is declared up front, and it runs in memory
@@ -483,8 +486,10 @@ pub(super) enum Publisher {
 /// The connections the writer writes on.
 pub(super) enum WriteConnections {
     /// SQLite's one, already open: its I/O runs on a thread of its own
-    /// (sqlx's worker), whatever runtime waits on it.
-    Sqlite(Conn),
+    /// (sqlx's worker), whatever runtime waits on it. `lap`: when the
+    /// checkpointer asks the writer to finish the WAL's lap (none: the WAL
+    /// is left to the checkpointer).
+    Sqlite { conn: Conn, lap: Option<Lap> },
     /// Opened on the writer's thread, so that their sockets are driven by
     /// the runtime that waits on them; reopened with the same options when
     /// one is lost.
@@ -498,7 +503,7 @@ impl WriteConnections {
     /// How many the writer writes on.
     fn count(&self) -> usize {
         match self {
-            WriteConnections::Sqlite(_) => 1,
+            WriteConnections::Sqlite { .. } => 1,
             WriteConnections::Postgres { count, .. } => (*count).max(1),
         }
     }
@@ -506,15 +511,23 @@ impl WriteConnections {
     /// How to open one again when it is lost.
     fn reconnect(&self) -> Option<PgConnectOptions> {
         match self {
-            WriteConnections::Sqlite(_) => None,
+            WriteConnections::Sqlite { .. } => None,
             WriteConnections::Postgres { opts, .. } => Some(PgConnectOptions::clone(opts)),
+        }
+    }
+
+    /// When the WAL's lap is to be finished (SQLite).
+    fn lap(&self) -> Option<Lap> {
+        match self {
+            WriteConnections::Sqlite { lap, .. } => lap.clone(),
+            WriteConnections::Postgres { .. } => None,
         }
     }
 
     async fn open(self) -> Result<Vec<Conn>> {
         let count = self.count();
         match self {
-            WriteConnections::Sqlite(conn) => Ok(vec![conn]),
+            WriteConnections::Sqlite { conn, .. } => Ok(vec![conn]),
             WriteConnections::Postgres { opts, .. } => {
                 let mut conns = Vec::with_capacity(count);
                 for _ in 0..count {
@@ -574,6 +587,7 @@ impl Writer {
             };
             rt.block_on(async move {
                 let reconnect = conns.reconnect();
+                let lap = conns.lap();
                 let opened = match conns.open().await {
                     Ok(opened) => opened,
                     Err(e) => {
@@ -603,6 +617,7 @@ impl Writer {
                             working: Working::default(),
                             committed: Committed::new(cached_incidents),
                             known: None,
+                            lap: lap.clone(),
                         };
                         (ctx, Arc::clone(statements))
                     })
@@ -795,6 +810,11 @@ async fn work(
         }
         metrics::histogram!(crate::metrics::WRITER_GROUP_STATEMENTS)
             .record(statements.load(Ordering::Relaxed).saturating_sub(before) as f64);
+        if let Some(lap) = &ctx.lap
+            && let Err(e) = lap.finish(&mut ctx.conn).await
+        {
+            tracing::warn!(error = %e, "the writer could not checkpoint the WAL");
+        }
     }
     let _ = ctx.conn.close().await;
     closing

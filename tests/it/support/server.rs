@@ -30,6 +30,8 @@ pub struct Options {
     /// The backend of the server's database; `None` takes the run's
     /// (`INCIDENTD_TEST_BACKEND`). A test of SQLite itself sets `Sqlite`.
     pub backend: Option<Backend>,
+    /// SQLite: pages the WAL may hold before the writer starts it over.
+    pub wal_pages: Option<i64>,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             max_concurrent_requests: None,
             request_read_timeout: None,
             backend: None,
+            wal_pages: None,
         }
     }
 }
@@ -71,6 +74,9 @@ pub async fn start_server(
     }
     if let Some(t) = options.request_read_timeout {
         config.limits.request_read_timeout = t;
+    }
+    if let Some(pages) = options.wal_pages {
+        config.store.wal_pages = pages;
     }
     Server::start(config).await
 }

@@ -8,6 +8,7 @@ mod read_cache;
 mod references;
 mod request_ids;
 mod updates;
+mod wal;
 
 use incident_client::tonic::Request;
 use incident_client::tonic::transport::Channel;
