@@ -16,6 +16,9 @@ pub const RPC_DURATION: &str = "incidentd_rpc_duration_seconds";
 pub const WRITER_BATCH: &str = "incidentd_writer_batch_size";
 /// Statements each group commit ran, BEGIN to COMMIT.
 pub const WRITER_GROUP_STATEMENTS: &str = "incidentd_writer_group_statements";
+/// SQLite: WAL frames (database pages) each commit of the writer appended:
+/// what a group costs the disk.
+pub const WAL_FRAMES: &str = "incidentd_sqlite_wal_frames_per_commit";
 /// Write requests waiting for the writer.
 pub const WRITER_QUEUE: &str = "incidentd_writer_queue_depth";
 /// Open SubscribeTimeline streams.

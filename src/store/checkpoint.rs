@@ -22,7 +22,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use sqlx::SqliteConnection;
@@ -53,6 +53,8 @@ struct Shared {
     long: Notify,
     /// The checkpointer has copied what it could: the writer is to finish.
     asked: AtomicBool,
+    /// Frames the WAL held after the last commit.
+    frames: AtomicI32,
 }
 
 impl Lap {
@@ -61,6 +63,7 @@ impl Lap {
             pages: c_int::try_from(pages).unwrap_or(c_int::MAX),
             long: Notify::new(),
             asked: AtomicBool::new(false),
+            frames: AtomicI32::new(0),
         }))
     }
 
@@ -89,6 +92,10 @@ impl Lap {
             return Ok(());
         }
         let (_, log, copied) = checkpoint(conn).await?;
+        if copied == log {
+            // The next commit starts the WAL over: its frames are all new.
+            self.0.frames.store(0, Ordering::Relaxed);
+        }
         tracing::debug!(log, copied, "the writer finished a WAL lap");
         Ok(())
     }
@@ -105,6 +112,17 @@ unsafe extern "C" fn on_commit(
 ) -> c_int {
     // SAFETY: `arg` is the `Shared` that `Lap::watch` leaked for this hook.
     let shared = unsafe { &*(arg as *const Shared) };
+    // Commits are one at a time on this connection. A WAL started over
+    // holds only this commit's frames (one started over by itself, between
+    // two groups the checkpointer caught up with, and longer than before
+    // after this commit, is counted short).
+    let before = shared.frames.swap(frames, Ordering::Relaxed);
+    let appended = if frames > before {
+        frames - before
+    } else {
+        frames
+    };
+    metrics::histogram!(crate::metrics::WAL_FRAMES).record(f64::from(appended));
     if frames >= shared.pages {
         shared.long.notify_one();
     }

@@ -166,6 +166,14 @@ async fn metrics_count_calls_by_method_and_code_and_the_backup_command_works() {
     ] {
         assert!(body.contains(needle), "metrics lack {needle}:\n{body}");
     }
+    // The one incident created took the writer's WAL a few pages.
+    let frames: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("incidentd_sqlite_wal_frames_per_commit_sum "))
+        .unwrap_or_else(|| panic!("metrics lack the WAL's frames per commit:\n{body}"))
+        .parse()
+        .expect("a number");
+    assert!(frames >= 1.0, "WAL frames written: {frames}");
 
     let backup = dir.path().join("copy.db");
     let status = Command::new(env!("CARGO_BIN_EXE_incidentd"))
