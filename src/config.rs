@@ -205,8 +205,9 @@ pub struct StoreArgs {
     pub write_idle_timeout: Duration,
 
     /// SQLite: pages the WAL may hold before the writer checkpoints it
-    /// between two groups and starts it over, which bounds the `-wal` file
-    /// at about this many pages (4 KiB each) under any write load.
+    /// between two groups and starts it over, which keeps the `-wal` file
+    /// near this many pages (4 KiB each) under a steady write load, plus
+    /// what is appended while they are copied.
     #[arg(long, env = "INCIDENTD_WAL_PAGES", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(16..=100_000_000).map(|v| v as i64))]
     pub wal_pages: i64,
 

@@ -35,10 +35,10 @@ use crate::error::Result;
 /// the WAL is short.
 const INTERVAL: Duration = Duration::from_millis(200);
 
-/// Least time between two passes woken by long WALs: while a reader keeps
-/// the WAL from starting over, every commit leaves it long, and a pass (with
-/// the fsync of the database file it ends with) per commit would double the
-/// writer's fsyncs.
+/// Least time between two passes woken by long WALs while the WAL does not
+/// start over: a reader still in it can keep it from doing so, every commit
+/// then leaves it long, and a pass (with the fsync of the database file it
+/// ends with) per commit would double the writer's fsyncs.
 const WOKEN_SPACING: Duration = Duration::from_millis(20);
 
 /// Shared by the writer's connection (its WAL hook), the checkpointer and the
@@ -52,9 +52,13 @@ struct Shared {
     /// The WAL is long: the checkpointer is to run now.
     long: Notify,
     /// The checkpointer has copied what it could: the writer is to finish.
+    /// While it is set, the checkpointer leaves the WAL to the writer (two
+    /// checkpoints at once: the second one copies nothing, SQLITE_BUSY).
     asked: AtomicBool,
     /// Frames the WAL held after the last commit.
     frames: AtomicI32,
+    /// The WAL started over since the checkpointer last looked.
+    restarted: AtomicBool,
 }
 
 impl Lap {
@@ -64,11 +68,13 @@ impl Lap {
             long: Notify::new(),
             asked: AtomicBool::new(false),
             frames: AtomicI32::new(0),
+            restarted: AtomicBool::new(false),
         }))
     }
 
     /// Has every commit on `conn` (the writer's) report the WAL's length,
-    /// waking the checkpointer when it is long.
+    /// waking the checkpointer when it is long. A later
+    /// `PRAGMA wal_autocheckpoint` on that connection would replace the hook.
     pub(super) async fn watch(&self, conn: &mut SqliteConnection) -> sqlx::Result<()> {
         // The hook's argument lives as long as the process: a connection may
         // outlive the store that opened it (sqlx closes it on its own thread).
@@ -76,7 +82,7 @@ impl Lap {
         let mut handle = conn.lock_handle().await?;
         // SAFETY: the handle is locked, so the connection is open and runs no
         // statement meanwhile; `arg` points to a `Shared` that is never freed,
-        // and `on_commit` only reads it.
+        // and `on_commit` only uses its atomics and `Notify`.
         unsafe {
             libsqlite3_sys::sqlite3_wal_hook(handle.as_raw_handle().as_ptr(), Some(on_commit), arg);
         }
@@ -86,43 +92,56 @@ impl Lap {
     /// Called by the writer between groups: if the checkpointer asked,
     /// copies what is left of the WAL into the database on the writer's own
     /// connection, outside any transaction, so that the next group starts the
-    /// WAL over.
+    /// WAL over. A checkpoint that found another one running is tried again
+    /// after the next group.
     pub(super) async fn finish(&self, conn: &mut Conn) -> Result<()> {
         if !self.0.asked.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let (_, log, copied) = checkpoint(conn).await?;
-        if copied == log {
-            // The next commit starts the WAL over: its frames are all new.
-            self.0.frames.store(0, Ordering::Relaxed);
+        let (busy, log, copied) = checkpoint(conn).await?;
+        if busy != 0 || log < 0 {
+            self.0.asked.store(true, Ordering::Release);
         }
-        tracing::debug!(log, copied, "the writer finished a WAL lap");
+        tracing::debug!(busy, log, copied, "the writer finished a WAL lap");
         Ok(())
     }
 }
 
 /// SQLite's WAL hook: runs on the writer's connection after each commit,
 /// with the frames the WAL now holds. Setting it turns off SQLite's automatic
-/// checkpoints on that connection, which the writer does not want anyway.
+/// checkpoints on that connection, which the writer does not want anyway. It
+/// must return SQLITE_OK: anything else makes the COMMIT, which happened,
+/// report an error.
 unsafe extern "C" fn on_commit(
     arg: *mut c_void,
-    _db: *mut libsqlite3_sys::sqlite3,
+    db: *mut libsqlite3_sys::sqlite3,
     _schema: *const c_char,
     frames: c_int,
 ) -> c_int {
     // SAFETY: `arg` is the `Shared` that `Lap::watch` leaked for this hook.
     let shared = unsafe { &*(arg as *const Shared) };
-    // Commits are one at a time on this connection. A WAL started over
-    // holds only this commit's frames (one started over by itself, between
-    // two groups the checkpointer caught up with, and longer than before
-    // after this commit, is counted short).
-    let before = shared.frames.swap(frames, Ordering::Relaxed);
-    let appended = if frames > before {
-        frames - before
-    } else {
-        frames
+    // Commits are one at a time on this connection: fewer frames than after
+    // the last one means the WAL started over.
+    if frames <= shared.frames.swap(frames, Ordering::Relaxed) {
+        shared.restarted.store(true, Ordering::Release);
+    }
+    // The pages this connection wrote since the last commit: the WAL frames
+    // of this transaction (SQLite counts them as it appends them).
+    let (mut written, mut highest) = (0, 0);
+    // SAFETY: `db` is the connection running the hook, and its mutex (held
+    // by the step that commits) is recursive.
+    let status = unsafe {
+        libsqlite3_sys::sqlite3_db_status(
+            db,
+            libsqlite3_sys::SQLITE_DBSTATUS_CACHE_WRITE,
+            &mut written,
+            &mut highest,
+            1,
+        )
     };
-    metrics::histogram!(crate::metrics::WAL_FRAMES).record(f64::from(appended));
+    if status == libsqlite3_sys::SQLITE_OK {
+        metrics::histogram!(crate::metrics::WAL_FRAMES).record(f64::from(written));
+    }
     if frames >= shared.pages {
         shared.long.notify_one();
     }
@@ -155,7 +174,13 @@ pub(super) fn spawn(conn: SqliteConnection, mut head: watch::Receiver<u64>, lap:
                 _ = lap.0.long.notified() => true,
             };
             if woken {
-                tokio::time::sleep_until(last + WOKEN_SPACING).await;
+                if lap.0.asked.load(Ordering::Acquire) {
+                    // The writer has the lap; its checkpoint would find this one.
+                    continue;
+                }
+                if !lap.0.restarted.swap(false, Ordering::AcqRel) {
+                    tokio::time::sleep_until(last + WOKEN_SPACING).await;
+                }
             }
             if head.has_changed().is_err() {
                 break;
@@ -167,6 +192,8 @@ pub(super) fn spawn(conn: SqliteConnection, mut head: watch::Receiver<u64>, lap:
             }
             last = tokio::time::Instant::now();
             match checkpoint(&mut conn).await {
+                // Another checkpoint (the writer's) was running: nothing copied.
+                Ok((busy, _, _)) if busy != 0 => {}
                 Ok((_, log, _)) => {
                     checkpointed = now;
                     if log >= i64::from(lap.0.pages) {

@@ -78,11 +78,12 @@ async fn a_steady_write_load_starts_the_wal_over_and_loses_nothing() {
         "the WAL was started over {started_over} times in {acknowledged} status updates"
     );
     // Sixty-four pages and what the writer appended while the checkpointer
-    // copied them (a few commits); a WAL that kept growing holds every page
-    // written (10-21 MiB in this test: the checkpointer still finds a gap
-    // between two groups now and then).
+    // copied them and the writer finished its group (1.2-1.6 MiB here); a
+    // WAL the writer never starts over holds what the checkpointer let
+    // through between its passes (5.9-6.8 MiB here, 10-45 MiB before the
+    // checkpointer was woken by long WALs).
     assert!(
-        size < 4 << 20,
+        size < 3 << 20,
         "the WAL is {size} bytes after {acknowledged} status updates"
     );
 
