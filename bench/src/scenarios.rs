@@ -521,7 +521,12 @@ impl Ctx {
             .into_inner();
         let mut first_after = None::<Duration>;
         let mut received = 0u64;
+        // What was replayed, in bytes on the wire: events differ in size
+        // (a note is small, an incident's creation carries the incident), so
+        // a rate in events/s is only comparable with the same mix.
+        let mut bytes = 0u64;
         while let Some(m) = stream.message().await? {
+            bytes += prost::Message::encoded_len(&m) as u64;
             if let Some(Kind::Event(e)) = m.kind {
                 if first_after.is_none() {
                     first_after = Some(t.elapsed());
@@ -558,8 +563,11 @@ impl Ctx {
             rate >= 500_000.0,
         );
         r.note(format!(
-            "catch-up: {received} events in {took:.2} s, first after {:.1} ms",
-            first_after.unwrap_or_default().as_secs_f64() * 1e3
+            "catch-up: {received} events in {took:.2} s, first after {:.1} ms; {:.1} MiB, {:.0} bytes an event, {:.1} MiB/s",
+            first_after.unwrap_or_default().as_secs_f64() * 1e3,
+            bytes as f64 / (1024.0 * 1024.0),
+            bytes as f64 / received.max(1) as f64,
+            bytes as f64 / (1024.0 * 1024.0) / took,
         ));
         if let Some(n) = topup_note {
             r.note(n);
