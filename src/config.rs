@@ -208,8 +208,8 @@ pub struct StoreArgs {
     /// between two groups and starts it over, which keeps the `-wal` file
     /// near this many pages (4 KiB each) under a steady write load, plus
     /// what is appended while they are copied.
-    #[arg(long, env = "INCIDENTD_WAL_PAGES", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(16..=100_000_000).map(|v| v as i64))]
-    pub wal_pages: i64,
+    #[arg(long, env = "INCIDENTD_WAL_PAGES", default_value_t = 8192, value_parser = clap::value_parser!(i32).range(16..=100_000_000))]
+    pub wal_pages: i32,
 
     /// Read connections in the pool.
     #[arg(long, env = "INCIDENTD_READ_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]

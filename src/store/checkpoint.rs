@@ -18,7 +18,8 @@
 //! few frames appended during that pass itself, between two groups, when
 //! nothing else writes, and its next group starts the WAL over (SQLite does
 //! that by itself when a write finds every frame copied and no reader in the
-//! WAL). The WAL stays about `--wal-pages` long whatever the write rate.
+//! WAL). The WAL stays near `--wal-pages` long whatever the write rate, plus
+//! what the writer appends while the checkpointer copies.
 
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
@@ -62,9 +63,9 @@ struct Shared {
 }
 
 impl Lap {
-    pub(super) fn new(pages: i64) -> Lap {
+    pub(super) fn new(pages: c_int) -> Lap {
         Lap(Arc::new(Shared {
-            pages: c_int::try_from(pages).unwrap_or(c_int::MAX),
+            pages,
             long: Notify::new(),
             asked: AtomicBool::new(false),
             frames: AtomicI32::new(0),
@@ -79,14 +80,13 @@ impl Lap {
         // The hook's argument lives as long as the process: a connection may
         // outlive the store that opened it (sqlx closes it on its own thread).
         let arg = Arc::into_raw(Arc::clone(&self.0)) as *mut c_void;
-        let mut handle = conn.lock_handle().await?;
-        // SAFETY: the handle is locked, so the connection is open and runs no
-        // statement meanwhile; `arg` points to a `Shared` that is never freed,
-        // and `on_commit` only uses its atomics and `Notify`.
-        unsafe {
-            libsqlite3_sys::sqlite3_wal_hook(handle.as_raw_handle().as_ptr(), Some(on_commit), arg);
-        }
-        Ok(())
+        super::with_raw_handle(conn, |db| {
+            // SAFETY: `db` is open and runs no statement meanwhile; `arg`
+            // points to a `Shared` that is never freed, and `on_commit` only
+            // uses its atomics and `Notify`.
+            unsafe { libsqlite3_sys::sqlite3_wal_hook(db, Some(on_commit), arg) };
+        })
+        .await
     }
 
     /// Called by the writer between groups: if the checkpointer asked,

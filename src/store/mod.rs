@@ -60,17 +60,22 @@ const READ_VALUE_MAX_BYTES: i32 = 32 * 1024 * 1024;
 /// Sets the longest string or blob `conn` makes; past it a statement fails
 /// with SQLITE_TOOBIG.
 async fn limit_value_length(conn: &mut SqliteConnection, max: i32) -> sqlx::Result<()> {
+    with_raw_handle(conn, |db| {
+        // SAFETY: `db` is open and runs no statement meanwhile.
+        unsafe { libsqlite3_sys::sqlite3_limit(db, libsqlite3_sys::SQLITE_LIMIT_LENGTH, max) };
+    })
+    .await
+}
+
+/// Runs `f` with the connection's raw SQLite handle, for the few settings
+/// sqlx has no call for. The handle is locked meanwhile: the connection is
+/// open and runs no statement.
+async fn with_raw_handle<R>(
+    conn: &mut SqliteConnection,
+    f: impl FnOnce(*mut libsqlite3_sys::sqlite3) -> R,
+) -> sqlx::Result<R> {
     let mut handle = conn.lock_handle().await?;
-    // SAFETY: the handle is locked, so the connection is open and no
-    // statement runs on it while the limit changes.
-    unsafe {
-        libsqlite3_sys::sqlite3_limit(
-            handle.as_raw_handle().as_ptr(),
-            libsqlite3_sys::SQLITE_LIMIT_LENGTH,
-            max,
-        );
-    }
-    Ok(())
+    Ok(f(handle.as_raw_handle().as_ptr()))
 }
 
 /// Rows per multi-row statement: the widest table written so (incidents, 11

@@ -31,7 +31,7 @@ pub struct Options {
     /// (`INCIDENTD_TEST_BACKEND`). A test of SQLite itself sets `Sqlite`.
     pub backend: Option<Backend>,
     /// SQLite: pages the WAL may hold before the writer starts it over.
-    pub wal_pages: Option<i64>,
+    pub wal_pages: Option<i32>,
 }
 
 impl Default for Options {

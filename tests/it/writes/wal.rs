@@ -13,8 +13,8 @@ use crate::support::{Backend, Options, TestServer, create_incident, post_status_
 /// Writers posting at once: enough that the writer always has a group queued
 /// when the last one commits, which is what kept the WAL from starting over.
 const WRITERS: usize = 32;
-/// Posts in all: about 11 KiB of WAL each, so a WAL that is never started
-/// over ends well past the bound below.
+/// Posts in all: several KiB of WAL each (whole pages), so a WAL that is
+/// never started over ends well past the bound below.
 const POSTS: u64 = 8_000;
 
 /// How many times the WAL was started over since the database was created:
