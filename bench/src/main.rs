@@ -14,6 +14,7 @@ mod load;
 mod report;
 mod scenarios;
 mod server;
+mod skim;
 
 use std::path::PathBuf;
 use std::sync::Arc;

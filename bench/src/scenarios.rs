@@ -8,7 +8,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use futures::future::join_all;
 use incident_client::pb::subscribe_timeline_request::Start;
-use incident_client::pb::subscribe_timeline_response::Kind;
 use incident_client::tonic::transport::Channel;
 use incident_client::tonic::{Code, Streaming};
 use incident_client::*;
@@ -18,6 +17,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::load::{Measured, Op, Samples, closed_loop, mix, open_loop};
 use crate::report::Row;
+use crate::skim;
 use crate::server::{Backend, CpuMark, Database, PgDatabase, Probe, Server, psql};
 
 /// Connections a closed loop spreads its calls over.
@@ -509,16 +509,16 @@ impl Ctx {
             ));
         }
         let ch = self.server.connect().await?;
-        let mut client = TimelineServiceClient::new(ch);
         let mark = CpuMark::take(&self.server);
         let t = Instant::now();
-        let mut stream = client
-            .subscribe_timeline(SubscribeTimelineRequest {
+        let mut stream = skim::subscribe(
+            ch,
+            SubscribeTimelineRequest {
                 start: Some(Start::AfterSequence(0)),
                 ..Default::default()
-            })
-            .await?
-            .into_inner();
+            },
+        )
+        .await?;
         let mut first_after = None::<Duration>;
         let mut received = 0u64;
         // What was replayed, in bytes on the wire: events differ in size
@@ -526,8 +526,8 @@ impl Ctx {
         // a rate in events/s is only comparable with the same mix.
         let mut bytes = 0u64;
         while let Some(m) = stream.message().await? {
-            bytes += prost::Message::encoded_len(&m) as u64;
-            if let Some(Kind::Event(e)) = m.kind {
+            bytes += m.wire_len as u64;
+            if let Some(e) = m.message.event {
                 if first_after.is_none() {
                     first_after = Some(t.elapsed());
                 }
@@ -1817,15 +1817,13 @@ async fn open_subscribers(
         let (ready, gate, phase) = (ready.clone(), gate.clone(), phase.clone());
         let mut stop = stop.clone();
         tasks.push(tokio::spawn(async move {
-            let mut stream: Streaming<SubscribeTimelineResponse> = {
+            let mut stream: Streaming<skim::Skimmed> = {
                 let _g = gate.acquire().await?;
-                let mut s = TimelineServiceClient::new(ch)
-                    .subscribe_timeline(SubscribeTimelineRequest {
-                        start: Some(Start::FromNow(())),
-                        ..Default::default()
-                    })
-                    .await?
-                    .into_inner();
+                let request = SubscribeTimelineRequest {
+                    start: Some(Start::FromNow(())),
+                    ..Default::default()
+                };
+                let mut s = skim::subscribe(ch, request).await?;
                 s.message().await?;
                 s
             };
@@ -1836,7 +1834,7 @@ async fn open_subscribers(
                     _ = stop.changed() => break,
                     m = stream.message() => match m {
                         Ok(Some(m)) => {
-                            if let (Some(Kind::Event(e)), Some(p)) = (m.kind, &phase)
+                            if let (Some(e), Some(p)) = (m.message.event, &phase)
                                 && p.load(Ordering::Relaxed) == 1
                                 && let Some(a) = age(&e.event_time)
                             {
