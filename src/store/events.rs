@@ -461,6 +461,57 @@ mod batch_tests {
     use super::*;
     use crate::store::{Store, StoreOptions};
 
+    /// A stored event of about 100 bytes, `sequence`, of `incident`.
+    async fn insert(conn: &mut SqliteConnection, sequence: u64, incident: Option<&str>) {
+        let mut body = Vec::new();
+        prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut body);
+        let mut event = Vec::new();
+        prost::encoding::uint64::encode(1, &sequence, &mut event);
+        prost::encoding::string::encode(7, &"x".repeat(90), &mut event);
+        prost::encoding::encode_varint(event.len() as u64, &mut body);
+        body.extend(event);
+        sqlx::query("INSERT INTO events (sequence, kind, incident_id, body) VALUES (?, 5, ?, ?)")
+            .bind(sequence as i64)
+            .bind(incident)
+            .bind(body)
+            .execute(conn)
+            .await
+            .unwrap();
+    }
+
+    /// A batch is the first events after the cursor in log order, whatever
+    /// order the database finds them in: here two incidents' events,
+    /// interleaved and written newest first, read through the per-incident
+    /// index.
+    #[tokio::test]
+    async fn a_batch_is_in_log_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db").display().to_string();
+        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+        store.close().await;
+        let mut conn = SqliteConnection::connect_with(&super::super::connect_options(&db).unwrap())
+            .await
+            .unwrap();
+        let (a, b) = (IncidentId::generate(), IncidentId::generate());
+        let (sa, sb) = (a.to_string(), b.to_string());
+        for n in (1..=60u64).rev() {
+            let incident = match n % 3 {
+                0 => None,
+                1 => Some(sa.as_str()),
+                _ => Some(sb.as_str()),
+            };
+            insert(&mut conn, n, incident).await;
+        }
+        let mut conn = Conn::from(conn);
+        let batch = list_stored(&mut conn, &[b, a], &[], 10, 25).await.unwrap();
+        let expected: Vec<u64> = (11..=60).filter(|n| n % 3 != 0).take(25).collect();
+        let got: Vec<u64> = batch.events.iter().map(|(s, _)| *s).collect();
+        assert_eq!(got, expected);
+        let all = list_stored(&mut conn, &[], &[], 0, 1000).await.unwrap();
+        let got: Vec<u64> = all.events.iter().map(|(s, _)| *s).collect();
+        assert_eq!(got, (1..=60).collect::<Vec<u64>>());
+    }
+
     /// A batch too large to be one value is read a few rows at a time, cut
     /// short and said so, and reading on from its end misses nothing.
     #[tokio::test]
@@ -473,20 +524,8 @@ mod batch_tests {
             .await
             .unwrap();
         // 40 events of ~100 bytes; a value may hold 1,000 bytes.
-        for n in 1..=40i64 {
-            let mut body = Vec::new();
-            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut body);
-            let mut event = Vec::new();
-            prost::encoding::uint64::encode(1, &(n as u64), &mut event);
-            prost::encoding::string::encode(7, &"x".repeat(90), &mut event);
-            prost::encoding::encode_varint(event.len() as u64, &mut body);
-            body.extend(event);
-            sqlx::query("INSERT INTO events (sequence, kind, body) VALUES (?, 5, ?)")
-                .bind(n)
-                .bind(body)
-                .execute(&mut conn)
-                .await
-                .unwrap();
+        for n in 1..=40 {
+            insert(&mut conn, n, None).await;
         }
         super::super::limit_value_length(&mut conn, 1000)
             .await
