@@ -11,11 +11,11 @@
 //! its own.
 
 use incident_client::SubscribeTimelineRequest;
+use incident_client::prost_types;
 use incident_client::tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use incident_client::tonic::codegen::http::uri::PathAndQuery;
 use incident_client::tonic::transport::Channel;
 use incident_client::tonic::{self, Status, Streaming};
-use incident_client::prost_types;
 use prost::Message;
 use prost::bytes::Buf;
 use tonic_prost::{ProstCodec, ProstEncoder};
