@@ -17,8 +17,8 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::load::{Measured, Op, Samples, closed_loop, mix, open_loop};
 use crate::report::Row;
-use crate::skim;
 use crate::server::{Backend, CpuMark, Database, PgDatabase, Probe, Server, psql};
+use crate::skim;
 
 /// Connections a closed loop spreads its calls over.
 const CONNECTIONS: usize = 4;
