@@ -207,8 +207,10 @@ pub struct StoreArgs {
     /// SQLite: pages the WAL may hold before the writer checkpoints it
     /// between two groups and starts it over, which keeps the `-wal` file
     /// near this many pages (4 KiB each) under a steady write load, plus
-    /// what is appended while they are copied.
-    #[arg(long, env = "INCIDENTD_WAL_PAGES", default_value_t = 8192, value_parser = clap::value_parser!(i32).range(16..=100_000_000))]
+    /// what is appended while they are copied. Each lap stops the writer for
+    /// one small checkpoint and its fsync (2-30 ms), so a longer WAL costs
+    /// writes fewer stalls.
+    #[arg(long, env = "INCIDENTD_WAL_PAGES", default_value_t = 32768, value_parser = clap::value_parser!(i32).range(16..=100_000_000))]
     pub wal_pages: i32,
 
     /// Read connections in the pool.
@@ -431,7 +433,7 @@ mod tests {
     fn the_wal_bound_is_refused_outside_its_range() {
         let parse = |v: &str| Defaults::<StoreArgs>::try_parse_from([format!("--wal-pages={v}")]);
         assert_eq!(parse("16").expect("16").args.wal_pages, 16);
-        assert_eq!(StoreArgs::default().wal_pages, 8192);
+        assert_eq!(StoreArgs::default().wal_pages, 32768);
         for refused in ["15", "0", "-1", "100000001", "many"] {
             let e = parse(refused).err().unwrap_or_else(|| panic!("{refused}"));
             assert_eq!(
