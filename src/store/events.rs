@@ -8,6 +8,7 @@ use crate::domain::{
     IncidentSnapshot, Severity,
 };
 use crate::error::{Error, Result};
+use bytes::Bytes;
 use serde::Deserialize;
 
 /// Rows re-encoded per transaction when opening a database written before
@@ -147,11 +148,22 @@ const ONE_BY_ONE_ROWS: usize = 16;
 /// A batch of stored events, oldest first, each with its sequence.
 #[derive(Debug, Default, PartialEq)]
 pub struct StoredBatch {
-    pub events: Vec<(u64, bytes::Bytes)>,
+    pub events: Vec<(u64, Bytes)>,
     /// Whether the batch holds every event the row limit allowed; false when
     /// it was too large to read as one value and was cut short (more events
     /// follow the last).
     pub complete: bool,
+}
+
+/// A batch as the reader sends it: by sequence. The database hands it over
+/// in that order (see [`list_stored`]); a batch that is not is sorted rather
+/// than sent out of order, which would make a subscriber's cursor skip the
+/// events behind it.
+fn in_log_order(mut events: Vec<(u64, Bytes)>) -> Vec<(u64, Bytes)> {
+    if !events.is_sorted_by_key(|(sequence, _)| *sequence) {
+        events.sort_unstable_by_key(|(sequence, _)| *sequence);
+    }
+    events
 }
 
 /// Like [`list`], for a reader that needs no keys: the stored events only.
@@ -181,12 +193,9 @@ pub async fn list_stored(
     let joined: sqlx::Result<Option<Vec<u8>>> = q.build_query_scalar().fetch_one(conn).await;
     match joined {
         Ok(joined) => {
-            let mut events = crate::wire::split_events(joined.unwrap_or_default().into())?;
-            if !events.is_sorted_by_key(|(sequence, _)| *sequence) {
-                events.sort_unstable_by_key(|(sequence, _)| *sequence);
-            }
+            let events = crate::wire::split_events(joined.unwrap_or_default().into())?;
             Ok(StoredBatch {
-                events,
+                events: in_log_order(events),
                 complete: true,
             })
         }
@@ -479,10 +488,9 @@ mod batch_tests {
             .unwrap();
     }
 
-    /// A batch is the first events after the cursor in log order, whatever
-    /// order the database finds them in: here two incidents' events,
-    /// interleaved and written newest first, read through the per-incident
-    /// index.
+    /// A batch is the first events after the cursor in log order: here two
+    /// incidents' events, interleaved and written newest first, read through
+    /// the per-incident index.
     #[tokio::test]
     async fn a_batch_is_in_log_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -510,6 +518,17 @@ mod batch_tests {
         let all = list_stored(&mut conn, &[], &[], 0, 1000).await.unwrap();
         let got: Vec<u64> = all.events.iter().map(|(s, _)| *s).collect();
         assert_eq!(got, (1..=60).collect::<Vec<u64>>());
+    }
+
+    /// Should the database ever hand a batch over out of order, it is sent in
+    /// log order all the same, each event with its own bytes.
+    #[test]
+    fn a_batch_handed_over_out_of_order_is_sorted() {
+        let event = |n: u64| (n, Bytes::from(n.to_string()));
+        let sorted = in_log_order([3, 1, 2, 5, 4].map(event).to_vec());
+        assert_eq!(sorted, [1, 2, 3, 4, 5].map(event).to_vec());
+        let ordered = [7, 8, 9].map(event).to_vec();
+        assert_eq!(in_log_order(ordered.clone()), ordered);
     }
 
     /// A batch too large to be one value is read a few rows at a time, cut
