@@ -209,8 +209,7 @@ pub struct StoreArgs {
     /// near this many pages (4 KiB each) under a steady write load, plus
     /// what is appended while they are copied. Each lap stops the writer for
     /// one small checkpoint and its fsync (a median of 5.5 ms, at most about
-    /// 30), so a longer WAL costs
-    /// writes fewer stalls.
+    /// 30), so a longer WAL costs writes fewer stalls.
     #[arg(long, env = "INCIDENTD_WAL_PAGES", default_value_t = 32768, value_parser = clap::value_parser!(i32).range(16..=100_000_000))]
     pub wal_pages: i32,
 

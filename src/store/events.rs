@@ -156,13 +156,11 @@ pub struct StoredBatch {
 }
 
 /// A batch as the reader sends it: by sequence. The database hands it over
-/// in that order (see [`list_stored`]); a batch that is not is sorted rather
-/// than sent out of order, which would make a subscriber's cursor skip the
-/// events behind it.
+/// in that order (see [`list_stored`]), which the sort finds in one pass; a
+/// batch that is not is sorted rather than sent out of order, which would make
+/// a subscriber's cursor skip the events behind it.
 fn in_log_order(mut events: Vec<(u64, Bytes)>) -> Vec<(u64, Bytes)> {
-    if !events.is_sorted_by_key(|(sequence, _)| *sequence) {
-        events.sort_unstable_by_key(|(sequence, _)| *sequence);
-    }
+    events.sort_unstable_by_key(|(sequence, _)| *sequence);
     events
 }
 
