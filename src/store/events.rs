@@ -19,8 +19,14 @@ const LEGACY_BATCH: i64 = 1000;
 /// so the sequences it numbered are the next ones of the log.
 pub async fn insert_all(conn: &mut Conn, events: &[EncodedEvent]) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut q = Builder::new(
-            "INSERT INTO events (sequence, kind, incident_id, severity, component_ids, body) ",
+        // SQLite: OR ROLLBACK, so that a failure ends the whole transaction
+        // (the writer then retries the group's commands one by one) and
+        // SQLite keeps no statement journal: without it, every page the
+        // statement changes is first copied aside in case this statement
+        // alone must be undone.
+        let mut q = Builder::new("INSERT ");
+        q.push_per("OR ROLLBACK ", "").push(
+            "INTO events (sequence, kind, incident_id, severity, component_ids, body) ",
         );
         q.push_values(chunk, |b, e| {
             let k = &e.keys;
