@@ -62,6 +62,8 @@ pub struct Measured {
     pub db_cpu: Option<f64>,
     /// Other processes on the machine.
     pub other_cpu: f64,
+    /// The server's CPU by what its threads do, in cores, busiest first.
+    pub server_threads: Vec<(&'static str, f64)>,
 }
 
 impl Measured {
@@ -142,6 +144,7 @@ pub async fn closed_loop<P: Probe + ?Sized>(
         client_cpu: cpu.client,
         db_cpu: cpu.db,
         other_cpu: cpu.other,
+        server_threads: cpu.server_threads,
     };
     for w in workers {
         if let Ok((lat, errors)) = w.await {

@@ -30,6 +30,10 @@ pub struct Row {
     pub db_cpu: Option<f64>,
     /// Other processes on the machine, in cores: CPU the figures did not get.
     pub other_cpu: Option<f64>,
+    /// The server's CPU time per completed call, in microseconds, by what its
+    /// threads do (closed loops only): unlike ops/s, it hardly moves with
+    /// how fast the machine is at the moment.
+    pub server_us_per_call: Vec<(&'static str, f64)>,
     pub targets: Vec<Target>,
     pub notes: Vec<String>,
 }
@@ -45,6 +49,24 @@ impl Row {
 
     pub fn note(&mut self, note: impl Into<String>) {
         self.notes.push(note.into());
+    }
+
+    /// A note of the server's CPU per call, by what its threads do.
+    pub fn note_cpu_per_call(&mut self, name: &str) {
+        if self.server_us_per_call.is_empty() {
+            return;
+        }
+        let by: Vec<String> = self
+            .server_us_per_call
+            .iter()
+            .filter(|(_, us)| *us >= 0.05)
+            .map(|(role, us)| format!("{role} {us:.1} us"))
+            .collect();
+        let total: f64 = self.server_us_per_call.iter().map(|(_, us)| us).sum();
+        self.note(format!(
+            "{name}: server CPU a call {total:.1} us: {}",
+            by.join(", ")
+        ));
     }
 }
 
@@ -270,6 +292,9 @@ pub fn row_json(backend: &str, r: &Row) -> Value {
         "client_cpu_cores": r.client_cpu,
         "db_cpu_cores": r.db_cpu,
         "other_cpu_cores": r.other_cpu,
+        "server_cpu_us_per_call": r.server_us_per_call.iter()
+            .map(|(role, us)| (role.to_string(), json!(us)))
+            .collect::<serde_json::Map<_, _>>(),
         "targets": r.targets.iter().map(|t| json!({
             "target": t.target, "measured": t.measured, "met": t.met,
         })).collect::<Vec<_>>(),

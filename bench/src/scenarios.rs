@@ -142,6 +142,14 @@ impl Ctx {
             client_cpu: Some(m.client_cpu),
             db_cpu: m.db_cpu,
             other_cpu: Some(m.other_cpu),
+            server_us_per_call: match m.ops_per_s() {
+                ops if ops > 0.0 => m
+                    .server_threads
+                    .iter()
+                    .map(|(role, cores)| (*role, cores / ops * 1e6))
+                    .collect(),
+                _ => Vec::new(),
+            },
             ..Default::default()
         };
         if m.error_count() > 0 {
@@ -383,6 +391,7 @@ impl Ctx {
             if let Some(pg) = self.pgbench64 {
                 pgbench_target(&mut r, ops, pg);
             }
+            r.note_cpu_per_call("post-64");
         }
         self.rows.push(r);
         Ok(())
@@ -406,6 +415,7 @@ impl Ctx {
                 format!("{ops:.0}/s"),
                 ops >= 25_000.0,
             );
+            r.note_cpu_per_call("note-128");
         }
         self.rows.push(r);
         Ok(())
@@ -632,6 +642,14 @@ impl Ctx {
             client_cpu: Some(m.client_cpu),
             db_cpu: m.db_cpu,
             other_cpu: Some(m.other_cpu),
+            server_us_per_call: match m.ops_per_s() {
+                ops if ops > 0.0 => m
+                    .server_threads
+                    .iter()
+                    .map(|(role, cores)| (*role, cores / ops * 1e6))
+                    .collect(),
+                _ => Vec::new(),
+            },
             ..Default::default()
         };
         if m.error_count() > 0 {

@@ -2,6 +2,7 @@
 //! free loopback port with a fresh database (a SQLite file, or a PostgreSQL
 //! database the bench creates and drops), and what /proc says about it.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -607,7 +608,28 @@ fn clock_ticks() -> f64 {
 
 /// CPU time (user + system) of process `pid` so far, in seconds.
 pub fn proc_cpu_seconds(pid: u32) -> Option<f64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time (user + system) of each thread of process `pid` so far: its
+/// thread id, its name and the seconds.
+pub fn thread_cpu_seconds(pid: u32) -> Vec<(u32, String, f64)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let tid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let name = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+            let secs = stat_cpu_seconds(&format!("/proc/{pid}/task/{tid}/stat"))?;
+            Some((tid, name.trim().to_owned(), secs))
+        })
+        .collect()
+}
+
+/// User + system seconds of a `/proc/.../stat` file (a process's or a thread's).
+fn stat_cpu_seconds(path: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(path).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let rest = &s[s.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -699,17 +721,19 @@ pub fn machine_busy_seconds() -> f64 {
 
 /// Server, client, database and machine CPU at one instant, to take deltas
 /// over a window.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct CpuMark {
     at: Instant,
     server: f64,
+    /// Each server thread's CPU seconds, by (pid, thread id).
+    threads: HashMap<(u32, u32), (String, f64)>,
     client: f64,
     db: Option<f64>,
     machine: f64,
 }
 
 /// CPU over a window, in cores.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct Cpu {
     pub wall: f64,
     pub server: f64,
@@ -719,14 +743,70 @@ pub struct Cpu {
     /// Everything else the machine ran meanwhile (other processes: a build,
     /// another benchmark), which the figures did not get.
     pub other: f64,
+    /// The servers' CPU by what their threads do, busiest first.
+    pub server_threads: Vec<(&'static str, f64)>,
+}
+
+/// What a server thread does, from its name. sqlx names every SQLite
+/// connection's thread alike; in a write scenario the busiest one is the
+/// writer's connection (one statement after another for every group).
+const RUNTIME: &str = "runtime workers";
+const WRITER: &str = "writer";
+const BUSIEST_SQLITE: &str = "busiest SQLite connection";
+const OTHER_SQLITE: &str = "other SQLite connections";
+const OTHER_THREADS: &str = "other threads";
+
+/// Each server's threads' CPU over a window (cores, by (pid, thread id) and
+/// name) summed by what the threads do.
+fn by_role(threads: Vec<((u32, u32), &str, f64)>) -> Vec<(&'static str, f64)> {
+    let sqlite = |name: &str| name.starts_with("sqlx-sqlite");
+    // Each server's busiest SQLite thread, by (pid, thread id).
+    let mut busiest: HashMap<u32, (u32, f64)> = HashMap::new();
+    for &((pid, tid), name, cores) in &threads {
+        if sqlite(name) {
+            let b = busiest.entry(pid).or_insert((tid, cores));
+            if cores > b.1 {
+                *b = (tid, cores);
+            }
+        }
+    }
+    let mut roles: BTreeMap<&'static str, f64> = BTreeMap::new();
+    for ((pid, tid), name, cores) in threads {
+        let role = if name.starts_with("tokio-rt-worker") {
+            RUNTIME
+        } else if name.starts_with("incidentd-write") {
+            WRITER
+        } else if sqlite(name) {
+            if busiest.get(&pid).is_some_and(|b| b.0 == tid) {
+                BUSIEST_SQLITE
+            } else {
+                OTHER_SQLITE
+            }
+        } else {
+            OTHER_THREADS
+        };
+        *roles.entry(role).or_default() += cores;
+    }
+    let mut roles: Vec<_> = roles.into_iter().collect();
+    roles.sort_by(|a, b| b.1.total_cmp(&a.1));
+    roles
 }
 
 impl CpuMark {
     pub fn take<P: Probe + ?Sized>(probe: &P) -> CpuMark {
         let servers = probe.servers();
+        let threads = servers
+            .iter()
+            .flat_map(|s| {
+                thread_cpu_seconds(s.pid)
+                    .into_iter()
+                    .map(|(tid, name, secs)| ((s.pid, tid), (name, secs)))
+            })
+            .collect();
         CpuMark {
             at: Instant::now(),
             server: servers.iter().map(|s| s.cpu_seconds()).sum(),
+            threads,
             client: self_cpu_seconds(),
             db: servers
                 .iter()
@@ -747,12 +827,63 @@ impl CpuMark {
             _ => None,
         };
         let machine = (now.machine - self.machine) / wall;
+        // A thread that began within the window counts from zero.
+        let threads = now
+            .threads
+            .iter()
+            .map(|(key, (name, secs))| {
+                let before = self.threads.get(key).map_or(0.0, |(_, s)| *s);
+                (*key, name.as_str(), ((secs - before) / wall).max(0.0))
+            })
+            .collect();
         Cpu {
+            server_threads: by_role(threads),
             wall,
             server,
             client,
             db,
             other: (machine - server - client - db.unwrap_or(0.0)).max(0.0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_summed_by_what_they_do_with_each_servers_busiest_sqlite_connection_apart() {
+        let threads = vec![
+            ((1, 10), "tokio-rt-worker", 0.3),
+            ((1, 11), "tokio-rt-worker", 0.2),
+            ((1, 12), "incidentd-write", 0.1),
+            ((1, 13), "sqlx-sqlite-wor", 0.05),
+            ((1, 14), "sqlx-sqlite-wor", 0.4),
+            ((1, 15), "sqlx-sqlite-wor", 0.05),
+            ((2, 20), "sqlx-sqlite-wor", 0.25),
+            ((1, 16), "tracing-appende", 0.01),
+        ];
+        let roles: HashMap<_, _> = by_role(threads.clone()).into_iter().collect();
+        let close = |role: &str, want: f64| (roles[role] - want).abs() < 1e-9;
+        assert!(close(RUNTIME, 0.5));
+        assert!(close(WRITER, 0.1));
+        // One busiest per server: 0.4 of the first, 0.25 of the second.
+        assert!(close(BUSIEST_SQLITE, 0.65));
+        assert!(close(OTHER_SQLITE, 0.1));
+        assert!(close(OTHER_THREADS, 0.01));
+        // Busiest first.
+        assert_eq!(by_role(threads)[0].0, BUSIEST_SQLITE);
+    }
+
+    #[test]
+    fn two_sqlite_threads_equally_busy_count_once_as_the_busiest() {
+        let roles: HashMap<_, _> = by_role(vec![
+            ((1, 13), "sqlx-sqlite-wor", 0.2),
+            ((1, 14), "sqlx-sqlite-wor", 0.2),
+        ])
+        .into_iter()
+        .collect();
+        assert_eq!(roles[BUSIEST_SQLITE], 0.2);
+        assert_eq!(roles[OTHER_SQLITE], 0.2);
     }
 }
