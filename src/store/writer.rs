@@ -1207,6 +1207,69 @@ mod tests {
         }
     }
 
+    /// The log's rows are inserted OR ROLLBACK on SQLite: a failure there
+    /// ends the whole transaction inside SQLite, before the writer's own
+    /// ROLLBACK. The group's commands are retried one by one, the one the log
+    /// refuses fails alone, and the writer goes on.
+    #[tokio::test]
+    async fn a_group_whose_log_insert_ends_the_transaction_is_retried_one_by_one() {
+        let (_dir, store) = open().await;
+        let (kept, refused) = (declare(&store).await, declare(&store).await);
+        let refused_id = refused.id.to_string();
+        store
+            .write(move |ctx| {
+                Box::pin(async move {
+                    crate::store::db::query(format!(
+                        "CREATE TEMP TRIGGER refuse_log BEFORE INSERT ON events \
+                         WHEN NEW.incident_id = '{refused_id}' \
+                         BEGIN SELECT RAISE(ROLLBACK, 'the log refuses it'); END"
+                    ))
+                    .execute(ctx.conn())
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+        let (release, held) = hold_writer(&store).await;
+        let mut posts = Vec::new();
+        for (n, id) in [kept.id, refused.id, kept.id].into_iter().enumerate() {
+            let s = store.clone();
+            posts.push(tokio::spawn(async move { s.execute(None, post(id, n)).await }));
+            until_queued(&store, n + 1).await;
+        }
+        release.send(()).unwrap();
+        held.await.unwrap();
+        let mut answers = Vec::new();
+        for p in posts {
+            answers.push(p.await.unwrap());
+        }
+        assert!(answers[0].is_ok(), "{:?}", answers[0]);
+        assert!(answers[1].is_err(), "the refused update fails");
+        assert!(answers[2].is_ok(), "{:?}", answers[2]);
+        let after = store.execute(None, post(kept.id, 3)).await;
+        assert!(after.is_ok(), "the writer goes on: {after:?}");
+        let mut conn = store.reader().await.unwrap();
+        let stored: Vec<String> =
+            crate::store::db::query_scalar("SELECT incident_id FROM status_updates")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(stored, vec![kept.id.to_string(); 3], "nothing of the refused one");
+        let sequences: Vec<i64> =
+            crate::store::db::query_scalar("SELECT sequence FROM events ORDER BY sequence")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            sequences,
+            (1..=sequences.len() as i64).collect::<Vec<_>>(),
+            "the log has no gap where the refused update was"
+        );
+        drop(conn);
+        store.close().await;
+    }
+
     #[tokio::test]
     async fn a_command_whose_statement_fails_fails_alone() {
         let (_dir, store) = open().await;
