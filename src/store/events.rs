@@ -25,9 +25,8 @@ pub async fn insert_all(conn: &mut Conn, events: &[EncodedEvent]) -> Result<()> 
         // statement changes is first copied aside in case this statement
         // alone must be undone.
         let mut q = Builder::new("INSERT ");
-        q.push_per("OR ROLLBACK ", "").push(
-            "INTO events (sequence, kind, incident_id, severity, component_ids, body) ",
-        );
+        q.push_per("OR ROLLBACK ", "")
+            .push("INTO events (sequence, kind, incident_id, severity, component_ids, body) ");
         q.push_values(chunk, |b, e| {
             let k = &e.keys;
             b.push_bind(k.sequence as i64)

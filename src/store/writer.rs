@@ -1235,7 +1235,9 @@ mod tests {
         let mut posts = Vec::new();
         for (n, id) in [kept.id, refused.id, kept.id].into_iter().enumerate() {
             let s = store.clone();
-            posts.push(tokio::spawn(async move { s.execute(None, post(id, n)).await }));
+            posts.push(tokio::spawn(
+                async move { s.execute(None, post(id, n)).await },
+            ));
             until_queued(&store, n + 1).await;
         }
         release.send(()).unwrap();
@@ -1255,7 +1257,11 @@ mod tests {
                 .fetch_all(&mut conn)
                 .await
                 .unwrap();
-        assert_eq!(stored, vec![kept.id.to_string(); 3], "nothing of the refused one");
+        assert_eq!(
+            stored,
+            vec![kept.id.to_string(); 3],
+            "nothing of the refused one"
+        );
         let sequences: Vec<i64> =
             crate::store::db::query_scalar("SELECT sequence FROM events ORDER BY sequence")
                 .fetch_all(&mut conn)
