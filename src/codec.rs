@@ -23,7 +23,9 @@ const DECODE_ERROR_MAX_CHARS: usize = 256;
 /// The buffer a response stream encodes its messages into, allocated when
 /// the call starts and kept while it lasts: tonic's 8 KiB, times 10,000
 /// subscriptions, was 80 MiB of buffers holding a few hundred bytes each.
-/// A larger message grows the buffer as it needs.
+/// A larger message grows the buffer as it needs; a stream that once sent a
+/// burst (a catch-up gathers up to the yield threshold) keeps the larger
+/// buffer.
 const ENCODE_BUFFER_BYTES: usize = 1024;
 /// Encoded bytes a stream gathers before handing them to the connection
 /// (tonic's default).

@@ -747,7 +747,8 @@ pub struct Cpu {
     pub server_threads: Vec<(&'static str, f64)>,
 }
 
-/// What a server thread does, from its name. sqlx names every SQLite
+/// What a server thread does, from its name (tokio names its blocking
+/// threads as its workers: they count as runtime workers). sqlx names every SQLite
 /// connection's thread alike; in a write scenario the busiest one is the
 /// writer's connection (one statement after another for every group).
 const RUNTIME: &str = "runtime workers";
@@ -755,6 +756,7 @@ const WRITER: &str = "writer";
 const BUSIEST_SQLITE: &str = "busiest SQLite connection";
 const OTHER_SQLITE: &str = "other SQLite connections";
 const OTHER_THREADS: &str = "other threads";
+const ENDED_THREADS: &str = "threads that ended in the window";
 
 /// Each server's threads' CPU over a window (cores, by (pid, thread id) and
 /// name) summed by what the threads do.
@@ -836,8 +838,16 @@ impl CpuMark {
                 (*key, name.as_str(), ((secs - before) / wall).max(0.0))
             })
             .collect();
+        let mut server_threads = by_role(threads);
+        // A thread that ended within the window (tokio's blocking threads
+        // do, after 10 s idle) is in the process's figure and no longer in
+        // /proc/PID/task.
+        let named: f64 = server_threads.iter().map(|(_, cores)| cores).sum();
+        if server - named > 0.005 {
+            server_threads.push((ENDED_THREADS, server - named));
+        }
         Cpu {
-            server_threads: by_role(threads),
+            server_threads,
             wall,
             server,
             client,

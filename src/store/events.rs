@@ -19,11 +19,14 @@ const LEGACY_BATCH: i64 = 1000;
 /// so the sequences it numbered are the next ones of the log.
 pub async fn insert_all(conn: &mut Conn, events: &[EncodedEvent]) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        // SQLite: OR ROLLBACK, so that a failure ends the whole transaction
-        // (the writer then retries the group's commands one by one) and
-        // SQLite keeps no statement journal: without it, every page the
-        // statement changes is first copied aside in case this statement
-        // alone must be undone.
+        // SQLite: OR ROLLBACK, so that SQLite keeps no statement journal
+        // (every page the statement changes copied aside in case this
+        // statement alone must be undone): a conflict or a NOT NULL or CHECK
+        // failure ends the whole transaction instead. Other failures (a
+        // datatype, no memory) may leave the rows before them written, so
+        // the caller runs this last before COMMIT and rolls back on any
+        // error, as the writer does, which then retries the group's commands
+        // one by one.
         let mut q = Builder::new("INSERT ");
         q.push_per("OR ROLLBACK ", "")
             .push("INTO events (sequence, kind, incident_id, severity, component_ids, body) ");
@@ -489,6 +492,52 @@ mod batch_tests {
             .execute(conn)
             .await
             .unwrap();
+    }
+
+    /// The log's insert is OR ROLLBACK on SQLite: a row it cannot write ends
+    /// the whole transaction, what was written before it included.
+    #[tokio::test]
+    async fn a_log_row_that_cannot_be_written_rolls_the_whole_transaction_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db").display().to_string();
+        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+        store.close().await;
+        let mut conn: Conn =
+            SqliteConnection::connect_with(&super::super::connect_options(&db).unwrap())
+                .await
+                .unwrap()
+                .into();
+        db::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        db::query("INSERT INTO meta (key, value) VALUES ('probe', x'00')")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let event = |sequence| EncodedEvent {
+            keys: EventKeys {
+                sequence,
+                kind: EventKind::NoteAdded,
+                incident_id: Some(IncidentId::generate()),
+                severity: None,
+                component_ids: Vec::new(),
+            },
+            body: Bytes::from_static(b"\x0a\x00"),
+        };
+        // The same sequence twice: the second row conflicts with the first.
+        let failed = insert_all(&mut conn, &[event(1), event(2), event(2)]).await;
+        assert!(failed.is_err(), "a duplicate sequence is refused");
+        assert!(
+            db::query("ROLLBACK").execute(&mut conn).await.is_err(),
+            "no transaction is left to roll back"
+        );
+        let probes: i64 = db::query_scalar("SELECT count(*) FROM meta WHERE key = 'probe'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(probes, 0, "what the transaction wrote before is gone");
+        assert_eq!(head(&mut conn).await.unwrap(), 0, "and none of the rows");
     }
 
     /// A batch is the first events after the cursor in log order: here two
