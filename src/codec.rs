@@ -11,8 +11,8 @@ use std::marker::PhantomData;
 use prost::Message;
 use prost::bytes::Buf;
 use tonic::Status;
-use tonic::codec::{BufferSettings, DecodeBuf, Decoder as _};
-use tonic_prost::{ProstCodec, ProstEncoder};
+use tonic::codec::{BufferSettings, DecodeBuf};
+use tonic_prost::ProstEncoder;
 
 use crate::error::{Error, clip};
 
@@ -34,14 +34,12 @@ const YIELD_THRESHOLD_BYTES: usize = 32 * 1024;
 /// A [`tonic::codec::Codec`] for prost messages; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Codec<T, U> {
-    inner: ProstCodec<T, U>,
+    _pd: PhantomData<(T, U)>,
 }
 
 impl<T, U> Default for Codec<T, U> {
     fn default() -> Self {
-        Codec {
-            inner: ProstCodec::default(),
-        }
+        Codec { _pd: PhantomData }
     }
 }
 
@@ -64,7 +62,7 @@ where
 
     fn decoder(&mut self) -> Self::Decoder {
         Decoder {
-            buffer_settings: self.inner.decoder().buffer_settings(),
+            buffer_settings: BufferSettings::default(),
             _pd: PhantomData,
         }
     }
@@ -106,6 +104,7 @@ mod tests {
     use crate::proto as pb;
     use tonic::Code;
     use tonic::codec::Codec as _;
+    use tonic_prost::ProstCodec;
     use tonic_types::StatusExt;
 
     fn assert_malformed(r: Result<pb::GetIncidentRequest, Status>, says: &str) {

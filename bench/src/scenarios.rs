@@ -127,8 +127,13 @@ impl Ctx {
         }
     }
 
-    /// A row with the usual figures of a closed loop.
+    /// A row with the usual figures of a closed loop on the main server.
     fn row(&self, scenario: &str, m: &Measured) -> Row {
+        self.row_on(&self.server, scenario, m)
+    }
+
+    /// A row with the usual figures of a closed loop on `server`.
+    fn row_on(&self, server: &Server, scenario: &str, m: &Measured) -> Row {
         let all = m.all();
         let mut r = Row {
             scenario: scenario.into(),
@@ -137,7 +142,7 @@ impl Ctx {
             p50_ms: all.quantile_ms(0.50),
             p99_ms: all.quantile_ms(0.99),
             p999_ms: all.quantile_ms(0.999),
-            server_rss_mib: Some(self.server.rss_kib() as f64 / 1024.0),
+            server_rss_mib: Some(server.rss_kib() as f64 / 1024.0),
             server_cpu: Some(m.server_cpu),
             client_cpu: Some(m.client_cpu),
             db_cpu: m.db_cpu,
@@ -600,16 +605,21 @@ impl Ctx {
         let mut extra_row = None;
         if reference.is_none() {
             // post-64 was not run: measure it on a fresh default server.
-            let (m, row) = self.post64_on(&[]).await?;
+            let (m, row) = self
+                .post64_on("groupcommit reference (post-64, default server)", &[])
+                .await?;
             reference = Some(m);
             extra_row = Some(row);
         }
-        let (ops, mut row) = self.post64_on(&["--max-batch".into(), "1".into()]).await?;
-        if let Some(mut x) = extra_row {
-            x.scenario = "groupcommit reference (post-64, default server)".into();
+        let (ops, mut row) = self
+            .post64_on(
+                "groupcommit (post-64 on a second server, --max-batch 1)",
+                &["--max-batch".into(), "1".into()],
+            )
+            .await?;
+        if let Some(x) = extra_row {
             self.rows.push(x);
         }
-        row.scenario = "groupcommit (post-64 on a second server, --max-batch 1)".into();
         let reference = reference.unwrap_or(0.0);
         let ratio = reference / ops.max(1e-9);
         row.target(
@@ -622,7 +632,7 @@ impl Ctx {
     }
 
     /// PostStatusUpdate at 64 in flight on a fresh server with `flags`.
-    async fn post64_on(&self, flags: &[String]) -> anyhow::Result<(f64, Row)> {
+    async fn post64_on(&self, scenario: &str, flags: &[String]) -> anyhow::Result<(f64, Row)> {
         let mut all = Ctx::main_flags(0);
         all.extend_from_slice(flags);
         let server = self.start_server(&all).await?;
@@ -636,32 +646,7 @@ impl Ctx {
             post_op(chans, Arc::new(ids)),
         )
         .await;
-        let all = m.all();
-        let mut row = Row {
-            scenario: String::new(),
-            ops_per_s: Some(m.ops_per_s()),
-            ratio: self.ratio(m.ops_per_s()),
-            p50_ms: all.quantile_ms(0.5),
-            p99_ms: all.quantile_ms(0.99),
-            p999_ms: all.quantile_ms(0.999),
-            server_rss_mib: Some(server.rss_kib() as f64 / 1024.0),
-            server_cpu: Some(m.server_cpu),
-            client_cpu: Some(m.client_cpu),
-            db_cpu: m.db_cpu,
-            other_cpu: Some(m.other_cpu),
-            server_us_per_call: match m.ops_per_s() {
-                ops if ops > 0.0 => m
-                    .server_threads
-                    .iter()
-                    .map(|(role, cores)| (*role, cores / ops * 1e6))
-                    .collect(),
-                _ => Vec::new(),
-            },
-            ..Default::default()
-        };
-        if m.error_count() > 0 {
-            row.note(format!("errors: {:?}", m.errors));
-        }
+        let row = self.row_on(&server, scenario, &m);
         server.stop().await;
         Ok((m.ops_per_s(), row))
     }

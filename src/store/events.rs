@@ -476,6 +476,18 @@ mod batch_tests {
     use super::*;
     use crate::store::{Store, StoreOptions};
 
+    /// A connection to a new database the server has migrated (and closed).
+    async fn migrated() -> (tempfile::TempDir, SqliteConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db").display().to_string();
+        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+        store.close().await;
+        let conn = SqliteConnection::connect_with(&super::super::connect_options(&db).unwrap())
+            .await
+            .unwrap();
+        (dir, conn)
+    }
+
     /// A stored event of about 100 bytes, `sequence`, of `incident`.
     async fn insert(conn: &mut SqliteConnection, sequence: u64, incident: Option<&str>) {
         let mut body = Vec::new();
@@ -498,15 +510,8 @@ mod batch_tests {
     /// the whole transaction, what was written before it included.
     #[tokio::test]
     async fn a_log_row_that_cannot_be_written_rolls_the_whole_transaction_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db").display().to_string();
-        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
-        store.close().await;
-        let mut conn: Conn =
-            SqliteConnection::connect_with(&super::super::connect_options(&db).unwrap())
-                .await
-                .unwrap()
-                .into();
+        let (_dir, conn) = migrated().await;
+        let mut conn: Conn = conn.into();
         db::query("BEGIN IMMEDIATE")
             .execute(&mut conn)
             .await
@@ -545,13 +550,7 @@ mod batch_tests {
     /// the per-incident index.
     #[tokio::test]
     async fn a_batch_is_in_log_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db").display().to_string();
-        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
-        store.close().await;
-        let mut conn = SqliteConnection::connect_with(&super::super::connect_options(&db).unwrap())
-            .await
-            .unwrap();
+        let (_dir, mut conn) = migrated().await;
         let (a, b) = (IncidentId::generate(), IncidentId::generate());
         let (sa, sb) = (a.to_string(), b.to_string());
         for n in (1..=60u64).rev() {
@@ -587,13 +586,7 @@ mod batch_tests {
     /// short and said so, and reading on from its end misses nothing.
     #[tokio::test]
     async fn a_batch_too_large_for_one_value_is_read_in_pieces() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db").display().to_string();
-        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
-        store.close().await;
-        let mut conn = SqliteConnection::connect_with(&super::super::connect_options(&db).unwrap())
-            .await
-            .unwrap();
+        let (_dir, mut conn) = migrated().await;
         // 40 events of ~100 bytes; a value may hold 1,000 bytes.
         for n in 1..=40 {
             insert(&mut conn, n, None).await;

@@ -1188,6 +1188,14 @@ mod tests {
         assert!(two <= 10, "{two} statements");
     }
 
+    /// Every sequence in the log, in order.
+    async fn log_sequences(conn: &mut crate::store::db::Conn) -> Vec<i64> {
+        crate::store::db::query_scalar("SELECT sequence FROM events ORDER BY sequence")
+            .fetch_all(conn)
+            .await
+            .unwrap()
+    }
+
     /// Stages an incident under a reference number already taken: it passes
     /// every rule in memory and fails only in SQL (UNIQUE).
     struct DuplicateNumber(Incident);
@@ -1262,11 +1270,7 @@ mod tests {
             vec![kept.id.to_string(); 3],
             "nothing of the refused one"
         );
-        let sequences: Vec<i64> =
-            crate::store::db::query_scalar("SELECT sequence FROM events ORDER BY sequence")
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
+        let sequences = log_sequences(&mut conn).await;
         assert_eq!(
             sequences,
             (1..=sequences.len() as i64).collect::<Vec<_>>(),
@@ -1320,11 +1324,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(updates, vec![update.id.to_string()]);
-        let sequences: Vec<i64> =
-            crate::store::db::query_scalar("SELECT sequence FROM events ORDER BY sequence")
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
+        let sequences = log_sequences(&mut conn).await;
         assert_eq!(
             sequences,
             (1..=sequences.len() as i64).collect::<Vec<_>>(),
