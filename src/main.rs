@@ -11,6 +11,8 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Before anything opens a database: SQLite takes a page cache only then.
+    let page_cache = incidentd::store::page_cache::install();
     let cli = Cli::parse();
     let filter =
         EnvFilter::try_from_env("INCIDENTD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
@@ -29,6 +31,9 @@ async fn main() -> anyhow::Result<()> {
             .with_current_span(true)
             .with_writer(log)
             .init(),
+    }
+    if !page_cache {
+        tracing::warn!("SQLite keeps its own page cache, which every commit scans whole");
     }
     match cli.command {
         Command::Seed { db, dir } => {

@@ -13,6 +13,7 @@ pub mod files;
 pub mod incidents;
 mod lease;
 pub mod notes;
+pub mod page_cache;
 pub mod request_ids;
 pub mod seeds;
 mod statement_timeout;
