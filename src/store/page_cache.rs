@@ -39,9 +39,9 @@ static BUILTIN: OnceLock<Builtin> = OnceLock::new();
 /// moves it.
 const PENDING_BYTE: c_uint = 0x4000_0000;
 
-/// One connection's cache: the default one, and what it may hold. SQLite
-/// uses a cache from one thread at a time (its connection's), so the fields
-/// need no lock.
+/// One pager's cache: the default one, and what it may hold. SQLite calls a
+/// cache's methods one at a time, under the mutex of the connection (or of
+/// the shared cache) that owns it, so the fields need no lock.
 struct Cache {
     inner: *mut ffi::sqlite3_pcache,
     keys: Keys,
@@ -347,8 +347,10 @@ mod tests {
 
     fn rekey(keys: &mut Keys, held: &mut Held, old: c_uint, new: c_uint) {
         take(held, old);
-        // The default cache drops a page already at `new` (SQLite never
-        // asks for that but at the parking key, which is not a page).
+        // SQLite drops a page already at `new` before it moves another there
+        // (`sqlite3PcacheMove`), the parking key included; the model keeps
+        // several pages parked at once, more than SQLite can, which the
+        // bookkeeping must survive all the same.
         if new != keys.parking {
             held.remove(&new);
         }
