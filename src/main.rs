@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
             .init(),
     }
     if !page_cache {
-        tracing::warn!("SQLite keeps its own page cache, which every commit scans whole");
+        tracing::warn!("{}", incidentd::store::page_cache::NOT_INSTALLED);
     }
     match cli.command {
         Command::Seed { db, dir } => {

@@ -101,6 +101,10 @@ impl Keys {
     }
 }
 
+/// What `incidentd` logs (WARN) when [`install`] could not install the
+/// wrapper; tests look for it.
+pub const NOT_INSTALLED: &str = "SQLite keeps its own page cache, which every commit scans whole";
+
 /// Installs the wrapper for every SQLite connection the process opens from
 /// now on. It must run before SQLite is first used (SQLite refuses a new page
 /// cache afterwards, and then keeps its own): returns whether it was
