@@ -133,7 +133,20 @@ pub fn install() -> bool {
             &mut builtin as *mut ffi::sqlite3_pcache_methods2,
         )
     };
-    if rc != ffi::SQLITE_OK || builtin.xCreate.is_none() || builtin.iVersion < 1 {
+    let complete = [
+        builtin.xInit.is_some(),
+        builtin.xShutdown.is_some(),
+        builtin.xCreate.is_some(),
+        builtin.xCachesize.is_some(),
+        builtin.xPagecount.is_some(),
+        builtin.xFetch.is_some(),
+        builtin.xUnpin.is_some(),
+        builtin.xRekey.is_some(),
+        builtin.xTruncate.is_some(),
+        builtin.xDestroy.is_some(),
+        builtin.xShrink.is_some(),
+    ];
+    if rc != ffi::SQLITE_OK || builtin.iVersion < 1 || complete.contains(&false) {
         return false;
     }
     let pass_through = builtin.pArg;
@@ -165,12 +178,15 @@ pub fn install() -> bool {
     rc == ffi::SQLITE_OK
 }
 
-fn builtin() -> &'static ffi::sqlite3_pcache_methods2 {
-    // SQLite calls the wrapper only once `install` has set it.
-    &BUILTIN
-        .get()
-        .expect("the page cache wrapper runs only once installed")
-        .0
+/// One of SQLite's own methods. SQLite calls the wrapper only once `install`
+/// has kept them, every one present.
+macro_rules! builtin {
+    ($method:ident) => {
+        BUILTIN
+            .get()
+            .and_then(|b| b.0.$method)
+            .expect("the wrapper is installed over a complete page cache")
+    };
 }
 
 /// # Safety
@@ -180,16 +196,11 @@ unsafe fn cache<'a>(p: *mut ffi::sqlite3_pcache) -> &'a mut Cache {
 }
 
 unsafe extern "C" fn init(arg: *mut c_void) -> c_int {
-    match builtin().xInit {
-        Some(f) => unsafe { f(arg) },
-        None => ffi::SQLITE_OK,
-    }
+    unsafe { builtin!(xInit)(arg) }
 }
 
 unsafe extern "C" fn shutdown(arg: *mut c_void) {
-    if let Some(f) = builtin().xShutdown {
-        unsafe { f(arg) }
-    }
+    unsafe { builtin!(xShutdown)(arg) }
 }
 
 unsafe extern "C" fn create(
@@ -197,10 +208,7 @@ unsafe extern "C" fn create(
     extra: c_int,
     purgeable: c_int,
 ) -> *mut ffi::sqlite3_pcache {
-    let Some(f) = builtin().xCreate else {
-        return std::ptr::null_mut();
-    };
-    let inner = unsafe { f(page_size, extra, purgeable) };
+    let inner = unsafe { builtin!(xCreate)(page_size, extra, purgeable) };
     if inner.is_null() {
         return inner;
     }
@@ -211,16 +219,11 @@ unsafe extern "C" fn create(
 }
 
 unsafe extern "C" fn cachesize(p: *mut ffi::sqlite3_pcache, pages: c_int) {
-    if let Some(f) = builtin().xCachesize {
-        unsafe { f(cache(p).inner, pages) }
-    }
+    unsafe { builtin!(xCachesize)(cache(p).inner, pages) }
 }
 
 unsafe extern "C" fn pagecount(p: *mut ffi::sqlite3_pcache) -> c_int {
-    match builtin().xPagecount {
-        Some(f) => unsafe { f(cache(p).inner) },
-        None => 0,
-    }
+    unsafe { builtin!(xPagecount)(cache(p).inner) }
 }
 
 unsafe extern "C" fn fetch(
@@ -229,10 +232,7 @@ unsafe extern "C" fn fetch(
     create: c_int,
 ) -> *mut ffi::sqlite3_pcache_page {
     let c = unsafe { cache(p) };
-    let Some(f) = builtin().xFetch else {
-        return std::ptr::null_mut();
-    };
-    let page = unsafe { f(c.inner, key, create) };
+    let page = unsafe { builtin!(xFetch)(c.inner, key, create) };
     if create != 0 && !page.is_null() {
         c.keys.fetched(key);
     }
@@ -244,9 +244,7 @@ unsafe extern "C" fn unpin(
     page: *mut ffi::sqlite3_pcache_page,
     discard: c_int,
 ) {
-    if let Some(f) = builtin().xUnpin {
-        unsafe { f(cache(p).inner, page, discard) }
-    }
+    unsafe { builtin!(xUnpin)(cache(p).inner, page, discard) }
 }
 
 unsafe extern "C" fn rekey(
@@ -256,34 +254,26 @@ unsafe extern "C" fn rekey(
     new: c_uint,
 ) {
     let c = unsafe { cache(p) };
-    if let Some(f) = builtin().xRekey {
-        unsafe { f(c.inner, page, old, new) }
-    }
+    unsafe { builtin!(xRekey)(c.inner, page, old, new) }
     c.keys.rekeyed(old, new);
 }
 
 unsafe extern "C" fn truncate(p: *mut ffi::sqlite3_pcache, limit: c_uint) {
     let c = unsafe { cache(p) };
     // Nothing at or past `limit`: nothing to drop, and no scan.
-    if c.keys.truncate(limit)
-        && let Some(f) = builtin().xTruncate
-    {
-        unsafe { f(c.inner, limit) }
+    if c.keys.truncate(limit) {
+        unsafe { builtin!(xTruncate)(c.inner, limit) }
     }
 }
 
 unsafe extern "C" fn destroy(p: *mut ffi::sqlite3_pcache) {
     // SAFETY: `p` came from `create`'s Box and SQLite destroys it once.
     let c = unsafe { Box::from_raw(p as *mut Cache) };
-    if let Some(f) = builtin().xDestroy {
-        unsafe { f(c.inner) }
-    }
+    unsafe { builtin!(xDestroy)(c.inner) }
 }
 
 unsafe extern "C" fn shrink(p: *mut ffi::sqlite3_pcache) {
-    if let Some(f) = builtin().xShrink {
-        unsafe { f(cache(p).inner) }
-    }
+    unsafe { builtin!(xShrink)(cache(p).inner) }
 }
 
 #[cfg(test)]

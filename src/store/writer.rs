@@ -1188,12 +1188,20 @@ mod tests {
         assert!(two <= 10, "{two} statements");
     }
 
-    /// Every sequence in the log, in order.
-    async fn log_sequences(conn: &mut crate::store::db::Conn) -> Vec<i64> {
-        crate::store::db::query_scalar("SELECT sequence FROM events ORDER BY sequence")
-            .fetch_all(conn)
-            .await
-            .unwrap()
+    /// Asserts the log's sequences run from 1 without a gap (`gap_of`: whose
+    /// gap it would be); returns them.
+    async fn assert_log_has_no_gap(conn: &mut crate::store::db::Conn, gap_of: &str) -> Vec<i64> {
+        let sequences: Vec<i64> =
+            crate::store::db::query_scalar("SELECT sequence FROM events ORDER BY sequence")
+                .fetch_all(conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            sequences,
+            (1..=sequences.len() as i64).collect::<Vec<_>>(),
+            "the log has no gap where {gap_of} was"
+        );
+        sequences
     }
 
     /// Stages an incident under a reference number already taken: it passes
@@ -1270,12 +1278,7 @@ mod tests {
             vec![kept.id.to_string(); 3],
             "nothing of the refused one"
         );
-        let sequences = log_sequences(&mut conn).await;
-        assert_eq!(
-            sequences,
-            (1..=sequences.len() as i64).collect::<Vec<_>>(),
-            "the log has no gap where the refused update was"
-        );
+        assert_log_has_no_gap(&mut conn, "the refused update").await;
         drop(conn);
         store.close().await;
     }
@@ -1324,12 +1327,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(updates, vec![update.id.to_string()]);
-        let sequences = log_sequences(&mut conn).await;
-        assert_eq!(
-            sequences,
-            (1..=sequences.len() as i64).collect::<Vec<_>>(),
-            "the log has no gap where the bad command was"
-        );
+        let sequences = assert_log_has_no_gap(&mut conn, "the bad command").await;
         assert_eq!(*sequences.last().unwrap() as u64, note.sequence);
         drop(conn);
         store.close().await;
