@@ -25,8 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .codec_path("crate::codec::Codec")
         .btree_map(".")
         // Replies that carry events embed the log's stored encoding as it is,
-        // and GetIncident the incident cache's (src/wire.rs); they encode the
-        // same messages.
+        // and GetIncident and ListIncidents the incident cache's (src/wire.rs);
+        // they encode the same messages.
         .extern_path(
             ".incident.v1.SubscribeTimelineResponse",
             "crate::wire::SubscribeTimelineResponse",
@@ -38,6 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(
             ".incident.v1.ListTimelineEventsResponse",
             "crate::wire::ListTimelineEventsResponse",
+        )
+        .extern_path(
+            ".incident.v1.ListIncidentsResponse",
+            "crate::wire::ListIncidentsResponse",
         )
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");

@@ -177,6 +177,60 @@ impl Message for GetIncidentResponse {
     }
 }
 
+/// `incident.v1.ListIncidentsResponse`, its incidents pre-encoded (most
+/// taken from the incident cache as they are).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListIncidentsResponse {
+    /// `repeated Incident incidents = 1`: each an encoded `Incident`.
+    pub incidents: Vec<Bytes>,
+    /// `next_page_token = 2`.
+    pub next_page_token: String,
+}
+
+impl Message for ListIncidentsResponse {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        for i in &self.incidents {
+            encoding::bytes::encode(1, i, buf);
+        }
+        if !self.next_page_token.is_empty() {
+            encoding::string::encode(2, &self.next_page_token, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        match tag {
+            1 => {
+                let mut incident = Bytes::new();
+                encoding::bytes::merge(wire_type, &mut incident, buf, ctx)?;
+                self.incidents.push(incident);
+                Ok(())
+            }
+            2 => encoding::string::merge(wire_type, &mut self.next_page_token, buf, ctx),
+            _ => encoding::skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        encoding::bytes::encoded_len_repeated(1, &self.incidents)
+            + if self.next_page_token.is_empty() {
+                0
+            } else {
+                encoding::string::encoded_len(2, &self.next_page_token)
+            }
+    }
+
+    fn clear(&mut self) {
+        self.incidents.clear();
+        self.next_page_token.clear();
+    }
+}
+
 /// `incident.v1.ListTimelineEventsResponse`, its events pre-encoded.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ListTimelineEventsResponse {
@@ -317,6 +371,40 @@ mod tests {
             assert_eq!(generated.next_page_token, token);
             assert_eq!(
                 ListTimelineEventsResponse::decode(bytes.as_slice()).unwrap(),
+                ours
+            );
+        }
+    }
+
+    #[test]
+    fn an_incident_page_reply_is_the_generated_message() {
+        for token in ["", "next"] {
+            // An incident of all defaults encodes to nothing: still one element.
+            let incidents: Vec<client::Incident> = (0..3)
+                .map(|n| match n {
+                    0 => client::Incident::default(),
+                    n => client::Incident {
+                        id: format!("00000000-0000-0000-0000-00000000000{n}"),
+                        reference: format!("INC-{n}"),
+                        title: "Checkout fails".into(),
+                        ..Default::default()
+                    },
+                })
+                .collect();
+            let ours = ListIncidentsResponse {
+                incidents: incidents
+                    .iter()
+                    .map(|i| Bytes::from(i.encode_to_vec()))
+                    .collect(),
+                next_page_token: token.into(),
+            };
+            let bytes = ours.encode_to_vec();
+            assert_eq!(ours.encoded_len(), bytes.len());
+            let generated = client::ListIncidentsResponse::decode(bytes.as_slice()).unwrap();
+            assert_eq!(generated.incidents, incidents);
+            assert_eq!(generated.next_page_token, token);
+            assert_eq!(
+                ListIncidentsResponse::decode(bytes.as_slice()).unwrap(),
                 ours
             );
         }

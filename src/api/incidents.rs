@@ -20,8 +20,8 @@ use crate::service::incidents::{self as svc, IncidentRef};
 use crate::service::{Caller, action_items, execute};
 use crate::store::Cursor;
 use crate::store::Store;
-use crate::store::incidents::{IncidentFilter, cursor_after, status_update_cursor};
-use crate::wire::GetIncidentResponse;
+use crate::store::incidents::{IncidentFilter, status_update_cursor};
+use crate::wire::{GetIncidentResponse, ListIncidentsResponse};
 
 /// The IncidentService handlers.
 #[derive(Clone)]
@@ -663,7 +663,7 @@ impl IncidentService for Incidents {
     async fn list_incidents(
         &self,
         req: Request<pb::ListIncidentsRequest>,
-    ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+    ) -> Result<Response<ListIncidentsResponse>, Status> {
         let audience = super::audience(&req, req.get_ref().view)?;
         let r = req.into_inner();
         let mut v = Violations::new();
@@ -671,21 +671,25 @@ impl IncidentService for Incidents {
         let filter = list_filter(&mut v, &r, audience);
         v.finish()?;
         let start: Option<Cursor> = page_start(&self.store, "incidents", &filter, &r.page_token)?;
-        let items = svc::list(&self.store, &filter, start.as_ref(), limit + 1).await?;
-        let names = self.store.hub().components().read();
+        let components = self.store.hub().components();
+        let items = svc::list(&self.store, &filter, start.as_ref(), limit + 1, |i| {
+            let full = convert::incident(i, &components.read());
+            Bytes::from(match audience {
+                Audience::Full => full.encode_to_vec(),
+                Audience::Public => public_view::incident(&full).encode_to_vec(),
+            })
+        })
+        .await?;
         let (incidents, next_page_token) = paginate(
             &self.store,
             "incidents",
             &filter,
             Run::whole(&items),
             limit,
-            |i| match audience {
-                Audience::Full => convert::incident(i, &names),
-                Audience::Public => public_view::incident(&convert::incident(i, &names)),
-            },
-            cursor_after,
+            |(_, body): &(Cursor, Bytes)| body.clone(),
+            |(position, _): &(Cursor, Bytes)| position.clone(),
         )?;
-        Ok(Response::new(pb::ListIncidentsResponse {
+        Ok(Response::new(ListIncidentsResponse {
             incidents,
             next_page_token,
         }))

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
+
 use crate::domain::correction::{Correction, Editor};
 use crate::domain::event::VisibilityTarget;
 use crate::domain::incident::{IncidentPatch, NewIncident, NewStatusUpdate};
@@ -386,15 +388,78 @@ pub async fn get(store: &Store, r: IncidentRef, audience: Audience) -> Result<In
         })
 }
 
-/// One page of incidents; `limit + 1` are read to know whether more follow.
+/// One page of incidents in their wire form (as `encode` makes it, for the
+/// filter's audience), each with its position; `limit + 1` are read to know
+/// whether more follow.
+///
+/// Full-audience pages take their incidents from the incident cache where it
+/// shows them as the read that chose the page saw them (see
+/// `crate::incident_cache`), and read only the rest; failing that, the page
+/// is read again as one whole.
 pub async fn list(
     store: &Store,
     filter: &IncidentFilter,
     after: Option<&Cursor>,
     limit: usize,
-) -> Result<Vec<Incident>> {
+    encode: impl Fn(&Incident) -> Bytes,
+) -> Result<Vec<(Cursor, Bytes)>> {
+    let cache = store.hub().incidents();
     let mut conn = store.reader().await?;
-    db::list(&mut conn, filter, after, limit).await
+    if filter.audience == Audience::Public || !cache.enabled() {
+        let page = db::list(&mut conn, filter, after, limit).await?;
+        return Ok(page
+            .iter()
+            .map(|i| (db::cursor_after(i), encode(i)))
+            .collect());
+    }
+    let mark = cache.mark();
+    let positions = db::list_positions(&mut conn, filter, after, limit).await?;
+    let mut page = Vec::with_capacity(positions.len());
+    let mut missing = Vec::new();
+    for position in positions {
+        let id: IncidentId = position
+            .id
+            .parse()
+            .map_err(|_| Error::Internal(format!("stored incident id {:?}", position.id)))?;
+        match cache.get_as_of(id, &mark) {
+            Some(body) => page.push((position, body)),
+            None => {
+                missing.push((id, page.len()));
+                page.push((position, Bytes::new()));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(page);
+    }
+    let ids: Vec<IncidentId> = missing.iter().map(|(id, _)| *id).collect();
+    let read: HashMap<IncidentId, Incident> = db::load_many(&mut conn, &ids)
+        .await?
+        .into_iter()
+        .map(|i| (i.id, i))
+        .collect();
+    let consistent = missing
+        .iter()
+        .all(|(id, _)| read.contains_key(id) && cache.unchanged_since(&mark, *id));
+    if !consistent {
+        // One of them changed since the page was chosen.
+        let again = cache.mark();
+        let page = db::list(&mut conn, filter, after, limit).await?;
+        return Ok(page
+            .iter()
+            .map(|i| {
+                let body = encode(i);
+                cache.fill(again.ticket(i.id), body.clone());
+                (db::cursor_after(i), body)
+            })
+            .collect());
+    }
+    for (id, slot) in missing {
+        let body = encode(&read[&id]);
+        cache.fill(mark.ticket(id), body.clone());
+        page[slot].1 = body;
+    }
+    Ok(page)
 }
 
 /// One page of an incident's status updates, newest first.

@@ -249,6 +249,28 @@ pub async fn list(
     list_with(conn, f, after, limit, SPARSE_MAX).await
 }
 
+/// Where the incidents of [`list`]'s page sit, in its order, without reading
+/// the incidents themselves (for a reader that has them in memory).
+pub async fn list_positions(
+    conn: &mut Conn,
+    f: &IncidentFilter,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> Result<Vec<Cursor>> {
+    positions_with(conn, f, after, limit, SPARSE_MAX).await
+}
+
+/// The incidents of `ids` that exist, deleted or not, in no given order.
+pub async fn load_many(conn: &mut Conn, ids: &[IncidentId]) -> Result<Vec<Incident>> {
+    let wanted: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let mut q = Builder::new("SELECT ");
+    q.push(WITH_COUNTS)
+        .push(" FROM incidents i WHERE ")
+        .push_in_list("i.id", wanted);
+    let rows: Vec<(String, i64, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
+    rows.into_iter().map(decode_counted).collect()
+}
+
 /// The selective filters of a ListIncidents: each can produce its matches from an index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Driver {
@@ -264,6 +286,35 @@ async fn list_with(
     limit: usize,
     sparse_max: i64,
 ) -> Result<Vec<Incident>> {
+    let q = page_query(conn, WITH_COUNTS, f, after, limit, sparse_max).await?;
+    let rows: Vec<(String, i64, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
+    rows.into_iter().map(decode_counted).collect()
+}
+
+async fn positions_with(
+    conn: &mut Conn,
+    f: &IncidentFilter,
+    after: Option<&Cursor>,
+    limit: usize,
+    sparse_max: i64,
+) -> Result<Vec<Cursor>> {
+    let q = page_query(conn, "i.create_time, i.id", f, after, limit, sparse_max).await?;
+    let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(create_time, id)| Cursor { create_time, id })
+        .collect())
+}
+
+/// The statement selecting `columns` of one page of incidents (see [`list`]).
+async fn page_query(
+    conn: &mut Conn,
+    columns: &str,
+    f: &IncidentFilter,
+    after: Option<&Cursor>,
+    limit: usize,
+    sparse_max: i64,
+) -> Result<Builder> {
     let query = f.query.as_ref().map(|q| q.to_lowercase());
     let indexed_query = query.as_ref().filter(|q| q.chars().count() >= TRIGRAM);
     let mut candidates = Vec::new();
@@ -299,7 +350,7 @@ async fn list_with(
         }
     }
     let mut q = Builder::new("SELECT ");
-    q.push(WITH_COUNTS);
+    q.push(columns);
     match driver {
         Some((d, _)) => {
             // CROSS JOIN keeps SQLite from reordering: the few matches first.
@@ -387,8 +438,7 @@ async fn list_with(
     }
     q.push(" ORDER BY i.create_time DESC, i.id DESC LIMIT ")
         .push_bind(limit as i64);
-    let rows: Vec<(String, i64, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
-    rows.into_iter().map(decode_counted).collect()
+    Ok(q)
 }
 
 /// The query as one FTS5 phrase: a substring match under the trigram tokenizer.
@@ -666,6 +716,21 @@ mod tests {
                     let page = list_with(&mut conn, filter, after.as_ref(), 3, sparse_max)
                         .await
                         .unwrap();
+                    // The positions alone are the same page's.
+                    let positions =
+                        positions_with(&mut conn, filter, after.as_ref(), 3, sparse_max)
+                            .await
+                            .unwrap();
+                    assert_eq!(
+                        positions,
+                        page.iter().map(cursor_after).collect::<Vec<_>>(),
+                        "{filter:?} positions with sparse_max {sparse_max}"
+                    );
+                    // And the page's incidents read by id are the same.
+                    let ids: Vec<IncidentId> = page.iter().map(|i| i.id).collect();
+                    let mut by_id = load_many(&mut conn, &ids).await.unwrap();
+                    by_id.sort_by_key(|i| ids.iter().position(|id| *id == i.id));
+                    assert_eq!(by_id, page, "{filter:?} read by id");
                     got.extend(page.iter().map(|i| i.id));
                     match page.last() {
                         Some(last) if page.len() == 3 => after = Some(cursor_after(last)),

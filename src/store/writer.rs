@@ -957,6 +957,13 @@ async fn run_batch(
             }
         }
     }
+    // Until the group is published, the incident cache serves no incident
+    // it may change: it may be committed and not yet forgotten.
+    let committing = hub.incidents().committing(
+        ctx.events
+            .iter()
+            .map(|e| (e.incident.as_ref().map(|s| s.id), e.kind)),
+    );
     let commit = match broken {
         Some(e) => Err(e),
         None => ctx.commit(hub.components(), &mut ran).await,
@@ -971,6 +978,7 @@ async fn run_batch(
             // and then subscribes from now must not see the write again, and one
             // subscribed before must see it.
             fanout.publish(published, renamed, &mut ctx.conn).await;
+            drop(committing);
             for r in ran {
                 match r {
                     Ran::Job(_, finish) => finish(Ok(())),
