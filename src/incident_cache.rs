@@ -1,5 +1,5 @@
-//! Recently read incidents in their wire form, so GetIncident answers from
-//! memory.
+//! Recently read incidents in their wire form, so GetIncident and list pages
+//! answer from memory.
 //!
 //! What a reader gets: every write this server acknowledged before the call
 //! began. An entry is forgotten when an event about its incident commits,
@@ -7,7 +7,10 @@
 //! hub calls [`IncidentCache::forget`] as it publishes), and a read that raced
 //! such a commit does not put what it read into the cache. Every change to an
 //! incident, including its action-item counts and its postmortem, is an event
-//! about it, so nothing changes an incident behind the cache's back.
+//! about it, so nothing changes an incident behind the cache's back. From
+//! before a group's COMMIT until it is published, nothing it may change is
+//! served or kept ([`IncidentCache::committing`]): it may be in the database
+//! and not yet forgotten here.
 //!
 //! On SQLite this holds because one process writes the database and
 //! publishes every event it commits. On PostgreSQL each replica's tail feeds
@@ -17,14 +20,14 @@
 //!
 //! A list page is chosen by one read of the database (which incidents, in
 //! which order) and its incidents taken from here where that shows each as
-//! that read saw it: an entry is used only if it was read before any commit
-//! published since the page was chosen could have changed it
+//! that read saw it: an entry is used only if its read began before anything
+//! about the incident published since the page's mark
 //! ([`IncidentCache::get_as_of`]), and an incident read from the database
 //! after the page is used only if nothing about it committed in between
 //! ([`IncidentCache::unchanged_since`]); otherwise the page is read again as
-//! one whole. The one exception is a write committed but not yet
-//! acknowledged: its incident may show as before it while the page counts it
-//! as after (as GetIncident may answer from before it).
+//! one whole. On PostgreSQL, another replica's write that the page's read
+//! counted may not be published here yet: its incident can then show as
+//! before it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -43,7 +46,7 @@ pub struct IncidentCache {
     /// Reference numbers never change, so this needs no invalidation.
     numbers: Cache<i64, IncidentId>,
     epochs: [AtomicU64; SHARDS],
-    /// Commits published so far: orders an entry's read against a list
+    /// Events published so far: orders an entry's read against a list
     /// page's.
     published: AtomicU64,
     /// Groups between their COMMIT's start and their publication, by shard
@@ -107,11 +110,10 @@ impl IncidentCache {
         }
     }
 
-    /// Whether a commit that may change the incident is under way (it may
+    /// Whether no commit that may change the incident is under way (one may
     /// be in the database and not yet forgotten here). Checked before an
-    /// entry is read: an entry read after a quiet check either postdates
-    /// every commit that a read before the check could have seen, or is
-    /// about to be forgotten by one that started after.
+    /// entry is read, and before one is kept: entries hold only published
+    /// states, or states from before a commit that started after the check.
     fn quiet(&self, id: IncidentId) -> bool {
         self.committing_all.load(Ordering::SeqCst) == 0
             && self.committing[shard_of(id)].load(Ordering::SeqCst) == 0
@@ -157,27 +159,33 @@ impl IncidentCache {
 
     /// The incident's wire form, if cached.
     pub fn get(&self, id: IncidentId) -> Option<Bytes> {
-        counted(if self.quiet(id) {
+        let hit = if self.quiet(id) {
             self.entries.get(&id).map(|e| e.body)
         } else {
             None
-        })
+        };
+        count(usize::from(hit.is_some()), usize::from(hit.is_none()));
+        hit
     }
 
     /// The incident's wire form as a list page read after `mark` saw it, if
-    /// cached (see the module docs).
+    /// cached (see the module docs). Not counted: see [`IncidentCache::count`].
     pub fn get_as_of(&self, id: IncidentId, mark: &Mark) -> Option<Bytes> {
         // An entry read before the mark, or after it with nothing published
         // in between, holds what the page's read saw: a commit about the
         // incident since its read would have removed it.
-        counted(if self.quiet(id) {
-            self.entries
-                .get(&id)
-                .filter(|e| e.since <= mark.published)
-                .map(|e| e.body)
-        } else {
-            None
-        })
+        if !self.quiet(id) {
+            return None;
+        }
+        self.entries
+            .get(&id)
+            .filter(|e| e.since <= mark.published)
+            .map(|e| e.body)
+    }
+
+    /// Counts a page's lookups ([`IncidentCache::get_as_of`] does not).
+    pub fn count(&self, hits: usize, misses: usize) {
+        count(hits, misses);
     }
 
     /// Whether no commit about the incident was published since `mark`:
@@ -185,16 +193,16 @@ impl IncidentCache {
     pub fn unchanged_since(&self, mark: &Mark, id: IncidentId) -> bool {
         // A commit since the mark is either under way or published (which
         // moved the epoch).
-        self.quiet(id) && self.shard(id).load(Ordering::Acquire) == mark.epochs[shard_of(id)]
+        self.quiet(id) && self.shard(id).load(Ordering::SeqCst) == mark.epochs[shard_of(id)]
     }
 
     /// Call before reading a list page.
     pub fn mark(&self) -> Mark {
         // The epochs first, as in `ticket`: a mark also fills the cache.
-        let epochs = std::array::from_fn(|k| self.epochs[k].load(Ordering::Acquire));
+        let epochs = std::array::from_fn(|k| self.epochs[k].load(Ordering::SeqCst));
         Mark {
             epochs,
-            published: self.published.load(Ordering::Acquire),
+            published: self.published.load(Ordering::SeqCst),
         }
     }
 
@@ -212,14 +220,15 @@ impl IncidentCache {
 
     /// Call before reading the incident from the database.
     pub fn ticket(&self, id: IncidentId) -> Ticket {
-        // The epoch first: a commit whose epoch bump this read misses bumped
-        // `published` before it, so an entry stamped with what follows is
-        // not taken as older than that commit.
-        let epoch = self.shard(id).load(Ordering::Acquire);
+        // The epoch first. A ticket that sees a commit's epoch bump also
+        // sees its earlier `published` bump, so the entry is stamped as newer
+        // than it; one that misses the bump fails to fill (or its entry is
+        // removed).
+        let epoch = self.shard(id).load(Ordering::SeqCst);
         Ticket {
             id,
             epoch,
-            published: self.published.load(Ordering::Acquire),
+            published: self.published.load(Ordering::SeqCst),
         }
     }
 
@@ -229,8 +238,10 @@ impl IncidentCache {
         if !self.enabled {
             return;
         }
+        // Quiet first: once a group under way is done, the epoch it moved
+        // is seen below. A read during one may have seen its commit.
         let shard = self.shard(ticket.id);
-        if shard.load(Ordering::Acquire) != ticket.epoch {
+        if !self.quiet(ticket.id) || shard.load(Ordering::SeqCst) != ticket.epoch {
             return;
         }
         self.entries.insert(
@@ -242,7 +253,7 @@ impl IncidentCache {
         );
         // A commit that bumped the epoch after the check above may have
         // removed the entry before it was inserted: take it out again.
-        if shard.load(Ordering::Acquire) != ticket.epoch {
+        if shard.load(Ordering::SeqCst) != ticket.epoch {
             self.entries.remove(&ticket.id);
         }
     }
@@ -251,15 +262,15 @@ impl IncidentCache {
     /// acknowledged.
     pub fn forget(&self, e: &EventKeys) {
         // Before the epoch bumps (see `ticket`).
-        self.published.fetch_add(1, Ordering::AcqRel);
+        self.published.fetch_add(1, Ordering::SeqCst);
         if let Some(id) = e.incident_id {
             // Bump first: a fill that checks after this sees the change.
-            self.shard(id).fetch_add(1, Ordering::AcqRel);
+            self.shard(id).fetch_add(1, Ordering::SeqCst);
             self.entries.remove(&id);
         }
         if changes_every_incident(e.kind) {
             for shard in &self.epochs {
-                shard.fetch_add(1, Ordering::AcqRel);
+                shard.fetch_add(1, Ordering::SeqCst);
             }
             self.entries.clear();
         }
@@ -293,14 +304,14 @@ impl Drop for Committing<'_> {
     }
 }
 
-/// Counts a lookup's outcome.
-fn counted(hit: Option<Bytes>) -> Option<Bytes> {
-    metrics::counter!(
-        crate::metrics::INCIDENT_CACHE,
-        "result" => if hit.is_some() { "hit" } else { "miss" }
-    )
-    .increment(1);
-    hit
+/// Counts lookups' outcomes.
+fn count(hits: usize, misses: usize) {
+    for (n, result) in [(hits, "hit"), (misses, "miss")] {
+        if n > 0 {
+            metrics::counter!(crate::metrics::INCIDENT_CACHE, "result" => result)
+                .increment(n as u64);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -418,6 +429,12 @@ mod tests {
         drop(committing);
         assert_eq!(c.get(id(1)), Some(Bytes::from_static(b"v")));
         assert!(c.unchanged_since(&mark, id(1)));
+        // What a read during a commit under way found is not kept, even if
+        // the group fails and publishes nothing.
+        let committing = c.committing([(Some(id(3)), EventKind::NoteAdded)]);
+        c.fill(c.ticket(id(3)), Bytes::from_static(b"maybe committed"));
+        drop(committing);
+        assert_eq!(c.get(id(3)), None);
         // A component change is under way for every incident.
         let committing = c.committing([(None, EventKind::ComponentUpdated)]);
         assert_eq!(c.get(id(2)), None);

@@ -672,20 +672,31 @@ impl IncidentService for Incidents {
         v.finish()?;
         let start: Option<Cursor> = page_start(&self.store, "incidents", &filter, &r.page_token)?;
         let components = self.store.hub().components();
-        let items = svc::list(&self.store, &filter, start.as_ref(), limit + 1, |i| {
-            let full = convert::incident(i, &components.read());
-            Bytes::from(match audience {
-                Audience::Full => full.encode_to_vec(),
-                Audience::Public => public_view::incident(&full).encode_to_vec(),
-            })
+        let page = svc::list(&self.store, &filter, start.as_ref(), limit, |incidents| {
+            let names = components.read();
+            incidents
+                .iter()
+                .map(|i| {
+                    let full = convert::incident(i, &names);
+                    Bytes::from(match audience {
+                        Audience::Full => full.encode_to_vec(),
+                        Audience::Public => public_view::incident(&full).encode_to_vec(),
+                    })
+                })
+                .collect()
         })
         .await?;
         let (incidents, next_page_token) = paginate(
             &self.store,
             "incidents",
             &filter,
-            Run::whole(&items),
+            Run {
+                items: &page.items,
+                cut_short: page.more,
+            },
             limit,
+            // Sized as prost sizes `Bytes` (a BytesValue: field 1, as each
+            // incident is in the reply).
             |(_, body): &(Cursor, Bytes)| body.clone(),
             |(position, _): &(Cursor, Bytes)| position.clone(),
         )?;

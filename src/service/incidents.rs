@@ -12,6 +12,8 @@ use crate::domain::{
     StatusUpdate, StatusUpdateId, Time,
 };
 use crate::error::{Error, Result};
+use crate::incident_cache::IncidentCache;
+use crate::store::db::Conn;
 use crate::store::incidents::{self as db, IncidentFilter};
 use crate::store::{Command, Cursor, Needs, Store, Tx, WriteFuture};
 
@@ -388,9 +390,15 @@ pub async fn get(store: &Store, r: IncidentRef, audience: Audience) -> Result<In
         })
 }
 
-/// One page of incidents in their wire form (as `encode` makes it, for the
-/// filter's audience), each with its position; `limit + 1` are read to know
-/// whether more follow.
+/// One page of incidents in their wire form, each with its position.
+pub struct Page {
+    pub items: Vec<(Cursor, Bytes)>,
+    /// More follow the last.
+    pub more: bool,
+}
+
+/// One page of at most `limit` incidents in their wire form (as `encode`
+/// makes it, for the filter's audience).
 ///
 /// Full-audience pages take their incidents from the incident cache where it
 /// shows them as the read that chose the page saw them (see
@@ -401,65 +409,88 @@ pub async fn list(
     filter: &IncidentFilter,
     after: Option<&Cursor>,
     limit: usize,
-    encode: impl Fn(&Incident) -> Bytes,
-) -> Result<Vec<(Cursor, Bytes)>> {
+    encode: impl Fn(&[Incident]) -> Vec<Bytes>,
+) -> Result<Page> {
     let cache = store.hub().incidents();
     let mut conn = store.reader().await?;
     if filter.audience == Audience::Public || !cache.enabled() {
-        let page = db::list(&mut conn, filter, after, limit).await?;
-        return Ok(page
-            .iter()
-            .map(|i| (db::cursor_after(i), encode(i)))
-            .collect());
+        return list_whole(&mut conn, filter, after, limit, &encode, None).await;
     }
     let mark = cache.mark();
-    let positions = db::list_positions(&mut conn, filter, after, limit).await?;
-    let mut page = Vec::with_capacity(positions.len());
-    let mut missing = Vec::new();
-    for position in positions {
-        let id: IncidentId = position
-            .id
-            .parse()
-            .map_err(|_| Error::Internal(format!("stored incident id {:?}", position.id)))?;
-        match cache.get_as_of(id, &mark) {
-            Some(body) => page.push((position, body)),
-            None => {
-                missing.push((id, page.len()));
-                page.push((position, Bytes::new()));
+    // One more, to know whether more follow.
+    let mut positions = db::list_positions(&mut conn, filter, after, limit + 1).await?;
+    let more = positions.len() > limit;
+    positions.truncate(limit);
+    let ids = positions
+        .iter()
+        .map(|p| {
+            p.id.parse::<IncidentId>()
+                .map_err(|_| Error::Internal(format!("stored incident id {:?}", p.id)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut bodies: Vec<Option<Bytes>> = ids.iter().map(|id| cache.get_as_of(*id, &mark)).collect();
+    let missing: Vec<IncidentId> = ids
+        .iter()
+        .zip(&bodies)
+        .filter(|(_, b)| b.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    cache.count(ids.len() - missing.len(), missing.len());
+    if !missing.is_empty() {
+        let unchanged = || missing.iter().all(|id| cache.unchanged_since(&mark, *id));
+        // Read by id only what may still be as the page saw it.
+        let read = if unchanged() {
+            db::load_many(&mut conn, &missing).await?
+        } else {
+            Vec::new()
+        };
+        if read.len() != missing.len() || !unchanged() {
+            return list_whole(&mut conn, filter, after, limit, &encode, Some(cache)).await;
+        }
+        let mut fresh: HashMap<IncidentId, Bytes> = HashMap::with_capacity(read.len());
+        for (incident, body) in read.iter().zip(encode(&read)) {
+            cache.fill(mark.ticket(incident.id), body.clone());
+            fresh.insert(incident.id, body);
+        }
+        for (id, body) in ids.iter().zip(&mut bodies) {
+            if body.is_none() {
+                *body = fresh.remove(id);
             }
         }
     }
-    if missing.is_empty() {
-        return Ok(page);
-    }
-    let ids: Vec<IncidentId> = missing.iter().map(|(id, _)| *id).collect();
-    let read: HashMap<IncidentId, Incident> = db::load_many(&mut conn, &ids)
-        .await?
+    let items = positions
         .into_iter()
-        .map(|i| (i.id, i))
-        .collect();
-    let consistent = missing
-        .iter()
-        .all(|(id, _)| read.contains_key(id) && cache.unchanged_since(&mark, *id));
-    if !consistent {
-        // One of them changed since the page was chosen.
-        let again = cache.mark();
-        let page = db::list(&mut conn, filter, after, limit).await?;
-        return Ok(page
-            .iter()
-            .map(|i| {
-                let body = encode(i);
-                cache.fill(again.ticket(i.id), body.clone());
-                (db::cursor_after(i), body)
-            })
-            .collect());
+        .zip(bodies)
+        .map(|(position, body)| body.map(|b| (position, b)))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| Error::Internal("an incident of the page was not read".into()))?;
+    Ok(Page { items, more })
+}
+
+/// The page read in one statement, documents and all; what it read fills
+/// `cache`, if given.
+async fn list_whole(
+    conn: &mut Conn,
+    filter: &IncidentFilter,
+    after: Option<&Cursor>,
+    limit: usize,
+    encode: impl Fn(&[Incident]) -> Vec<Bytes>,
+    cache: Option<&IncidentCache>,
+) -> Result<Page> {
+    let mark = cache.map(IncidentCache::mark);
+    let mut page = db::list(conn, filter, after, limit + 1).await?;
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let bodies = encode(&page);
+    if let (Some(cache), Some(mark)) = (cache, &mark) {
+        for (incident, body) in page.iter().zip(&bodies) {
+            cache.fill(mark.ticket(incident.id), body.clone());
+        }
     }
-    for (id, slot) in missing {
-        let body = encode(&read[&id]);
-        cache.fill(mark.ticket(id), body.clone());
-        page[slot].1 = body;
-    }
-    Ok(page)
+    Ok(Page {
+        items: page.iter().map(db::cursor_after).zip(bodies).collect(),
+        more,
+    })
 }
 
 /// One page of an incident's status updates, newest first.

@@ -123,8 +123,12 @@ impl Tail {
                 .await
         {
             // Publishing ours now would skip the gap: the tail reads them all
-            // from the log instead, in order.
+            // from the log instead, in order. The cache forgets what they
+            // change now all the same: they are acknowledged next.
             tracing::warn!(error = %e, "could not read the log up to this replica's commit");
+            for e in &own {
+                self.inner.hub.incidents().forget(&e.stored.keys);
+            }
             self.inner.wake.notify_one();
             return;
         }

@@ -990,6 +990,12 @@ async fn run_batch(
         Err(e) => {
             tracing::error!(error = %e, "group commit failed; rolling back the group");
             let _ = exec(&mut ctx.conn, "ROLLBACK").await;
+            // A COMMIT whose answer was lost may have committed: its
+            // commands, retried, are answered from their request_id records,
+            // and the incident cache must not keep what they changed.
+            for e in &ctx.events {
+                hub.incidents().forget(&e.keys());
+            }
             ctx.events.clear();
             ctx.working = Working::default();
             ctx.committed.rolled_back();
