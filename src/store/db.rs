@@ -311,6 +311,8 @@ pub struct Query {
     args: Vec<Value>,
     /// A multi-row block, spelled for the dialect when the statement runs.
     rows: Option<Rows>,
+    /// See [`Builder::plan_per_call`].
+    per_call: bool,
 }
 
 /// Where a [`Builder::push_values`] block stands in the text.
@@ -401,18 +403,26 @@ impl Rows {
 
 impl Query {
     /// The text and parameters to run on `dialect`.
-    fn into_parts(self, dialect: Dialect) -> (Cow<'static, str>, Vec<Value>) {
+    /// The text and parameters to run on `dialect`, and whether it is kept
+    /// prepared (see [`Builder::plan_per_call`]).
+    fn into_parts(self, dialect: Dialect) -> (Cow<'static, str>, Vec<Value>, bool) {
         let Query {
             sql,
             mut args,
             rows,
+            per_call,
         } = self;
         let text = sql.into_text(dialect);
+        let persistent = !(per_call && dialect == Dialect::Postgres);
         match rows {
-            None => (text, args),
+            None => (text, args, persistent),
             Some(rows) => {
                 let block = rows.spell(dialect, &mut args);
-                (Cow::Owned(text.replacen(ROWS_MARK, &block, 1)), args)
+                (
+                    Cow::Owned(text.replacen(ROWS_MARK, &block, 1)),
+                    args,
+                    persistent,
+                )
             }
         }
     }
@@ -424,6 +434,7 @@ pub fn query(sql: impl Into<Sql>) -> Query {
         sql: sql.into(),
         args: Vec::new(),
         rows: None,
+        per_call: false,
     }
 }
 
@@ -453,7 +464,7 @@ impl Query {
 
     /// Runs the statement; returns the rows it changed.
     pub async fn execute(self, conn: &mut Conn) -> sqlx::Result<u64> {
-        let (text, args) = self.into_parts(conn.dialect());
+        let (text, args, persistent) = self.into_parts(conn.dialect());
         Ok(match conn.exec() {
             Exec::Sqlite(c) => {
                 sqlx::query_with::<Sqlite, _>(AssertSqlSafe(text), sqlite_args(args)?)
@@ -463,6 +474,7 @@ impl Query {
             }
             Exec::Postgres(c) => {
                 sqlx::query_with::<Postgres, _>(AssertSqlSafe(text), postgres_args(args)?)
+                    .persistent(persistent)
                     .execute(c)
                     .await?
                     .rows_affected()
@@ -492,7 +504,7 @@ pub async fn script(conn: &mut Conn, sql: &str) -> sqlx::Result<()> {
 macro_rules! fetch {
     ($query:expr, $conn:expr, $fetch:ident) => {{
         let conn: &mut Conn = $conn;
-        let (text, args) = $query.into_parts(conn.dialect());
+        let (text, args, persistent) = $query.into_parts(conn.dialect());
         match conn.exec() {
             Exec::Sqlite(c) => {
                 sqlx::query_as_with::<Sqlite, R, _>(AssertSqlSafe(text), sqlite_args(args)?)
@@ -501,6 +513,7 @@ macro_rules! fetch {
             }
             Exec::Postgres(c) => {
                 sqlx::query_as_with::<Postgres, R, _>(AssertSqlSafe(text), postgres_args(args)?)
+                    .persistent(persistent)
                     .$fetch(c)
                     .await
             }
@@ -575,6 +588,7 @@ pub struct Builder {
     postgres: String,
     args: Vec<Value>,
     rows: Option<Rows>,
+    per_call: bool,
 }
 
 impl Builder {
@@ -584,7 +598,19 @@ impl Builder {
             postgres: sql.to_owned(),
             args: Vec::new(),
             rows: None,
+            per_call: false,
         }
+    }
+
+    /// Plans the statement for its parameters at every call on PostgreSQL
+    /// (an unnamed statement), instead of keeping it prepared. After five
+    /// calls PostgreSQL may switch a prepared statement to one generic plan
+    /// for all parameters, and for a search whose selectivity depends on
+    /// them (a title substring, say) that plan can read every row: planning
+    /// costs far less than that.
+    pub fn plan_per_call(&mut self) -> &mut Self {
+        self.per_call = true;
+        self
     }
 
     /// Text the same in both dialects.
@@ -647,6 +673,7 @@ impl Builder {
             },
             args: self.args,
             rows: self.rows,
+            per_call: self.per_call,
         }
     }
 
@@ -684,6 +711,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_statement_planned_per_call_is_not_kept_prepared_on_postgresql_only() {
+        let mut b = Builder::new("SELECT 1");
+        assert!(b.clone().build().into_parts(Dialect::Postgres).2);
+        b.plan_per_call();
+        assert!(!b.clone().build().into_parts(Dialect::Postgres).2);
+        // SQLite's plans do not depend on parameter values (its build has no
+        // STAT4): a statement kept prepared plans as a new one would.
+        assert!(b.build().into_parts(Dialect::Sqlite).2);
+    }
+
+    #[test]
     fn a_builder_numbers_parameters_in_both_dialects() {
         let mut b = Builder::new("SELECT id FROM t WHERE ");
         b.push_in_list("kind", vec![1i64, 2])
@@ -716,7 +754,7 @@ mod tests {
 
     #[test]
     fn rows_are_values_on_sqlite_numbered_after_the_other_parameters() {
-        let (text, args) = rows_block().into_parts(Dialect::Sqlite);
+        let (text, args, _) = rows_block().into_parts(Dialect::Sqlite);
         assert_eq!(
             text,
             "INSERT INTO t (a, b, c) VALUES ($2, $3, $4), ($5, $6, $7) ON CONFLICT (a) DO UPDATE SET b = $1"
@@ -730,7 +768,7 @@ mod tests {
         b.push_values([(1i64, "x"), (2, "y")], |row, (a, s)| {
             row.push_bind(a).push_bind(s);
         });
-        let (text, args) = b.build().into_parts(Dialect::Sqlite);
+        let (text, args, _) = b.build().into_parts(Dialect::Sqlite);
         assert_eq!(text, "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
         assert!(matches!(
             &args[..],
@@ -741,7 +779,7 @@ mod tests {
 
     #[test]
     fn rows_are_one_array_per_column_on_postgres_whatever_their_number() {
-        let (text, args) = rows_block().into_parts(Dialect::Postgres);
+        let (text, args, _) = rows_block().into_parts(Dialect::Postgres);
         assert_eq!(
             text,
             "INSERT INTO t (a, b, c) SELECT * FROM unnest($2::int8[], $3::text[], $4::bytea[]) ON CONFLICT (a) DO UPDATE SET b = $1"
@@ -764,7 +802,7 @@ mod tests {
         b.push_values([vec![1i64]], |row, a| {
             row.push_bind(a);
         });
-        let (text, _) = b.build().into_parts(Dialect::Postgres);
+        let (text, _, _) = b.build().into_parts(Dialect::Postgres);
         assert_eq!(text, "INSERT INTO t (a) VALUES ($1)");
     }
 }

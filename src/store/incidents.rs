@@ -438,6 +438,11 @@ async fn page_query(
     }
     q.push(" ORDER BY i.create_time DESC, i.id DESC LIMIT ")
         .push_bind(limit as i64);
+    if query.is_some() {
+        // A title substring's plan depends on it: one no incident has is one
+        // probe of the trigram index; planned blind, a walk of every row.
+        q.plan_per_call();
+    }
     Ok(q)
 }
 
