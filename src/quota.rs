@@ -54,9 +54,11 @@ impl SubscriberPermit {
     /// Waits for a place in the caller's share of calls, to hold while the
     /// subscription reads the database; a subscription delivering or idle
     /// holds none. Open mode: no wait.
-    pub async fn catching_up(&self) -> Option<OwnedSemaphorePermit> {
-        let share = self.catch_up.clone()?;
-        share.acquire_owned().await.ok()
+    pub fn catching_up(
+        &self,
+    ) -> impl Future<Output = Option<OwnedSemaphorePermit>> + Send + 'static {
+        let share = self.catch_up.clone();
+        async move { share?.acquire_owned().await.ok() }
     }
 }
 

@@ -351,8 +351,32 @@ struct State {
     ready: VecDeque<Item>,
     phase: Phase,
     live: Option<broadcast::Receiver<Arc<LiveEvent>>>,
+    /// The next batch of the log, read while this one is sent.
+    ahead: Option<ReadAhead>,
     _open: OpenSubscriber,
 }
+
+/// Events read from the log: each with its sequence and what to send of it
+/// (`None`: it does not match, or the audience may not see it).
+struct Batch {
+    events: Vec<(u64, Option<Bytes>)>,
+    /// The batch holds all its row limit allowed (a batch of large events
+    /// is cut short by bytes).
+    complete: bool,
+    /// The log's head before the read began: all of it up to there that
+    /// follows the cursor is in a batch that is not full.
+    head_before: u64,
+}
+
+/// A batch of the log read ahead: the read runs on a database thread while
+/// the stream sends the batch before it.
+enum ReadAhead {
+    Reading(BatchRead),
+    Read(Result<Batch>),
+}
+
+/// A read of one batch of the log, owning what it needs.
+type BatchRead = Pin<Box<dyn Future<Output = Result<Batch>> + Send>>;
 
 impl State {
     /// A subscription's state, positioned after `cursor`. Boxed: the state
@@ -384,6 +408,7 @@ impl State {
             ready: VecDeque::from([Item::Heartbeat(cursor)]),
             phase: Phase::Subscribe,
             live: None,
+            ahead: None,
             _open: OpenSubscriber,
         })
     }
@@ -392,6 +417,7 @@ impl State {
     async fn next(&mut self) -> Option<Result<Item>> {
         loop {
             if let Some(item) = self.ready.pop_front() {
+                self.read_on().await;
                 return Some(Ok(item));
             }
             match self.phase {
@@ -403,10 +429,7 @@ impl State {
                     self.phase = Phase::CatchUp;
                 }
                 Phase::CatchUp => {
-                    // Boxed: a database read's future (a pool's connect among
-                    // it, TLS state and all) is several KiB, and every stream
-                    // would carry room for it inline while it only follows
-                    // the ring. Allocated only while catching up.
+                    // Boxed: allocated only while catching up (see `read_next`).
                     if let Err(e) = Box::pin(self.catch_up_batch()).await {
                         self.phase = Phase::Done;
                         return Some(Err(e));
@@ -422,34 +445,40 @@ impl State {
         }
     }
 
-    /// Reads one batch of the log from the cursor; moves on to the live ring
-    /// (or to the end, when stopping) once caught up with the head.
+    /// Reads one batch of the log from the cursor (or takes the one read
+    /// ahead), and starts reading the next; moves on to the live ring (or to
+    /// the end, when stopping) once caught up with the head.
     async fn catch_up_batch(&mut self) -> Result<()> {
-        let head_before = self.store.head_sequence();
-        let caught_up = if self.cursor >= head_before {
+        let batch = match self.ahead.take() {
+            Some(ReadAhead::Reading(read)) => Some(read.await?),
+            Some(ReadAhead::Read(batch)) => Some(batch?),
             // Nothing committed that the ring will not bring: a subscription
             // from now (or one caught up) costs the database nothing.
-            true
-        } else {
-            // A database read is work done for the caller: it takes a place
-            // in its share (waiting for one), but delivering does not, so a
-            // subscriber that reads slowly holds nothing of its caller's.
-            let share = self.permit.catching_up().await;
-            let batch = self.read_batch().await;
-            drop(share);
-            let (batch, complete) = batch?;
-            // Fewer rows than asked for, none left out: the log ends here.
-            let short = complete && batch.len() < CATCH_UP_BATCH;
-            for (sequence, body) in batch {
-                self.take(sequence, body);
+            None => match self.read_next() {
+                Some(read) => Some(read.await?),
+                None => None,
+            },
+        };
+        let caught_up = match batch {
+            None => true,
+            Some(batch) => {
+                // Fewer rows than asked for, none left out: the log ends here.
+                let short = batch.complete && batch.events.len() < CATCH_UP_BATCH;
+                for (sequence, body) in batch.events {
+                    self.take(sequence, body);
+                }
+                if short {
+                    // Everything committed before the read was in it.
+                    self.cursor = self.cursor.max(batch.head_before);
+                } else {
+                    if beat_is_due(&mut self.beat) {
+                        self.ready.push_back(Item::Heartbeat(self.cursor));
+                    }
+                    self.ahead = self.read_next().map(ReadAhead::Reading);
+                    self.read_on().await;
+                }
+                short
             }
-            if short {
-                // Everything committed before the read (≤ head_before) was in it.
-                self.cursor = self.cursor.max(head_before);
-            } else if beat_is_due(&mut self.beat) {
-                self.ready.push_back(Item::Heartbeat(self.cursor));
-            }
-            short
         };
         if caught_up {
             self.phase = if self.stopping {
@@ -459,6 +488,47 @@ impl State {
             };
         }
         Ok(())
+    }
+
+    /// The read of the batch after the cursor, if the log goes further. A
+    /// database read is work done for the caller: it takes a place in its
+    /// share (waiting for one), but delivering does not, so a subscriber that
+    /// reads slowly holds nothing of its caller's.
+    fn read_next(&self) -> Option<BatchRead> {
+        let head_before = self.store.head_sequence();
+        if self.cursor >= head_before {
+            return None;
+        }
+        let share = self.permit.catching_up();
+        let (store, filter, audience, after) = (
+            self.store.clone(),
+            self.filter.clone(),
+            self.audience,
+            self.cursor,
+        );
+        // Boxed: a database read's future (a pool's connect among it, TLS
+        // state and all) is several KiB, and every stream would carry room
+        // for it inline while it only follows the ring.
+        Some(Box::pin(async move {
+            let share = share.await;
+            let (events, complete) = read_batch(&store, &filter, audience, after).await?;
+            drop(share);
+            Ok(Batch {
+                events,
+                complete,
+                head_before,
+            })
+        }))
+    }
+
+    /// Moves the read ahead on (polled once, it does not wait), so that it
+    /// reaches the database while the stream sends.
+    async fn read_on(&mut self) {
+        if let Some(ReadAhead::Reading(read)) = &mut self.ahead
+            && let std::task::Poll::Ready(batch) = futures::poll!(read.as_mut())
+        {
+            self.ahead = Some(ReadAhead::Read(batch));
+        }
     }
 
     /// Waits for the next thing to happen while following the ring.
@@ -495,50 +565,6 @@ impl State {
         }
     }
 
-    /// The next events after the cursor, each with its sequence and what to
-    /// send of it (`None`: it does not match, or the audience may not see
-    /// it), and whether the batch holds all its row limit allowed (a batch
-    /// of large events is cut short by bytes). Conditions on the incident and
-    /// kind are the database's; only a severity or component condition needs
-    /// the keys read per row.
-    async fn read_batch(&self) -> Result<(Vec<(u64, Option<Bytes>)>, bool)> {
-        // The stream is accepted: it waits for the database rather than end
-        // with OVERLOADED (its share of its caller's reads bounds it).
-        let mut conn = self.store.reader_waiting().await?;
-        let f = &self.filter;
-        let (batch, complete): (Vec<(u64, Option<Bytes>)>, bool) =
-            if f.severity_at_least.is_none() && f.component_id.is_none() {
-                let stored = events::list_stored(
-                    &mut conn,
-                    &f.incident_ids,
-                    &f.kinds,
-                    self.cursor,
-                    CATCH_UP_BATCH,
-                )
-                .await?;
-                let batch = stored.events.into_iter().map(|(s, b)| (s, Some(b)));
-                (batch.collect(), stored.complete)
-            } else {
-                let rows = events::list(
-                    &mut conn,
-                    &f.incident_ids,
-                    &f.kinds,
-                    self.cursor,
-                    CATCH_UP_BATCH,
-                )
-                .await?;
-                let batch = rows
-                    .into_iter()
-                    .map(|e| (e.keys.sequence, Some(e.body).filter(|_| f.matches(&e.keys))));
-                (batch.collect(), true)
-            };
-        let batch = match self.audience {
-            Audience::Full => batch,
-            Audience::Public => for_public(&mut conn, batch).await?,
-        };
-        Ok((batch, complete))
-    }
-
     /// Queues an event if it is new and there is something to send of it;
     /// advances the cursor either way.
     fn take(&mut self, sequence: u64, body: Option<Bytes>) {
@@ -552,6 +578,42 @@ impl State {
         }
         self.cursor = sequence;
     }
+}
+
+/// The events after `after`, each with its sequence and what to send of it
+/// (`None`: it does not match, or the audience may not see it), and whether
+/// the batch holds all its row limit allowed (a batch of large events is cut
+/// short by bytes). Conditions on the incident and kind are the database's;
+/// only a severity or component condition needs the keys read per row.
+async fn read_batch(
+    store: &Store,
+    f: &EventFilter,
+    audience: Audience,
+    after: u64,
+) -> Result<(Vec<(u64, Option<Bytes>)>, bool)> {
+    // The stream is accepted: it waits for the database rather than end
+    // with OVERLOADED (its share of its caller's reads bounds it).
+    let mut conn = store.reader_waiting().await?;
+    let (batch, complete): (Vec<(u64, Option<Bytes>)>, bool) =
+        if f.severity_at_least.is_none() && f.component_id.is_none() {
+            let stored =
+                events::list_stored(&mut conn, &f.incident_ids, &f.kinds, after, CATCH_UP_BATCH)
+                    .await?;
+            let batch = stored.events.into_iter().map(|(s, b)| (s, Some(b)));
+            (batch.collect(), stored.complete)
+        } else {
+            let rows =
+                events::list(&mut conn, &f.incident_ids, &f.kinds, after, CATCH_UP_BATCH).await?;
+            let batch = rows
+                .into_iter()
+                .map(|e| (e.keys.sequence, Some(e.body).filter(|_| f.matches(&e.keys))));
+            (batch.collect(), true)
+        };
+    let batch = match audience {
+        Audience::Full => batch,
+        Audience::Public => for_public(&mut conn, batch).await?,
+    };
+    Ok((batch, complete))
 }
 
 fn beat_is_due(beat: &mut tokio::time::Interval) -> bool {
