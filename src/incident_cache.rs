@@ -159,13 +159,18 @@ impl IncidentCache {
 
     /// The incident's wire form, if cached.
     pub fn get(&self, id: IncidentId) -> Option<Bytes> {
-        let hit = if self.quiet(id) {
-            self.entries.get(&id).map(|e| e.body)
-        } else {
-            None
-        };
+        let hit = self.served(id).map(|e| e.body);
         count(usize::from(hit.is_some()), usize::from(hit.is_none()));
         hit
+    }
+
+    /// The entry, unless a commit that may change it is under way.
+    fn served(&self, id: IncidentId) -> Option<Entry> {
+        if self.quiet(id) {
+            self.entries.get(&id)
+        } else {
+            None
+        }
     }
 
     /// The incident's wire form as a list page read after `mark` saw it, if
@@ -174,11 +179,7 @@ impl IncidentCache {
         // An entry read before the mark, or after it with nothing published
         // in between, holds what the page's read saw: a commit about the
         // incident since its read would have removed it.
-        if !self.quiet(id) {
-            return None;
-        }
-        self.entries
-            .get(&id)
+        self.served(id)
             .filter(|e| e.since <= mark.published)
             .map(|e| e.body)
     }

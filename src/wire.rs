@@ -177,6 +177,24 @@ impl Message for GetIncidentResponse {
     }
 }
 
+/// `next_page_token = 2` of a page reply: absent when empty, as proto3
+/// leaves a default string.
+fn encode_page_token(token: &str, buf: &mut impl BufMut) {
+    if !token.is_empty() {
+        encoding::encode_key(2, WireType::LengthDelimited, buf);
+        encoding::encode_varint(token.len() as u64, buf);
+        buf.put_slice(token.as_bytes());
+    }
+}
+
+fn page_token_len(token: &str) -> usize {
+    if token.is_empty() {
+        0
+    } else {
+        encoding::key_len(2) + encoding::encoded_len_varint(token.len() as u64) + token.len()
+    }
+}
+
 /// `incident.v1.ListIncidentsResponse`, its incidents pre-encoded (most
 /// taken from the incident cache as they are).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -192,9 +210,7 @@ impl Message for ListIncidentsResponse {
         for i in &self.incidents {
             encoding::bytes::encode(1, i, buf);
         }
-        if !self.next_page_token.is_empty() {
-            encoding::string::encode(2, &self.next_page_token, buf);
-        }
+        encode_page_token(&self.next_page_token, buf);
     }
 
     fn merge_field(
@@ -218,11 +234,7 @@ impl Message for ListIncidentsResponse {
 
     fn encoded_len(&self) -> usize {
         encoding::bytes::encoded_len_repeated(1, &self.incidents)
-            + if self.next_page_token.is_empty() {
-                0
-            } else {
-                encoding::string::encoded_len(2, &self.next_page_token)
-            }
+            + page_token_len(&self.next_page_token)
     }
 
     fn clear(&mut self) {
@@ -246,9 +258,7 @@ impl Message for ListTimelineEventsResponse {
         for e in &self.events {
             buf.put_slice(e);
         }
-        if !self.next_page_token.is_empty() {
-            encoding::string::encode(2, &self.next_page_token, buf);
-        }
+        encode_page_token(&self.next_page_token, buf);
     }
 
     fn merge_field(
@@ -269,12 +279,7 @@ impl Message for ListTimelineEventsResponse {
     }
 
     fn encoded_len(&self) -> usize {
-        self.events.iter().map(Bytes::len).sum::<usize>()
-            + if self.next_page_token.is_empty() {
-                0
-            } else {
-                encoding::string::encoded_len(2, &self.next_page_token)
-            }
+        self.events.iter().map(Bytes::len).sum::<usize>() + page_token_len(&self.next_page_token)
     }
 
     fn clear(&mut self) {
