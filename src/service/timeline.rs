@@ -488,7 +488,7 @@ impl State {
                     if beat_is_due(&mut self.beat) {
                         self.ready.push_back(Item::Heartbeat(self.cursor));
                     }
-                    self.read_ahead();
+                    self.read_ahead(batch.complete);
                 }
                 short
             }
@@ -517,9 +517,13 @@ impl State {
     /// The first starts at the cursor. Where each row of the log is in the
     /// batch (the database leaves none out) and the log's sequences have no
     /// gaps, a full batch ends `CATCH_UP_BATCH` further on, so the next ones
-    /// start there; a guess that turns out wrong costs the read it started.
-    fn read_ahead(&mut self) {
-        let every_row = self.filter.incident_ids.is_empty() && self.filter.kinds.is_empty();
+    /// start there; a guess that turns out wrong costs the read it started
+    /// (which runs to its end in the database all the same). After a batch cut
+    /// short by size (`complete_before` false) the next one is likely cut
+    /// short too, and no guess is made.
+    fn read_ahead(&mut self, complete_before: bool) {
+        let every_row =
+            complete_before && self.filter.incident_ids.is_empty() && self.filter.kinds.is_empty();
         while self.ahead.len() < READS_AHEAD {
             let after = match self.ahead.back() {
                 None => self.cursor,
@@ -754,14 +758,16 @@ mod tests {
         }
     }
 
-    /// The sequences of the events `stream` delivers up to `last`.
+    /// The sequences of the events `stream` delivers up to `last`. A stream
+    /// that stops short fails the test (after a minute) instead of hanging it.
     async fn sequences_up_to(
         stream: &mut (impl Stream<Item = Result<Item>> + Unpin),
         last: u64,
     ) -> Vec<u64> {
         let mut delivered = Vec::new();
         while delivered.last() < Some(&last) {
-            match stream.next().await {
+            let next = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
+            match next.unwrap_or_else(|_| panic!("no event after {:?}", delivered.last())) {
                 Some(Ok(Item::Event(e))) => delivered.extend(
                     crate::wire::split_events(e)
                         .unwrap()
@@ -775,16 +781,18 @@ mod tests {
         delivered
     }
 
-    /// A batch of events too large to be one value is read a few rows at a
-    /// time and ends long before a full batch would: the read ahead started
+    /// A full batch of small events is followed by events too large for a
+    /// batch to be one value, read a few rows at a time: the batch after the
+    /// full one ends long before a full one would, the read ahead started
     /// where a full one would have ended is dropped, and nothing in between
     /// is skipped.
     #[tokio::test]
     async fn a_catch_up_over_batches_cut_short_by_size_skips_nothing() {
         let (_dir, store) = open().await;
         let incident = store.execute(None, declaration(vec![])).await.unwrap();
-        // 1,000 of them are more than a read connection makes into one value.
-        add_notes(&store, incident.id, 1099, 40_000).await;
+        add_notes(&store, incident.id, 999, 8).await;
+        // 1,000 of these are more than a read connection makes into one value.
+        add_notes(&store, incident.id, 1100, 40_000).await;
         let mut stream = subscribe(
             store.clone(),
             Start::After(0),
@@ -795,8 +803,8 @@ mod tests {
         )
         .await
         .unwrap();
-        let delivered = sequences_up_to(&mut stream, 1100).await;
-        assert_eq!(delivered, (1..=1100).collect::<Vec<u64>>());
+        let delivered = sequences_up_to(&mut stream, 2100).await;
+        assert_eq!(delivered, (1..=2100).collect::<Vec<u64>>());
         drop(stream);
         store.close().await;
     }
@@ -809,9 +817,9 @@ mod tests {
     }
 
     /// A catch-up reads batches ahead from where a full batch is expected to
-    /// end. Where the log has a gap, a batch ends further on than expected:
-    /// the read started from the guess is dropped, and every event after the
-    /// gap still arrives once, in order.
+    /// end. Where the log has a gap, a batch ends further on than expected,
+    /// and the read started from the guess overlaps it: every event still
+    /// arrives once, in order.
     #[tokio::test]
     async fn a_catch_up_over_a_gap_in_the_log_delivers_each_event_once_in_order() {
         use sqlx::Connection;
@@ -881,6 +889,13 @@ mod tests {
         let first = store.reader().await.expect("a read connection");
         let second = store.reader().await.expect("the other read connection");
         drop((first, second));
+        // Read again, the stream goes on where it stopped, to the end.
+        let rest = sequences_up_to(&mut stream, 5000).await;
+        assert_eq!(rest.last(), Some(&5000));
+        assert!(
+            rest.windows(2).all(|w| w[1] == w[0] + 1),
+            "in order, none missing"
+        );
         drop(stream);
         store.close().await;
     }
