@@ -152,6 +152,50 @@ fn nproc() -> usize {
         .unwrap_or(1)
 }
 
+/// The kernel's proactive page-out, if one runs: DAMON schemes that page out
+/// memory idle for a while take cached database pages too (there is no swap
+/// for anything else), so a scenario that reads what an earlier one wrote may
+/// read it from the disk. Said in the report so that runs on machines with
+/// and without it are not compared as equals.
+fn page_out() -> Option<String> {
+    let root = std::path::Path::new("/sys/kernel/mm/damon/admin/kdamonds");
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+    let mut found = Vec::new();
+    for kdamond in std::fs::read_dir(root).ok()?.flatten() {
+        let k = kdamond.path();
+        if read(k.join("state")).as_deref() != Some("on") {
+            continue;
+        }
+        let Ok(contexts) = std::fs::read_dir(k.join("contexts")) else {
+            continue;
+        };
+        for context in contexts.flatten().filter(|c| c.path().is_dir()) {
+            let c = context.path();
+            let aggr_us: u64 = read(c.join("monitoring_attrs/intervals/aggr_us"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let Ok(schemes) = std::fs::read_dir(c.join("schemes")) else {
+                continue;
+            };
+            for scheme in schemes.flatten().filter(|s| s.path().is_dir()) {
+                let sc = scheme.path();
+                if read(sc.join("action")).as_deref() != Some("pageout") {
+                    continue;
+                }
+                let min_age: u64 = read(sc.join("access_pattern/age/min"))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                found.push(format!(
+                    "the kernel pages out memory idle for {:.0} s or more (DAMON, {})",
+                    (min_age * aggr_us) as f64 / 1e6,
+                    k.display()
+                ));
+            }
+        }
+    }
+    (!found.is_empty()).then(|| found.join("; "))
+}
+
 fn date_utc() -> String {
     std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
@@ -274,6 +318,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if quick { "quick" } else { "full" },
         total
     );
+    let page_out = page_out();
+    if let Some(p) = &page_out {
+        println!(
+            "machine: {p}: a scenario that reads what an earlier one wrote may read it from the disk"
+        );
+    }
     println!(
         "ops/s = completed calls per second; x base = ops/s / baseline ops/s (the same backend's); \
          latency = call round trip (fanout: commit -> receipt); CPU in cores (srv = incidentd, \
@@ -340,6 +390,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "command": command,
             "date": date,
             "nproc": nproc,
+            "page_out": page_out,
             "quick": quick,
             "server": bin.display().to_string(),
             "backends": runs.iter().map(|r| {
