@@ -160,6 +160,7 @@ fn nproc() -> usize {
 fn page_out() -> Option<String> {
     let root = std::path::Path::new("/sys/kernel/mm/damon/admin/kdamonds");
     let read = |p: std::path::PathBuf| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+    let number = |p| read(p).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let mut found = Vec::new();
     for kdamond in std::fs::read_dir(root).ok()?.flatten() {
         let k = kdamond.path();
@@ -171,9 +172,7 @@ fn page_out() -> Option<String> {
         };
         for context in contexts.flatten().filter(|c| c.path().is_dir()) {
             let c = context.path();
-            let aggr_us: u64 = read(c.join("monitoring_attrs/intervals/aggr_us"))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            let aggr_us = number(c.join("monitoring_attrs/intervals/aggr_us"));
             let Ok(schemes) = std::fs::read_dir(c.join("schemes")) else {
                 continue;
             };
@@ -182,9 +181,7 @@ fn page_out() -> Option<String> {
                 if read(sc.join("action")).as_deref() != Some("pageout") {
                     continue;
                 }
-                let min_age: u64 = read(sc.join("access_pattern/age/min"))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
+                let min_age = number(sc.join("access_pattern/age/min"));
                 found.push(format!(
                     "the kernel pages out memory idle for {:.0} s or more (DAMON, {})",
                     (min_age * aggr_us) as f64 / 1e6,

@@ -286,10 +286,11 @@ pub type Subscription = Pin<Box<dyn Stream<Item = Result<Item>> + Send>>;
 /// was delivered). `permit` is held for the life of the stream; while the
 /// subscription reads the database it also holds a place in its caller's share.
 ///
-/// No task runs behind the stream: it does its work when the connection polls
-/// it for the next message, so an event goes from the hub to the stream with
-/// no queue and no wake-up in between, and a subscriber that reads slowly
-/// simply falls behind the ring (and back to the database).
+/// No task feeds the stream: it does its work when the connection polls it
+/// for the next message, so an event goes from the hub to the stream with no
+/// queue and no wake-up in between, and a subscriber that reads slowly simply
+/// falls behind the ring (and back to the database). Only a catch-up's reads
+/// of the database run as tasks of their own (see `State::read_ahead`).
 pub async fn subscribe(
     store: Store,
     start: Start,
@@ -463,15 +464,18 @@ impl State {
                     .await
                     .map_err(|e| Error::Internal(format!("a read of the log ended: {e}")))??,
             ),
-            // Read from where the log was guessed to be (see `read_ahead`),
-            // and it was not: it and every read after it are of no use.
-            Some(_) => {
+            // None read ahead, or read from where the log was guessed to be
+            // (see `read_ahead`) and it was not: then it and every read after
+            // it are of no use. With nothing committed that the ring will not
+            // bring, a subscription from now (or one caught up) costs the
+            // database nothing.
+            _ => {
                 self.ahead.clear();
-                self.read_from_cursor().await?
+                match self.read_next(self.cursor) {
+                    Some(read) => Some(read.await?),
+                    None => None,
+                }
             }
-            // Nothing committed that the ring will not bring: a subscription
-            // from now (or one caught up) costs the database nothing.
-            None => self.read_from_cursor().await?,
         };
         let caught_up = match batch {
             None => true,
@@ -503,14 +507,6 @@ impl State {
             };
         }
         Ok(())
-    }
-
-    /// The batch after the cursor, read now, if the log goes further.
-    async fn read_from_cursor(&mut self) -> Result<Option<Batch>> {
-        match self.read_next(self.cursor) {
-            Some(read) => Ok(Some(read.await?)),
-            None => Ok(None),
-        }
     }
 
     /// Starts the reads of the batches after the cursor, up to `READS_AHEAD`.
@@ -669,7 +665,7 @@ mod tests {
     use crate::domain::incident::NewIncident;
     use crate::quota::Quotas;
     use crate::store::StoreOptions;
-    use crate::store::testing::{declaration, open, open_with};
+    use crate::store::testing::{connect, db_file, declaration, open, open_with};
 
     /// A public page over a run of hidden events longer than the scan
     /// budget stops on the budget with a position to go on from, and going
@@ -793,7 +789,17 @@ mod tests {
         add_notes(&store, incident.id, 999, 8).await;
         // 1,000 of these are more than a read connection makes into one value.
         add_notes(&store, incident.id, 1100, 40_000).await;
-        let mut stream = subscribe(
+        let mut stream = from_the_start(&store).await;
+        let delivered = sequences_up_to(&mut stream, 2100).await;
+        assert_eq!(delivered, (1..=2100).collect::<Vec<u64>>());
+        drop(stream);
+        store.close().await;
+    }
+
+    /// A subscription to everything from the log's start, with no heartbeat
+    /// to speak of.
+    async fn from_the_start(store: &Store) -> Subscription {
+        subscribe(
             store.clone(),
             Start::After(0),
             EventFilter::default(),
@@ -802,11 +808,7 @@ mod tests {
             Audience::Full,
         )
         .await
-        .unwrap();
-        let delivered = sequences_up_to(&mut stream, 2100).await;
-        assert_eq!(delivered, (1..=2100).collect::<Vec<u64>>());
-        drop(stream);
-        store.close().await;
+        .unwrap()
     }
 
     /// A place for one subscriber, on a server without tokens.
@@ -827,26 +829,14 @@ mod tests {
         let incident = store.execute(None, declaration(vec![])).await.unwrap();
         add_notes(&store, incident.id, 3999, 8).await;
         assert_eq!(store.head_sequence(), 4000);
-        let db = dir.path().join("t.db").display().to_string();
-        let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
-            .await
-            .unwrap();
+        let mut raw = connect(&db_file(&dir)).await;
         sqlx::query("DELETE FROM events WHERE sequence = 1500")
             .execute(&mut raw)
             .await
             .unwrap();
         raw.close().await.unwrap();
 
-        let mut stream = subscribe(
-            store.clone(),
-            Start::After(0),
-            EventFilter::default(),
-            Duration::from_secs(3600),
-            subscriber(),
-            Audience::Full,
-        )
-        .await
-        .unwrap();
+        let mut stream = from_the_start(&store).await;
         let expected: Vec<u64> = (1..=4000).filter(|s| *s != 1500).collect();
         assert_eq!(sequences_up_to(&mut stream, 4000).await, expected);
         drop(stream);
@@ -866,24 +856,9 @@ mod tests {
         .await;
         let incident = store.execute(None, declaration(vec![])).await.unwrap();
         add_notes(&store, incident.id, 4999, 8).await;
-        let mut stream = subscribe(
-            store.clone(),
-            Start::After(0),
-            EventFilter::default(),
-            Duration::from_secs(3600),
-            subscriber(),
-            Audience::Full,
-        )
-        .await
-        .unwrap();
+        let mut stream = from_the_start(&store).await;
         // The first event: the first batch is in and the next ones are being read.
-        loop {
-            match stream.next().await {
-                Some(Ok(Item::Event(_))) => break,
-                Some(Ok(Item::Heartbeat(_))) => {}
-                other => panic!("expected an event, got {other:?}"),
-            }
-        }
+        sequences_up_to(&mut stream, 1).await;
         // The stream is not read from here on. Both connections come back
         // (within the queue timeout; past it `reader` fails the test).
         let first = store.reader().await.expect("a read connection");
@@ -919,16 +894,7 @@ mod tests {
         // waits on the pool: the paused clock runs ahead whenever every task
         // waits, so the queue timeout passes again and again, at once.
         tokio::time::pause();
-        let mut stream = subscribe(
-            store.clone(),
-            Start::After(0),
-            EventFilter::default(),
-            Duration::from_secs(3600),
-            subscriber(),
-            Audience::Full,
-        )
-        .await
-        .unwrap();
+        let mut stream = from_the_start(&store).await;
         assert!(matches!(stream.next().await, Some(Ok(Item::Heartbeat(0)))));
         // Ten queue timeouts pass while the connection is held: the stream
         // keeps waiting, with no message and no error.

@@ -471,20 +471,16 @@ mod tests {
 
 #[cfg(test)]
 mod batch_tests {
-    use sqlx::{Connection, SqliteConnection};
+    use sqlx::SqliteConnection;
 
     use super::*;
-    use crate::store::{Store, StoreOptions};
+    use crate::store::testing;
 
     /// A connection to a new database the server has migrated (and closed).
     async fn migrated() -> (tempfile::TempDir, SqliteConnection) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db").display().to_string();
-        let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+        let (dir, store) = testing::open().await;
         store.close().await;
-        let conn = SqliteConnection::connect_with(&super::super::connect_options(&db).unwrap())
-            .await
-            .unwrap();
+        let conn = testing::connect(&testing::db_file(&dir)).await;
         (dir, conn)
     }
 

@@ -13,9 +13,23 @@ use crate::service::incidents::CreateIncident;
 /// A store on a fresh database file, with `options`; keep the directory.
 pub async fn open_with(options: StoreOptions) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("t.db").display().to_string();
-    let store = Store::open(&db, options).await.unwrap();
+    let store = Store::open(&db_file(&dir), options).await.unwrap();
     (dir, store)
+}
+
+/// The database file of the store `open` makes in `dir`.
+pub fn db_file(dir: &tempfile::TempDir) -> String {
+    dir.path().join("t.db").display().to_string()
+}
+
+/// A connection of its own to the database file `db`, with the settings the
+/// store's connections have (WAL, the busy timeout): for what a test does
+/// behind the store's back.
+pub async fn connect(db: &str) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    sqlx::SqliteConnection::connect_with(&super::connect_options(db).unwrap())
+        .await
+        .unwrap()
 }
 
 /// A store on a fresh database file; keep the directory.
@@ -26,10 +40,7 @@ pub async fn open() -> (tempfile::TempDir, Store) {
 /// A connection to a new database file `db` migrated only up to (not
 /// including) migration `version`: a database as an older release left it.
 pub async fn migrated_before(db: &str, version: i64) -> sqlx::SqliteConnection {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect_with(&super::connect_options(db).unwrap())
-        .await
-        .unwrap();
+    let mut conn = connect(db).await;
     let mut before = sqlx::migrate!("./migrations/sqlite");
     before.migrations = std::borrow::Cow::Owned(
         before
