@@ -286,7 +286,9 @@ async fn list_with(
     limit: usize,
     sparse_max: i64,
 ) -> Result<Vec<Incident>> {
-    let q = page_query(conn, WITH_COUNTS, f, after, limit, sparse_max).await?;
+    let mut q = Builder::new("SELECT ");
+    q.push(WITH_COUNTS);
+    page_query(conn, &mut q, f, after, limit, sparse_max).await?;
     let rows: Vec<(String, i64, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
     rows.into_iter().map(decode_counted).collect()
 }
@@ -298,23 +300,49 @@ async fn positions_with(
     limit: usize,
     sparse_max: i64,
 ) -> Result<Vec<Cursor>> {
-    let q = page_query(conn, "i.create_time, i.id", f, after, limit, sparse_max).await?;
-    let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(create_time, id)| Cursor { create_time, id })
-        .collect())
+    // One row for the whole page: on SQLite every row of a result crosses
+    // from the driver's thread on its own, a wake-up each, and a page's
+    // positions cost more in those than in reading them.
+    let mut q = Builder::default();
+    q.push_per("SELECT group_concat(p, ',')", "SELECT string_agg(p, ',')")
+        .push(" FROM (SELECT i.create_time || ':' || i.id AS p");
+    page_query(conn, &mut q, f, after, limit, sparse_max).await?;
+    q.push(") page");
+    let joined: Option<String> = q.build_query_scalar().fetch_one(&mut *conn).await?;
+    let mut positions = joined
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(parse_position)
+        .collect::<Result<Vec<Cursor>>>()?;
+    // The aggregate's order is the database's behaviour, not its promise.
+    positions.sort_unstable_by(|a, b| (b.create_time, &b.id).cmp(&(a.create_time, &a.id)));
+    Ok(positions)
 }
 
-/// The statement selecting `columns` of one page of incidents (see [`list`]).
+/// One `create_time:id` of [`positions_with`]'s aggregate.
+fn parse_position(p: &str) -> Result<Cursor> {
+    p.split_once(':')
+        .and_then(|(t, id)| {
+            Some(Cursor {
+                create_time: t.parse().ok()?,
+                id: id.to_owned(),
+            })
+        })
+        .ok_or_else(|| Error::Internal(format!("stored incident position {p:?}")))
+}
+
+/// Completes `q`, which holds a statement's start up to the columns it
+/// selects, into one page of incidents (see [`list`]).
 async fn page_query(
     conn: &mut Conn,
-    columns: &str,
+    q: &mut Builder,
     f: &IncidentFilter,
     after: Option<&Cursor>,
     limit: usize,
     sparse_max: i64,
-) -> Result<Builder> {
+) -> Result<()> {
     let query = f.query.as_ref().map(|q| q.to_lowercase());
     let indexed_query = query.as_ref().filter(|q| q.chars().count() >= TRIGRAM);
     let mut candidates = Vec::new();
@@ -331,31 +359,29 @@ async fn page_query(
     }
     let mut driver: Option<(Driver, i64)> = None;
     for d in candidates {
-        let mut q = Builder::new("SELECT count(*) FROM (");
+        let mut count = Builder::new("SELECT count(*) FROM (");
         match (d, indexed_query) {
             // Counted in the index itself: going through the incidents
             // would read every match before the LIMIT applies.
             (Driver::Title, Some(query)) => {
-                q.push(
+                count.push(
                     "SELECT rowid FROM incidents_title_search WHERE incidents_title_search MATCH ",
                 )
                 .push_bind(phrase(query));
             }
-            _ => push_matches(&mut q, d, f, indexed_query.map(String::as_str)),
+            _ => push_matches(&mut count, d, f, indexed_query.map(String::as_str)),
         }
-        q.push(" LIMIT ").push_bind(sparse_max + 1).push(") m");
-        let n: i64 = q.build_query_scalar().fetch_one(&mut *conn).await?;
+        count.push(" LIMIT ").push_bind(sparse_max + 1).push(") m");
+        let n: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
         if n <= sparse_max && driver.is_none_or(|(_, best)| n < best) {
             driver = Some((d, n));
         }
     }
-    let mut q = Builder::new("SELECT ");
-    q.push(columns);
     match driver {
         Some((d, _)) => {
             // CROSS JOIN keeps SQLite from reordering: the few matches first.
             q.push(" FROM (");
-            push_matches(&mut q, d, f, indexed_query.map(String::as_str));
+            push_matches(q, d, f, indexed_query.map(String::as_str));
             q.push(") m CROSS JOIN incidents i ON i.id = m.id WHERE true");
         }
         None if f.audience == Audience::Public => {
@@ -410,7 +436,7 @@ async fn page_query(
     }
     if let Some(c) = f.component_id.filter(|_| driven != Some(Driver::Component)) {
         q.push(" AND EXISTS (SELECT 1 FROM incident_components ic WHERE ic.incident_id = i.id AND ic.component_id IN (");
-        push_subtree(&mut q, c);
+        push_subtree(q, c);
         q.push("))");
     }
     if let Some(query) = query.as_ref().filter(|_| driven != Some(Driver::Title)) {
@@ -443,7 +469,7 @@ async fn page_query(
         // probe of the trigram index; planned blind, a walk of every row.
         q.plan_per_call();
     }
-    Ok(q)
+    Ok(())
 }
 
 /// The query as one FTS5 phrase: a substring match under the trigram tokenizer.
