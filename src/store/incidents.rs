@@ -612,7 +612,7 @@ mod tests {
             "Checkout down",
             "Lenteurs login",
         ];
-        let mut all = Vec::new();
+        let mut commands = Vec::new();
         for n in 0..40 {
             let title = format!("{} #{n}", titles[n % titles.len()]);
             let labels: BTreeMap<String, String> = match n % 3 {
@@ -644,8 +644,35 @@ mod tests {
                 refs,
                 occur_time: None,
             };
-            all.push(store.execute(None, command).await.unwrap());
+            commands.push(command);
         }
+        // Four at a time, as one group: the four share a create time, and
+        // their order on a page is their ids'.
+        let mut all = Vec::new();
+        let mut commands = commands.into_iter().peekable();
+        while commands.peek().is_some() {
+            let (release, held) = crate::store::testing::hold_writer(&store).await;
+            let group: Vec<_> = commands
+                .by_ref()
+                .take(4)
+                .map(|c| {
+                    let store = store.clone();
+                    tokio::spawn(async move { store.execute(None, c).await.unwrap() })
+                })
+                .collect();
+            crate::store::testing::until_queued(&store, group.len()).await;
+            release.send(()).unwrap();
+            held.await.unwrap();
+            for created in group {
+                all.push(created.await.unwrap());
+            }
+        }
+        let times: std::collections::BTreeSet<_> = all.iter().map(|i| i.create_time).collect();
+        assert_eq!(
+            times.len(),
+            10,
+            "incidents created in groups of four share their time"
+        );
         // A rename moves the incident in the title index.
         let renamed = UpdateIncident {
             actor: "ana".into(),
@@ -708,7 +735,7 @@ mod tests {
             ),
             (query("zzz-no-match"), Box::new(|_| false)),
             (query("in\" OR \"lo"), Box::new(|_| false)),
-            // INC-4 was "Lenteurs login #3" before its rename.
+            // The fourth incident was "Lenteurs login #3" before its rename.
             (
                 query("lenteurs"),
                 Box::new(|i| i.title.to_lowercase().contains("lenteurs")),
