@@ -197,56 +197,6 @@ fn page_out_under(root: &std::path::Path) -> Option<String> {
     (!found.is_empty()).then(|| found.join("; "))
 }
 
-#[cfg(test)]
-mod page_out_tests {
-    use super::page_out_under;
-    use std::path::Path;
-
-    /// A kdamond in DAMON's sysfs layout: `state`, one context with its
-    /// aggregation interval, one scheme with its action and minimum age.
-    fn kdamond(root: &Path, n: u32, state: &str, aggr_us: u64, action: &str, min_age: u64) {
-        let k = root.join(n.to_string());
-        let c = k.join("contexts/0");
-        let sc = c.join("schemes/0");
-        for dir in [
-            c.join("monitoring_attrs/intervals"),
-            sc.join("access_pattern/age"),
-        ] {
-            std::fs::create_dir_all(dir).unwrap();
-        }
-        std::fs::write(k.join("state"), format!("{state}\n")).unwrap();
-        std::fs::write(
-            c.join("monitoring_attrs/intervals/aggr_us"),
-            format!("{aggr_us}\n"),
-        )
-        .unwrap();
-        std::fs::write(sc.join("action"), format!("{action}\n")).unwrap();
-        std::fs::write(sc.join("access_pattern/age/min"), format!("{min_age}\n")).unwrap();
-    }
-
-    #[test]
-    fn a_pageout_scheme_that_is_on_is_named_with_the_idle_age_it_takes() {
-        let dir = tempfile::tempdir().unwrap();
-        // 12 aggregations of 5 s: this machine's scheme.
-        kdamond(dir.path(), 0, "on", 5_000_000, "pageout", 12);
-        let said = page_out_under(dir.path()).expect("a page-out is named");
-        assert!(said.contains("idle for 60 s or more"), "{said}");
-        assert!(
-            said.contains(&dir.path().join("0").display().to_string()),
-            "{said}"
-        );
-    }
-
-    #[test]
-    fn no_page_out_is_named_when_damon_is_off_absent_or_only_watching() {
-        let dir = tempfile::tempdir().unwrap();
-        kdamond(dir.path(), 0, "off", 5_000_000, "pageout", 12);
-        kdamond(dir.path(), 1, "on", 100_000, "stat", 0);
-        assert_eq!(page_out_under(dir.path()), None);
-        assert_eq!(page_out_under(&dir.path().join("missing")), None);
-    }
-}
-
 fn date_utc() -> String {
     std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
@@ -643,4 +593,54 @@ async fn run_backend(
         failed,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod page_out_tests {
+    use super::page_out_under;
+    use std::path::Path;
+
+    /// A kdamond in DAMON's sysfs layout: `state`, one context with its
+    /// aggregation interval, one scheme with its action and minimum age.
+    fn kdamond(root: &Path, n: u32, state: &str, aggr_us: u64, action: &str, min_age: u64) {
+        let k = root.join(n.to_string());
+        let c = k.join("contexts/0");
+        let sc = c.join("schemes/0");
+        for dir in [
+            c.join("monitoring_attrs/intervals"),
+            sc.join("access_pattern/age"),
+        ] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(k.join("state"), format!("{state}\n")).unwrap();
+        std::fs::write(
+            c.join("monitoring_attrs/intervals/aggr_us"),
+            format!("{aggr_us}\n"),
+        )
+        .unwrap();
+        std::fs::write(sc.join("action"), format!("{action}\n")).unwrap();
+        std::fs::write(sc.join("access_pattern/age/min"), format!("{min_age}\n")).unwrap();
+    }
+
+    #[test]
+    fn a_pageout_scheme_that_is_on_is_named_with_the_idle_age_it_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        // 12 aggregations of 5 s: this machine's scheme.
+        kdamond(dir.path(), 0, "on", 5_000_000, "pageout", 12);
+        let said = page_out_under(dir.path()).expect("a page-out is named");
+        assert!(said.contains("idle for 60 s or more"), "{said}");
+        assert!(
+            said.contains(&dir.path().join("0").display().to_string()),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn no_page_out_is_named_when_damon_is_off_absent_or_only_watching() {
+        let dir = tempfile::tempdir().unwrap();
+        kdamond(dir.path(), 0, "off", 5_000_000, "pageout", 12);
+        kdamond(dir.path(), 1, "on", 100_000, "stat", 0);
+        assert_eq!(page_out_under(dir.path()), None);
+        assert_eq!(page_out_under(&dir.path().join("missing")), None);
+    }
 }
