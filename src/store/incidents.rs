@@ -578,13 +578,14 @@ pub fn status_update_cursor(u: &StatusUpdate) -> Cursor {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
     use crate::domain::incident::{ComponentImpact, NewIncident};
     use crate::domain::{ImpactLevel, IncidentKind};
     use crate::service::components::CreateComponent;
     use crate::service::incidents::{CreateIncident, UpdateIncident};
+    use crate::store::testing::{hold_writer, until_queued};
     use crate::store::{Store, StoreOptions};
 
     /// Every filter gives the same pages whether the page is read in time
@@ -651,7 +652,7 @@ mod tests {
         let mut all = Vec::new();
         let mut commands = commands.into_iter().peekable();
         while commands.peek().is_some() {
-            let (release, held) = crate::store::testing::hold_writer(&store).await;
+            let (release, held) = hold_writer(&store).await;
             let group: Vec<_> = commands
                 .by_ref()
                 .take(4)
@@ -660,14 +661,14 @@ mod tests {
                     tokio::spawn(async move { store.execute(None, c).await.unwrap() })
                 })
                 .collect();
-            crate::store::testing::until_queued(&store, group.len()).await;
+            until_queued(&store, group.len()).await;
             release.send(()).unwrap();
             held.await.unwrap();
             for created in group {
                 all.push(created.await.unwrap());
             }
         }
-        let times: std::collections::BTreeSet<_> = all.iter().map(|i| i.create_time).collect();
+        let times: BTreeSet<_> = all.iter().map(|i| i.create_time).collect();
         assert_eq!(
             times.len(),
             10,

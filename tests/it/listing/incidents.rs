@@ -190,16 +190,16 @@ async fn page_size_defaults_to_50_and_is_capped_at_1000() {
     let sizes: Vec<usize> = all.iter().map(Vec::len).collect();
     assert_eq!(sizes, [1000, 10], "page_size above 1000 means 1000");
     // Group commit gives many incidents one create time: their id orders them.
-    let listed: Vec<Incident> = all.iter().flatten().cloned().collect();
+    let listed = all.concat();
     assert_newest_first(&listed);
     let times: HashSet<i128> = listed.iter().map(|i| nanos(&i.create_time)).collect();
     assert!(
         times.len() < listed.len(),
         "no two incidents share a create time"
     );
-    let refs: HashSet<String> = all.iter().flatten().map(|i| i.reference.clone()).collect();
+    let refs: HashSet<&str> = listed.iter().map(|i| i.reference.as_str()).collect();
     assert_eq!(refs.len(), 1010, "references are unique under concurrency");
-    assert!((1..=1010).all(|n| refs.contains(&format!("INC-{n}"))));
+    assert!((1..=1010).all(|n| refs.contains(format!("INC-{n}").as_str())));
 
     // Negative page size.
     assert_rejected(
