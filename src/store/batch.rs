@@ -310,6 +310,12 @@ impl<'a> Tx<'a> {
         }
     }
 
+    /// Whether the command asked the database for something while the
+    /// connection was lent out (see `Conn::lend`).
+    pub(super) fn asked_lent_connection(&self) -> bool {
+        self.ctx.conn.asked()
+    }
+
     /// The commit time of the group.
     pub fn now(&self) -> Time {
         self.ctx.now
