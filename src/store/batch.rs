@@ -167,6 +167,14 @@ impl Working {
             .get(&(key.caller.clone(), key.method, key.request_id.clone()))
     }
 
+    /// Remembers the record an earlier group wrote for a request.
+    pub(super) fn remember_request_id(&mut self, key: &RequestKey, record: (Vec<u8>, String)) {
+        self.request_ids.insert(
+            (key.caller.clone(), key.method, key.request_id.clone()),
+            record,
+        );
+    }
+
     /// Remembers a request's response, so that a retry later in the group
     /// replays it.
     pub(super) fn record_request_id(&mut self, key: RequestKey, response: String) {
@@ -651,10 +659,7 @@ pub(super) async fn prefetch(
         .filter(|k| w.request_id(k).is_none())
         .collect();
     for (key, record) in super::request_ids::find_many(conn, &keys).await? {
-        w.request_ids.insert(
-            (key.caller.clone(), key.method, key.request_id.clone()),
-            record,
-        );
+        w.remember_request_id(key, record);
     }
     Ok(())
 }

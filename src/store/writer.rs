@@ -78,10 +78,10 @@ pub struct WriteCtx {
     /// Groups applied while the group before them committed (see
     /// `prepare`).
     prepared: Arc<AtomicU64>,
-    /// Test hook: each preparation of a group sends a sender here and waits
-    /// until it is used or dropped, before it takes from the queue.
+    /// Test hook: a preparation of a group sends a sender here where it
+    /// may pause (see `Pause`) and waits until it is used or dropped.
     #[cfg(test)]
-    pub(super) pauses: Option<mpsc::UnboundedSender<oneshot::Sender<()>>>,
+    pub(super) pauses: Option<mpsc::UnboundedSender<(Pause, oneshot::Sender<()>)>>,
 }
 
 /// A typed write: what it reads is declared up front, and it runs in memory
@@ -338,9 +338,8 @@ async fn replay_refused(conn: &mut Conn, ran: &mut [Ran]) -> Result<()> {
     for r in ran.iter_mut() {
         if let Ran::Command(entry) = r
             && let Some(key) = entry.refused_key()
-            && let Some((_, (fingerprint, response))) = found.iter().find(|(k, _)| {
-                k.caller == key.caller && k.method == key.method && k.request_id == key.request_id
-            })
+            && let Some((_, (fingerprint, response))) =
+                found.iter().find(|(k, _)| k.same_request(key))
         {
             let (fingerprint, response) = (fingerprint.clone(), response.clone());
             entry.replay(&fingerprint, &response);
@@ -1008,14 +1007,22 @@ async fn run_batch(
     }
     let mut ran: Vec<Ran> = Vec::with_capacity(applied.len() + batch.len());
     let mut broken: Option<Error> = None;
+    let mut items = batch.into_iter().peekable();
     if !applied.is_empty() {
+        // The commands that queued during the COMMIT join the applied ones
+        // in one write.
+        let prepared = applied.len();
         let mut run = applied;
-        if let Err(e) = write_applied(ctx, &mut run).await {
+        while let Some(Item::Command(_)) = items.peek() {
+            if let Some(Item::Command(next)) = items.next() {
+                run.push(next);
+            }
+        }
+        if let Err(e) = write_applied(ctx, &mut run, prepared).await {
             broken = Some(e);
         }
         ran.extend(run.into_iter().map(Ran::Command));
     }
-    let mut items = batch.into_iter().peekable();
     while let Some(item) = items.next() {
         if broken.is_some() {
             // The transaction is unusable: jobs are dropped unrun (which
@@ -1204,12 +1211,7 @@ async fn run_batch(
 async fn prepare(ctx: &mut WriteCtx, queue: &Queue<'_>, base: u64) -> Group {
     let mut next = Group::default();
     #[cfg(test)]
-    if let Some(pauses) = &ctx.pauses {
-        let (resume, resumed) = oneshot::channel();
-        if pauses.send(resume).is_ok() {
-            let _ = resumed.await;
-        }
-    }
+    ctx.pause(Pause::Take).await;
     // The loop waits for the COMMIT, not for the queue: it is free.
     let Ok(mut rx) = queue.rx.try_lock() else {
         return next;
@@ -1255,23 +1257,62 @@ async fn prepare(ctx: &mut WriteCtx, queue: &Queue<'_>, base: u64) -> Group {
     } else {
         metrics::counter!(crate::metrics::WRITER_PREPARED, "outcome" => "applied").increment(1);
         ctx.prepared.fetch_add(1, Ordering::Relaxed);
+        #[cfg(test)]
+        ctx.pause(Pause::Applied).await;
     }
     next
 }
 
-/// Writes the commands [`prepare`] applied, now that their group began,
-/// after reading whether an earlier group recorded one's request_id (not
-/// read while preparing: the answer of a request that group committed
-/// must be replayed, not made again). If one did, they run again as
+/// Where a test may hold the preparation of a group.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pause {
+    /// Before it takes from the queue.
+    Take,
+    /// After it applied what it took.
+    Applied,
+}
+
+#[cfg(test)]
+impl WriteCtx {
+    /// Waits until the test resumes (or drops) the pause, if it asked for
+    /// pauses.
+    async fn pause(&mut self, at: Pause) {
+        if let Some(pauses) = &self.pauses {
+            let (resume, resumed) = oneshot::channel();
+            if pauses.send((at, resume)).is_ok() {
+                let _ = resumed.await;
+            }
+        }
+    }
+}
+
+/// Writes the first `prepared` commands of `run`, which [`prepare`]
+/// applied, with the rest, which queued since, now that their group began.
+/// The request_id records of all are read first (not read while preparing:
+/// the answer of a request the group before committed must be replayed, not
+/// made again); if one of the applied commands has one, all run again as
 /// commands not yet applied.
-async fn write_applied(ctx: &mut WriteCtx, run: &mut [Box<dyn Entry>]) -> Result<()> {
+async fn write_applied(
+    ctx: &mut WriteCtx,
+    run: &mut [Box<dyn Entry>],
+    prepared: usize,
+) -> Result<()> {
     let keys: Vec<&RequestKey> = run.iter().filter_map(|e| e.key()).collect();
-    let recorded = !super::request_ids::find_many(&mut ctx.conn, &keys)
-        .await?
-        .is_empty();
+    let found: Vec<(RequestKey, (Vec<u8>, String))> =
+        super::request_ids::find_many(&mut ctx.conn, &keys)
+            .await?
+            .into_iter()
+            .map(|(key, record)| (key.clone(), record))
+            .collect();
+    let recorded = found.iter().any(|(key, _)| {
+        run[..prepared]
+            .iter()
+            .any(|e| e.key().is_some_and(|k| k.same_request(key)))
+    });
     if recorded {
         metrics::counter!(crate::metrics::WRITER_PREPARED, "outcome" => "recorded").increment(1);
-        for entry in run.iter_mut() {
+        for entry in run[..prepared].iter_mut() {
             entry.reset();
         }
         ctx.events.clear();
@@ -1280,6 +1321,10 @@ async fn write_applied(ctx: &mut WriteCtx, run: &mut [Box<dyn Entry>]) -> Result
         ctx.known = Some(Known::default());
         return run_commands(ctx, run).await;
     }
+    for (key, record) in found {
+        ctx.working.remember_request_id(&key, record);
+    }
+    apply_all(ctx, &mut run[prepared..], false).await?;
     batch::flush(ctx).await
 }
 
@@ -1639,11 +1684,13 @@ mod tests {
         store.close().await;
     }
 
+    type Pauses = mpsc::UnboundedReceiver<(Pause, oneshot::Sender<()>)>;
+
     /// Makes every preparation of a group (during the COMMIT of the group
-    /// before it) wait until the test resumes it; the first to wait is that
-    /// of the group that installs the hook. Dropping the receiver lets the
-    /// writer go on without waiting.
-    fn pause_preparations(store: &Store) -> mpsc::UnboundedReceiver<oneshot::Sender<()>> {
+    /// before it) wait at each [`Pause`] until the test resumes it; the
+    /// first to wait is that of the group that installs the hook. Dropping
+    /// the receiver lets the writer go on without waiting.
+    fn pause_preparations(store: &Store) -> Pauses {
         let (tx, rx) = mpsc::unbounded_channel();
         let s = store.clone();
         tokio::spawn(async move {
@@ -1657,6 +1704,17 @@ mod tests {
             .unwrap();
         });
         rx
+    }
+
+    /// The next pause at `at`; pauses elsewhere before it are resumed.
+    async fn pause_at(pauses: &mut Pauses, at: Pause) -> oneshot::Sender<()> {
+        loop {
+            let (pause, resume) = pauses.recv().await.expect("the writer pauses");
+            if pause == at {
+                return resume;
+            }
+            let _ = resume.send(());
+        }
     }
 
     fn post_setting(id: IncidentId, n: usize, status: IncidentStatus) -> PostStatusUpdate {
@@ -1713,7 +1771,7 @@ mod tests {
         let (_dir, store) = open().await;
         let incident = declare(&store).await;
         let mut pauses = pause_preparations(&store);
-        let resume = pauses.recv().await.unwrap();
+        let resume = pause_at(&mut pauses, Pause::Take).await;
         let first = queue(&store, vec![note(incident.id, "first")]);
         until_queued(&store, 1).await;
         let update = queue(
@@ -1726,7 +1784,7 @@ mod tests {
         let prepared = store.groups_prepared();
         resume.send(()).unwrap();
         // The prepared group's own COMMIT window: it was applied ahead.
-        let resume = pauses.recv().await.unwrap();
+        let resume = pause_at(&mut pauses, Pause::Take).await;
         assert_eq!(
             store.groups_prepared(),
             prepared + 1,
@@ -1766,7 +1824,7 @@ mod tests {
         let (_dir, store) = open().await;
         let incident = declare(&store).await;
         let mut pauses = pause_preparations(&store);
-        let resume = pauses.recv().await.unwrap();
+        let resume = pause_at(&mut pauses, Pause::Take).await;
         let update = queue(&store, vec![post(incident.id, 0)]);
         until_queued(&store, 1).await;
         let declared = queue(&store, vec![declaration(vec![])]);
@@ -1802,12 +1860,12 @@ mod tests {
             tokio::spawn(async move { s.execute(Some(key), post(incident.id, 0)).await })
         };
         let mut pauses = pause_preparations(&store);
-        let resume = pauses.recv().await.unwrap();
+        let resume = pause_at(&mut pauses, Pause::Take).await;
         let first = keyed(&store);
         until_queued(&store, 1).await;
         resume.send(()).unwrap();
         // The first attempt's COMMIT window.
-        let resume = pauses.recv().await.unwrap();
+        let resume = pause_at(&mut pauses, Pause::Take).await;
         let retry = keyed(&store);
         until_queued(&store, 1).await;
         let prepared = store.groups_prepared();
@@ -1872,7 +1930,7 @@ mod tests {
         let (failing, other) = (declare(&store).await, declare(&store).await);
         fail_commits_of(&store, failing.id).await;
         let mut pauses = pause_preparations(&store);
-        let resume = pauses.recv().await.unwrap();
+        let resume = pause_at(&mut pauses, Pause::Take).await;
         let doomed = queue(
             &store,
             vec![post_setting(failing.id, 0, IncidentStatus::Identified)],
@@ -1880,7 +1938,7 @@ mod tests {
         until_queued(&store, 1).await;
         resume.send(()).unwrap();
         // The doomed group's COMMIT window.
-        let resume = pauses.recv().await.unwrap();
+        let resume = pause_at(&mut pauses, Pause::Take).await;
         let notes = queue(&store, vec![note(other.id, "one"), note(other.id, "two")]);
         until_queued(&store, 2).await;
         let prepared = store.groups_prepared();
@@ -1935,5 +1993,47 @@ mod tests {
         assert_eq!(after.status, IncidentStatus::Investigating);
         assert_eq!(after, stored_incident(&store, failing.id).await);
         store.close().await;
+    }
+
+    /// Statements of the group of two status updates, both queued before the
+    /// COMMIT before it (`topped_up`: the second queued after the first was
+    /// applied during that COMMIT).
+    async fn statements_of_prepared_group(topped_up: bool) -> u64 {
+        let (_dir, store) = open().await;
+        let incident = declare(&store).await;
+        let mut pauses = pause_preparations(&store);
+        let resume = pause_at(&mut pauses, Pause::Take).await;
+        let mut posts = queue(&store, vec![post(incident.id, 0)]);
+        until_queued(&store, 1).await;
+        if !topped_up {
+            posts.extend(queue(&store, vec![post(incident.id, 1)]));
+            until_queued(&store, 2).await;
+        }
+        resume.send(()).unwrap();
+        let resume = pause_at(&mut pauses, Pause::Applied).await;
+        if topped_up {
+            posts.extend(queue(&store, vec![post(incident.id, 1)]));
+            until_queued(&store, 1).await;
+        }
+        drop(pauses);
+        let before = store.statements_written();
+        resume.send(()).unwrap();
+        for answer in answers(posts).await {
+            answer.expect("the update commits");
+        }
+        let statements = store.statements_written() - before;
+        assert_eq!(store.groups_prepared(), 1);
+        store.close().await;
+        statements
+    }
+
+    /// Commands that queue after the next group was applied during a COMMIT
+    /// join it in the same statements, not in statements of their own.
+    #[tokio::test]
+    async fn commands_queued_after_a_group_was_prepared_join_its_statements() {
+        assert_eq!(
+            statements_of_prepared_group(true).await,
+            statements_of_prepared_group(false).await
+        );
     }
 }
