@@ -19,11 +19,6 @@ pub const WRITER_GROUP_STATEMENTS: &str = "incidentd_writer_group_statements";
 /// SQLite: WAL frames (database pages) each commit of the writer appended:
 /// what a group costs the disk.
 pub const WAL_FRAMES: &str = "incidentd_sqlite_wal_frames_per_commit";
-/// Groups the writer prepared while the group before them committed
-/// (SQLite), by outcome: applied; needs_read (a command needed the database:
-/// run in its group instead); recorded and commit_failed (applied, then run
-/// again: a request_id turned out recorded, the COMMIT under it failed).
-pub const WRITER_PREPARED: &str = "incidentd_writer_prepared_total";
 /// Write requests waiting for the writer.
 pub const WRITER_QUEUE: &str = "incidentd_writer_queue_depth";
 /// Open SubscribeTimeline streams.

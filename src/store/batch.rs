@@ -167,14 +167,6 @@ impl Working {
             .get(&(key.caller.clone(), key.method, key.request_id.clone()))
     }
 
-    /// Remembers the record an earlier group wrote for a request.
-    pub(super) fn remember_request_id(&mut self, key: &RequestKey, record: (Vec<u8>, String)) {
-        self.request_ids.insert(
-            (key.caller.clone(), key.method, key.request_id.clone()),
-            record,
-        );
-    }
-
     /// Remembers a request's response, so that a retry later in the group
     /// replays it.
     pub(super) fn record_request_id(&mut self, key: RequestKey, response: String) {
@@ -316,12 +308,6 @@ impl<'a> Tx<'a> {
             events: Vec::new(),
             numbers_taken: 0,
         }
-    }
-
-    /// Whether the command asked the database for something while the
-    /// connection was lent out (see `Conn::lend`).
-    pub(super) fn asked_lent_connection(&self) -> bool {
-        self.ctx.conn.asked()
     }
 
     /// The commit time of the group.
@@ -659,7 +645,10 @@ pub(super) async fn prefetch(
         .filter(|k| w.request_id(k).is_none())
         .collect();
     for (key, record) in super::request_ids::find_many(conn, &keys).await? {
-        w.remember_request_id(key, record);
+        w.request_ids.insert(
+            (key.caller.clone(), key.method, key.request_id.clone()),
+            record,
+        );
     }
     Ok(())
 }

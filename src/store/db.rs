@@ -35,8 +35,6 @@ pub enum Dialect {
 pub struct Conn {
     inner: Inner,
     statements: Option<Arc<AtomicU64>>,
-    /// Whether a statement was asked of it while lent out.
-    asked: bool,
 }
 
 enum Inner {
@@ -44,9 +42,6 @@ enum Inner {
     SqlitePooled(PoolConnection<Sqlite>),
     Postgres(Box<PgConnection>),
     PostgresPooled(PoolConnection<Postgres>),
-    /// The connection is lent out (see [`Conn::lend`]): every statement
-    /// fails.
-    Lent(Dialect),
 }
 
 /// The driver's connection behind a [`Conn`], borrowed for one statement.
@@ -60,31 +55,7 @@ impl Conn {
         match self.inner {
             Inner::Sqlite(_) | Inner::SqlitePooled(_) => Dialect::Sqlite,
             Inner::Postgres(_) | Inner::PostgresPooled(_) => Dialect::Postgres,
-            Inner::Lent(dialect) => dialect,
         }
-    }
-
-    /// Lends the connection out, leaving in its place one on which every
-    /// statement fails and is remembered (see [`Conn::asked`]): the writer
-    /// runs a COMMIT on the lent one while it prepares the next group in
-    /// memory, and the stand-in tells it whether that needed the database.
-    pub(super) fn lend(&mut self) -> Conn {
-        let stand_in = Conn {
-            inner: Inner::Lent(self.dialect()),
-            statements: None,
-            asked: false,
-        };
-        std::mem::replace(self, stand_in)
-    }
-
-    /// Takes back a connection [`Conn::lend`] lent out.
-    pub(super) fn give_back(&mut self, lent: Conn) {
-        *self = lent;
-    }
-
-    /// Whether a statement was asked of this stand-in of a lent connection.
-    pub(super) fn asked(&self) -> bool {
-        self.asked
     }
 
     /// Counts every statement run from now on into `counter`.
@@ -92,22 +63,16 @@ impl Conn {
         self.statements = Some(counter);
     }
 
-    pub(super) fn exec(&mut self) -> sqlx::Result<Exec<'_>> {
+    pub(super) fn exec(&mut self) -> Exec<'_> {
         if let Some(n) = &self.statements {
             n.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(match &mut self.inner {
+        match &mut self.inner {
             Inner::Sqlite(c) => Exec::Sqlite(c),
             Inner::SqlitePooled(c) => Exec::Sqlite(c),
             Inner::Postgres(c) => Exec::Postgres(c),
             Inner::PostgresPooled(c) => Exec::Postgres(c),
-            Inner::Lent(_) => {
-                self.asked = true;
-                return Err(sqlx::Error::Protocol(
-                    "the write connection is lent out to a COMMIT".into(),
-                ));
-            }
-        })
+        }
     }
 
     /// Continues on `fresh` in place of a lost connection, counting as before.
@@ -130,7 +95,7 @@ impl Conn {
         match self.inner {
             Inner::Sqlite(c) => c.close().await,
             Inner::Postgres(c) => c.close().await,
-            Inner::SqlitePooled(_) | Inner::PostgresPooled(_) | Inner::Lent(_) => Ok(()),
+            Inner::SqlitePooled(_) | Inner::PostgresPooled(_) => Ok(()),
         }
     }
 }
@@ -140,7 +105,6 @@ impl From<SqliteConnection> for Conn {
         Conn {
             inner: Inner::Sqlite(Box::new(c)),
             statements: None,
-            asked: false,
         }
     }
 }
@@ -150,7 +114,6 @@ impl From<PoolConnection<Sqlite>> for Conn {
         Conn {
             inner: Inner::SqlitePooled(c),
             statements: None,
-            asked: false,
         }
     }
 }
@@ -160,7 +123,6 @@ impl From<PgConnection> for Conn {
         Conn {
             inner: Inner::Postgres(Box::new(c)),
             statements: None,
-            asked: false,
         }
     }
 }
@@ -170,7 +132,6 @@ impl From<PoolConnection<Postgres>> for Conn {
         Conn {
             inner: Inner::PostgresPooled(c),
             statements: None,
-            asked: false,
         }
     }
 }
@@ -504,7 +465,7 @@ impl Query {
     /// Runs the statement; returns the rows it changed.
     pub async fn execute(self, conn: &mut Conn) -> sqlx::Result<u64> {
         let (text, args, persistent) = self.into_parts(conn.dialect());
-        Ok(match conn.exec()? {
+        Ok(match conn.exec() {
             Exec::Sqlite(c) => {
                 sqlx::query_with::<Sqlite, _>(AssertSqlSafe(text), sqlite_args(args)?)
                     .execute(c)
@@ -527,7 +488,7 @@ impl Query {
 /// The text is the caller's own, never a client's.
 pub async fn script(conn: &mut Conn, sql: &str) -> sqlx::Result<()> {
     let sql = AssertSqlSafe(sql.to_owned());
-    match conn.exec()? {
+    match conn.exec() {
         Exec::Sqlite(c) => {
             sqlx::raw_sql(sql).execute(c).await?;
         }
@@ -544,7 +505,7 @@ macro_rules! fetch {
     ($query:expr, $conn:expr, $fetch:ident) => {{
         let conn: &mut Conn = $conn;
         let (text, args, persistent) = $query.into_parts(conn.dialect());
-        match conn.exec()? {
+        match conn.exec() {
             Exec::Sqlite(c) => {
                 sqlx::query_as_with::<Sqlite, R, _>(AssertSqlSafe(text), sqlite_args(args)?)
                     .$fetch(c)

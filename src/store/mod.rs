@@ -500,12 +500,6 @@ impl Store {
         self.writer.statements()
     }
 
-    /// Groups of writes applied while the group before them committed
-    /// (SQLite), since the store opened.
-    pub fn groups_prepared(&self) -> u64 {
-        self.writer.prepared()
-    }
-
     /// Write requests waiting for the writer.
     pub fn writes_queued(&self) -> usize {
         self.writer.queued()

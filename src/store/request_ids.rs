@@ -16,16 +16,6 @@ pub struct RequestKey {
     pub fingerprint: Vec<u8>,
 }
 
-impl RequestKey {
-    /// Whether `other` names the same request (a retry, or a reuse of its
-    /// request_id: the fingerprints tell which).
-    pub fn same_request(&self, other: &RequestKey) -> bool {
-        self.caller == other.caller
-            && self.method == other.method
-            && self.request_id == other.request_id
-    }
-}
-
 /// The stored fingerprint and response of an earlier request with this key.
 pub async fn find(conn: &mut Conn, key: &RequestKey) -> Result<Option<(Vec<u8>, String)>> {
     Ok(db::query_as(

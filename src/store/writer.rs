@@ -75,13 +75,6 @@ pub struct WriteCtx {
     commit_sql: Option<String>,
     /// When to finish the WAL's lap between groups (SQLite).
     lap: Option<Lap>,
-    /// Groups applied while the group before them committed (see
-    /// `prepare`).
-    prepared: Arc<AtomicU64>,
-    /// Test hook: a preparation of a group sends a sender here where it
-    /// may pause (see `Pause`) and waits until it is used or dropped.
-    #[cfg(test)]
-    pub(super) pauses: Option<mpsc::UnboundedSender<(Pause, oneshot::Sender<()>)>>,
 }
 
 /// A typed write: what it reads is declared up front, and it runs in memory
@@ -214,13 +207,13 @@ impl WriteCtx {
         Ok(out)
     }
 
-    /// Writes the group's log, all but its COMMIT ([`end`]): reads what the
-    /// public form of its events depends on, takes the log, makes its numbers
-    /// final (in its events and in what its commands answer), writes the
-    /// request_id records and the events, encoded once in their wire form
-    /// (components named as of each event). Returns the events as they will
-    /// be committed, and the names the group gave components.
-    async fn write_log(
+    /// Commits the group: reads what the public form of its events depends
+    /// on, takes the log, makes its numbers final (in its events and in what
+    /// its commands answer), writes the request_id records and the events,
+    /// encoded once in their wire form (components named as of each event),
+    /// then COMMIT. Returns the events as committed, and the names the group
+    /// gave components.
+    async fn commit(
         &mut self,
         names: &ComponentNames,
         ran: &mut [Ran],
@@ -292,22 +285,19 @@ impl WriteCtx {
         super::events::insert_all(&mut self.conn, &stored).await?;
         // The public form, once for every public subscriber.
         let public = super::audience::project(&events, &facts);
+        if let Some(sql) = self.commit_sql.as_deref().filter(|_| !stored.is_empty()) {
+            // Wakes the other replicas' tails once this commits; one round
+            // trip for both while the group holds the log.
+            db::script(&mut self.conn, sql).await?;
+        } else {
+            exec(&mut self.conn, "COMMIT").await?;
+        }
         let live = stored
             .into_iter()
             .zip(public)
             .map(|(stored, public)| Arc::new(LiveEvent { stored, public }))
             .collect();
         Ok((live, renamed))
-    }
-}
-
-/// Ends a group [`WriteCtx::write_log`] wrote: COMMIT, or, where other
-/// replicas must be told of its events (`commit_sql`), the statements that
-/// tell them and COMMIT in one round trip while the group holds the log.
-async fn end(conn: &mut Conn, commit_sql: Option<&str>) -> Result<()> {
-    match commit_sql {
-        Some(sql) => Ok(db::script(conn, sql).await?),
-        None => exec(conn, "COMMIT").await,
     }
 }
 
@@ -338,8 +328,9 @@ async fn replay_refused(conn: &mut Conn, ran: &mut [Ran]) -> Result<()> {
     for r in ran.iter_mut() {
         if let Ran::Command(entry) = r
             && let Some(key) = entry.refused_key()
-            && let Some((_, (fingerprint, response))) =
-                found.iter().find(|(k, _)| k.same_request(key))
+            && let Some((_, (fingerprint, response))) = found.iter().find(|(k, _)| {
+                k.caller == key.caller && k.method == key.method && k.request_id == key.request_id
+            })
         {
             let (fingerprint, response) = (fingerprint.clone(), response.clone());
             entry.replay(&fingerprint, &response);
@@ -383,8 +374,6 @@ trait Entry: Send {
     fn record(&self) -> Option<Result<(RequestKey, String)>>;
     /// Its key, if it ran and its rules refused it.
     fn refused_key(&self) -> Option<&RequestKey>;
-    /// Forgets that it ran: it runs again from the start.
-    fn reset(&mut self);
     /// Answers the caller once the group's COMMIT (or its failure) is known.
     fn finish(self: Box<Self>, commit: Result<()>);
 }
@@ -461,11 +450,6 @@ impl<C: Command> Entry for Pending<C> {
             (Some(key), Some(Err(_))) if self.ran => Some(key),
             _ => None,
         }
-    }
-
-    fn reset(&mut self) {
-        self.outcome = None;
-        self.ran = false;
     }
 
     fn finish(self: Box<Self>, commit: Result<()>) {
@@ -561,8 +545,6 @@ pub(super) struct Writer {
     tx: mpsc::Sender<Msg>,
     /// Statements run on each write connection since it opened.
     statements: Arc<[Arc<AtomicU64>]>,
-    /// Groups applied while the group before them committed.
-    prepared: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -589,8 +571,6 @@ impl Writer {
             .map(|_| Arc::new(AtomicU64::new(0)))
             .collect();
         let statements = Arc::clone(&counted);
-        let prepared_groups = Arc::new(AtomicU64::new(0));
-        let prepared = Arc::clone(&prepared_groups);
         let (ready, opened) = oneshot::channel::<Result<()>>();
         let thread = move || {
             let rt = match tokio::runtime::Builder::new_current_thread()
@@ -638,9 +618,6 @@ impl Writer {
                             committed: Committed::new(cached_incidents),
                             known: None,
                             lap: lap.clone(),
-                            prepared: Arc::clone(&prepared),
-                            #[cfg(test)]
-                            pauses: None,
                         };
                         (ctx, Arc::clone(statements))
                     })
@@ -659,14 +636,7 @@ impl Writer {
         Ok(Writer {
             tx,
             statements: counted,
-            prepared: prepared_groups,
         })
-    }
-
-    /// Groups applied while the group before them committed, since the
-    /// writer started.
-    pub(super) fn prepared(&self) -> u64 {
-        self.prepared.load(Ordering::Relaxed)
     }
 
     /// Statements run on the write connections since they opened.
@@ -787,27 +757,26 @@ async fn work(
 ) -> Option<oneshot::Sender<()>> {
     let mut closing: Option<oneshot::Sender<()>> = None;
     let mut last_group = 0;
-    // What the last group's COMMIT window took from the queue.
-    let mut ahead = Group::default();
     while closing.is_none() {
-        let mut group = std::mem::take(&mut ahead);
-        closing = group.closing.take();
-        if closing.is_none() {
-            // The queue is held while a group is taken from it, not while the
-            // group runs: the next connection takes the next group meanwhile.
+        // The queue is held while a group is taken from it, not while the
+        // group runs: the next connection takes the next group meanwhile.
+        let batch = {
             let mut rx = rx.lock().await;
-            if group.is_empty() {
-                let Some(first) = rx.recv().await else { break };
-                group.push(first, &mut closing);
+            let Some(first) = rx.recv().await else { break };
+            let mut batch = Vec::with_capacity(16);
+            match first {
+                Msg::Item(i) => batch.push(i),
+                Msg::Close(ack) => closing = Some(ack),
             }
             // Everything that queued up while the previous group was
             // committing joins this one: that is what makes group commit pay
             // off.
             let mut lingered = 0;
-            while group.len() < max_batch && closing.is_none() {
+            while batch.len() < max_batch && closing.is_none() {
                 match rx.try_recv() {
-                    Ok(msg) => group.push(msg, &mut closing),
-                    Err(_) if group.len() * 2 < last_group && lingered < LINGER_YIELDS => {
+                    Ok(Msg::Item(i)) => batch.push(i),
+                    Ok(Msg::Close(ack)) => closing = Some(ack),
+                    Err(_) if batch.len() * 2 < last_group && lingered < LINGER_YIELDS => {
                         // The callers the last group answered are sending
                         // their next writes: let them in rather than start a
                         // small group they would all queue behind.
@@ -823,35 +792,21 @@ async fn work(
                 // The other connections finish what is queued, then stop.
                 rx.close();
             }
-        }
-        last_group = group.len();
-        if group.is_empty() {
+            batch
+        };
+        last_group = batch.len();
+        if batch.is_empty() {
             continue;
         }
         let before = statements.load(Ordering::Relaxed);
-        metrics::histogram!(crate::metrics::WRITER_BATCH).record(group.len() as f64);
-        // The next group is prepared during this one's COMMIT unless the
-        // writer is closing (what queued behind the close is not run).
-        let queue = Queue { rx: &rx, max_batch };
-        let outcome = run_batch(
-            &mut ctx,
-            group,
-            &fanout,
-            true,
-            closing.is_none().then_some(&queue),
-        )
-        .await;
-        ahead = outcome.ahead;
+        metrics::histogram!(crate::metrics::WRITER_BATCH).record(batch.len() as f64);
+        let retry = run_batch(&mut ctx, batch, &fanout, true).await;
         // A group whose statement failed: its commands again, one per group
         // (a lone command too, once: on PostgreSQL its failure may have been
         // another group's doing, a request_id recorded meanwhile or a
-        // deadlock), before what queued behind them.
-        for entry in outcome.retry {
-            let lone = Group {
-                items: vec![Item::Command(entry)],
-                ..Group::default()
-            };
-            run_batch(&mut ctx, lone, &fanout, false, None).await;
+        // deadlock).
+        for entry in retry {
+            run_batch(&mut ctx, vec![Item::Command(entry)], &fanout, false).await;
         }
         metrics::histogram!(crate::metrics::WRITER_GROUP_STATEMENTS)
             .record(statements.load(Ordering::Relaxed).saturating_sub(before) as f64);
@@ -863,66 +818,6 @@ async fn work(
     }
     let _ = ctx.conn.close().await;
     closing
-}
-
-/// The requests of a group, as taken from the queue.
-#[derive(Default)]
-struct Group {
-    /// Commands applied in memory while the group before committed (see
-    /// [`prepare`]): their writes, events and answers wait in the writer's
-    /// state until this group begins.
-    applied: Vec<Box<dyn Entry>>,
-    /// The others, in the order they came.
-    items: Vec<Item>,
-    /// The close request, if it came with them.
-    closing: Option<oneshot::Sender<()>>,
-}
-
-impl Group {
-    fn len(&self) -> usize {
-        self.applied.len() + self.items.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Adds what came from the queue; a close request goes to `closing`.
-    fn push(&mut self, msg: Msg, closing: &mut Option<oneshot::Sender<()>>) {
-        match msg {
-            Msg::Item(i) => self.items.push(i),
-            Msg::Close(ack) => *closing = Some(ack),
-        }
-    }
-
-    /// Commands applied ahead that must run again from the start, put back
-    /// in front of the others.
-    fn unapply(&mut self) {
-        let mut items: Vec<Item> = std::mem::take(&mut self.applied)
-            .into_iter()
-            .map(|mut entry| {
-                entry.reset();
-                Item::Command(entry)
-            })
-            .collect();
-        items.append(&mut self.items);
-        self.items = items;
-    }
-}
-
-/// The queue, for a group to take the next one from during its COMMIT.
-struct Queue<'q> {
-    rx: &'q tokio::sync::Mutex<mpsc::Receiver<Msg>>,
-    max_batch: usize,
-}
-
-/// What running a group leaves to do.
-#[derive(Default)]
-struct Outcome {
-    /// Its commands, to retry one per group (a statement failed).
-    retry: Vec<Box<dyn Entry>>,
-    /// The next group, if it was taken during the COMMIT.
-    ahead: Group,
 }
 
 /// Where committed groups go.
@@ -965,64 +860,34 @@ enum Ran {
 
 /// Runs and commits one group. If a statement fails in a group of several
 /// requests, its commands are handed back to be retried one at a time (jobs
-/// cannot be run twice: they are answered with the error). With `queue`
-/// (SQLite), the next group is taken and prepared during the COMMIT.
+/// cannot be run twice: they are answered with the error).
 async fn run_batch(
     ctx: &mut WriteCtx,
-    group: Group,
+    batch: Vec<Item>,
     fanout: &Fanout,
     first_try: bool,
-    queue: Option<&Queue<'_>>,
-) -> Outcome {
+) -> Vec<Box<dyn Entry>> {
     let hub = &fanout.hub;
-    let alone = group.len() == 1;
-    let Group {
-        applied,
-        items: batch,
-        closing,
-    } = group;
-    // A close request is the loop's, which takes it before a group runs.
-    debug_assert!(closing.is_none());
-    if applied.is_empty() {
-        ctx.now = chrono::Utc::now();
-        ctx.events.clear();
-        ctx.working = Working::default();
-        ctx.committed.rolled_back();
-        ctx.known = Some(Known::default());
-    }
+    ctx.now = chrono::Utc::now();
+    ctx.events.clear();
+    ctx.working = Working::default();
+    ctx.committed.rolled_back();
+    ctx.known = Some(Known::default());
+    let alone = batch.len() == 1;
     if let Err(e) = begin(ctx).await {
         tracing::error!(error = %e, "could not begin a write transaction");
         let _ = exec(&mut ctx.conn, "ROLLBACK").await;
-        ctx.committed.rolled_back();
-        for entry in applied {
-            entry.finish(Err(group_failed(&e)));
-        }
         for item in batch {
             // A job dropped unrun answers its caller with an internal error.
             if let Item::Command(entry) = item {
                 entry.finish(Err(group_failed(&e)));
             }
         }
-        return Outcome::default();
+        return Vec::new();
     }
-    let mut ran: Vec<Ran> = Vec::with_capacity(applied.len() + batch.len());
+    let mut ran: Vec<Ran> = Vec::with_capacity(batch.len());
     let mut broken: Option<Error> = None;
     let mut items = batch.into_iter().peekable();
-    if !applied.is_empty() {
-        // The commands that queued during the COMMIT join the applied ones
-        // in one write.
-        let prepared = applied.len();
-        let mut run = applied;
-        while let Some(Item::Command(_)) = items.peek() {
-            if let Some(Item::Command(next)) = items.next() {
-                run.push(next);
-            }
-        }
-        if let Err(e) = write_applied(ctx, &mut run, prepared).await {
-            broken = Some(e);
-        }
-        ran.extend(run.into_iter().map(Ran::Command));
-    }
     while let Some(item) = items.next() {
         if broken.is_some() {
             // The transaction is unusable: jobs are dropped unrun (which
@@ -1059,7 +924,7 @@ async fn run_batch(
                     if let Err(e) = end {
                         tracing::error!(error = %e, "rollback failed");
                     }
-                    return Outcome::default();
+                    return Vec::new();
                 }
                 ran.push(Ran::Job(ok, finish));
             }
@@ -1099,50 +964,13 @@ async fn run_batch(
             .iter()
             .map(|e| (e.incident.as_ref().map(|s| s.id), e.kind)),
     );
-    let logged = match broken {
+    let commit = match broken {
         Some(e) => Err(e),
-        None => ctx.write_log(hub.components(), &mut ran).await,
-    };
-    // The group's events, out of the writer's state: the next group's go
-    // there if it is prepared during the COMMIT.
-    let events = std::mem::take(&mut ctx.events);
-    let mut ahead = Group::default();
-    let queue = queue.filter(|_| first_try && ctx.conn.dialect() == Dialect::Sqlite);
-    // Whether the writer took the group as committed before its COMMIT
-    // answered.
-    let mut pipelined = false;
-    let commit = match (logged, queue) {
-        (Err(e), _) => Err(e),
-        (Ok(logged), Some(queue)) => {
-            // The next group is applied on top of this one, as if it had
-            // committed; if it does not, what the writer kept of incidents
-            // is dropped below, and the next group runs again.
-            ctx.committed.committed();
-            pipelined = true;
-            let base = ctx.base + events.len() as u64;
-            let mut lent = ctx.conn.lend();
-            // Biased: the COMMIT is handed to SQLite's thread at its first
-            // poll, before the preparation takes this one. Joined, never
-            // raced: a COMMIT dropped unanswered would leave its outcome
-            // unknown.
-            let (end, next) = tokio::join!(biased; end(&mut lent, None), prepare(ctx, queue, base));
-            ctx.conn.give_back(lent);
-            ahead = next;
-            end.map(|()| logged)
-        }
-        (Ok(logged), None) => {
-            let sql = ctx.commit_sql.as_deref().filter(|_| !events.is_empty());
-            match end(&mut ctx.conn, sql).await {
-                Ok(()) => {
-                    ctx.committed.committed();
-                    Ok(logged)
-                }
-                Err(e) => Err(e),
-            }
-        }
+        None => ctx.commit(hub.components(), &mut ran).await,
     };
     match commit {
         Ok((published, renamed)) => {
+            ctx.committed.committed();
             if let Some(last) = published.last() {
                 ctx.head = last.stored.keys.sequence;
             }
@@ -1157,10 +985,7 @@ async fn run_batch(
                     Ran::Command(entry) => entry.finish(Ok(())),
                 }
             }
-            Outcome {
-                retry: Vec::new(),
-                ahead,
-            }
+            Vec::new()
         }
         Err(e) => {
             tracing::error!(error = %e, "group commit failed; rolling back the group");
@@ -1168,23 +993,12 @@ async fn run_batch(
             // A COMMIT whose answer was lost may have committed: its
             // commands, retried, are answered from their request_id records,
             // and the incident cache must not keep what they changed.
-            for e in &events {
+            for e in &ctx.events {
                 hub.incidents().forget(&e.keys());
             }
             ctx.events.clear();
             ctx.working = Working::default();
-            if pipelined {
-                // What the writer kept of incidents took this group as
-                // committed, and the next group was applied on top of it.
-                ctx.committed.forget_all();
-                if !ahead.applied.is_empty() {
-                    metrics::counter!(crate::metrics::WRITER_PREPARED, "outcome" => "commit_failed")
-                        .increment(1);
-                    ahead.unapply();
-                }
-            } else {
-                ctx.committed.rolled_back();
-            }
+            ctx.committed.rolled_back();
             let mut retry = Vec::new();
             for r in ran {
                 match r {
@@ -1195,137 +1009,9 @@ async fn run_batch(
                     Ran::Command(entry) => entry.finish(Err(group_failed(&e))),
                 }
             }
-            Outcome { retry, ahead }
+            retry
         }
     }
-}
-
-/// Takes the next group from the queue while this one's COMMIT runs on
-/// SQLite's thread, and applies its leading commands in memory on top of
-/// this group, as numbered from `base`: their rules, what they stage and
-/// their answers. They are written once the group begins (see
-/// [`write_applied`]). The connection is lent to the COMMIT: a command
-/// that needs the database (a row the writer does not hold, a reference
-/// number) makes its stand-in remember it, and the commands are run again
-/// in their group, as if never prepared.
-async fn prepare(ctx: &mut WriteCtx, queue: &Queue<'_>, base: u64) -> Group {
-    let mut next = Group::default();
-    #[cfg(test)]
-    ctx.pause(Pause::Take).await;
-    // The loop waits for the COMMIT, not for the queue: it is free.
-    let Ok(mut rx) = queue.rx.try_lock() else {
-        return next;
-    };
-    let mut closing = None;
-    while next.len() < queue.max_batch && closing.is_none() {
-        match rx.try_recv() {
-            Ok(msg) => next.push(msg, &mut closing),
-            Err(_) => break,
-        }
-    }
-    if closing.is_some() {
-        rx.close();
-    }
-    drop(rx);
-    next.closing = closing;
-    let leading = next
-        .items
-        .iter()
-        .take_while(|i| matches!(i, Item::Command(_)))
-        .count();
-    if leading == 0 {
-        return next;
-    }
-    let mut run: Vec<Box<dyn Entry>> = Vec::with_capacity(leading);
-    let rest = next.items.split_off(leading);
-    for item in std::mem::replace(&mut next.items, rest) {
-        if let Item::Command(entry) = item {
-            run.push(entry);
-        }
-    }
-    ctx.now = chrono::Utc::now();
-    ctx.base = base;
-    ctx.events.clear();
-    ctx.working = Working::default();
-    ctx.known = Some(Known::default());
-    let applied = apply_all(ctx, &mut run, false).await;
-    next.applied = run;
-    if applied.is_err() || ctx.conn.asked() {
-        metrics::counter!(crate::metrics::WRITER_PREPARED, "outcome" => "needs_read").increment(1);
-        ctx.committed.rolled_back();
-        next.unapply();
-    } else {
-        metrics::counter!(crate::metrics::WRITER_PREPARED, "outcome" => "applied").increment(1);
-        ctx.prepared.fetch_add(1, Ordering::Relaxed);
-        #[cfg(test)]
-        ctx.pause(Pause::Applied).await;
-    }
-    next
-}
-
-/// Where a test may hold the preparation of a group.
-#[cfg(test)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Pause {
-    /// Before it takes from the queue.
-    Take,
-    /// After it applied what it took.
-    Applied,
-}
-
-#[cfg(test)]
-impl WriteCtx {
-    /// Waits until the test resumes (or drops) the pause, if it asked for
-    /// pauses.
-    async fn pause(&mut self, at: Pause) {
-        if let Some(pauses) = &self.pauses {
-            let (resume, resumed) = oneshot::channel();
-            if pauses.send((at, resume)).is_ok() {
-                let _ = resumed.await;
-            }
-        }
-    }
-}
-
-/// Writes the first `prepared` commands of `run`, which [`prepare`]
-/// applied, with the rest, which queued since, now that their group began.
-/// The request_id records of all are read first (not read while preparing:
-/// the answer of a request the group before committed must be replayed, not
-/// made again); if one of the applied commands has one, all run again as
-/// commands not yet applied.
-async fn write_applied(
-    ctx: &mut WriteCtx,
-    run: &mut [Box<dyn Entry>],
-    prepared: usize,
-) -> Result<()> {
-    let keys: Vec<&RequestKey> = run.iter().filter_map(|e| e.key()).collect();
-    let found: Vec<(RequestKey, (Vec<u8>, String))> =
-        super::request_ids::find_many(&mut ctx.conn, &keys)
-            .await?
-            .into_iter()
-            .map(|(key, record)| (key.clone(), record))
-            .collect();
-    let recorded = found.iter().any(|(key, _)| {
-        run[..prepared]
-            .iter()
-            .any(|e| e.key().is_some_and(|k| k.same_request(key)))
-    });
-    if recorded {
-        metrics::counter!(crate::metrics::WRITER_PREPARED, "outcome" => "recorded").increment(1);
-        for entry in run[..prepared].iter_mut() {
-            entry.reset();
-        }
-        ctx.events.clear();
-        ctx.working = Working::default();
-        ctx.committed.rolled_back();
-        ctx.known = Some(Known::default());
-        return run_commands(ctx, run).await;
-    }
-    for (key, record) in found {
-        ctx.working.remember_request_id(&key, record);
-    }
-    apply_all(ctx, &mut run[prepared..], false).await?;
-    batch::flush(ctx).await
 }
 
 /// What a caller is told when its group could not begin or commit: a lost
@@ -1341,28 +1027,11 @@ fn group_failed(e: &Error) -> Error {
 /// Runs consecutive commands set-wise: one read of what they need, each
 /// applied in memory (a refused one leaves nothing), one write of the rest.
 async fn run_commands(ctx: &mut WriteCtx, run: &mut [Box<dyn Entry>]) -> Result<()> {
-    apply_all(ctx, run, true).await?;
-    // Also for a run that wrote no rows (notes are events only): it still
-    // read the incidents its events are about.
-    batch::flush(ctx).await
-}
-
-/// Reads what consecutive commands need (their request_id records too, if
-/// `request_ids`) and applies each in memory, keeping what those not
-/// refused stage.
-async fn apply_all(
-    ctx: &mut WriteCtx,
-    run: &mut [Box<dyn Entry>],
-    request_ids: bool,
-) -> Result<()> {
     let mut needs = Needs::default();
     for entry in run.iter() {
         entry.needs(&mut needs);
     }
-    let keys: Vec<&RequestKey> = match request_ids {
-        true => run.iter().filter_map(|e| e.key()).collect(),
-        false => Vec::new(),
-    };
+    let keys: Vec<&RequestKey> = run.iter().filter_map(|e| e.key()).collect();
     batch::prefetch(ctx, &needs, &keys).await?;
     for entry in run.iter_mut() {
         if let Some(key) = entry.key()
@@ -1373,14 +1042,6 @@ async fn apply_all(
         }
         let mut tx = Tx::new(ctx);
         let response = entry.apply(&mut tx).await?;
-        if tx.asked_lent_connection() {
-            // Prepared on a lent connection, it needed the database: what
-            // it answered is not its answer, and what comes after it may
-            // rest on it.
-            return Err(Error::Internal(
-                "a prepared command needs the database".into(),
-            ));
-        }
         if let Some(response) = response {
             tx.keep();
             if let Some(key) = entry.key() {
@@ -1388,7 +1049,9 @@ async fn apply_all(
             }
         }
     }
-    Ok(())
+    // Also for a run that wrote no rows (notes are events only): it still
+    // read the incidents its events are about.
+    batch::flush(ctx).await
 }
 
 async fn exec(conn: &mut Conn, sql: &'static str) -> Result<()> {
@@ -1468,7 +1131,7 @@ async fn take_log(ctx: &mut WriteCtx) -> Result<Numbering> {
 mod tests {
     use super::*;
     use crate::domain::incident::NewStatusUpdate;
-    use crate::domain::{Incident, IncidentId, IncidentStatus, Visibility};
+    use crate::domain::{Incident, IncidentId, Visibility};
     use crate::service::incidents::PostStatusUpdate;
     use crate::service::timeline::AddNote;
     use crate::store::Store;
@@ -1682,358 +1345,5 @@ mod tests {
         assert_eq!(*sequences.last().unwrap() as u64, note.sequence);
         drop(conn);
         store.close().await;
-    }
-
-    type Pauses = mpsc::UnboundedReceiver<(Pause, oneshot::Sender<()>)>;
-
-    /// Makes every preparation of a group (during the COMMIT of the group
-    /// before it) wait at each [`Pause`] until the test resumes it; the
-    /// first to wait is that of the group that installs the hook. Dropping
-    /// the receiver lets the writer go on without waiting.
-    fn pause_preparations(store: &Store) -> Pauses {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let s = store.clone();
-        tokio::spawn(async move {
-            s.write(move |ctx| {
-                Box::pin(async move {
-                    ctx.pauses = Some(tx);
-                    Ok(())
-                })
-            })
-            .await
-            .unwrap();
-        });
-        rx
-    }
-
-    /// The next pause at `at`; pauses elsewhere before it are resumed.
-    async fn pause_at(pauses: &mut Pauses, at: Pause) -> oneshot::Sender<()> {
-        loop {
-            let (pause, resume) = pauses.recv().await.expect("the writer pauses");
-            if pause == at {
-                return resume;
-            }
-            let _ = resume.send(());
-        }
-    }
-
-    fn post_setting(id: IncidentId, n: usize, status: IncidentStatus) -> PostStatusUpdate {
-        let mut post = post(id, n);
-        post.new.status = Some(status);
-        post
-    }
-
-    /// Queues `commands` while the writer is paused in a COMMIT window.
-    fn queue<C: Command>(
-        store: &Store,
-        commands: Vec<C>,
-    ) -> Vec<tokio::task::JoinHandle<Result<C::Output>>> {
-        commands
-            .into_iter()
-            .map(|c| {
-                let s = store.clone();
-                tokio::spawn(async move { s.execute(None, c).await })
-            })
-            .collect()
-    }
-
-    async fn answers<T>(posts: Vec<tokio::task::JoinHandle<Result<T>>>) -> Vec<Result<T>> {
-        let mut out = Vec::new();
-        for p in posts {
-            out.push(p.await.unwrap());
-        }
-        out
-    }
-
-    async fn stored_incident(store: &Store, id: IncidentId) -> Incident {
-        let mut conn = store.reader().await.unwrap();
-        crate::store::incidents::load(&mut conn, id)
-            .await
-            .unwrap()
-            .unwrap()
-    }
-
-    fn note(id: IncidentId, text: &str) -> AddNote {
-        AddNote {
-            actor: "ana".into(),
-            incident_id: id,
-            text: text.into(),
-            visibility: Visibility::Internal,
-            occur_time: None,
-        }
-    }
-
-    /// Writes that queue while a group commits are applied during its
-    /// COMMIT and written once their own group begins: each answered with
-    /// what is stored, numbered right after the group before them.
-    #[tokio::test]
-    async fn commands_queued_during_a_commit_are_prepared_and_answered_as_stored() {
-        let (_dir, store) = open().await;
-        let incident = declare(&store).await;
-        let mut pauses = pause_preparations(&store);
-        let resume = pause_at(&mut pauses, Pause::Take).await;
-        let first = queue(&store, vec![note(incident.id, "first")]);
-        until_queued(&store, 1).await;
-        let update = queue(
-            &store,
-            vec![post_setting(incident.id, 1, IncidentStatus::Identified)],
-        );
-        until_queued(&store, 2).await;
-        let last = queue(&store, vec![note(incident.id, "last")]);
-        until_queued(&store, 3).await;
-        let prepared = store.groups_prepared();
-        resume.send(()).unwrap();
-        // The prepared group's own COMMIT window: it was applied ahead.
-        let resume = pause_at(&mut pauses, Pause::Take).await;
-        assert_eq!(
-            store.groups_prepared(),
-            prepared + 1,
-            "applied during the COMMIT"
-        );
-        drop(pauses);
-        resume.send(()).unwrap();
-        let first = answers(first).await.remove(0).expect("the first note");
-        let (_, updated) = answers(update).await.remove(0).expect("the update");
-        let last = answers(last).await.remove(0).expect("the last note");
-        // The update logs its status change as an event of its own.
-        assert_eq!(
-            (first.sequence, last.sequence),
-            (2, 5),
-            "after the declaration, in order"
-        );
-        let stored = stored_incident(&store, incident.id).await;
-        assert_eq!(stored.status, IncidentStatus::Identified);
-        assert_eq!(updated, stored, "answered as stored");
-        let mut conn = store.reader().await.unwrap();
-        let sequences = assert_log_has_no_gap(&mut conn, "the prepared group").await;
-        assert_eq!(
-            sequences.len(),
-            5,
-            "the declaration, two notes and the update"
-        );
-        drop(conn);
-        store.close().await;
-    }
-
-    /// A declaration needs the next reference number from the database: the
-    /// group it queued in is not applied during the COMMIT before it (the
-    /// connection is lent to that COMMIT) but runs in its turn, and the
-    /// update queued with it too.
-    #[tokio::test]
-    async fn a_command_that_needs_the_database_runs_in_its_group_instead() {
-        let (_dir, store) = open().await;
-        let incident = declare(&store).await;
-        let mut pauses = pause_preparations(&store);
-        let resume = pause_at(&mut pauses, Pause::Take).await;
-        let update = queue(&store, vec![post(incident.id, 0)]);
-        until_queued(&store, 1).await;
-        let declared = queue(&store, vec![declaration(vec![])]);
-        until_queued(&store, 2).await;
-        let prepared = store.groups_prepared();
-        drop(pauses);
-        resume.send(()).unwrap();
-        answers(update).await.remove(0).expect("the update");
-        let declared = answers(declared).await.remove(0).expect("the declaration");
-        assert_eq!(declared.number, incident.number + 1);
-        assert_eq!(store.groups_prepared(), prepared, "not applied ahead");
-        let mut conn = store.reader().await.unwrap();
-        assert_log_has_no_gap(&mut conn, "the declaration").await;
-        drop(conn);
-        store.close().await;
-    }
-
-    /// A retry queued while its first attempt commits: prepared without
-    /// reading request_ids, it finds the first attempt's record once its
-    /// group begins, runs again and is answered with the first answer.
-    #[tokio::test]
-    async fn a_retry_prepared_during_its_first_attempts_commit_replays_it() {
-        let (_dir, store) = open().await;
-        let incident = declare(&store).await;
-        let key = RequestKey {
-            caller: "ana".into(),
-            method: "PostStatusUpdate",
-            request_id: "retry-1".into(),
-            fingerprint: vec![1, 2, 3],
-        };
-        let keyed = |store: &Store| {
-            let (s, key) = (store.clone(), key.clone());
-            tokio::spawn(async move { s.execute(Some(key), post(incident.id, 0)).await })
-        };
-        let mut pauses = pause_preparations(&store);
-        let resume = pause_at(&mut pauses, Pause::Take).await;
-        let first = keyed(&store);
-        until_queued(&store, 1).await;
-        resume.send(()).unwrap();
-        // The first attempt's COMMIT window.
-        let resume = pause_at(&mut pauses, Pause::Take).await;
-        let retry = keyed(&store);
-        until_queued(&store, 1).await;
-        let prepared = store.groups_prepared();
-        drop(pauses);
-        resume.send(()).unwrap();
-        let (first, _) = first.await.unwrap().expect("the first attempt");
-        let (retried, _) = retry.await.unwrap().expect("the retry");
-        assert_eq!(
-            retried, first,
-            "the retry is answered with the first answer"
-        );
-        assert_eq!(
-            store.groups_prepared(),
-            prepared + 1,
-            "the retry was prepared"
-        );
-        let mut conn = store.reader().await.unwrap();
-        let updates: i64 = crate::store::db::query_scalar("SELECT count(*) FROM status_updates")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(updates, 1, "one status update stored");
-        assert_log_has_no_gap(&mut conn, "the retry").await;
-        drop(conn);
-        store.close().await;
-    }
-
-    /// Makes the COMMIT of any group that logs an event of `incident` fail
-    /// (a deferred foreign key that a trigger breaks), on the writer's
-    /// connection only; returns a job that undoes it.
-    async fn fail_commits_of(store: &Store, incident: IncidentId) {
-        store
-            .write(move |ctx| {
-                Box::pin(async move {
-                    for sql in [
-                        "CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)".to_owned(),
-                        "CREATE TEMP TABLE child (parent INTEGER \
-                         REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
-                            .to_owned(),
-                        format!(
-                            "CREATE TEMP TRIGGER fail_commit AFTER INSERT ON events \
-                             WHEN NEW.incident_id = '{incident}' \
-                             BEGIN INSERT INTO child VALUES (1); END"
-                        ),
-                    ] {
-                        crate::store::db::query(sql).execute(ctx.conn()).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .await
-            .unwrap();
-    }
-
-    /// A group whose COMMIT fails while the next one was applied during it:
-    /// the next one runs again from the start, after the failed group's
-    /// commands are retried; nothing of the failed group is kept, in the
-    /// database or in what the writer remembers of the incident.
-    #[tokio::test]
-    async fn a_failed_commit_runs_the_group_prepared_during_it_again() {
-        let (_dir, store) = open().await;
-        let (failing, other) = (declare(&store).await, declare(&store).await);
-        fail_commits_of(&store, failing.id).await;
-        let mut pauses = pause_preparations(&store);
-        let resume = pause_at(&mut pauses, Pause::Take).await;
-        let doomed = queue(
-            &store,
-            vec![post_setting(failing.id, 0, IncidentStatus::Identified)],
-        );
-        until_queued(&store, 1).await;
-        resume.send(()).unwrap();
-        // The doomed group's COMMIT window.
-        let resume = pause_at(&mut pauses, Pause::Take).await;
-        let notes = queue(&store, vec![note(other.id, "one"), note(other.id, "two")]);
-        until_queued(&store, 2).await;
-        let prepared = store.groups_prepared();
-        drop(pauses);
-        resume.send(()).unwrap();
-        assert!(
-            answers(doomed).await.remove(0).is_err(),
-            "the group whose COMMIT fails"
-        );
-        let notes: Vec<_> = answers(notes)
-            .await
-            .into_iter()
-            .map(|n| n.expect("the notes commit"))
-            .collect();
-        assert_eq!(
-            store.groups_prepared(),
-            prepared + 1,
-            "the notes were prepared"
-        );
-        let mut conn = store.reader().await.unwrap();
-        let sequences = assert_log_has_no_gap(&mut conn, "the failed group").await;
-        let numbered: Vec<u64> = notes.iter().map(|n| n.sequence).collect();
-        assert_eq!(
-            numbered,
-            vec![3, 4],
-            "numbered after the declarations, not after the failed group"
-        );
-        assert_eq!(sequences.len(), 4);
-        let updates: i64 = crate::store::db::query_scalar("SELECT count(*) FROM status_updates")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(updates, 0, "nothing of the failed group");
-        drop(conn);
-        store
-            .write(|ctx| {
-                Box::pin(async move {
-                    crate::store::db::query("DROP TRIGGER temp.fail_commit")
-                        .execute(ctx.conn())
-                        .await?;
-                    Ok(())
-                })
-            })
-            .await
-            .unwrap();
-        // What the writer remembers of the incident is as stored, not as the
-        // failed group left it.
-        let (_, after) = store
-            .execute(None, post(failing.id, 1))
-            .await
-            .expect("the incident takes updates again");
-        assert_eq!(after.status, IncidentStatus::Investigating);
-        assert_eq!(after, stored_incident(&store, failing.id).await);
-        store.close().await;
-    }
-
-    /// Statements of the group of two status updates, both queued before the
-    /// COMMIT before it (`topped_up`: the second queued after the first was
-    /// applied during that COMMIT).
-    async fn statements_of_prepared_group(topped_up: bool) -> u64 {
-        let (_dir, store) = open().await;
-        let incident = declare(&store).await;
-        let mut pauses = pause_preparations(&store);
-        let resume = pause_at(&mut pauses, Pause::Take).await;
-        let mut posts = queue(&store, vec![post(incident.id, 0)]);
-        until_queued(&store, 1).await;
-        if !topped_up {
-            posts.extend(queue(&store, vec![post(incident.id, 1)]));
-            until_queued(&store, 2).await;
-        }
-        resume.send(()).unwrap();
-        let resume = pause_at(&mut pauses, Pause::Applied).await;
-        if topped_up {
-            posts.extend(queue(&store, vec![post(incident.id, 1)]));
-            until_queued(&store, 1).await;
-        }
-        drop(pauses);
-        let before = store.statements_written();
-        resume.send(()).unwrap();
-        for answer in answers(posts).await {
-            answer.expect("the update commits");
-        }
-        let statements = store.statements_written() - before;
-        assert_eq!(store.groups_prepared(), 1);
-        store.close().await;
-        statements
-    }
-
-    /// Commands that queue after the next group was applied during a COMMIT
-    /// join it in the same statements, not in statements of their own.
-    #[tokio::test]
-    async fn commands_queued_after_a_group_was_prepared_join_its_statements() {
-        assert_eq!(
-            statements_of_prepared_group(true).await,
-            statements_of_prepared_group(false).await
-        );
     }
 }
