@@ -1131,7 +1131,7 @@ async fn take_log(ctx: &mut WriteCtx) -> Result<Numbering> {
 mod tests {
     use super::*;
     use crate::domain::incident::NewStatusUpdate;
-    use crate::domain::{Incident, IncidentId, Visibility};
+    use crate::domain::{Incident, IncidentId, IncidentStatus, Visibility};
     use crate::service::incidents::PostStatusUpdate;
     use crate::service::timeline::AddNote;
     use crate::store::Store;
@@ -1343,6 +1343,114 @@ mod tests {
         assert_eq!(updates, vec![update.id.to_string()]);
         let sequences = assert_log_has_no_gap(&mut conn, "the bad command").await;
         assert_eq!(*sequences.last().unwrap() as u64, note.sequence);
+        drop(conn);
+        store.close().await;
+    }
+
+    /// Makes the COMMIT of any group that logs an event of `incident` fail,
+    /// on the writer's connection only: a trigger breaks a deferred foreign
+    /// key, which SQLite checks at COMMIT and then leaves the transaction
+    /// open.
+    async fn fail_commits_of(store: &Store, incident: IncidentId) {
+        store
+            .write(move |ctx| {
+                Box::pin(async move {
+                    for sql in [
+                        "CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)".to_owned(),
+                        "CREATE TEMP TABLE child (parent INTEGER \
+                         REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+                            .to_owned(),
+                        format!(
+                            "CREATE TEMP TRIGGER fail_commit AFTER INSERT ON events \
+                             WHEN NEW.incident_id = '{incident}' \
+                             BEGIN INSERT INTO child VALUES (1); END"
+                        ),
+                    ] {
+                        crate::store::db::query(sql).execute(ctx.conn()).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+    }
+
+    /// A group whose COMMIT fails is rolled back and its commands retried one
+    /// per group: the one whose COMMIT fails again fails alone, the others
+    /// commit, numbered without a gap, and what the writer remembers of the
+    /// incident is as stored, not as the failed group left it.
+    #[tokio::test]
+    async fn a_group_whose_commit_fails_is_retried_one_by_one() {
+        let (_dir, store) = open().await;
+        let (failing, other) = (declare(&store).await, declare(&store).await);
+        fail_commits_of(&store, failing.id).await;
+        let (release, held) = hold_writer(&store).await;
+        let mut doomed = post(failing.id, 0);
+        doomed.new.status = Some(IncidentStatus::Identified);
+        let s = store.clone();
+        let doomed = tokio::spawn(async move { s.execute(None, doomed).await });
+        until_queued(&store, 1).await;
+        let mut notes = Vec::new();
+        for (n, text) in ["one", "two"].into_iter().enumerate() {
+            let s = store.clone();
+            notes.push(tokio::spawn(async move {
+                s.execute(
+                    None,
+                    AddNote {
+                        actor: "ana".into(),
+                        incident_id: other.id,
+                        text: text.into(),
+                        visibility: Visibility::Internal,
+                        occur_time: None,
+                    },
+                )
+                .await
+            }));
+            until_queued(&store, n + 2).await;
+        }
+        release.send(()).unwrap();
+        held.await.unwrap();
+        assert!(doomed.await.unwrap().is_err(), "its COMMIT fails each time");
+        let mut sequences = Vec::new();
+        for note in notes {
+            sequences.push(note.await.unwrap().expect("the notes commit").sequence);
+        }
+        assert_eq!(sequences, vec![3, 4], "numbered after the declarations");
+        let mut conn = store.reader().await.unwrap();
+        assert_eq!(
+            assert_log_has_no_gap(&mut conn, "the failed group")
+                .await
+                .len(),
+            4
+        );
+        let updates: i64 = crate::store::db::query_scalar("SELECT count(*) FROM status_updates")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(updates, 0, "nothing of the failed update");
+        drop(conn);
+        store
+            .write(|ctx| {
+                Box::pin(async move {
+                    crate::store::db::query("DROP TRIGGER temp.fail_commit")
+                        .execute(ctx.conn())
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+        let (_, after) = store
+            .execute(None, post(failing.id, 1))
+            .await
+            .expect("the incident takes updates again");
+        assert_eq!(after.status, IncidentStatus::Investigating);
+        let mut conn = store.reader().await.unwrap();
+        let stored = crate::store::incidents::load(&mut conn, failing.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after, stored, "answered as stored");
         drop(conn);
         store.close().await;
     }
