@@ -1410,7 +1410,10 @@ mod tests {
         }
         release.send(()).unwrap();
         held.await.unwrap();
-        assert!(doomed.await.unwrap().is_err(), "its COMMIT fails each time");
+        match doomed.await.unwrap() {
+            Err(Error::Internal(m)) if m.contains("FOREIGN KEY") => {}
+            other => panic!("its COMMIT fails each time, on the foreign key: {other:?}"),
+        }
         let mut sequences = Vec::new();
         for note in notes {
             sequences.push(note.await.unwrap().expect("the notes commit").sequence);
@@ -1444,7 +1447,11 @@ mod tests {
             .execute(None, post(failing.id, 1))
             .await
             .expect("the incident takes updates again");
-        assert_eq!(after.status, IncidentStatus::Investigating);
+        assert_eq!(
+            after.status,
+            IncidentStatus::Investigating,
+            "the failed group's status is not remembered"
+        );
         let mut conn = store.reader().await.unwrap();
         let stored = crate::store::incidents::load(&mut conn, failing.id)
             .await
