@@ -1167,10 +1167,7 @@ mod tests {
             "the refused delete left nothing"
         );
         assert_eq!(second.version, 1);
-        let events: i64 = crate::store::db::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+        let events = crate::store::testing::count_rows(&mut conn, "events").await;
         assert_eq!(events, 6, "created, 3 items created, 1 closed, 1 deleted");
         drop(conn);
         store.close().await;

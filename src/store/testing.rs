@@ -94,6 +94,14 @@ pub async fn hold_writer(store: &Store) -> (oneshot::Sender<()>, tokio::task::Jo
     (release, job)
 }
 
+/// The rows `table` holds.
+pub async fn count_rows(conn: &mut super::db::Conn, table: &str) -> i64 {
+    super::db::query_scalar(format!("SELECT count(*) FROM {table}"))
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
 /// Waits until `n` writes wait for the writer.
 pub async fn until_queued(store: &Store, n: usize) {
     while store.writes_queued() < n {

@@ -1135,10 +1135,34 @@ mod tests {
     use crate::service::incidents::PostStatusUpdate;
     use crate::service::timeline::AddNote;
     use crate::store::Store;
-    use crate::store::testing::{declaration, hold_writer, open, until_queued};
+    use crate::store::testing::{count_rows, declaration, hold_writer, open, until_queued};
 
     async fn declare(store: &Store) -> Incident {
         store.execute(None, declaration(vec![])).await.unwrap()
+    }
+
+    /// Runs `sql` on the writer's connection, where the temporary tables and
+    /// triggers a test plants live.
+    async fn on_writer(store: &Store, sql: String) {
+        store
+            .write(move |ctx| {
+                Box::pin(async move {
+                    crate::store::db::query(sql).execute(ctx.conn()).await?;
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+    }
+
+    fn note(incident_id: IncidentId, text: &str) -> AddNote {
+        AddNote {
+            actor: "ana".into(),
+            incident_id,
+            text: text.into(),
+            visibility: Visibility::Internal,
+            occur_time: None,
+        }
     }
 
     fn post(id: IncidentId, n: usize) -> PostStatusUpdate {
@@ -1179,10 +1203,7 @@ mod tests {
         }
         let statements = store.statements_written() - before;
         let mut conn = store.reader().await.unwrap();
-        let stored: i64 = crate::store::db::query_scalar("SELECT count(*) FROM status_updates")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+        let stored = count_rows(&mut conn, "status_updates").await;
         assert_eq!(stored, n as i64, "every update of the group is stored");
         drop(conn);
         store.close().await;
@@ -1245,22 +1266,16 @@ mod tests {
     async fn a_group_whose_log_insert_ends_the_transaction_is_retried_one_by_one() {
         let (_dir, store) = open().await;
         let (kept, refused) = (declare(&store).await, declare(&store).await);
-        let refused_id = refused.id.to_string();
-        store
-            .write(move |ctx| {
-                Box::pin(async move {
-                    crate::store::db::query(format!(
-                        "CREATE TEMP TRIGGER refuse_log BEFORE INSERT ON events \
-                         WHEN NEW.incident_id = '{refused_id}' \
-                         BEGIN SELECT RAISE(ROLLBACK, 'the log refuses it'); END"
-                    ))
-                    .execute(ctx.conn())
-                    .await?;
-                    Ok(())
-                })
-            })
-            .await
-            .unwrap();
+        on_writer(
+            &store,
+            format!(
+                "CREATE TEMP TRIGGER refuse_log BEFORE INSERT ON events \
+                 WHEN NEW.incident_id = '{}' \
+                 BEGIN SELECT RAISE(ROLLBACK, 'the log refuses it'); END",
+                refused.id
+            ),
+        )
+        .await;
         let (release, held) = hold_writer(&store).await;
         let mut posts = Vec::new();
         for (n, id) in [kept.id, refused.id, kept.id].into_iter().enumerate() {
@@ -1310,39 +1325,28 @@ mod tests {
         let bad = tokio::spawn(async move { s.execute(None, DuplicateNumber(bad_incident)).await });
         until_queued(&store, 2).await;
         let s = store.clone();
-        let note = tokio::spawn(async move {
-            s.execute(
-                None,
-                AddNote {
-                    actor: "ana".into(),
-                    incident_id: incident.id,
-                    text: "still here".into(),
-                    visibility: Visibility::Internal,
-                    occur_time: None,
-                },
-            )
-            .await
-        });
+        let later =
+            tokio::spawn(async move { s.execute(None, note(incident.id, "still here")).await });
         until_queued(&store, 3).await;
         release.send(()).unwrap();
         held.await.unwrap();
         let (update, _) = good.await.unwrap().expect("the update before it commits");
         assert!(bad.await.unwrap().is_err(), "the bad command fails");
-        let note = note.await.unwrap().expect("the note after it commits");
-        assert!(note.sequence > 0);
+        let later = later.await.unwrap().expect("the note after it commits");
+        assert!(later.sequence > 0);
         let mut conn = store.reader().await.unwrap();
-        let incidents: i64 = crate::store::db::query_scalar("SELECT count(*) FROM incidents")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(incidents, 1, "nothing of the bad command is stored");
+        assert_eq!(
+            count_rows(&mut conn, "incidents").await,
+            1,
+            "nothing of the bad command is stored"
+        );
         let updates: Vec<String> = crate::store::db::query_scalar("SELECT id FROM status_updates")
             .fetch_all(&mut conn)
             .await
             .unwrap();
         assert_eq!(updates, vec![update.id.to_string()]);
         let sequences = assert_log_has_no_gap(&mut conn, "the bad command").await;
-        assert_eq!(*sequences.last().unwrap() as u64, note.sequence);
+        assert_eq!(*sequences.last().unwrap() as u64, later.sequence);
         drop(conn);
         store.close().await;
     }
@@ -1352,27 +1356,19 @@ mod tests {
     /// key, which SQLite checks at COMMIT and then leaves the transaction
     /// open.
     async fn fail_commits_of(store: &Store, incident: IncidentId) {
-        store
-            .write(move |ctx| {
-                Box::pin(async move {
-                    for sql in [
-                        "CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)".to_owned(),
-                        "CREATE TEMP TABLE child (parent INTEGER \
-                         REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
-                            .to_owned(),
-                        format!(
-                            "CREATE TEMP TRIGGER fail_commit AFTER INSERT ON events \
-                             WHEN NEW.incident_id = '{incident}' \
-                             BEGIN INSERT INTO child VALUES (1); END"
-                        ),
-                    ] {
-                        crate::store::db::query(sql).execute(ctx.conn()).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .await
-            .unwrap();
+        for sql in [
+            "CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)".to_owned(),
+            "CREATE TEMP TABLE child (parent INTEGER \
+             REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+                .to_owned(),
+            format!(
+                "CREATE TEMP TRIGGER fail_commit AFTER INSERT ON events \
+                 WHEN NEW.incident_id = '{incident}' \
+                 BEGIN INSERT INTO child VALUES (1); END"
+            ),
+        ] {
+            on_writer(store, sql).await;
+        }
     }
 
     /// A group whose COMMIT fails is rolled back and its commands retried one
@@ -1394,17 +1390,7 @@ mod tests {
         for (n, text) in ["one", "two"].into_iter().enumerate() {
             let s = store.clone();
             notes.push(tokio::spawn(async move {
-                s.execute(
-                    None,
-                    AddNote {
-                        actor: "ana".into(),
-                        incident_id: other.id,
-                        text: text.into(),
-                        visibility: Visibility::Internal,
-                        occur_time: None,
-                    },
-                )
-                .await
+                s.execute(None, note(other.id, text)).await
             }));
             until_queued(&store, n + 2).await;
         }
@@ -1415,8 +1401,8 @@ mod tests {
             other => panic!("its COMMIT fails each time, on the foreign key: {other:?}"),
         }
         let mut sequences = Vec::new();
-        for note in notes {
-            sequences.push(note.await.unwrap().expect("the notes commit").sequence);
+        for added in notes {
+            sequences.push(added.await.unwrap().expect("the notes commit").sequence);
         }
         assert_eq!(sequences, vec![3, 4], "numbered after the declarations");
         let mut conn = store.reader().await.unwrap();
@@ -1426,23 +1412,13 @@ mod tests {
                 .len(),
             4
         );
-        let updates: i64 = crate::store::db::query_scalar("SELECT count(*) FROM status_updates")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(updates, 0, "nothing of the failed update");
+        assert_eq!(
+            count_rows(&mut conn, "status_updates").await,
+            0,
+            "nothing of the failed update"
+        );
         drop(conn);
-        store
-            .write(|ctx| {
-                Box::pin(async move {
-                    crate::store::db::query("DROP TRIGGER temp.fail_commit")
-                        .execute(ctx.conn())
-                        .await?;
-                    Ok(())
-                })
-            })
-            .await
-            .unwrap();
+        on_writer(&store, "DROP TRIGGER temp.fail_commit".into()).await;
         let (_, after) = store
             .execute(None, post(failing.id, 1))
             .await
